@@ -1,0 +1,311 @@
+"""DynamoDB repositories (PynamoDB). PynamoDB models live only here; services see domain models.
+
+Table names come from `FunctionSettings`; model classes are built per table name so tests and the
+local mode can point the same code at other tables without import-time environment tricks.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from typing import Any
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    MapAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    VersionAttribute,
+)
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from cmlcm.domain.errors import ConcurrentModification, Conflict, NotFound, ValidationFailed
+from cmlcm.domain.settings import Settings
+from cmlcm.domain.workers import Worker, WorkerStatus
+from cmlcm.ports import Page, WorkerQuery
+
+#: The sparse active index has one partition; terminated workers drop out of it.
+ACTIVE_SHARD = "ACTIVE"
+#: Saves in `save_many` run on a few threads: each is one conditional PutItem.
+_SAVE_THREADS = 16
+
+
+def encode_token(key: dict[str, Any] | None) -> str | None:
+    """Opaque pagination token for a DynamoDB LastEvaluatedKey."""
+    if not key:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode().rstrip("=")
+
+
+def decode_token(token: str | None) -> dict[str, Any] | None:
+    """Inverse of `encode_token`; a token that was not made by it is a 422 naming `next_token`."""
+    if not token:
+        return None
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        key = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise ValidationFailed("next_token is not a token this API issued", field="next_token") from exc
+    if not isinstance(key, dict):
+        raise ValidationFailed("next_token is not a token this API issued", field="next_token")
+    return key
+
+
+def _is_condition_failure(exc: Exception) -> bool:
+    return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
+
+
+class ActiveIndex(GlobalSecondaryIndex["WorkerItem"]):
+    class Meta:
+        index_name = "active-index"
+        projection = AllProjection()
+
+    active_shard = UnicodeAttribute(hash_key=True)
+    worker_id = UnicodeAttribute(range_key=True)
+
+
+class InstanceIndex(GlobalSecondaryIndex["WorkerItem"]):
+    class Meta:
+        index_name = "instance-index"
+        projection = AllProjection()
+
+    instance_id = UnicodeAttribute(hash_key=True)
+
+
+class WorkerItem(Model):
+    """Storage shape of a worker. Scalars are top-level (indexes and filters use them)."""
+
+    class Meta:
+        table_name = "cmlcm-workers"
+        billing_mode = "PAY_PER_REQUEST"
+
+    worker_id = UnicodeAttribute(hash_key=True)
+    active_shard = UnicodeAttribute(null=True)
+    instance_id = UnicodeAttribute(null=True)
+    name = UnicodeAttribute()
+    region = UnicodeAttribute()
+    instance_type = UnicodeAttribute(null=True)
+    ami_id = UnicodeAttribute(null=True)
+    ami_name = UnicodeAttribute(null=True)
+    owner = UnicodeAttribute(null=True)
+    tags = MapAttribute(null=True)
+    status = UnicodeAttribute()
+    service_status = UnicodeAttribute()
+    ec2_state = UnicodeAttribute(null=True)
+    public_ip = UnicodeAttribute(null=True)
+    private_ip = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    status_changed_at = UnicodeAttribute()
+    status_reason = UnicodeAttribute(null=True)
+    idle_detection_enabled = BooleanAttribute()
+    detailed_monitoring = BooleanAttribute()
+    pause_count = NumberAttribute()
+    resume_count = NumberAttribute()
+    last_pause_reason = UnicodeAttribute(null=True)
+    last_paused_at = UnicodeAttribute(null=True)
+    last_resumed_at = UnicodeAttribute(null=True)
+    metrics = MapAttribute(null=True)
+    licence = MapAttribute(null=True)
+    last_error = MapAttribute(null=True)
+    version = VersionAttribute()
+
+    active_index = ActiveIndex()
+    instance_index = InstanceIndex()
+
+
+class OperationItem(Model):
+    """Generic item of the operations table: settings, job heartbeats, idempotency keys, limits."""
+
+    class Meta:
+        table_name = "cmlcm-operations"
+        billing_mode = "PAY_PER_REQUEST"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    data = MapAttribute(null=True)
+    expires_at = TTLAttribute(null=True)
+    version = VersionAttribute()
+
+
+@lru_cache(maxsize=None)
+def bind(model: type[Model], table_name: str, region: str) -> type[Model]:
+    """A subclass of `model` pointing at `table_name` in `region` (PynamoDB keeps these on Meta)."""
+    meta = type("Meta", (model.Meta,), {"table_name": table_name, "region": region})
+    return type(model.__name__, (model,), {"Meta": meta})
+
+
+def _plain(value: Any) -> Any:
+    """PynamoDB raw maps come back as MapAttribute objects; turn them into plain dicts."""
+    if isinstance(value, MapAttribute):
+        return {k: _plain(v) for k, v in value.as_dict().items()}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def worker_to_item(model: type[WorkerItem], worker: Worker) -> WorkerItem:
+    data = worker.model_dump(mode="json", exclude={"version"})
+    item = model(**data)
+    item.active_shard = ACTIVE_SHARD if worker.is_active else None
+    if worker.version:  # unset means "new item": PynamoDB then writes attribute_not_exists
+        item.version = worker.version
+    return item
+
+
+def item_to_worker(item: WorkerItem) -> Worker:
+    data = {name: _plain(getattr(item, name)) for name in Worker.model_fields if name != "version"}
+    data["tags"] = data.get("tags") or {}
+    return Worker.model_validate({**data, "version": item.version or 0})
+
+
+class DynamoWorkerRepository:
+    """`WorkerRepository` on the workers table, with optimistic locking on `version`."""
+
+    def __init__(self, table_name: str, region: str) -> None:
+        self._model: type[WorkerItem] = bind(WorkerItem, table_name, region)  # type: ignore[assignment]
+
+    def get(self, worker_id: str) -> Worker:
+        try:
+            return item_to_worker(self._model.get(worker_id, consistent_read=True))
+        except DoesNotExist:
+            raise NotFound(f"worker {worker_id} not found", field="worker_id") from None
+
+    def find_by_instance_id(self, instance_id: str) -> Worker | None:
+        for item in self._model.instance_index.query(instance_id, limit=1):
+            return item_to_worker(item)
+        return None
+
+    def add(self, worker: Worker) -> Worker:
+        item = worker_to_item(self._model, worker.model_copy(update={"version": 0}))
+        try:
+            item.save()
+        except PutError as exc:
+            if _is_condition_failure(exc):
+                raise Conflict(f"worker {worker.worker_id} already exists", field="worker_id") from exc
+            raise
+        return worker.model_copy(update={"version": item.version})
+
+    def save(self, worker: Worker) -> Worker:
+        if worker.version < 1:
+            raise ValueError("save() takes a stored worker; use add() for a new one")
+        item = worker_to_item(self._model, worker)
+        try:
+            item.save()
+        except PutError as exc:
+            if _is_condition_failure(exc):
+                raise ConcurrentModification(
+                    f"worker {worker.worker_id} was changed by someone else", field="version"
+                ) from exc
+            raise
+        return worker.model_copy(update={"version": item.version})
+
+    def save_many(self, workers: Sequence[Worker]) -> tuple[list[Worker], list[tuple[Worker, Exception]]]:
+        saved: list[Worker] = []
+        failed: list[tuple[Worker, Exception]] = []
+        if not workers:
+            return saved, failed
+
+        def one(worker: Worker) -> tuple[Worker, Worker | None, Exception | None]:
+            try:
+                return worker, self.save(worker), None
+            except (ConcurrentModification, PutError) as exc:
+                return worker, None, exc
+
+        with ThreadPoolExecutor(max_workers=min(_SAVE_THREADS, len(workers))) as pool:
+            for worker, result, error in pool.map(one, workers):
+                if result is not None:
+                    saved.append(result)
+                else:
+                    failed.append((worker, error))  # type: ignore[arg-type]
+        return saved, failed
+
+    def delete(self, worker_id: str) -> None:
+        try:
+            self._model(worker_id).delete(condition=self._model.worker_id.exists(), add_version_condition=False)
+        except DeleteError as exc:
+            if _is_condition_failure(exc):
+                raise NotFound(f"worker {worker_id} not found", field="worker_id") from exc
+            raise
+
+    def list(self, query: WorkerQuery) -> Page[Worker]:
+        condition = None
+        if query.status is not None:
+            condition = self._model.status == query.status.value
+        if query.region is not None:
+            by_region = self._model.region == query.region
+            condition = by_region if condition is None else condition & by_region
+        start = decode_token(query.next_token)
+        if query.include_terminated or query.status == WorkerStatus.TERMINATED:
+            results = self._model.scan(
+                filter_condition=condition, limit=query.limit, last_evaluated_key=start
+            )
+        else:
+            results = self._model.active_index.query(
+                ACTIVE_SHARD, filter_condition=condition, limit=query.limit, last_evaluated_key=start
+            )
+        items = [item_to_worker(item) for item in results]
+        more = len(items) == query.limit
+        return Page(items=items, next_token=encode_token(results.last_evaluated_key) if more else None)
+
+    def iter_active(self) -> Iterator[Worker]:
+        for item in self._model.active_index.query(ACTIVE_SHARD):
+            yield item_to_worker(item)
+
+
+SETTINGS_PK = "SETTINGS"
+SETTINGS_SK = "GLOBAL"
+
+
+class DynamoSettingsRepository:
+    """The settings document, one item in the operations table."""
+
+    def __init__(self, table_name: str, region: str) -> None:
+        self._model: type[OperationItem] = bind(OperationItem, table_name, region)  # type: ignore[assignment]
+
+    def get(self) -> Settings:
+        try:
+            item = self._model.get(SETTINGS_PK, SETTINGS_SK, consistent_read=True)
+        except DoesNotExist:
+            return Settings()
+        return Settings.model_validate({**_plain(item.data), "version": item.version or 0})
+
+    def save(self, settings: Settings) -> Settings:
+        item = self._model(
+            SETTINGS_PK, SETTINGS_SK, data=settings.model_dump(mode="json", exclude={"version"})
+        )
+        if settings.version:
+            item.version = settings.version
+        try:
+            item.save()
+        except PutError as exc:
+            if _is_condition_failure(exc):
+                raise ConcurrentModification("settings were changed by someone else", field="version") from exc
+            raise
+        return settings.model_copy(update={"version": item.version})
+
+
+def create_tables(workers_table: str, operations_table: str, region: str) -> None:
+    """Create the tables if missing (local mode and tests; CDK owns them in AWS)."""
+    for model, name in ((WorkerItem, workers_table), (OperationItem, operations_table)):
+        bound = bind(model, name, region)
+        if not bound.exists():
+            bound.create_table(wait=True)
+
+
+__all__ = [
+    "DynamoSettingsRepository",
+    "DynamoWorkerRepository",
+    "OperationItem",
+    "WorkerItem",
+    "bind",
+    "create_tables",
+]

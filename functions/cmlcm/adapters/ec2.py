@@ -1,0 +1,156 @@
+"""EC2 adapter: describe/start/stop/terminate batched to API limits, paginated, bisected on failure.
+
+One `Ec2Gateway` per region. Mutations take many ids at once and report per-id outcomes: a bad id
+never fails the other ids of the batch (the batch is split in halves until the culprit is alone).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from cmlcm.adapters.aws import client, map_client_error
+from cmlcm.ports import BulkResult, InstanceInfo
+
+#: DescribeInstances accepts at most 1000 instance ids per call (InstanceIds + MaxResults pages).
+DESCRIBE_BATCH = 1000
+#: Start/Stop/TerminateInstances: keep each call to a size EC2 handles in one request.
+MUTATE_BATCH = 1000
+
+
+def chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _instance_info(raw: dict[str, Any]) -> InstanceInfo:
+    return InstanceInfo(
+        instance_id=raw["InstanceId"],
+        state=raw.get("State", {}).get("Name", "unknown"),
+        instance_type=raw.get("InstanceType"),
+        image_id=raw.get("ImageId"),
+        public_ip=raw.get("PublicIpAddress"),
+        private_ip=raw.get("PrivateIpAddress"),
+        launch_time=raw.get("LaunchTime"),
+        tags={t["Key"]: t["Value"] for t in raw.get("Tags", [])},
+        monitoring=raw.get("Monitoring", {}).get("State"),
+    )
+
+
+def _not_found_ids(exc: ClientError) -> set[str]:
+    """EC2 names the unknown ids in the message of InvalidInstanceID.NotFound."""
+    message = exc.response.get("Error", {}).get("Message", "")
+    return {token.strip("'\",.") for token in message.replace(",", " ").split() if token.strip("'\",.").startswith("i-")}
+
+
+class Ec2Gateway:
+    """`Ec2Port` for one region."""
+
+    def __init__(self, region: str, ec2_client: Any | None = None) -> None:
+        self.region = region
+        self._ec2 = ec2_client or client("ec2", region)
+
+    # --- reads ---
+
+    def describe(self, instance_ids: Iterable[str]) -> dict[str, InstanceInfo]:
+        ids = sorted(set(instance_ids))
+        found: dict[str, InstanceInfo] = {}
+        for batch in chunks(ids, DESCRIBE_BATCH):
+            found.update(self._describe_batch(list(batch)))
+        return found
+
+    def _describe_batch(self, ids: list[str]) -> dict[str, InstanceInfo]:
+        # One unknown id fails the whole call; drop the ids EC2 names and ask again.
+        while ids:
+            try:
+                return {info.instance_id: info for info in self._paginate_instances(InstanceIds=ids)}
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "InvalidInstanceID.NotFound":
+                    raise map_client_error(exc, action="DescribeInstances") from exc
+                missing = _not_found_ids(exc) & set(ids)
+                if not missing:
+                    raise map_client_error(exc, action="DescribeInstances") from exc
+                ids = [i for i in ids if i not in missing]
+        return {}
+
+    def _paginate_instances(self, **kwargs: Any) -> Iterator[InstanceInfo]:
+        paginator = self._ec2.get_paginator("describe_instances")
+        for page in paginator.paginate(**kwargs):
+            for reservation in page.get("Reservations", []):
+                for raw in reservation.get("Instances", []):
+                    yield _instance_info(raw)
+
+    def find(self, filters: list[dict[str, Any]]) -> list[InstanceInfo]:
+        """Instances matching EC2 filters (all pages)."""
+        try:
+            return list(self._paginate_instances(Filters=filters))
+        except ClientError as exc:
+            raise map_client_error(exc, action="DescribeInstances") from exc
+
+    def status_checks(self, instance_ids: Iterable[str]) -> dict[str, tuple[str | None, str | None]]:
+        """(system status, instance status) per id, e.g. ("ok", "initializing")."""
+        ids = sorted(set(instance_ids))
+        result: dict[str, tuple[str | None, str | None]] = {}
+        paginator = self._ec2.get_paginator("describe_instance_status")
+        for batch in chunks(ids, DESCRIBE_BATCH):
+            try:
+                for page in paginator.paginate(InstanceIds=list(batch), IncludeAllInstances=True):
+                    for raw in page.get("InstanceStatuses", []):
+                        result[raw["InstanceId"]] = (
+                            raw.get("SystemStatus", {}).get("Status"),
+                            raw.get("InstanceStatus", {}).get("Status"),
+                        )
+            except ClientError as exc:
+                raise map_client_error(exc, action="DescribeInstanceStatus") from exc
+        return result
+
+    # --- mutations ---
+
+    def start(self, instance_ids: Sequence[str]) -> BulkResult:
+        return self._bulk("StartInstances", lambda ids: self._ec2.start_instances(InstanceIds=ids), instance_ids)
+
+    def stop(self, instance_ids: Sequence[str]) -> BulkResult:
+        return self._bulk("StopInstances", lambda ids: self._ec2.stop_instances(InstanceIds=ids), instance_ids)
+
+    def terminate(self, instance_ids: Sequence[str]) -> BulkResult:
+        return self._bulk(
+            "TerminateInstances", lambda ids: self._ec2.terminate_instances(InstanceIds=ids), instance_ids
+        )
+
+    def _bulk(self, action: str, call: Callable[[list[str]], Any], instance_ids: Sequence[str]) -> BulkResult:
+        result = BulkResult(succeeded=[], failed={})
+        for batch in chunks(list(dict.fromkeys(instance_ids)), MUTATE_BATCH):
+            self._bisect(action, call, list(batch), result)
+        return result
+
+    def _bisect(self, action: str, call: Callable[[list[str]], Any], ids: list[str], result: BulkResult) -> None:
+        try:
+            call(ids)
+        except ClientError as exc:
+            if len(ids) == 1:
+                result.failed[ids[0]] = map_client_error(exc, action=action)
+                return
+            middle = len(ids) // 2
+            self._bisect(action, call, ids[:middle], result)
+            self._bisect(action, call, ids[middle:], result)
+            return
+        result.succeeded.extend(ids)
+
+    def set_tags(self, instance_id: str, *, add: dict[str, str], remove: Iterable[str]) -> None:
+        remove = list(remove)
+        try:
+            if add:
+                self._ec2.create_tags(
+                    Resources=[instance_id], Tags=[{"Key": k, "Value": v} for k, v in add.items()]
+                )
+            if remove:
+                self._ec2.delete_tags(Resources=[instance_id], Tags=[{"Key": k} for k in remove])
+        except ClientError as exc:
+            raise map_client_error(exc, action="CreateTags/DeleteTags") from exc
+
+    def enable_detailed_monitoring(self, instance_id: str) -> None:
+        try:
+            self._ec2.monitor_instances(InstanceIds=[instance_id])
+        except ClientError as exc:
+            raise map_client_error(exc, action="MonitorInstances") from exc

@@ -1,0 +1,50 @@
+"""Every function's environment as one pydantic settings model, read once per cold start.
+
+Missing or malformed variables fail fast at import of the handler, not on the first request.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class FunctionSettings(BaseSettings):
+    """Environment shared by all Lambda functions (CDK sets each variable; local mode too)."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    aws_region: str = Field(default="us-east-1", alias="AWS_REGION")
+    workers_table: str = Field(default="cmlcm-workers", alias="WORKERS_TABLE")
+    labs_table: str = Field(default="cmlcm-labs", alias="LABS_TABLE")
+    operations_table: str = Field(default="cmlcm-operations", alias="OPERATIONS_TABLE")
+    metrics_table: str = Field(default="cmlcm-metrics", alias="METRICS_TABLE")
+    #: Regions the fleet may live in; requests naming another region are rejected (422).
+    supported_regions: str = Field(default="us-east-1,us-west-2,eu-west-1", alias="SUPPORTED_REGIONS")
+    #: Secrets Manager secret (JSON {"username","password"}) with the CML admin credentials.
+    cml_credentials_secret: str = Field(default="cmlcm/cml-credentials", alias="CML_CREDENTIALS_SECRET")
+    #: How a worker's CML base URL is built: its public IP, private IP, or a template (local mode).
+    cml_endpoint_mode: Literal["public", "private", "template"] = Field(default="private", alias="CML_ENDPOINT_MODE")
+    #: With mode "template": e.g. http://127.0.0.1:8701/controllers/{instance_id}/api/v0
+    cml_endpoint_template: str = Field(default="", alias="CML_ENDPOINT_TEMPLATE")
+    #: "true" verifies with the system CAs, "false" disables verification (explicit only),
+    #: anything else is a path to a CA bundle (CML ships a self-signed certificate).
+    cml_tls_verify: str = Field(default="true", alias="CML_TLS_VERIFY")
+    cml_timeout_seconds: float = Field(default=10.0, alias="CML_TIMEOUT_SECONDS", gt=0)
+    cml_concurrency: int = Field(default=50, alias="CML_CONCURRENCY", ge=1, le=1000)
+    provision_state_machine_arn: str = Field(default="", alias="PROVISION_STATE_MACHINE_ARN")
+    collect_state_machine_arn: str = Field(default="", alias="COLLECT_STATE_MACHINE_ARN")
+    metrics_sample_ttl_hours: int = Field(default=24, alias="METRICS_SAMPLE_TTL_HOURS", ge=1)
+    refresh_min_interval_seconds: int = Field(default=30, alias="REFRESH_MIN_INTERVAL_SECONDS", ge=1)
+
+    @property
+    def regions(self) -> tuple[str, ...]:
+        return tuple(r.strip() for r in self.supported_regions.split(",") if r.strip())
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> FunctionSettings:
+    """The settings of this process, read once (tests call `get_settings.cache_clear()`)."""
+    return FunctionSettings()

@@ -1,0 +1,264 @@
+"""The worker aggregate: identity, status with an explicit transition table, and value objects.
+
+Pure domain code: no AWS, HTTP or DynamoDB. Time comes in as an argument; every change returns
+a new immutable `Worker`, so services can compare before/after and write only what changed.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cmlcm.domain.errors import IllegalTransition, ValidationFailed
+
+#: Tags the product owns on every instance it manages; users cannot edit or remove them.
+MANAGED_BY_TAG = "ManagedBy"
+MANAGED_BY_VALUE = "CmlCloudManager"
+WORKER_ID_TAG = "WorkerId"
+RESERVED_TAGS = frozenset({MANAGED_BY_TAG, WORKER_ID_TAG})
+
+
+class WorkerStatus(StrEnum):
+    PENDING = "pending"
+    PROVISIONING = "provisioning"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    STARTING = "starting"
+    TERMINATING = "terminating"
+    TERMINATED = "terminated"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+#: Transitions a request (user, saga, idle policy) may make. Observations of EC2 reality are
+#: handled by `Worker.observe_ec2_state`, because reality is never "illegal", only recorded.
+ALLOWED_TRANSITIONS: dict[WorkerStatus, frozenset[WorkerStatus]] = {
+    WorkerStatus.PENDING: frozenset({WorkerStatus.PROVISIONING, WorkerStatus.FAILED, WorkerStatus.TERMINATING}),
+    WorkerStatus.PROVISIONING: frozenset({WorkerStatus.RUNNING, WorkerStatus.FAILED, WorkerStatus.TERMINATING}),
+    WorkerStatus.RUNNING: frozenset({WorkerStatus.STOPPING, WorkerStatus.TERMINATING, WorkerStatus.FAILED}),
+    WorkerStatus.STOPPING: frozenset({WorkerStatus.STOPPED, WorkerStatus.TERMINATING}),
+    WorkerStatus.STOPPED: frozenset({WorkerStatus.STARTING, WorkerStatus.TERMINATING}),
+    WorkerStatus.STARTING: frozenset({WorkerStatus.RUNNING, WorkerStatus.STOPPING, WorkerStatus.TERMINATING}),
+    WorkerStatus.TERMINATING: frozenset({WorkerStatus.TERMINATED, WorkerStatus.FAILED}),
+    WorkerStatus.TERMINATED: frozenset(),
+    WorkerStatus.FAILED: frozenset({WorkerStatus.TERMINATING, WorkerStatus.TERMINATED}),
+    WorkerStatus.UNKNOWN: frozenset(
+        {WorkerStatus.STARTING, WorkerStatus.STOPPING, WorkerStatus.TERMINATING, WorkerStatus.FAILED}
+    ),
+}
+
+#: Statuses that still may own a live instance: the active-workers index holds exactly these.
+ACTIVE_STATUSES = frozenset(set(WorkerStatus) - {WorkerStatus.TERMINATED})
+
+_EC2_TO_WORKER = {
+    "pending": WorkerStatus.STARTING,
+    "running": WorkerStatus.RUNNING,
+    "stopping": WorkerStatus.STOPPING,
+    "stopped": WorkerStatus.STOPPED,
+    "shutting-down": WorkerStatus.TERMINATING,
+    "terminated": WorkerStatus.TERMINATED,
+}
+
+
+def worker_status_from_ec2(ec2_state: str | None) -> WorkerStatus:
+    """The one mapping from an EC2 instance state name to a worker status."""
+    if ec2_state is None:
+        return WorkerStatus.UNKNOWN
+    return _EC2_TO_WORKER.get(ec2_state, WorkerStatus.UNKNOWN)
+
+
+class ServiceStatus(StrEnum):
+    """State of the CML service on the worker, as its REST API reports it."""
+
+    AVAILABLE = "available"
+    BOOTING = "booting"
+    UNREACHABLE = "unreachable"
+    UNKNOWN = "unknown"
+
+
+class _Value(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class WorkerError(_Value):
+    """The last fault seen on this worker (AWS or CML), recorded instead of raised."""
+
+    source: Literal["ec2", "cloudwatch", "cml", "provisioning", "reconciler", "licence"]
+    kind: str
+    message: str
+    at: datetime
+
+
+class WorkerMetrics(_Value):
+    """One collected snapshot of a worker's health and usage."""
+
+    collected_at: datetime
+    ec2_state: str | None = None
+    system_status: str | None = None
+    instance_status: str | None = None
+    cpu_percent: float | None = None
+    memory_percent: float | None = None
+    cml_version: str | None = None
+    cml_ready: bool | None = None
+    cml_cpu_percent: float | None = None
+    cml_memory_percent: float | None = None
+    cml_disk_percent: float | None = None
+    labs_total: int | None = None
+    labs_running: int | None = None
+    nodes_total: int | None = None
+    nodes_running: int | None = None
+    licensed: bool | None = None
+    last_activity_at: datetime | None = None
+
+    def same_reading(self, other: WorkerMetrics | None) -> bool:
+        """True when nothing but the collection time differs (so no write is needed)."""
+        if other is None:
+            return False
+        return self.model_dump(exclude={"collected_at"}) == other.model_dump(exclude={"collected_at"})
+
+
+class LicenceOperation(StrEnum):
+    NONE = "none"
+    REGISTERING = "registering"
+    DEREGISTERING = "deregistering"
+
+
+class Licence(_Value):
+    """A worker's CML licence as last seen, plus the progress of the operation in flight."""
+
+    registration_status: str | None = None
+    authorization_status: str | None = None
+    expires: str | None = None
+    operation: LicenceOperation = LicenceOperation.NONE
+    operation_state: Literal["pending", "completed", "failed"] | None = None
+    operation_reason: str | None = None
+    operation_started_at: datetime | None = None
+    operation_deadline: datetime | None = None
+    #: Name/ARN of the secret holding the registration token: the token itself is never stored.
+    token_secret_ref: str | None = None
+
+
+class Worker(BaseModel):
+    """A CML worker: one EC2 instance running a CML controller, managed by this product."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    worker_id: str
+    name: str
+    region: str
+    instance_id: str | None = None
+    instance_type: str | None = None
+    ami_id: str | None = None
+    ami_name: str | None = None
+    owner: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    status: WorkerStatus = WorkerStatus.PENDING
+    service_status: ServiceStatus = ServiceStatus.UNKNOWN
+    ec2_state: str | None = None
+    public_ip: str | None = None
+    private_ip: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    status_changed_at: datetime
+    status_reason: str | None = None
+    idle_detection_enabled: bool = True
+    detailed_monitoring: bool = False
+    pause_count: int = 0
+    resume_count: int = 0
+    last_pause_reason: str | None = None
+    last_paused_at: datetime | None = None
+    last_resumed_at: datetime | None = None
+    metrics: WorkerMetrics | None = None
+    licence: Licence | None = None
+    last_error: WorkerError | None = None
+    #: Optimistic-locking version; 0 means "never stored".
+    version: int = 0
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    def transition(self, to: WorkerStatus, *, now: datetime, reason: str | None = None) -> Worker:
+        """Move to `to` if the table allows it, else raise `IllegalTransition` (HTTP 409)."""
+        if to == self.status:
+            raise IllegalTransition(
+                f"worker {self.worker_id} is already {self.status.value}", field="status"
+            )
+        if to not in ALLOWED_TRANSITIONS[self.status]:
+            raise IllegalTransition(
+                f"worker {self.worker_id} cannot go from {self.status.value} to {to.value}",
+                field="status",
+            )
+        return self.model_copy(
+            update={"status": to, "status_changed_at": now, "updated_at": now, "status_reason": reason}
+        )
+
+    def observe_ec2_state(
+        self,
+        ec2_state: str | None,
+        *,
+        now: datetime,
+        public_ip: str | None = None,
+        private_ip: str | None = None,
+    ) -> Worker:
+        """Record what EC2 reports. Reality always wins, except that a FAILED worker stays FAILED
+        (the reconciler decides about it) and a TERMINATED worker never comes back."""
+        observed = worker_status_from_ec2(ec2_state)
+        update: dict[str, object] = {"ec2_state": ec2_state}
+        if public_ip is not None or private_ip is not None:
+            update["public_ip"] = public_ip
+            update["private_ip"] = private_ip
+        keep = self.status in (WorkerStatus.FAILED, WorkerStatus.TERMINATED)
+        # While the saga provisions, EC2's "pending" is part of provisioning, not a restart.
+        provisioning = self.status in (WorkerStatus.PENDING, WorkerStatus.PROVISIONING) and observed in (
+            WorkerStatus.STARTING,
+            WorkerStatus.RUNNING,
+        )
+        if not keep and not provisioning and observed != self.status:
+            update.update(status=observed, status_changed_at=now, status_reason=f"ec2 reports {ec2_state}")
+        changed = self.model_copy(update=update)
+        return changed if changed == self else changed.model_copy(update={"updated_at": now})
+
+    def pause(self, *, now: datetime, reason: str) -> Worker:
+        """Stop a running worker on purpose (idle or by hand), counting it and keeping the reason."""
+        stopped = self.transition(WorkerStatus.STOPPING, now=now, reason=f"paused: {reason}")
+        return stopped.model_copy(
+            update={"pause_count": self.pause_count + 1, "last_pause_reason": reason, "last_paused_at": now}
+        )
+
+    def resume(self, *, now: datetime) -> Worker:
+        """Start a paused worker again, counting the resume."""
+        if self.last_paused_at is None or (
+            self.last_resumed_at is not None and self.last_resumed_at >= self.last_paused_at
+        ):
+            raise IllegalTransition(f"worker {self.worker_id} is not paused", field="status")
+        started = self.transition(WorkerStatus.STARTING, now=now, reason="resumed")
+        return started.model_copy(update={"resume_count": self.resume_count + 1, "last_resumed_at": now})
+
+    def with_tags(self, tags: dict[str, str | None], *, mode: Literal["merge", "replace"], now: datetime) -> Worker:
+        """New tag set: `merge` sets the given keys and removes keys given as null; `replace`
+        makes the user tags exactly the given ones. Reserved tags are kept and cannot be set."""
+        for key in tags:
+            if key in RESERVED_TAGS:
+                raise ValidationFailed(f"tag {key!r} is reserved and cannot be changed", field=f"tags.{key}")
+        if mode == "replace":
+            new = {k: v for k, v in self.tags.items() if k in RESERVED_TAGS}
+            new.update({k: v for k, v in tags.items() if v is not None})
+        else:
+            new = dict(self.tags)
+            for k, v in tags.items():
+                if v is None:
+                    new.pop(k, None)
+                else:
+                    new[k] = v
+        return self.model_copy(update={"tags": new, "updated_at": now})
+
+    def record_error(self, error: WorkerError) -> Worker:
+        return self.model_copy(update={"last_error": error, "updated_at": error.at})
+
+    def touch(self, now: datetime, **changes: object) -> Worker:
+        """Apply plain attribute changes (already validated by the caller) and stamp the time."""
+        return self.model_copy(update={**changes, "updated_at": now})

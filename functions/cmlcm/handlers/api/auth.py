@@ -1,0 +1,66 @@
+"""Roles from Cognito group claims, checked in one place.
+
+API Gateway's Cognito authorizer has already verified the token; this module only reads the
+`cognito:groups` claim and compares the caller's highest role with what the route requires.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import IntEnum
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+
+from cmlcm.domain.errors import Forbidden
+
+
+class Role(IntEnum):
+    """Ordered: each role can do everything the roles below it can."""
+
+    VIEWER = 1
+    OPERATOR = 2
+    ADMIN = 3
+
+
+def parse_groups(raw: Any) -> set[str]:
+    """API Gateway passes groups as "a,b", "[a b]" or a list, depending on the path taken."""
+    if raw is None:
+        return set()
+    if isinstance(raw, list):
+        return {str(g).strip() for g in raw if str(g).strip()}
+    text = str(raw).strip().strip("[]")
+    return {g for g in text.replace(",", " ").split() if g}
+
+
+def caller_role(claims: dict[str, Any] | None) -> Role | None:
+    """The highest role named by the caller's groups, or None for no known group."""
+    groups = parse_groups((claims or {}).get("cognito:groups"))
+    roles = [Role[g.upper()] for g in groups if g.upper() in Role.__members__]
+    return max(roles) if roles else None
+
+
+def caller_claims(event: Any) -> dict[str, Any]:
+    context = event.get("requestContext") or {}
+    return (context.get("authorizer") or {}).get("claims") or {}
+
+
+def requires(minimum: Role) -> Callable[[Any, NextMiddleware], Response]:
+    """Route middleware: 403 unless the caller's role is at least `minimum`."""
+
+    def check(app: Any, next_middleware: NextMiddleware) -> Response:
+        role = caller_role(caller_claims(app.current_event.raw_event))
+        if role is None or role < minimum:
+            raise Forbidden(
+                f"this action needs the {minimum.name.lower()} role"
+                + (f"; you are {role.name.lower()}" if role else "; you have no role")
+            )
+        return next_middleware(app)
+
+    check.__name__ = f"requires_{minimum.name.lower()}"
+    return check
+
+
+def caller_name(event: Any) -> str | None:
+    claims = caller_claims(event)
+    return claims.get("email") or claims.get("cognito:username") or claims.get("sub")

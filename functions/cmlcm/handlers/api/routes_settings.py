@@ -1,0 +1,32 @@
+"""Settings and health routes."""
+from __future__ import annotations
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+from cmlcm.config import get_settings
+from cmlcm.domain.errors import ValidationFailed
+from cmlcm.domain.settings import Settings
+from cmlcm.handlers.api import deps
+from cmlcm.handlers.api.auth import Role, requires
+from cmlcm.handlers.api.models import SettingsBody
+
+router = Router()
+
+
+@router.get("/settings", middlewares=[requires(Role.VIEWER)], summary="Read the fleet settings")
+def get_settings_doc() -> Settings:
+    return deps.ports().settings.get()
+
+
+@router.put("/settings", middlewares=[requires(Role.ADMIN)], summary="Replace the fleet settings")
+def put_settings(body: SettingsBody) -> Settings:
+    supported = get_settings().regions
+    for region in body.region_defaults:
+        if region not in supported:
+            raise ValidationFailed(
+                f"region {region!r} is not supported; use one of {', '.join(supported)}",
+                field=f"region_defaults.{region}",
+            )
+    repo = deps.ports().settings
+    version = body.version if body.version is not None else repo.get().version
+    return repo.save(Settings.model_validate({**body.model_dump(exclude={"version"}), "version": version}))

@@ -1,0 +1,119 @@
+"""Worker routes. Each body: parse (done by the resolver), call one service, return a view."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from cmlcm.config import get_settings
+from cmlcm.domain.errors import NotImplementedYet, ValidationFailed
+from cmlcm.domain.workers import WorkerStatus
+from cmlcm.handlers.api import deps
+from cmlcm.handlers.api.auth import Role, requires
+from cmlcm.handlers.api.models import (
+    CreateWorkerRequest,
+    IdleDetectionUpdate,
+    ImportWorkersRequest,
+    PauseRequest,
+    TagsUpdate,
+    WorkerPage,
+    WorkerView,
+    view_of,
+)
+from cmlcm.ports import WorkerQuery
+from cmlcm.services import workers as svc
+
+router = Router()
+VIEWER, OPERATOR, ADMIN = requires(Role.VIEWER), requires(Role.OPERATOR), requires(Role.ADMIN)
+
+
+def _check_region(region: str | None) -> None:
+    if region is not None and region not in get_settings().regions:
+        raise ValidationFailed(
+            f"region {region!r} is not supported; use one of {', '.join(get_settings().regions)}", field="region"
+        )
+
+
+@router.get("/workers", middlewares=[VIEWER], summary="List workers (paginated)")
+def list_workers(
+    status: Annotated[WorkerStatus | None, Query()] = None,
+    region: Annotated[str | None, Query()] = None,
+    include_terminated: Annotated[bool, Query()] = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    next_token: Annotated[str | None, Query(max_length=2048)] = None,
+) -> WorkerPage:
+    _check_region(region)
+    query = WorkerQuery(status, region, include_terminated, limit, next_token)
+    page = svc.list_workers(deps.ports().workers, query)
+    return WorkerPage(items=[WorkerView.of(w) for w in page.items], next_token=page.next_token)
+
+
+@router.get("/workers/<worker_id>", middlewares=[VIEWER], summary="Get a worker by id or instance id")
+def get_worker(worker_id: str) -> WorkerView:
+    return WorkerView.of(svc.get_worker(deps.ports().workers, worker_id))
+
+
+@router.post("/workers", middlewares=[ADMIN], summary="Create a worker (provisioning saga)")
+def create_worker(body: CreateWorkerRequest) -> Response[dict]:
+    _check_region(body.region)
+    raise NotImplementedYet("creating workers arrives with the provisioning saga")
+
+
+@router.post("/workers/import", middlewares=[ADMIN], summary="Import existing instances")
+def import_workers(body: ImportWorkersRequest) -> Response[dict]:
+    _check_region(body.region)
+    raise NotImplementedYet("importing workers arrives with the provisioning saga")
+
+
+@router.post("/workers/<worker_id>/start", middlewares=[OPERATOR], summary="Start a stopped worker")
+def start_worker(worker_id: str) -> WorkerView:
+    return WorkerView.of(svc.start_worker(deps.ports(), worker_id, deps.now()))
+
+
+@router.post("/workers/<worker_id>/stop", middlewares=[OPERATOR], summary="Stop a running worker")
+def stop_worker(worker_id: str) -> WorkerView:
+    return WorkerView.of(svc.stop_worker(deps.ports(), worker_id, deps.now()))
+
+
+@router.post("/workers/<worker_id>/pause", middlewares=[OPERATOR], summary="Pause (stop, counted, with reason)")
+def pause_worker(worker_id: str, body: PauseRequest | None = None) -> WorkerView:
+    reason = (body or PauseRequest()).reason
+    return WorkerView.of(svc.pause_worker(deps.ports(), worker_id, deps.now(), reason))
+
+
+@router.post("/workers/<worker_id>/resume", middlewares=[OPERATOR], summary="Resume a paused worker")
+def resume_worker(worker_id: str) -> WorkerView:
+    return WorkerView.of(svc.resume_worker(deps.ports(), worker_id, deps.now()))
+
+
+@router.post("/workers/<worker_id>/terminate", middlewares=[ADMIN], summary="Terminate the instance")
+def terminate_worker(worker_id: str) -> WorkerView:
+    return WorkerView.of(svc.terminate_worker(deps.ports(), worker_id, deps.now()))
+
+
+@router.delete("/workers/<worker_id>", middlewares=[ADMIN], summary="Delete the record")
+def delete_worker(worker_id: str, terminate_instance: Annotated[bool, Query()] = True) -> WorkerView:
+    """`terminate_instance=true` (default) terminates the instance first; `false` releases it
+    (removes the ManagedBy/WorkerId tags) and keeps it running outside the product."""
+    worker = svc.delete_worker(deps.ports(), worker_id, terminate_instance=terminate_instance, now=deps.now())
+    return WorkerView.of(worker)
+
+
+@router.put("/workers/<worker_id>/tags", middlewares=[ADMIN], summary="Edit tags (merge or replace)")
+def update_tags(worker_id: str, body: TagsUpdate) -> WorkerView:
+    return WorkerView.of(svc.update_tags(deps.ports(), worker_id, body.tags, body.mode, deps.now()))
+
+
+@router.put("/workers/<worker_id>/idle-detection", middlewares=[ADMIN], summary="Toggle idle detection")
+def set_idle_detection(worker_id: str, body: IdleDetectionUpdate) -> WorkerView:
+    return WorkerView.of(svc.set_idle_detection(deps.ports(), worker_id, body.enabled, deps.now()))
+
+
+@router.post("/workers/<worker_id>/monitoring", middlewares=[ADMIN], summary="Enable detailed monitoring")
+def enable_monitoring(worker_id: str) -> WorkerView:
+    return WorkerView.of(svc.enable_detailed_monitoring(deps.ports(), worker_id, deps.now()))
+
+
+__all__ = ["router", "view_of"]

@@ -1,0 +1,99 @@
+"""Ports: what services need from storage and the outside world. Adapters implement them with
+PynamoDB/boto3/httpx; tests pass the in-memory twins in `cmlcm.adapters.memory`."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Generic, Protocol, TypeVar
+
+from cmlcm.domain.settings import Settings
+from cmlcm.domain.workers import Worker, WorkerStatus
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a listing; `next_token` is opaque to callers (None on the last page)."""
+
+    items: list[T]
+    next_token: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkerQuery:
+    status: WorkerStatus | None = None
+    region: str | None = None
+    include_terminated: bool = False
+    limit: int = 50
+    next_token: str | None = None
+
+
+class WorkerRepository(Protocol):
+    def get(self, worker_id: str) -> Worker:
+        """The worker, or `NotFound`."""
+
+    def find_by_instance_id(self, instance_id: str) -> Worker | None: ...
+
+    def add(self, worker: Worker) -> Worker:
+        """Store a new worker (version 0 → 1); `Conflict` if the id exists."""
+
+    def save(self, worker: Worker) -> Worker:
+        """Store a changed worker if nobody wrote it since it was read (`ConcurrentModification`
+        otherwise); returns it with the new version."""
+
+    def save_many(self, workers: Sequence[Worker]) -> tuple[list[Worker], list[tuple[Worker, Exception]]]:
+        """Save several workers with the same locking as `save`; returns (saved, failed)."""
+
+    def delete(self, worker_id: str) -> None: ...
+
+    def list(self, query: WorkerQuery) -> Page[Worker]: ...
+
+    def iter_active(self) -> Iterator[Worker]:
+        """Every non-terminated worker, read from the sparse active index (never a scan)."""
+
+
+class SettingsRepository(Protocol):
+    def get(self) -> Settings: ...
+
+    def save(self, settings: Settings) -> Settings:
+        """Optimistically locked like workers (`ConcurrentModification` on a lost race)."""
+
+
+@dataclass(frozen=True)
+class InstanceInfo:
+    """What EC2 says about one instance, reduced to what the product uses."""
+
+    instance_id: str
+    state: str
+    instance_type: str | None = None
+    image_id: str | None = None
+    public_ip: str | None = None
+    private_ip: str | None = None
+    launch_time: datetime | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    monitoring: str | None = None
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """Outcome of a batched EC2 mutation: ids that succeeded and per-id errors."""
+
+    succeeded: list[str]
+    failed: dict[str, Exception]
+
+
+class Ec2Port(Protocol):
+    def describe(self, instance_ids: Iterable[str]) -> dict[str, InstanceInfo]:
+        """Known instances by id; ids EC2 does not know are simply absent."""
+
+    def start(self, instance_ids: Sequence[str]) -> BulkResult: ...
+
+    def stop(self, instance_ids: Sequence[str]) -> BulkResult: ...
+
+    def terminate(self, instance_ids: Sequence[str]) -> BulkResult: ...
+
+    def set_tags(self, instance_id: str, *, add: dict[str, str], remove: Iterable[str]) -> None: ...
+
+    def enable_detailed_monitoring(self, instance_id: str) -> None: ...

@@ -1,0 +1,209 @@
+"""Worker use cases: list, get, start, stop, pause, resume, terminate, delete, tags, toggles.
+
+Each command checks the transition on the stored worker before touching EC2, so a rejected
+request changes nothing; the write after the EC2 call is optimistically locked and retried.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from cmlcm.domain.errors import ConcurrentModification, ExternalServiceError, IllegalTransition, NotFound
+from cmlcm.domain.workers import (
+    MANAGED_BY_TAG,
+    MANAGED_BY_VALUE,
+    RESERVED_TAGS,
+    WORKER_ID_TAG,
+    Worker,
+    WorkerError,
+    WorkerStatus,
+)
+from cmlcm.ports import Ec2Port, Page, SettingsRepository, WorkerQuery, WorkerRepository
+
+#: Attempts of read-modify-write before a 409 ConcurrentModification reaches the caller.
+LOCK_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class WorkerPorts:
+    """What worker use cases need; the composition root builds it once per cold start."""
+
+    workers: WorkerRepository
+    settings: SettingsRepository
+    ec2_for: Callable[[str], Ec2Port]
+
+
+def list_workers(repo: WorkerRepository, query: WorkerQuery) -> Page[Worker]:
+    return repo.list(query)
+
+
+def get_worker(repo: WorkerRepository, key: str) -> Worker:
+    """By worker id, or by EC2 instance id (`i-...`)."""
+    if key.startswith("i-"):
+        found = repo.find_by_instance_id(key)
+        if found is None:
+            raise NotFound(f"no worker has instance {key}", field="worker_id")
+        return found
+    return repo.get(key)
+
+
+def mutate(repo: WorkerRepository, worker_id: str, change: Callable[[Worker], Worker]) -> Worker:
+    """Read, apply `change`, save with optimistic locking; re-read and re-apply on a lost race."""
+    for _ in range(LOCK_ATTEMPTS):
+        current = repo.get(worker_id)
+        updated = change(current)
+        if updated == current:
+            return current
+        try:
+            return repo.save(updated)
+        except ConcurrentModification:
+            continue
+    raise ConcurrentModification(
+        f"worker {worker_id} kept changing; gave up after {LOCK_ATTEMPTS} attempts", field="version"
+    )
+
+
+def _require_instance(worker: Worker) -> str:
+    if not worker.instance_id:
+        raise IllegalTransition(f"worker {worker.worker_id} has no instance yet", field="instance_id")
+    return worker.instance_id
+
+
+def _record_aws_failure(ports: WorkerPorts, worker: Worker, exc: ExternalServiceError, now: datetime) -> None:
+    error = WorkerError(source="ec2", kind=exc.code, message=exc.message, at=now)
+    mutate(ports.workers, worker.worker_id, lambda w: w.record_error(error))
+
+
+def _ec2_command(
+    ports: WorkerPorts,
+    key: str,
+    now: datetime,
+    change: Callable[[Worker], Worker],
+    action: Callable[[Ec2Port, str], object],
+) -> Worker:
+    worker = get_worker(ports.workers, key)
+    change(worker)  # raises IllegalTransition before anything is touched
+    instance_id = _require_instance(worker)
+    try:
+        result = action(ports.ec2_for(worker.region), instance_id)
+    except ExternalServiceError as exc:
+        _record_aws_failure(ports, worker, exc, now)
+        raise
+    failed = getattr(result, "failed", {})
+    if instance_id in failed:
+        exc = failed[instance_id]
+        _record_aws_failure(ports, worker, exc, now)
+        raise exc
+    return mutate(ports.workers, worker.worker_id, lambda w: change(w).model_copy(update={"last_error": None}))
+
+
+def start_worker(ports: WorkerPorts, key: str, now: datetime) -> Worker:
+    return _ec2_command(
+        ports, key, now,
+        lambda w: w.transition(WorkerStatus.STARTING, now=now, reason="start requested"),
+        lambda ec2, iid: ec2.start([iid]),
+    )
+
+
+def stop_worker(ports: WorkerPorts, key: str, now: datetime) -> Worker:
+    return _ec2_command(
+        ports, key, now,
+        lambda w: w.transition(WorkerStatus.STOPPING, now=now, reason="stop requested"),
+        lambda ec2, iid: ec2.stop([iid]),
+    )
+
+
+def pause_worker(ports: WorkerPorts, key: str, now: datetime, reason: str) -> Worker:
+    return _ec2_command(
+        ports, key, now, lambda w: w.pause(now=now, reason=reason), lambda ec2, iid: ec2.stop([iid])
+    )
+
+
+def resume_worker(ports: WorkerPorts, key: str, now: datetime) -> Worker:
+    return _ec2_command(ports, key, now, lambda w: w.resume(now=now), lambda ec2, iid: ec2.start([iid]))
+
+
+def terminate_worker(ports: WorkerPorts, key: str, now: datetime) -> Worker:
+    return _ec2_command(
+        ports, key, now,
+        lambda w: w.transition(WorkerStatus.TERMINATING, now=now, reason="terminate requested"),
+        lambda ec2, iid: ec2.terminate([iid]),
+    )
+
+
+def delete_worker(ports: WorkerPorts, key: str, *, terminate_instance: bool, now: datetime) -> Worker:
+    """Remove the record. With `terminate_instance` the instance is terminated first; without it
+    the instance is released: the product's tags are removed so the reconciler leaves it alone."""
+    worker = get_worker(ports.workers, key)
+    live = worker.instance_id and worker.status != WorkerStatus.TERMINATED
+    if live:
+        ec2 = ports.ec2_for(worker.region)
+        try:
+            if terminate_instance:
+                result = ec2.terminate([worker.instance_id])  # type: ignore[list-item]
+                failure = result.failed.get(worker.instance_id)  # type: ignore[arg-type]
+                # An instance EC2 no longer knows is as good as terminated.
+                if failure is not None and failure.code != "InstanceNotFound":
+                    raise failure
+            else:
+                ec2.set_tags(worker.instance_id, add={}, remove=sorted(RESERVED_TAGS))  # type: ignore[arg-type]
+        except ExternalServiceError as exc:
+            if exc.code != "InstanceNotFound":
+                _record_aws_failure(ports, worker, exc, now)
+                raise
+    ports.workers.delete(worker.worker_id)
+    return worker
+
+
+def update_tags(
+    ports: WorkerPorts,
+    key: str,
+    tags: dict[str, str | None],
+    mode: Literal["merge", "replace"],
+    now: datetime,
+) -> Worker:
+    """Edit user tags on the record and on the instance (reserved tags are refused)."""
+    worker = get_worker(ports.workers, key)
+    updated = worker.with_tags(tags, mode=mode, now=now)
+    if worker.instance_id and worker.status != WorkerStatus.TERMINATED:
+        added = {k: v for k, v in updated.tags.items() if worker.tags.get(k) != v}
+        removed = [k for k in worker.tags if k not in updated.tags]
+        try:
+            ports.ec2_for(worker.region).set_tags(worker.instance_id, add=added, remove=removed)
+        except ExternalServiceError as exc:
+            _record_aws_failure(ports, worker, exc, now)
+            raise
+    return mutate(ports.workers, worker.worker_id, lambda w: w.with_tags(tags, mode=mode, now=now))
+
+
+def set_idle_detection(ports: WorkerPorts, key: str, enabled: bool, now: datetime) -> Worker:
+    worker = get_worker(ports.workers, key)
+    return mutate(
+        ports.workers,
+        worker.worker_id,
+        lambda w: w if w.idle_detection_enabled == enabled else w.touch(now, idle_detection_enabled=enabled),
+    )
+
+
+def enable_detailed_monitoring(ports: WorkerPorts, key: str, now: datetime) -> Worker:
+    worker = get_worker(ports.workers, key)
+    instance_id = _require_instance(worker)
+    if worker.status == WorkerStatus.TERMINATED:
+        raise IllegalTransition(f"worker {worker.worker_id} is terminated", field="status")
+    try:
+        ports.ec2_for(worker.region).enable_detailed_monitoring(instance_id)
+    except ExternalServiceError as exc:
+        _record_aws_failure(ports, worker, exc, now)
+        raise
+    return mutate(
+        ports.workers,
+        worker.worker_id,
+        lambda w: w if w.detailed_monitoring else w.touch(now, detailed_monitoring=True),
+    )
+
+
+def managed_tags(worker_id: str) -> dict[str, str]:
+    """The tags every managed instance carries (saga launch, import adoption)."""
+    return {MANAGED_BY_TAG: MANAGED_BY_VALUE, WORKER_ID_TAG: worker_id}

@@ -1,0 +1,101 @@
+"""Seeds a moto-backed AWS with a CML fleet: a fake CML AMI, instances, and worker records.
+
+Used by the local mode, the tests and the benchmarks, so all three see the same shapes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cmlcm.adapters.aws import client
+from cmlcm.domain.workers import Worker, WorkerStatus, worker_status_from_ec2
+from cmlcm.ports import WorkerRepository
+from cmlcm.services.workers import managed_tags
+
+CML_AMI_NAME = "cml2-controller-2.9.0-build42"
+#: moto ships these public AMIs in every region; one is the base for the fake CML image.
+_BASE_AMI_FILTER = [{"Name": "name", "Values": ["amzn2-ami-hvm-*"]}]
+
+
+def cml_ami(region: str, name: str = CML_AMI_NAME) -> str:
+    """The id of the fake CML AMI in `region`, registering it on first use."""
+    ec2 = client("ec2", region)
+    found = ec2.describe_images(Filters=[{"Name": "name", "Values": [name]}])["Images"]
+    if found:
+        return found[0]["ImageId"]
+    base = ec2.describe_images(Filters=_BASE_AMI_FILTER)["Images"][0]["ImageId"]
+    builder = ec2.run_instances(ImageId=base, MinCount=1, MaxCount=1, InstanceType="t3.micro")
+    builder_id = builder["Instances"][0]["InstanceId"]
+    image_id = ec2.create_image(InstanceId=builder_id, Name=name, Description="CML 2.9 (simulated)")["ImageId"]
+    ec2.terminate_instances(InstanceIds=[builder_id])
+    return image_id
+
+
+def launch_instances(region: str, count: int, *, ami_id: str, tags: dict[str, str] | None = None,
+                     instance_type: str = "c5.metal") -> list[dict[str, Any]]:
+    """Run `count` instances (moto needs batches of its own; 100 per call keeps it quick)."""
+    ec2 = client("ec2", region)
+    launched: list[dict[str, Any]] = []
+    while len(launched) < count:
+        n = min(100, count - len(launched))
+        spec: dict[str, Any] = {"ImageId": ami_id, "MinCount": n, "MaxCount": n, "InstanceType": instance_type}
+        if tags:
+            spec["TagSpecifications"] = [
+                {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+            ]
+        launched.extend(ec2.run_instances(**spec)["Instances"])
+    return launched
+
+
+@dataclass(frozen=True)
+class SeededWorker:
+    worker: Worker
+    instance_id: str
+
+
+def seed_fleet(
+    repo: WorkerRepository,
+    *,
+    region: str,
+    count: int,
+    now: datetime,
+    name_prefix: str = "cml",
+    stopped: int = 0,
+) -> list[Worker]:
+    """Launch `count` CML instances with the product's tags and store their worker records.
+    The last `stopped` of them are stopped, so a fleet has both states."""
+    ami_id = cml_ami(region)
+    ec2 = client("ec2", region)
+    instances = launch_instances(region, count, ami_id=ami_id)
+    if stopped:
+        ec2.stop_instances(InstanceIds=[i["InstanceId"] for i in instances[-stopped:]])
+    workers = []
+    for index, raw in enumerate(instances):
+        worker_id = f"w-{raw['InstanceId'][2:]}"
+        name = f"{name_prefix}-{index + 1:04d}"
+        tags = {"Name": name, **managed_tags(worker_id)}
+        ec2.create_tags(Resources=[raw["InstanceId"]], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+        state = "stopped" if index >= count - stopped else raw["State"]["Name"]
+        # moto reports "running" at once; a seeded fleet starts settled.
+        status = worker_status_from_ec2("running" if state == "pending" else state)
+        worker = Worker(
+            worker_id=worker_id,
+            name=name,
+            region=region,
+            instance_id=raw["InstanceId"],
+            instance_type=raw.get("InstanceType"),
+            ami_id=ami_id,
+            ami_name=CML_AMI_NAME,
+            owner="seed",
+            tags=tags,
+            status=status if status != WorkerStatus.UNKNOWN else WorkerStatus.RUNNING,
+            ec2_state=state,
+            public_ip=raw.get("PublicIpAddress"),
+            private_ip=raw.get("PrivateIpAddress"),
+            created_at=now,
+            updated_at=now,
+            status_changed_at=now,
+        )
+        workers.append(repo.add(worker))
+    return workers

@@ -1,0 +1,93 @@
+"""Shared fixtures. The environment is set before any product module is imported."""
+from __future__ import annotations
+
+import os
+
+os.environ.update(
+    {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "POWERTOOLS_TRACE_DISABLED": "1",
+        "POWERTOOLS_SERVICE_NAME": "cmlcm-tests",
+        "POWERTOOLS_METRICS_NAMESPACE": "CmlCloudManager",
+        "POWERTOOLS_DEV": "false",
+        "LOG_LEVEL": "WARNING",
+        "SUPPORTED_REGIONS": "us-east-1,us-west-2",
+    }
+)
+
+import json  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from cmlcm.adapters.aws import reset_clients  # noqa: E402
+from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository, create_tables  # noqa: E402
+from cmlcm.adapters.ec2 import Ec2Gateway  # noqa: E402
+from cmlcm.config import get_settings  # noqa: E402
+from cmlcm.services.workers import WorkerPorts  # noqa: E402
+from cmlcm_local import moto_glue  # noqa: E402
+from cmlcm_local.events import DEV_USERS, FakeLambdaContext, rest_event  # noqa: E402
+
+moto_glue.install()
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    """A fresh moto account with the product's tables."""
+    get_settings.cache_clear()
+    with mock_aws():
+        reset_clients()
+        settings = get_settings()
+        create_tables(settings.workers_table, settings.operations_table, settings.aws_region)
+        yield
+    reset_clients()
+
+
+@pytest.fixture
+def dynamo_ports(aws: None) -> WorkerPorts:
+    settings = get_settings()
+    return WorkerPorts(
+        workers=DynamoWorkerRepository(settings.workers_table, settings.aws_region),
+        settings=DynamoSettingsRepository(settings.operations_table, settings.aws_region),
+        ec2_for=Ec2Gateway,
+    )
+
+
+class Api:
+    """Calls the real API handler with API Gateway events, as a given role."""
+
+    def __init__(self) -> None:
+        from cmlcm.handlers.api import app as api_app
+
+        self._handler = api_app.handler
+
+    def call(self, method: str, path: str, *, role: str | None = "admin", body: Any = None,
+             query: dict[str, str] | str | None = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        claims = DEV_USERS[role] if role else None
+        event = rest_event(method, path, body=body, query=query, headers=headers, claims=claims)
+        response = self._handler(event, FakeLambdaContext("api"))
+        payload = response.get("body")
+        try:
+            payload = json.loads(payload) if payload else None
+        except json.JSONDecodeError:
+            pass
+        return response["statusCode"], payload
+
+
+@pytest.fixture
+def api(dynamo_ports: WorkerPorts) -> Iterator[Api]:
+    from cmlcm.handlers.api import deps
+
+    deps.override(dynamo_ports, clock=lambda: NOW)
+    yield Api()
+    deps.override(None)
