@@ -31,6 +31,8 @@ from moto import mock_aws  # noqa: E402
 from cmlcm.adapters.aws import reset_clients  # noqa: E402
 from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository, create_tables  # noqa: E402
 from cmlcm.adapters.ec2 import Ec2Gateway  # noqa: E402
+from cmlcm.adapters.operations import create_metrics_table  # noqa: E402
+from cmlcm import wiring  # noqa: E402
 from cmlcm.config import get_settings  # noqa: E402
 from cmlcm.services.workers import WorkerPorts  # noqa: E402
 from cmlcm_local import moto_glue  # noqa: E402
@@ -47,8 +49,10 @@ def aws() -> Iterator[None]:
     get_settings.cache_clear()
     with mock_aws():
         reset_clients()
+        wiring.reset()
         settings = get_settings()
         create_tables(settings.workers_table, settings.operations_table, settings.aws_region)
+        create_metrics_table(settings.metrics_table, settings.aws_region)
         yield
     reset_clients()
 

@@ -37,7 +37,6 @@ class FunctionSettings(BaseSettings):
     provision_state_machine_arn: str = Field(default="", alias="PROVISION_STATE_MACHINE_ARN")
     collect_state_machine_arn: str = Field(default="", alias="COLLECT_STATE_MACHINE_ARN")
     metrics_sample_ttl_hours: int = Field(default=24, alias="METRICS_SAMPLE_TTL_HOURS", ge=1)
-    refresh_min_interval_seconds: int = Field(default=30, alias="REFRESH_MIN_INTERVAL_SECONDS", ge=1)
 
     @property
     def regions(self) -> tuple[str, ...]:

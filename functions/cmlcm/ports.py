@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Generic, Protocol, TypeVar
 
+from cmlcm.domain.cml import CmlReading
+from cmlcm.domain.jobs import JobHeartbeat, MetricSample
 from cmlcm.domain.settings import Settings
 from cmlcm.domain.workers import Worker, WorkerStatus
 
@@ -35,6 +37,9 @@ class WorkerRepository(Protocol):
         """The worker, or `NotFound`."""
 
     def find_by_instance_id(self, instance_id: str) -> Worker | None: ...
+
+    def get_many(self, worker_ids: Sequence[str]) -> list[Worker]:
+        """The workers that exist among `worker_ids` (BatchGetItem, 100 keys a request)."""
 
     def add(self, worker: Worker) -> Worker:
         """Store a new worker (version 0 → 1); `Conflict` if the id exists."""
@@ -77,6 +82,14 @@ class InstanceInfo:
 
 
 @dataclass(frozen=True)
+class InstanceUsage:
+    """CloudWatch usage of one instance (None where no datapoint exists)."""
+
+    cpu_percent: float | None = None
+    memory_percent: float | None = None
+
+
+@dataclass(frozen=True)
 class BulkResult:
     """Outcome of a batched EC2 mutation: ids that succeeded and per-id errors."""
 
@@ -97,3 +110,32 @@ class Ec2Port(Protocol):
     def set_tags(self, instance_id: str, *, add: dict[str, str], remove: Iterable[str]) -> None: ...
 
     def enable_detailed_monitoring(self, instance_id: str) -> None: ...
+
+    def status_checks(self, instance_ids: Iterable[str]) -> dict[str, tuple[str | None, str | None]]:
+        """(system status, instance status) per id."""
+
+
+class CmlProbe(Protocol):
+    """Reads one worker's CML controller; raises a `CmlError` (an ExternalServiceError) on faults."""
+
+    async def read(self, worker: Worker) -> CmlReading: ...
+
+
+class CloudWatchPort(Protocol):
+    def instance_usage(self, instance_ids: Iterable[str], *, now: datetime) -> dict[str, InstanceUsage]: ...
+
+
+class SampleRepository(Protocol):
+    def put_many(self, samples: Sequence[MetricSample]) -> int: ...
+
+
+
+class RefreshLimiter(Protocol):
+    def acquire(self, worker_id: str, *, now: datetime, min_interval: timedelta) -> None:
+        """Return if a refresh may run now, else raise `RateLimited` with the wait."""
+
+
+class JobRepository(Protocol):
+    def get(self, job: str) -> JobHeartbeat | None: ...
+
+    def put(self, heartbeat: JobHeartbeat) -> None: ...

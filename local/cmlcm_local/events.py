@@ -55,7 +55,9 @@ def rest_event(
     for key, value in pairs:
         single[key] = value
         multi.setdefault(key, []).append(value)
-    headers = {"Content-Type": "application/json", **(headers or {})}
+    headers = dict(headers or {})
+    if not any(key.lower() == "content-type" for key in headers):
+        headers["Content-Type"] = "application/json"
     is_base64 = False
     if body is None or isinstance(body, str):
         raw_body = body

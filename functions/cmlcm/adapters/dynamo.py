@@ -184,6 +184,11 @@ class DynamoWorkerRepository:
             return item_to_worker(item)
         return None
 
+    def get_many(self, worker_ids: Sequence[str]) -> list[Worker]:
+        keys = list(dict.fromkeys(worker_ids))
+        found = {item.worker_id: item_to_worker(item) for item in self._model.batch_get(keys, consistent_read=True)}
+        return [found[k] for k in keys if k in found]
+
     def add(self, worker: Worker) -> Worker:
         item = worker_to_item(self._model, worker.model_copy(update={"version": 0}))
         try:

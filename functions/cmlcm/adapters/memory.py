@@ -31,6 +31,9 @@ class InMemoryWorkerRepository:
     def find_by_instance_id(self, instance_id: str) -> Worker | None:
         return next((w for w in self._items.values() if w.instance_id == instance_id), None)
 
+    def get_many(self, worker_ids: Sequence[str]) -> list[Worker]:
+        return [self._items[k] for k in dict.fromkeys(worker_ids) if k in self._items]
+
     def add(self, worker: Worker) -> Worker:
         with self._lock:
             if worker.worker_id in self._items:

@@ -12,7 +12,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cmlcm.config import get_settings
 from cmlcm.domain.errors import DomainError, RateLimited
-from cmlcm.handlers.api import routes_settings, routes_workers
+from cmlcm.handlers.api import deps, routes_settings, routes_workers
+from cmlcm.services.jobs import health_report
 
 logger = Logger()
 tracer = Tracer()
@@ -60,9 +61,10 @@ def _validation_error(exc: RequestValidationError) -> Response:
     return _error(422, "ValidationFailed", details or "invalid request", field)
 
 
-@app.get("/health", summary="Liveness and job health (public)")
+@app.get("/health", summary="Liveness and scheduled-job health (public)")
 def health() -> dict[str, Any]:
-    return {"status": "ok"}
+    """Always 200 when the API answers; `status` is `degraded` when a job is overdue or failed."""
+    return health_report(deps.ops().jobs, deps.ports().settings.get(), now=deps.now())
 
 
 @app.get("/openapi.json", summary="This API's OpenAPI 3.1 document (public)")

@@ -15,6 +15,11 @@ from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from cmlcm.domain.errors import Forbidden
 
 
+#: Routes API Gateway serves without the Cognito authorizer (the CDK stack and the local gateway
+#: both read this, so they cannot disagree).
+PUBLIC_PATHS = ("/health", "/openapi.json")
+
+
 class Role(IntEnum):
     """Ordered: each role can do everything the roles below it can."""
 

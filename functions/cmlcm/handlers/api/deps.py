@@ -1,50 +1,44 @@
-"""Composition root of the API function: real adapters built once per cold start.
-
-Tests call `override()` to run the same handler over in-memory twins.
-"""
+"""What the API routes use: the ports from `cmlcm.wiring`, unless a test overrides them."""
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import lru_cache
 
-from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository
-from cmlcm.adapters.ec2 import Ec2Gateway
-from cmlcm.config import get_settings
+from cmlcm import wiring
+from cmlcm.services.collect import CollectPorts
 from cmlcm.services.workers import WorkerPorts
 
-_override: WorkerPorts | None = None
-_clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # noqa: E731 - the edge owns the clock
-
-
-@lru_cache(maxsize=1)
-def _real_ports() -> WorkerPorts:
-    settings = get_settings()
-    gateways: dict[str, Ec2Gateway] = {}
-
-    def ec2_for(region: str) -> Ec2Gateway:
-        if region not in gateways:
-            gateways[region] = Ec2Gateway(region)
-        return gateways[region]
-
-    return WorkerPorts(
-        workers=DynamoWorkerRepository(settings.workers_table, settings.aws_region),
-        settings=DynamoSettingsRepository(settings.operations_table, settings.aws_region),
-        ec2_for=ec2_for,
-    )
+_workers: WorkerPorts | None = None
+_ops: wiring.OpsPorts | None = None
+_collect: CollectPorts | None = None
+_clock: Callable[[], datetime] | None = None
 
 
 def ports() -> WorkerPorts:
-    return _override or _real_ports()
+    return _workers or wiring.worker_ports()
+
+
+def ops() -> wiring.OpsPorts:
+    return _ops or wiring.ops_ports()
+
+
+def collect_ports() -> CollectPorts:
+    return _collect or wiring.collect_ports()
 
 
 def now() -> datetime:
-    return _clock()
+    """The edge owns the clock: services get `now` as an argument."""
+    return _clock() if _clock else datetime.now(UTC)
 
 
-def override(ports_: WorkerPorts | None, clock: Callable[[], datetime] | None = None) -> None:
+def override(
+    ports_: WorkerPorts | None,
+    clock: Callable[[], datetime] | None = None,
+    *,
+    ops_: wiring.OpsPorts | None = None,
+    collect: CollectPorts | None = None,
+) -> None:
     """Swap the adapters (tests); `override(None)` goes back to the real ones."""
-    global _override, _clock
-    _override = ports_
-    _clock = clock or (lambda: datetime.now(UTC))
-    _real_ports.cache_clear()
+    global _workers, _ops, _collect, _clock
+    _workers, _ops, _collect, _clock = ports_, ops_, collect, clock
+    wiring.reset()

@@ -1,6 +1,7 @@
 """Worker routes. Each body: parse (done by the resolver), call one service, return a view."""
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
@@ -23,6 +24,7 @@ from cmlcm.handlers.api.models import (
     view_of,
 )
 from cmlcm.ports import WorkerQuery
+from cmlcm.services import collect
 from cmlcm.services import workers as svc
 
 router = Router()
@@ -99,6 +101,18 @@ def delete_worker(worker_id: str, terminate_instance: Annotated[bool, Query()] =
     (removes the ManagedBy/WorkerId tags) and keeps it running outside the product."""
     worker = svc.delete_worker(deps.ports(), worker_id, terminate_instance=terminate_instance, now=deps.now())
     return WorkerView.of(worker)
+
+
+@router.post("/workers/<worker_id>/refresh", middlewares=[OPERATOR], summary="Collect this worker now")
+def refresh_worker(worker_id: str) -> WorkerView:
+    """Same collection as the schedule, for one worker; 429 with Retry-After when repeated
+    within the settings' refresh_min_interval_seconds."""
+    worker = svc.get_worker(deps.ports().workers, worker_id)
+    min_interval = timedelta(seconds=deps.ports().settings.get().refresh_min_interval_seconds)
+    refreshed = collect.refresh_worker(
+        deps.collect_ports(), deps.ops().refresh_limiter, worker, now=deps.now(), min_interval=min_interval
+    )
+    return WorkerView.of(refreshed)
 
 
 @router.put("/workers/<worker_id>/tags", middlewares=[ADMIN], summary="Edit tags (merge or replace)")

@@ -1,0 +1,302 @@
+"""Fleet metrics collection: ONE service for the scheduled cycle and the on-demand refresh.
+
+For a batch of workers it makes one DescribeInstances + one DescribeInstanceStatus per 1000
+instances and one GetMetricData per 250 instances (500 queries), probes the CML controllers of
+running workers concurrently (bounded), computes each worker's new state with the pure
+`observe()`, and writes only the workers that changed. A fault is recorded on its worker only.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from cmlcm.domain.cml import CmlReading
+from cmlcm.domain.errors import ConcurrentModification, ExternalServiceError
+from cmlcm.domain.jobs import MetricSample
+from cmlcm.domain.workers import (
+    Licence,
+    ServiceStatus,
+    Worker,
+    WorkerError,
+    WorkerMetrics,
+)
+from cmlcm.ports import (
+    CloudWatchPort,
+    CmlProbe,
+    Ec2Port,
+    InstanceInfo,
+    InstanceUsage,
+    RefreshLimiter,
+    SampleRepository,
+    WorkerRepository,
+)
+from cmlcm.services.workers import mutate
+
+
+@dataclass(frozen=True)
+class CollectPorts:
+    workers: WorkerRepository
+    samples: SampleRepository
+    ec2_for: Callable[[str], Ec2Port]
+    cloudwatch_for: Callable[[str], CloudWatchPort]
+    cml: CmlProbe
+    #: Most CML probes in flight at once (each probe makes a few requests).
+    cml_concurrency: int = 100
+
+
+@dataclass
+class CollectResult:
+    """What one collection did; summed across Map branches by the summary step."""
+
+    workers: int = 0
+    changed: int = 0
+    failed: int = 0
+    written: int = 0
+    samples: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    duration_ms: int = 0
+    updated: list[Worker] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "workers": self.workers,
+            "changed": self.changed,
+            "failed": self.failed,
+            "written": self.written,
+            "samples": self.samples,
+            "errors": dict(self.errors),
+            "duration_ms": self.duration_ms,
+        }
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything collected about one worker in one cycle."""
+
+    instance: InstanceInfo | None
+    instance_missing: bool = False
+    checks: tuple[str | None, str | None] = (None, None)
+    usage: InstanceUsage = InstanceUsage()
+    reading: CmlReading | None = None
+    error: WorkerError | None = None
+
+
+def _service_status(observation: Observation) -> ServiceStatus:
+    if observation.instance is None or observation.instance.state != "running":
+        return ServiceStatus.UNKNOWN
+    if observation.reading is not None:
+        return ServiceStatus.AVAILABLE if observation.reading.ready else ServiceStatus.BOOTING
+    if observation.error is not None and observation.error.kind == "not_ready":
+        return ServiceStatus.BOOTING
+    return ServiceStatus.UNREACHABLE
+
+
+def _licence(current: Licence | None, reading: CmlReading | None) -> Licence | None:
+    if reading is None or reading.registration_status is None:
+        return current
+    base = current or Licence()
+    return base.model_copy(
+        update={
+            "registration_status": reading.registration_status,
+            "authorization_status": reading.authorization_status,
+            "expires": reading.licence_expires,
+        }
+    )
+
+
+def observe(worker: Worker, observation: Observation, *, now: datetime) -> Worker:
+    """The worker after this cycle's observation: pure, and equal to `worker` when nothing
+    but the collection time differs (so unchanged workers are not written)."""
+    if observation.instance_missing:
+        error = WorkerError(
+            source="ec2", kind="InstanceNotFound", message=f"EC2 does not know instance {worker.instance_id}", at=now
+        )
+        if worker.last_error is not None and worker.last_error.model_dump(exclude={"at"}) == error.model_dump(exclude={"at"}):
+            return worker
+        return worker.record_error(error)
+    instance = observation.instance
+    updated = worker
+    if instance is not None:
+        updated = updated.observe_ec2_state(
+            instance.state, now=now, public_ip=instance.public_ip, private_ip=instance.private_ip
+        )
+    reading = observation.reading
+    metrics = WorkerMetrics(
+        collected_at=now,
+        ec2_state=instance.state if instance else None,
+        system_status=observation.checks[0],
+        instance_status=observation.checks[1],
+        cpu_percent=observation.usage.cpu_percent,
+        memory_percent=observation.usage.memory_percent,
+        cml_version=reading.version if reading else None,
+        cml_ready=reading.ready if reading else None,
+        cml_cpu_percent=reading.cpu_percent if reading else None,
+        cml_memory_percent=reading.memory_percent if reading else None,
+        cml_disk_percent=reading.disk_percent if reading else None,
+        labs_total=reading.labs_total if reading else None,
+        labs_running=reading.labs_running if reading else None,
+        nodes_total=reading.nodes_total if reading else None,
+        nodes_running=reading.nodes_running if reading else None,
+        licensed=reading.licensed if reading else None,
+        last_activity_at=reading.last_activity_at if reading else None,
+    )
+    if metrics.same_reading(worker.metrics):
+        metrics = worker.metrics  # type: ignore[assignment]
+    # An error seen again is the same error: keep its first time, so nothing is rewritten.
+    error = observation.error
+    if error is not None and worker.last_error is not None and (
+        worker.last_error.model_dump(exclude={"at"}) == error.model_dump(exclude={"at"})
+    ):
+        error = worker.last_error
+    candidate = updated.model_copy(
+        update={
+            "metrics": metrics,
+            "service_status": _service_status(observation),
+            "licence": _licence(worker.licence, reading),
+            "last_error": error,
+        }
+    )
+    if candidate.model_dump(exclude={"updated_at"}) == worker.model_dump(exclude={"updated_at"}):
+        return worker
+    return candidate.model_copy(update={"updated_at": now})
+
+
+async def _probe_all(ports: CollectPorts, workers: Sequence[Worker]) -> dict[str, CmlReading | ExternalServiceError]:
+    limit = asyncio.Semaphore(ports.cml_concurrency)
+
+    async def one(worker: Worker) -> tuple[str, CmlReading | ExternalServiceError]:
+        async with limit:
+            try:
+                return worker.worker_id, await ports.cml.read(worker)
+            except ExternalServiceError as exc:  # recorded on this worker, never raised past it
+                return worker.worker_id, exc
+
+    return dict(await asyncio.gather(*(one(w) for w in workers)))
+
+
+async def _observe_region(
+    ports: CollectPorts, region: str, workers: Sequence[Worker], now: datetime
+) -> dict[str, Observation]:
+    with_instance = [w for w in workers if w.instance_id]
+    ids = [w.instance_id for w in with_instance]  # type: ignore[misc]
+    ec2 = ports.ec2_for(region)
+    try:
+        instances = await asyncio.to_thread(ec2.describe, ids)
+    except ExternalServiceError as exc:
+        error = WorkerError(source="ec2", kind=exc.code, message=exc.message, at=now)
+        return {w.worker_id: Observation(instance=None, error=error) for w in with_instance}
+    running = [w for w in with_instance if instances.get(w.instance_id) and instances[w.instance_id].state == "running"]  # type: ignore[index]
+    running_ids = [w.instance_id for w in running]
+
+    async def checks() -> dict[str, tuple[str | None, str | None]] | ExternalServiceError:
+        try:
+            return await asyncio.to_thread(ec2.status_checks, ids)
+        except ExternalServiceError as exc:
+            return exc
+
+    async def usage() -> dict[str, InstanceUsage] | ExternalServiceError:
+        if not running_ids:
+            return {}
+        try:
+            return await asyncio.to_thread(ports.cloudwatch_for(region).instance_usage, running_ids, now=now)
+        except ExternalServiceError as exc:
+            return exc
+
+    status_map, usage_map, readings = await asyncio.gather(checks(), usage(), _probe_all(ports, running))
+    observations: dict[str, Observation] = {}
+    for worker in with_instance:
+        instance = instances.get(worker.instance_id)  # type: ignore[arg-type]
+        reading = readings.get(worker.worker_id)
+        error: WorkerError | None = None
+        if isinstance(reading, ExternalServiceError):
+            kind = getattr(reading, "kind", reading.code)
+            error = WorkerError(source="cml", kind=kind, message=reading.message, at=now)
+            reading = None
+        for source, value in (("ec2", status_map), ("cloudwatch", usage_map)):
+            if isinstance(value, ExternalServiceError) and error is None:
+                error = WorkerError(source=source, kind=value.code, message=value.message, at=now)  # type: ignore[arg-type]
+        observations[worker.worker_id] = Observation(
+            instance=instance,
+            instance_missing=instance is None,
+            checks=status_map.get(worker.instance_id, (None, None)) if isinstance(status_map, dict) else (None, None),  # type: ignore[arg-type]
+            usage=usage_map.get(worker.instance_id, InstanceUsage()) if isinstance(usage_map, dict) else InstanceUsage(),  # type: ignore[arg-type]
+            reading=reading,
+            error=error,
+        )
+    return observations
+
+
+def _sample(worker: Worker, now: datetime) -> MetricSample | None:
+    metrics = worker.metrics
+    if metrics is None or metrics.ec2_state != "running":
+        return None
+    return MetricSample(
+        worker_id=worker.worker_id,
+        at=now,
+        cpu_percent=metrics.cpu_percent if metrics.cpu_percent is not None else metrics.cml_cpu_percent,
+        memory_percent=metrics.memory_percent if metrics.memory_percent is not None else metrics.cml_memory_percent,
+        labs_running=metrics.labs_running,
+        nodes_running=metrics.nodes_running,
+    )
+
+
+async def collect(ports: CollectPorts, worker_ids: Sequence[str], *, now: datetime) -> CollectResult:
+    """Collect and store the state of the given workers; see the module docstring."""
+    started = time.perf_counter()
+    workers = await asyncio.to_thread(ports.workers.get_many, worker_ids)
+    by_region: dict[str, list[Worker]] = defaultdict(list)
+    for worker in workers:
+        by_region[worker.region].append(worker)
+    per_region = await asyncio.gather(*(_observe_region(ports, r, ws, now) for r, ws in by_region.items()))
+    observations = {k: v for part in per_region for k, v in part.items()}
+
+    result = CollectResult(workers=len(workers))
+    changed: list[Worker] = []
+    for worker in workers:
+        observation = observations.get(worker.worker_id)
+        if observation is None:
+            continue
+        if observation.error is not None:
+            result.failed += 1
+            result.errors = dict(Counter(result.errors) + Counter({observation.error.kind: 1}))
+        new = observe(worker, observation, now=now)
+        if new != worker:
+            changed.append(new)
+    result.changed = len(changed)
+    saved, conflicts = await asyncio.to_thread(ports.workers.save_many, changed)
+    result.updated.extend(saved)
+    for stale, _ in conflicts:
+        # Someone wrote this worker meanwhile (a user's stop, say): re-apply onto the fresh copy.
+        observation = observations[stale.worker_id]
+        try:
+            fresh = await asyncio.to_thread(mutate, ports.workers, stale.worker_id, lambda w, o=observation: observe(w, o, now=now))
+        except ConcurrentModification:
+            result.failed += 1
+            continue
+        result.updated.append(fresh)
+    result.written = len(result.updated)
+    latest = {w.worker_id: w for w in workers} | {w.worker_id: w for w in result.updated}
+    samples = [s for s in (_sample(w, now) for w in latest.values()) if s is not None]
+    if samples:
+        result.samples = await asyncio.to_thread(ports.samples.put_many, samples)
+    result.duration_ms = int((time.perf_counter() - started) * 1000)
+    return result
+
+
+def refresh_worker(
+    ports: CollectPorts,
+    limiter: RefreshLimiter,
+    worker: Worker,
+    *,
+    now: datetime,
+    min_interval: timedelta,
+) -> Worker:
+    """On-demand refresh of one worker through the same `collect`, at most once per interval
+    per worker (429 with Retry-After otherwise). Runs its own event loop: the API is sync."""
+    limiter.acquire(worker.worker_id, now=now, min_interval=min_interval)
+    result = asyncio.run(collect(ports, [worker.worker_id], now=now))
+    return result.updated[0] if result.updated else ports.workers.get(worker.worker_id)

@@ -1,0 +1,84 @@
+"""Composition root: real adapters built from the function's environment, once per cold start.
+
+Handlers (API and Step Functions tasks) get their ports from here; tests and the local mode
+swap them with `override_*`. Nothing below the handlers imports this module.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import lru_cache
+
+from cmlcm.adapters.cloudwatch import CloudWatchGateway
+from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository
+from cmlcm.adapters.ec2 import Ec2Gateway
+from cmlcm.adapters.operations import DynamoJobRepository, DynamoRefreshLimiter, DynamoSampleRepository
+from cmlcm.config import get_settings
+from cmlcm.services.collect import CollectPorts
+from cmlcm.services.workers import WorkerPorts
+
+
+@dataclass(frozen=True)
+class OpsPorts:
+    jobs: DynamoJobRepository
+    refresh_limiter: DynamoRefreshLimiter
+
+
+class _PerRegion:
+    """Caches one adapter per region (a boto3 client each)."""
+
+    def __init__(self, factory: type) -> None:
+        self._factory = factory
+        self._made: dict[str, object] = {}
+
+    def __call__(self, region: str):  # noqa: ANN204 - returns the factory's type
+        if region not in self._made:
+            self._made[region] = self._factory(region)
+        return self._made[region]
+
+
+@lru_cache(maxsize=1)
+def ec2_for() -> _PerRegion:
+    return _PerRegion(Ec2Gateway)
+
+
+@lru_cache(maxsize=1)
+def worker_ports() -> WorkerPorts:
+    settings = get_settings()
+    return WorkerPorts(
+        workers=DynamoWorkerRepository(settings.workers_table, settings.aws_region),
+        settings=DynamoSettingsRepository(settings.operations_table, settings.aws_region),
+        ec2_for=ec2_for(),
+    )
+
+
+@lru_cache(maxsize=1)
+def ops_ports() -> OpsPorts:
+    settings = get_settings()
+    return OpsPorts(
+        jobs=DynamoJobRepository(settings.operations_table, settings.aws_region),
+        refresh_limiter=DynamoRefreshLimiter(settings.operations_table, settings.aws_region),
+    )
+
+
+@lru_cache(maxsize=1)
+def collect_ports() -> CollectPorts:
+    from cmlcm.adapters.cml.probe import fleet_probe  # the CML client stack, built once
+
+    settings = get_settings()
+    return CollectPorts(
+        workers=worker_ports().workers,
+        samples=DynamoSampleRepository(
+            settings.metrics_table, settings.aws_region, ttl=timedelta(hours=settings.metrics_sample_ttl_hours)
+        ),
+        ec2_for=ec2_for(),
+        cloudwatch_for=_PerRegion(CloudWatchGateway),
+        cml=fleet_probe(settings),
+        cml_concurrency=settings.cml_concurrency,
+    )
+
+
+def reset() -> None:
+    """Forget every built adapter (tests that change the environment or the moto backend)."""
+    for cached in (ec2_for, worker_ports, ops_ports, collect_ports):
+        cached.cache_clear()

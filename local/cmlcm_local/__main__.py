@@ -1,0 +1,29 @@
+"""`python -m cmlcm_local`: run CML Cloud Manager locally (see README, "Run it locally")."""
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+
+from cmlcm_local.runtime import LocalRuntime
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="CML Cloud Manager, local mode (moto + simulated CML)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8700, help="REST API port")
+    parser.add_argument("--workers", type=int, default=5, help="simulated workers to seed")
+    args = parser.parse_args()
+    runtime = LocalRuntime(host=args.host, port=args.port, workers=args.workers).start()
+    print(f"CML Cloud Manager (local) on {runtime.base_url}")
+    print("  tokens: Authorization: Bearer dev-admin | dev-operator | dev-viewer")
+    print(f"  try:    curl -H 'Authorization: Bearer dev-viewer' {runtime.base_url}/workers")
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    runtime.stop()
+
+
+if __name__ == "__main__":
+    main()

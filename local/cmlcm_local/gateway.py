@@ -1,0 +1,60 @@
+"""Local stand-in for API Gateway: HTTP requests become REST proxy events for the real handler.
+
+Like the Cognito authorizer, it refuses calls without a valid token (401) before the Lambda runs,
+except on the public paths. Tokens are the dev users' (`Authorization: Bearer dev-admin`).
+"""
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from cmlcm.handlers.api.auth import PUBLIC_PATHS
+from cmlcm_local.events import FakeLambdaContext, claims_for_token, rest_event
+
+LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def lambda_response(result: dict[str, Any]) -> Response:
+    """Turn a Lambda proxy result into an HTTP response, as API Gateway does."""
+    body = result.get("body") or ""
+    raw = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
+    headers = dict(result.get("headers") or {})
+    for key, values in (result.get("multiValueHeaders") or {}).items():
+        headers[key] = ", ".join(values)
+    headers.pop("Content-Length", None)
+    return Response(content=raw, status_code=int(result.get("statusCode", 200)), headers=headers)
+
+
+def build_gateway(api_handler: LambdaHandler, stage: str = "local") -> Starlette:
+    """A Starlette app that proxies every path to `api_handler`."""
+
+    async def proxy(request: Request) -> Response:
+        path = "/" + request.path_params.get("path", "")
+        claims = claims_for_token(request.headers.get("authorization"))
+        if claims is None and path not in PUBLIC_PATHS:
+            return Response(
+                json.dumps({"message": "Unauthorized"}), status_code=401, media_type="application/json"
+            )
+        body = await request.body()
+        event = rest_event(
+            request.method,
+            path,
+            body=body or None,
+            query=request.url.query,
+            headers={k: v for k, v in request.headers.items()},
+            claims=claims,
+            stage=stage,
+        )
+        result = await run_in_threadpool(api_handler, event, FakeLambdaContext("api"))
+        return lambda_response(result)
+
+    methods = ["GET", "POST", "PUT", "DELETE", "PATCH"]
+    return Starlette(routes=[Route("/{path:path}", proxy, methods=methods)])
