@@ -58,6 +58,9 @@ class WorkerRepository(Protocol):
     def iter_active(self) -> Iterator[Worker]:
         """Every non-terminated worker, read from the sparse active index (never a scan)."""
 
+    def active_ids(self) -> list[str]:
+        """Just the ids of `iter_active()` (what the collection plan needs)."""
+
 
 class SettingsRepository(Protocol):
     def get(self) -> Settings: ...
@@ -90,6 +93,21 @@ class InstanceUsage:
 
 
 @dataclass(frozen=True)
+class LaunchSpec:
+    """Everything RunInstances needs for one worker."""
+
+    client_token: str
+    ami_id: str
+    instance_type: str
+    tags: dict[str, str]
+    subnet_id: str | None = None
+    security_group_ids: tuple[str, ...] = ()
+    instance_profile_arn: str | None = None
+    key_name: str | None = None
+    user_data: str | None = None
+
+
+@dataclass(frozen=True)
 class BulkResult:
     """Outcome of a batched EC2 mutation: ids that succeeded and per-id errors."""
 
@@ -114,11 +132,22 @@ class Ec2Port(Protocol):
     def status_checks(self, instance_ids: Iterable[str]) -> dict[str, tuple[str | None, str | None]]:
         """(system status, instance status) per id."""
 
+    def launch(self, spec: LaunchSpec) -> InstanceInfo: ...
+
+    def find_by_tag(self, key: str, value: str, *, include_terminated: bool = False) -> list[InstanceInfo]: ...
+
+    def find_by_ami_name(self, pattern: str) -> list[InstanceInfo]: ...
+
+    def image_names(self, image_ids: Iterable[str]) -> dict[str, str]: ...
+
 
 class CmlProbe(Protocol):
     """Reads one worker's CML controller; raises a `CmlError` (an ExternalServiceError) on faults."""
 
     async def read(self, worker: Worker) -> CmlReading: ...
+
+    async def ready(self, worker: Worker) -> bool:
+        """Whether CML reports `ready` (unauthenticated system_information)."""
 
 
 class CloudWatchPort(Protocol):

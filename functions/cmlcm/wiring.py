@@ -12,9 +12,16 @@ from functools import lru_cache
 from cmlcm.adapters.cloudwatch import CloudWatchGateway
 from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository
 from cmlcm.adapters.ec2 import Ec2Gateway
-from cmlcm.adapters.operations import DynamoJobRepository, DynamoRefreshLimiter, DynamoSampleRepository
+from cmlcm.adapters.operations import (
+    DynamoJobRepository,
+    DynamoRefreshLimiter,
+    DynamoReservations,
+    DynamoSampleRepository,
+)
+from cmlcm.adapters.workflows import StepFunctionsStarter
 from cmlcm.config import get_settings
 from cmlcm.services.collect import CollectPorts
+from cmlcm.services.provisioning import ProvisionPorts
 from cmlcm.services.workers import WorkerPorts
 
 
@@ -78,7 +85,22 @@ def collect_ports() -> CollectPorts:
     )
 
 
+@lru_cache(maxsize=1)
+def provision_ports() -> ProvisionPorts:
+    from cmlcm.adapters.cml.probe import fleet_probe
+
+    settings = get_settings()
+    return ProvisionPorts(
+        workers=worker_ports().workers,
+        settings=worker_ports().settings,
+        ec2_for=ec2_for(),
+        reservations=DynamoReservations(settings.operations_table, settings.aws_region),
+        workflow=StepFunctionsStarter(settings.provision_state_machine_arn, settings.aws_region),
+        cml=fleet_probe(settings),
+    )
+
+
 def reset() -> None:
     """Forget every built adapter (tests that change the environment or the moto backend)."""
-    for cached in (ec2_for, worker_ports, ops_ports, collect_ports):
+    for cached in (ec2_for, worker_ports, ops_ports, collect_ports, provision_ports):
         cached.cache_clear()

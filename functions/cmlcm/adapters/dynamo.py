@@ -265,6 +265,13 @@ class DynamoWorkerRepository:
         for item in self._model.active_index.query(ACTIVE_SHARD):
             yield item_to_worker(item)
 
+    def active_ids(self) -> list[str]:
+        """Ids of every non-terminated worker: the index query reads only the key attribute."""
+        return [
+            item.worker_id
+            for item in self._model.active_index.query(ACTIVE_SHARD, attributes_to_get=["worker_id"])
+        ]
+
 
 SETTINGS_PK = "SETTINGS"
 SETTINGS_SK = "GLOBAL"

@@ -11,8 +11,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from cmlcm.adapters.aws import client, map_client_error
-from cmlcm.ports import BulkResult, InstanceInfo
+from cmlcm.ports import BulkResult, InstanceInfo, LaunchSpec
 
+#: Instance states that still cost money or may come back (everything but terminated).
+LIVE_STATES = ("pending", "running", "stopping", "stopped", "shutting-down")
 #: DescribeInstances accepts at most 1000 instance ids per call (InstanceIds + MaxResults pages).
 DESCRIBE_BATCH = 1000
 #: Start/Stop/TerminateInstances: keep each call to a size EC2 handles in one request.
@@ -148,6 +150,70 @@ class Ec2Gateway:
                 self._ec2.delete_tags(Resources=[instance_id], Tags=[{"Key": k} for k in remove])
         except ClientError as exc:
             raise map_client_error(exc, action="CreateTags/DeleteTags") from exc
+
+    def launch(self, spec: LaunchSpec) -> InstanceInfo:
+        """RunInstances for one worker. `ClientToken` = worker id makes a retried launch return
+        the same instance instead of a second one."""
+        kwargs: dict[str, Any] = {
+            "ImageId": spec.ami_id,
+            "InstanceType": spec.instance_type,
+            "MinCount": 1,
+            "MaxCount": 1,
+            "ClientToken": spec.client_token,
+            "TagSpecifications": [
+                {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in spec.tags.items()]}
+            ],
+        }
+        if spec.subnet_id:
+            kwargs["SubnetId"] = spec.subnet_id
+        if spec.security_group_ids:
+            kwargs["SecurityGroupIds"] = list(spec.security_group_ids)
+        if spec.instance_profile_arn:
+            kwargs["IamInstanceProfile"] = {"Arn": spec.instance_profile_arn}
+        if spec.key_name:
+            kwargs["KeyName"] = spec.key_name
+        if spec.user_data:
+            kwargs["UserData"] = spec.user_data
+        try:
+            raw = self._ec2.run_instances(**kwargs)["Instances"][0]
+        except ClientError as exc:
+            raise map_client_error(exc, action="RunInstances") from exc
+        return _instance_info(raw)
+
+    def find_by_tag(self, key: str, value: str, *, include_terminated: bool = False) -> list[InstanceInfo]:
+        filters = [{"Name": f"tag:{key}", "Values": [value]}]
+        if not include_terminated:
+            filters.append({"Name": "instance-state-name", "Values": list(LIVE_STATES)})
+        return self.find(filters)
+
+    def find_by_ami_name(self, pattern: str) -> list[InstanceInfo]:
+        """Live instances launched from any AMI whose name matches `pattern` (EC2 wildcards)."""
+        try:
+            images = self._ec2.describe_images(Filters=[{"Name": "name", "Values": [pattern]}])["Images"]
+        except ClientError as exc:
+            raise map_client_error(exc, action="DescribeImages") from exc
+        image_ids = [image["ImageId"] for image in images]
+        if not image_ids:
+            return []
+        found: list[InstanceInfo] = []
+        for batch in chunks(image_ids, 200):
+            found += self.find(
+                [
+                    {"Name": "image-id", "Values": list(batch)},
+                    {"Name": "instance-state-name", "Values": list(LIVE_STATES)},
+                ]
+            )
+        return found
+
+    def image_names(self, image_ids: Iterable[str]) -> dict[str, str]:
+        ids = sorted(set(image_ids))
+        if not ids:
+            return {}
+        try:
+            images = self._ec2.describe_images(ImageIds=ids)["Images"]
+        except ClientError as exc:
+            raise map_client_error(exc, action="DescribeImages") from exc
+        return {image["ImageId"]: image.get("Name", "") for image in images}
 
     def enable_detailed_monitoring(self, instance_id: str) -> None:
         try:

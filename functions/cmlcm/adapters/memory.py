@@ -93,6 +93,9 @@ class InMemoryWorkerRepository:
     def iter_active(self) -> Iterator[Worker]:
         yield from (w for _, w in sorted(self._items.items()) if w.is_active)
 
+    def active_ids(self) -> list[str]:
+        return [w.worker_id for w in self.iter_active()]
+
 
 class InMemorySettingsRepository:
     def __init__(self, settings: Settings | None = None) -> None:

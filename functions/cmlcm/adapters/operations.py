@@ -14,10 +14,15 @@ from pynamodb.exceptions import DoesNotExist, PutError
 from pynamodb.models import Model
 
 from cmlcm.adapters.dynamo import OperationItem, _is_condition_failure, _plain, bind
-from cmlcm.domain.errors import RateLimited
+from cmlcm.domain.errors import Conflict, RateLimited
 from cmlcm.domain.jobs import JobHeartbeat, MetricSample
 
 JOB_PK = "JOB"
+NAME_PK = "NAME"
+IDEMPOTENCY_PK = "IDEMPOTENCY"
+RECONCILE_PK = "RECONCILE"
+#: How long an Idempotency-Key is remembered.
+IDEMPOTENCY_TTL = timedelta(hours=24)
 REFRESH_PK = "REFRESH"
 
 
@@ -124,3 +129,52 @@ def create_metrics_table(table_name: str, region: str) -> None:
     bound = bind(MetricSampleItem, table_name, region)
     if not bound.exists():
         bound.create_table(wait=True)
+
+
+class DynamoReservations:
+    """Unique worker names and Idempotency-Keys, claimed with conditional writes."""
+
+    def __init__(self, table_name: str, region: str) -> None:
+        self._model: type[OperationItem] = bind(OperationItem, table_name, region)  # type: ignore[assignment]
+
+    def claim_name(self, name: str, worker_id: str) -> None:
+        item = self._model(NAME_PK, name.lower(), data={"worker_id": worker_id})
+        try:
+            item.save(condition=self._model.pk.does_not_exist(), add_version_condition=False)
+        except PutError as exc:
+            if not _is_condition_failure(exc):
+                raise
+            raise Conflict(f"a worker named {name!r} already exists", field="name") from exc
+
+    def release_name(self, name: str) -> None:
+        self._model(NAME_PK, name.lower()).delete(add_version_condition=False)
+
+    def name_owner(self, name: str) -> str | None:
+        try:
+            return _plain(self._model.get(NAME_PK, name.lower(), consistent_read=True).data)["worker_id"]
+        except DoesNotExist:
+            return None
+
+    def claim_idempotency(
+        self, key: str, *, request_hash: str, worker_id: str, now: datetime
+    ) -> tuple[str, str] | None:
+        """Remember `key` → worker; returns the (worker id, request hash) stored earlier under
+        the same key instead, if there was one."""
+        item = self._model(
+            IDEMPOTENCY_PK,
+            key,
+            data={"worker_id": worker_id, "request_hash": request_hash},
+            expires_at=now + IDEMPOTENCY_TTL,
+        )
+        condition = self._model.pk.does_not_exist() | (self._model.expires_at <= now)
+        try:
+            item.save(condition=condition, add_version_condition=False)
+            return None
+        except PutError as exc:
+            if not _is_condition_failure(exc):
+                raise
+        stored = _plain(self._model.get(IDEMPOTENCY_PK, key, consistent_read=True).data)
+        return stored["worker_id"], stored["request_hash"]
+
+    def release_idempotency(self, key: str) -> None:
+        self._model(IDEMPOTENCY_PK, key).delete(add_version_condition=False)

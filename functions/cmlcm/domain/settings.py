@@ -26,6 +26,8 @@ class RegionDefaults(BaseModel):
     security_group_ids: tuple[str, ...] = ()
     instance_profile_arn: str | None = None
     key_name: str | None = None
+    #: cloud-init/user data for new CML instances (no secrets: CML reads its own from the secret).
+    user_data: str | None = Field(default=None, max_length=16384)
 
     @field_validator("instance_type")
     @classmethod
@@ -55,6 +57,8 @@ class Settings(BaseModel):
     reconcile_interval_minutes: int = Field(default=15, ge=5, le=1440)
     refresh_min_interval_seconds: int = Field(default=30, ge=5, le=3600, description="On-demand refresh limit")
     cml_ready_timeout_minutes: int = Field(default=30, ge=1, le=180)
+    instance_running_timeout_minutes: int = Field(default=10, ge=1, le=60)
+    provision_poll_seconds: int = Field(default=15, ge=1, le=300, description="Saga wait between checks")
     reconcile_policy_unrecorded: Literal["terminate", "adopt", "mark"] = "mark"
     reconcile_policy_failed_live: Literal["terminate", "mark"] = "terminate"
     region_defaults: dict[str, RegionDefaults] = Field(default_factory=dict)

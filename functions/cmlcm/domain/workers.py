@@ -256,6 +256,20 @@ class Worker(BaseModel):
                     new[k] = v
         return self.model_copy(update={"tags": new, "updated_at": now})
 
+    def fail(self, *, step: str, kind: str, message: str, now: datetime, source: str = "provisioning") -> Worker:
+        """Mark FAILED after a fault in `step` (the saga's verdict, not a request: allowed from any
+        status but TERMINATED); idempotent, so a retried compensation changes nothing."""
+        if self.status == WorkerStatus.TERMINATED:
+            raise IllegalTransition(f"worker {self.worker_id} is terminated", field="status")
+        if self.status == WorkerStatus.FAILED:
+            return self
+        reason = f"{step}: {kind}: {message}"[:500]
+        error = WorkerError(source=source, kind=kind, message=f"{step}: {message}"[:500], at=now)  # type: ignore[arg-type]
+        return self.model_copy(
+            update={"status": WorkerStatus.FAILED, "status_changed_at": now, "updated_at": now,
+                    "status_reason": reason, "last_error": error}
+        )
+
     def record_error(self, error: WorkerError) -> Worker:
         return self.model_copy(update={"last_error": error, "updated_at": error.at})
 

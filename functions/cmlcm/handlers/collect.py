@@ -1,0 +1,125 @@
+"""Step Functions tasks of `statemachines/collect_metrics.asl.json`: plan, collect a batch, summarise.
+
+Each handler parses its input into a model, calls one service function and returns JSON. Named
+errors (the exception class names) reach the state machine's Retry/Catch clauses.
+"""
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field
+
+from cmlcm import wiring
+from cmlcm.config import get_settings
+from cmlcm.services import jobs
+from cmlcm.services.collect import collect
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+get_settings()  # fail fast on a broken environment, at cold start
+
+
+class BatchInput(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    worker_ids: list[str] = Field(max_length=1000)
+
+
+class BatchOutcome(BaseModel):
+    """One Map branch's result; a failed branch is turned into this shape by the ASL Catch."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    workers: int = 0
+    changed: int = 0
+    failed: int = 0
+    written: int = 0
+    samples: int = 0
+    errors: dict[str, int] = {}
+    batch_failed: bool = False
+
+
+class SummaryInput(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    started_at: datetime
+    results: list[BatchOutcome] = []
+    failure: dict[str, Any] | None = None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """List the active workers (index query, ids only) and the settings that shape the run."""
+    ports = wiring.worker_ports()
+    settings = ports.settings.get()
+    now = _now()
+    interval = jobs.job_intervals(settings)[jobs.COLLECT_JOB]
+    jobs.record_start(wiring.ops_ports().jobs, jobs.COLLECT_JOB, interval_seconds=interval, now=now)
+    worker_ids = ports.workers.active_ids()
+    logger.info("collection planned", extra={"workers": len(worker_ids)})
+    return {
+        "worker_ids": worker_ids,
+        "workers": len(worker_ids),
+        "batch_size": settings.collect_batch_size,
+        "max_concurrency": settings.collect_max_concurrency,
+        "started_at": now.isoformat(),
+    }
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+def collect_batch_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Collect one batch of workers (the Map iteration)."""
+    batch = BatchInput.model_validate(event)
+    result = asyncio.run(collect(wiring.collect_ports(), batch.worker_ids, now=_now()))
+    logger.info("batch collected", extra=result.as_dict())
+    return result.as_dict()
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def summarize_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Sum the batches, record the heartbeat and publish EMF metrics for the run."""
+    run = SummaryInput.model_validate(event)
+    now = _now()
+    totals = {
+        key: sum(getattr(r, key) for r in run.results) for key in ("workers", "changed", "failed", "written", "samples")
+    }
+    batches_failed = sum(1 for r in run.results if r.batch_failed)
+    duration_ms = int((now - run.started_at).total_seconds() * 1000)
+    summary: dict[str, int | float | str] = {
+        **totals,
+        "batches": len(run.results),
+        "batches_failed": batches_failed,
+        "duration_ms": duration_ms,
+    }
+    succeeded = run.failure is None and batches_failed == 0
+    settings = wiring.worker_ports().settings.get()
+    jobs.record_finish(
+        wiring.ops_ports().jobs,
+        jobs.COLLECT_JOB,
+        interval_seconds=jobs.job_intervals(settings)[jobs.COLLECT_JOB],
+        now=now,
+        succeeded=succeeded,
+        summary=summary,
+    )
+    metrics.add_metric(name="CollectDuration", unit=MetricUnit.Milliseconds, value=duration_ms)
+    metrics.add_metric(name="WorkersCollected", unit=MetricUnit.Count, value=totals["workers"])
+    metrics.add_metric(name="WorkersChanged", unit=MetricUnit.Count, value=totals["changed"])
+    metrics.add_metric(name="WorkersFailed", unit=MetricUnit.Count, value=totals["failed"])
+    metrics.add_metric(name="BatchesFailed", unit=MetricUnit.Count, value=batches_failed)
+    logger.info("collection finished", extra=summary)
+    return {**summary, "succeeded": succeeded}

@@ -1,0 +1,94 @@
+"""The provisioning saga's Lambda: one function, one small step per `step` value.
+
+Step Functions passes `{"step": ..., "worker_id": ..., ...}`; each step parses its input, calls one
+service function and returns JSON. Exceptions keep their class names (QuotaExceeded,
+TransientAwsError, ...) so the ASL's Retry and Catch clauses can match them.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict
+
+from cmlcm import wiring
+from cmlcm.config import get_settings
+from cmlcm.services import provisioning as saga
+
+logger = Logger()
+tracer = Tracer()
+
+get_settings()  # fail fast on a broken environment, at cold start
+
+
+class StepInput(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    step: Literal["launch", "record_instance", "instance_state", "cml_ready", "mark_running", "compensate", "mark_for_reconciler"]
+    worker_id: str
+    instance_id: str | None = None
+    failed_step: str = "unknown"
+    error: str = "Unknown"
+    cause: str = ""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _launch(ports: saga.ProvisionPorts, step: StepInput) -> dict[str, Any]:
+    instance = saga.launch(ports, step.worker_id, now=_now())
+    return {"instance_id": instance.instance_id}
+
+
+def _record(ports: saga.ProvisionPorts, step: StepInput) -> dict[str, Any]:
+    saga.record_instance(ports, step.worker_id, step.instance_id or "", now=_now())
+    return {"recorded": True}
+
+
+def _state(ports: saga.ProvisionPorts, step: StepInput) -> dict[str, Any]:
+    return {"state": saga.instance_state(ports, step.worker_id, step.instance_id or "", now=_now())}
+
+
+def _ready(ports: saga.ProvisionPorts, step: StepInput) -> dict[str, Any]:
+    return {"ready": saga.cml_ready(ports, step.worker_id)}
+
+
+def _running(ports: saga.ProvisionPorts, step: StepInput) -> dict[str, Any]:
+    return {"status": saga.mark_running(ports, step.worker_id, now=_now()).status.value}
+
+
+def _compensate(ports: saga.ProvisionPorts, step: StepInput) -> dict[str, Any]:
+    done = saga.compensate(
+        ports, step.worker_id, step=step.failed_step, error=step.error, cause=step.cause[:1000], now=_now()
+    )
+    logger.warning("saga compensated", extra={"worker_id": step.worker_id, "terminated": done.terminated})
+    return {"terminated": done.terminated, "status": done.status.value}
+
+
+def _reconciler(ports: saga.ProvisionPorts, step: StepInput) -> dict[str, Any]:
+    worker = saga.mark_for_reconciler(ports, step.worker_id, step=step.failed_step, error=step.error, now=_now())
+    logger.error("compensation failed; worker left to the reconciler", extra={"worker_id": step.worker_id})
+    return {"status": worker.status.value}
+
+
+STEPS: dict[str, Callable[[saga.ProvisionPorts, StepInput], dict[str, Any]]] = {
+    "launch": _launch,
+    "record_instance": _record,
+    "instance_state": _state,
+    "cml_ready": _ready,
+    "mark_running": _running,
+    "compensate": _compensate,
+    "mark_for_reconciler": _reconciler,
+}
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    step = StepInput.model_validate(event)
+    logger.append_keys(worker_id=step.worker_id, step=step.step)
+    return STEPS[step.step](wiring.provision_ports(), step)

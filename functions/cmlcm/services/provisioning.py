@@ -1,0 +1,362 @@
+"""Creating workers (the provisioning saga's steps) and importing existing instances.
+
+`create_worker` records the worker PENDING first, then starts the saga; each saga step below is
+one Lambda task of `statemachines/provision_worker.asl.json`. Any failure after launch ends in
+`compensate`, which finds the instance (by id, else by tag/ClientToken), terminates it and marks
+the worker FAILED with the step and reason: never a zombie instance.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from cmlcm.domain.errors import (
+    Conflict,
+    ExternalServiceError,
+    IllegalTransition,
+    NotFound,
+    ValidationFailed,
+)
+from cmlcm.domain.settings import Settings
+from cmlcm.domain.workers import (
+    MANAGED_BY_TAG,
+    MANAGED_BY_VALUE,
+    WORKER_ID_TAG,
+    Worker,
+    WorkerError,
+    WorkerStatus,
+    worker_status_from_ec2,
+)
+from cmlcm.ports import CmlProbe, Ec2Port, InstanceInfo, LaunchSpec, SettingsRepository, WorkerRepository
+from cmlcm.services.workers import managed_tags, mutate
+
+
+class Reservations(Protocol):
+    def claim_name(self, name: str, worker_id: str) -> None: ...
+
+    def release_name(self, name: str) -> None: ...
+
+    def name_owner(self, name: str) -> str | None: ...
+
+    def claim_idempotency(self, key: str, *, request_hash: str, worker_id: str, now: datetime) -> tuple[str, str] | None: ...
+
+    def release_idempotency(self, key: str) -> None: ...
+
+
+class WorkflowStarter(Protocol):
+    def start(self, *, name: str, payload: dict[str, Any]) -> str:
+        """Start the provisioning state machine (execution name = worker id, so a repeat start
+        of the same worker is the same execution); returns the execution ARN."""
+
+
+@dataclass(frozen=True)
+class ProvisionPorts:
+    workers: WorkerRepository
+    settings: SettingsRepository
+    ec2_for: Callable[[str], Ec2Port]
+    reservations: Reservations
+    workflow: WorkflowStarter
+    cml: CmlProbe | None = None
+
+
+@dataclass(frozen=True)
+class CreateWorker:
+    name: str
+    region: str
+    instance_type: str | None = None
+    ami_id: str | None = None
+    owner: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def fingerprint(self) -> str:
+        """Stable hash of the request, to tell a replay from a different request with the same key."""
+        return hashlib.sha256(json.dumps(self.__dict__, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Created:
+    worker: Worker
+    execution_arn: str | None
+    replayed: bool = False
+
+
+def saga_input(worker: Worker, settings: Settings) -> dict[str, Any]:
+    """The execution input: the worker, and the saga's bounds from the settings."""
+    poll = settings.provision_poll_seconds
+    return {
+        "worker_id": worker.worker_id,
+        "config": {
+            "poll_seconds": poll,
+            "max_running_checks": max(1, settings.instance_running_timeout_minutes * 60 // poll),
+            "max_ready_checks": max(1, settings.cml_ready_timeout_minutes * 60 // poll),
+        },
+    }
+
+
+def create_worker(
+    ports: ProvisionPorts,
+    request: CreateWorker,
+    *,
+    worker_id: str,
+    idempotency_key: str | None,
+    now: datetime,
+) -> Created:
+    """Validate, claim the name, record PENDING, start the saga. The same Idempotency-Key with
+    the same request returns the first result; with another request it is a 409."""
+    settings = ports.settings.get()
+    defaults = settings.defaults_for(request.region)
+    instance_type = request.instance_type or defaults.instance_type
+    ami_id = request.ami_id or defaults.ami_id
+    if not ami_id:
+        raise ValidationFailed(
+            f"no ami_id given and the settings have no default AMI for {request.region}", field="ami_id"
+        )
+    if idempotency_key:
+        earlier = ports.reservations.claim_idempotency(
+            idempotency_key, request_hash=request.fingerprint(), worker_id=worker_id, now=now
+        )
+        if earlier is not None:
+            earlier_id, earlier_hash = earlier
+            if earlier_hash != request.fingerprint():
+                raise Conflict("this Idempotency-Key was used for a different request", field="Idempotency-Key")
+            return Created(ports.workers.get(earlier_id), execution_arn=None, replayed=True)
+    try:
+        ports.reservations.claim_name(request.name, worker_id)
+    except Conflict:
+        if idempotency_key:
+            ports.reservations.release_idempotency(idempotency_key)
+        raise
+    worker = ports.workers.add(
+        Worker(
+            worker_id=worker_id,
+            name=request.name,
+            region=request.region,
+            instance_type=instance_type,
+            ami_id=ami_id,
+            owner=request.owner,
+            tags={"Name": request.name, **request.tags, **managed_tags(worker_id)},
+            status=WorkerStatus.PENDING,
+            created_at=now,
+            updated_at=now,
+            status_changed_at=now,
+            status_reason="provisioning requested",
+        )
+    )
+    try:
+        execution_arn = ports.workflow.start(name=worker_id, payload=saga_input(worker, settings))
+    except ExternalServiceError as exc:
+        # Nothing was launched: the worker fails here and keeps its name until deleted.
+        mutate(ports.workers, worker_id, lambda w: w.fail(step="start", kind=exc.code, message=exc.message, now=now))
+        raise
+    return Created(worker, execution_arn)
+
+
+# --- saga steps (one Lambda task each) ---
+
+
+def launch(ports: ProvisionPorts, worker_id: str, *, now: datetime) -> InstanceInfo:
+    """PENDING → PROVISIONING, then RunInstances with ClientToken = worker id (a retry returns
+    the same instance)."""
+    worker = ports.workers.get(worker_id)
+    if worker.status == WorkerStatus.PENDING:
+        worker = mutate(ports.workers, worker_id, lambda w: w.transition(WorkerStatus.PROVISIONING, now=now, reason="launching"))
+    elif worker.status != WorkerStatus.PROVISIONING:
+        raise IllegalTransition(f"worker {worker_id} is {worker.status.value}, not pending", field="status")
+    defaults = ports.settings.get().defaults_for(worker.region)
+    spec = LaunchSpec(
+        client_token=worker_id,
+        ami_id=worker.ami_id or "",
+        instance_type=worker.instance_type or defaults.instance_type,
+        tags=worker.tags,
+        subnet_id=defaults.subnet_id,
+        security_group_ids=defaults.security_group_ids,
+        instance_profile_arn=defaults.instance_profile_arn,
+        key_name=defaults.key_name,
+        user_data=defaults.user_data,
+    )
+    return ports.ec2_for(worker.region).launch(spec)
+
+
+def record_instance(ports: ProvisionPorts, worker_id: str, instance_id: str, *, now: datetime) -> Worker:
+    return mutate(
+        ports.workers,
+        worker_id,
+        lambda w: w if w.instance_id == instance_id else w.touch(now, instance_id=instance_id),
+    )
+
+
+def instance_state(ports: ProvisionPorts, worker_id: str, instance_id: str, *, now: datetime) -> str:
+    """The instance's EC2 state, recorded on the worker (IPs too). "missing" when EC2 no longer
+    knows it (then the saga compensates)."""
+    worker = ports.workers.get(worker_id)
+    found = ports.ec2_for(worker.region).describe([instance_id]).get(instance_id)
+    if found is None:
+        return "missing"
+    mutate(
+        ports.workers,
+        worker_id,
+        lambda w: w.observe_ec2_state(found.state, now=now, public_ip=found.public_ip, private_ip=found.private_ip),
+    )
+    return found.state
+
+
+def cml_ready(ports: ProvisionPorts, worker_id: str) -> bool:
+    """True once the worker's CML answers `ready: true`; a fault counts as not ready yet."""
+    if ports.cml is None:
+        raise RuntimeError("cml_ready needs a CML probe")
+    worker = ports.workers.get(worker_id)
+    try:
+        return asyncio.run(ports.cml.ready(worker))  # type: ignore[attr-defined]
+    except ExternalServiceError:
+        return False
+
+
+def mark_running(ports: ProvisionPorts, worker_id: str, *, now: datetime) -> Worker:
+    return mutate(
+        ports.workers,
+        worker_id,
+        lambda w: w if w.status == WorkerStatus.RUNNING else w.transition(WorkerStatus.RUNNING, now=now, reason="provisioned"),
+    )
+
+
+@dataclass(frozen=True)
+class Compensation:
+    worker_id: str
+    terminated: list[str]
+    status: WorkerStatus
+
+
+def compensate(
+    ports: ProvisionPorts, worker_id: str, *, step: str, error: str, cause: str, now: datetime
+) -> Compensation:
+    """Terminate whatever the saga launched and mark the worker FAILED. Idempotent: a second run
+    finds the instance terminating/terminated and the worker already FAILED."""
+    worker = ports.workers.get(worker_id)
+    ec2 = ports.ec2_for(worker.region)
+    candidates = {i.instance_id for i in ec2.find_by_tag(WORKER_ID_TAG, worker_id)}
+    if worker.instance_id:
+        candidates.add(worker.instance_id)
+    live = [i for i, info in ec2.describe(sorted(candidates)).items() if info.state not in ("terminated", "shutting-down")]
+    terminated: list[str] = []
+    if live:
+        result = ec2.terminate(live)
+        errors = {i: e for i, e in result.failed.items() if getattr(e, "code", "") != "InstanceNotFound"}
+        if errors:
+            first = next(iter(errors.values()))
+            raise first  # named error: the ASL retries compensation, then hands over to the reconciler
+        terminated = result.succeeded
+    instance_id = worker.instance_id or (sorted(candidates)[0] if candidates else None)
+    updated = mutate(
+        ports.workers,
+        worker_id,
+        lambda w: (w if w.instance_id or not instance_id else w.touch(now, instance_id=instance_id)).fail(
+            step=step, kind=error, message=cause, now=now
+        ),
+    )
+    return Compensation(worker_id, terminated, updated.status)
+
+
+def mark_for_reconciler(ports: ProvisionPorts, worker_id: str, *, step: str, error: str, now: datetime) -> Worker:
+    """Last resort when compensation kept failing: FAILED with a reason the reconciler acts on
+    (a FAILED worker with a live instance is terminated by its policy)."""
+    return mutate(
+        ports.workers,
+        worker_id,
+        lambda w: w.fail(step=step, kind=error, message="compensation failed; left to the reconciler", now=now),
+    )
+
+
+# --- imports ---
+
+
+@dataclass
+class ImportReport:
+    imported: list[Worker] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+
+def import_instances(
+    ports: ProvisionPorts,
+    *,
+    region: str,
+    instance_id: str | None,
+    ami_name_pattern: str | None,
+    now: datetime,
+    new_id: Callable[[], str],
+) -> ImportReport:
+    """Adopt existing instances as workers: one by id, or every live instance launched from an
+    AMI whose name matches. Known, terminated and name-clashing instances are skipped with a reason."""
+    ec2 = ports.ec2_for(region)
+    if instance_id is not None:
+        found = ec2.describe([instance_id]).get(instance_id)
+        if found is None:
+            raise NotFound(f"EC2 in {region} has no instance {instance_id}", field="instance_id")
+        instances = [found]
+    else:
+        instances = ec2.find_by_ami_name(ami_name_pattern or "")
+    image_names = ec2.image_names(i.image_id for i in instances if i.image_id)
+    report = ImportReport()
+    for info in sorted(instances, key=lambda i: i.instance_id):
+        if info.state in ("terminated", "shutting-down"):
+            report.skipped.append({"instance_id": info.instance_id, "reason": f"instance is {info.state}"})
+            continue
+        known = ports.workers.find_by_instance_id(info.instance_id)
+        if known is not None:
+            report.skipped.append(
+                {"instance_id": info.instance_id, "reason": f"already managed as worker {known.worker_id}"}
+            )
+            continue
+        worker_id = new_id()
+        name = info.tags.get("Name") or info.instance_id
+        try:
+            ports.reservations.claim_name(name, worker_id)
+        except Conflict:
+            name = f"{name}-{info.instance_id}"
+            try:
+                ports.reservations.claim_name(name, worker_id)
+            except Conflict:
+                report.skipped.append({"instance_id": info.instance_id, "reason": f"name {name!r} is taken"})
+                continue
+        tags = {**info.tags, **managed_tags(worker_id)}
+        ec2.set_tags(info.instance_id, add=managed_tags(worker_id), remove=[])
+        status = worker_status_from_ec2(info.state)
+        report.imported.append(
+            ports.workers.add(
+                Worker(
+                    worker_id=worker_id,
+                    name=name,
+                    region=region,
+                    instance_id=info.instance_id,
+                    instance_type=info.instance_type,
+                    ami_id=info.image_id,
+                    ami_name=image_names.get(info.image_id or ""),
+                    tags=tags,
+                    status=status,
+                    ec2_state=info.state,
+                    public_ip=info.public_ip,
+                    private_ip=info.private_ip,
+                    created_at=now,
+                    updated_at=now,
+                    status_changed_at=now,
+                    status_reason="imported",
+                )
+            )
+        )
+    return report
+
+
+__all__ = [
+    "MANAGED_BY_TAG",
+    "MANAGED_BY_VALUE",
+    "CreateWorker",
+    "ProvisionPorts",
+    "compensate",
+    "create_worker",
+    "import_instances",
+    "launch",
+]

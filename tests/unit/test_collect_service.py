@@ -1,0 +1,175 @@
+"""The collect service over in-memory twins and fakes: batching, change detection, fault isolation."""
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cmlcm.adapters.memory import InMemoryWorkerRepository
+from cmlcm.domain.cml import CmlReading
+from cmlcm.domain.errors import ExternalServiceError, TransientAwsError
+from cmlcm.domain.workers import ServiceStatus, Worker, WorkerStatus
+from cmlcm.ports import BulkResult, InstanceInfo, InstanceUsage
+from cmlcm.services.collect import CollectPorts, Observation, collect, observe
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+class FakeEc2:
+    def __init__(self, states: dict[str, str]) -> None:
+        self.states = states
+        self.describe_calls = 0
+        self.status_calls = 0
+        self.fail_describe = False
+
+    def describe(self, ids):
+        self.describe_calls += 1
+        if self.fail_describe:
+            raise TransientAwsError("DescribeInstances: Throttling")
+        return {i: InstanceInfo(i, self.states[i], private_ip="10.0.0.1") for i in ids if i in self.states}
+
+    def status_checks(self, ids):
+        self.status_calls += 1
+        return {i: ("ok", "ok") for i in ids if i in self.states}
+
+    def start(self, ids):
+        return BulkResult(list(ids), {})
+
+    stop = terminate = start
+
+
+class FakeCloudWatch:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def instance_usage(self, ids, *, now):
+        self.calls += 1
+        return {i: InstanceUsage(cpu_percent=12.5, memory_percent=40.0) for i in ids}
+
+
+class CmlDown(ExternalServiceError):
+    code = "CmlError"
+    kind = "timeout"
+
+
+class FakeCml:
+    def __init__(self, broken: set[str] | None = None) -> None:
+        self.broken = broken or set()
+        self.calls = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def read(self, worker: Worker) -> CmlReading:
+        self.calls += 1
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0.01)
+            if worker.worker_id in self.broken:
+                raise CmlDown(f"CML on {worker.worker_id} did not answer in time")
+            return CmlReading(version="2.9.0", ready=True, labs_total=2, labs_running=1, nodes_running=5)
+        finally:
+            self.in_flight -= 1
+
+
+class Samples:
+    def __init__(self) -> None:
+        self.written = 0
+
+    def put_many(self, samples):
+        self.written += len(samples)
+        return len(samples)
+
+
+def _fleet(n: int, *, state: str = "running") -> tuple[InMemoryWorkerRepository, FakeEc2]:
+    repo = InMemoryWorkerRepository()
+    states = {}
+    for i in range(n):
+        iid = f"i-{i:017x}"
+        states[iid] = state
+        repo.add(Worker(worker_id=f"w-{i:04d}", name=f"cml-{i}", region="us-east-1", instance_id=iid,
+                        status=WorkerStatus.RUNNING, created_at=NOW, updated_at=NOW, status_changed_at=NOW))
+    return repo, FakeEc2(states)
+
+
+def _ports(repo, ec2, cml, samples=None, cw=None, concurrency=50) -> CollectPorts:
+    return CollectPorts(workers=repo, samples=samples or Samples(), ec2_for=lambda r: ec2,
+                        cloudwatch_for=lambda r: cw or FakeCloudWatch(), cml=cml, cml_concurrency=concurrency)
+
+
+def test_one_describe_per_batch_and_bounded_cml_concurrency():
+    repo, ec2 = _fleet(300)
+    cml = FakeCml()
+    result = asyncio.run(collect(_ports(repo, ec2, cml, concurrency=20), [f"w-{i:04d}" for i in range(300)], now=NOW))
+    assert (ec2.describe_calls, ec2.status_calls) == (1, 1)
+    assert cml.calls == 300 and cml.max_in_flight == 20
+    assert result.workers == 300 and result.changed == 300 and result.failed == 0
+    assert repo.get("w-0001").metrics.labs_running == 1
+    assert repo.get("w-0001").service_status == ServiceStatus.AVAILABLE
+
+
+def test_second_cycle_with_nothing_changed_writes_no_worker():
+    repo, ec2 = _fleet(50)
+    ports = _ports(repo, ec2, FakeCml())
+    ids = [f"w-{i:04d}" for i in range(50)]
+    asyncio.run(collect(ports, ids, now=NOW))
+    writes_before = repo.writes
+    result = asyncio.run(collect(ports, ids, now=NOW + timedelta(minutes=5)))
+    assert result.changed == 0 and result.written == 0
+    assert repo.writes == writes_before
+    assert result.samples == 50  # the time series still gets its point
+
+
+def test_faulty_controllers_are_recorded_only_on_their_workers():
+    repo, ec2 = _fleet(20)
+    broken = {f"w-{i:04d}" for i in range(0, 20, 10)}
+    result = asyncio.run(collect(_ports(repo, ec2, FakeCml(broken)), [f"w-{i:04d}" for i in range(20)], now=NOW))
+    assert result.failed == 2 and result.errors == {"timeout": 2}
+    for i in range(20):
+        worker = repo.get(f"w-{i:04d}")
+        if worker.worker_id in broken:
+            assert worker.last_error.kind == "timeout" and worker.service_status == ServiceStatus.UNREACHABLE
+        else:
+            assert worker.last_error is None and worker.metrics.cml_version == "2.9.0"
+
+
+def test_ec2_failure_is_recorded_on_each_worker_of_the_region():
+    repo, ec2 = _fleet(3)
+    ec2.fail_describe = True
+    result = asyncio.run(collect(_ports(repo, ec2, FakeCml()), ["w-0000", "w-0001", "w-0002"], now=NOW))
+    assert result.failed == 3
+    assert repo.get("w-0000").last_error.source == "ec2"
+
+
+def test_stopped_instances_are_not_probed_and_status_follows_ec2():
+    repo, ec2 = _fleet(4, state="stopped")
+    cml = FakeCml()
+    asyncio.run(collect(_ports(repo, ec2, cml), [f"w-{i:04d}" for i in range(4)], now=NOW))
+    assert cml.calls == 0
+    assert repo.get("w-0000").status == WorkerStatus.STOPPED
+
+
+def test_observe_is_pure_and_returns_the_same_worker_when_nothing_changed():
+    repo, _ = _fleet(1)
+    worker = repo.get("w-0000")
+    observation = Observation(instance=InstanceInfo(worker.instance_id, "running"), reading=CmlReading(version="2.9.0", ready=False))
+    once = observe(worker, observation, now=NOW)
+    assert once.service_status == ServiceStatus.BOOTING and once.updated_at == NOW
+    again = observe(once, observation, now=NOW + timedelta(minutes=5))
+    assert again is once
+
+
+def test_missing_instance_is_an_error_not_a_status_change():
+    repo, ec2 = _fleet(1)
+    ec2.states.clear()
+    asyncio.run(collect(_ports(repo, ec2, FakeCml()), ["w-0000"], now=NOW))
+    worker = repo.get("w-0000")
+    assert worker.status == WorkerStatus.RUNNING and worker.last_error.kind == "InstanceNotFound"
+
+
+@pytest.mark.parametrize("unknown", [["w-nope"], []])
+def test_unknown_ids_are_ignored(unknown):
+    repo, ec2 = _fleet(1)
+    result = asyncio.run(collect(_ports(repo, ec2, FakeCml()), unknown, now=NOW))
+    assert result.workers == 0
