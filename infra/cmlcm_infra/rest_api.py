@@ -1,0 +1,136 @@
+"""API Gateway REST API in front of the API Lambda (Powertools `APIGatewayRestResolver`).
+
+Every path is proxied to one function, which routes, validates (pydantic) and documents
+(OpenAPI) the API itself. API Gateway adds what must happen before the code runs: Cognito token
+validation on every method except the public `GET /health` and `GET /openapi.json`, throttling,
+access logs, execution logs and X-Ray.
+"""
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from cmlcm_infra.nag import acknowledge
+
+#: Paths answered without a token (GET only): liveness probes and the API description.
+PUBLIC_PATHS = ("health", "openapi.json")
+
+
+class RestApi(Construct):
+    """REST API: `{proxy+}` (any method, Cognito) plus the public GET paths."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        handler: lambda_.IFunction,
+        user_pool: cognito.IUserPool,
+        stage_name: str = "v1",
+        throttling_rate_limit: int = 50,
+        throttling_burst_limit: int = 100,
+        log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
+    ) -> None:
+        super().__init__(scope, construct_id)
+
+        access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
+        )
+        self.authorizer = apigw.CognitoUserPoolsAuthorizer(
+            self,
+            "Authorizer",
+            cognito_user_pools=[user_pool],
+            results_cache_ttl=Duration.minutes(5),
+        )
+        self.api = apigw.RestApi(
+            self,
+            "Api",
+            description="CML Cloud Manager REST API",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            # Every method is protected unless it explicitly opts out (the public GETs below).
+            default_method_options=apigw.MethodOptions(
+                authorizer=self.authorizer, authorization_type=apigw.AuthorizationType.COGNITO
+            ),
+            # Execution logging needs the account-level API Gateway CloudWatch role; the recommended
+            # flag disables it by default, so ask for it explicitly (kept on stack deletion because
+            # it is shared by every REST API of the account/region).
+            cloud_watch_role=True,
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
+            deploy_options=apigw.StageOptions(
+                stage_name=stage_name,
+                access_log_destination=apigw.LogGroupLogDestination(access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=True,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
+                ),
+                # ERROR, not INFO, and never data tracing: bodies carry tokens and credentials.
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                data_trace_enabled=False,
+                metrics_enabled=True,
+                tracing_enabled=True,
+                throttling_rate_limit=throttling_rate_limit,
+                throttling_burst_limit=throttling_burst_limit,
+            ),
+        )
+        # Parameters and body are checked against the method's (empty) models here; the real
+        # validation is pydantic in the function, which owns the schemas and the OpenAPI document.
+        validator = self.api.add_request_validator(
+            "RequestValidator", validate_request_body=True, validate_request_parameters=True
+        )
+        # Invoke permissions are scoped to each method's ARN; console test-invoke ones are not needed.
+        integration = apigw.LambdaIntegration(handler, proxy=True, allow_test_invoke=False)
+
+        # `/` and `/{proxy+}`, any method: the function's resolver routes and answers 404/405.
+        for resource in (self.api.root, self.api.root.add_resource("{proxy+}")):
+            resource.add_method("ANY", integration, request_validator=validator)
+        # Explicit resources win over `{proxy+}`, so these two GETs skip the authorizer.
+        for path in PUBLIC_PATHS:
+            method = self.api.root.add_resource(path).add_method(
+                "GET",
+                integration,
+                authorization_type=apigw.AuthorizationType.NONE,
+                request_validator=validator,
+            )
+            for rule in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):
+                acknowledge(
+                    method,
+                    rule,
+                    f"GET /{path} is public on purpose: health probes and API clients/doc viewers "
+                    "call it without a token; it returns no fleet data and the stage throttling applies.",
+                )
+
+        # The stack exports the URL under a stable name (RestApiUrl); drop the hashed duplicate.
+        self.api.node.try_remove_child("Endpoint")
+
+        acknowledge(
+            self.api.deployment_stage,
+            "AwsSolutions-APIG3",
+            "No WAFv2 web ACL yet: every data path needs a Cognito token and the stage is throttled. "
+            "Associate a web ACL (rate-based + AWS managed rules) when the API is exposed beyond operators.",
+        )
+        acknowledge(
+            self.api,
+            "AwsSolutions-IAM4",
+            "The account-level API Gateway CloudWatch role uses AmazonAPIGatewayPushToCloudWatchLogs, the "
+            "policy AWS documents for it: API Gateway writes execution logs to log groups it creates "
+            "itself, whose names are not known here.",
+            findings=[
+                "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+            ],
+        )
+
+    @property
+    def url(self) -> str:
+        """The invoke URL of the stage (ends with `/`)."""
+        return self.api.url

@@ -1,0 +1,90 @@
+"""The CML Cloud Manager stack: a thin composition of one construct per concern.
+
+Data (tables) → Auth (Cognito) → CmlCredentials (secret) → Functions (factory) → RestApi.
+Seams for the next constructs, in this order:
+  * Workflows: state machines from `statemachines/*.asl.json` (`workflows.state_machine_from_asl`);
+    grant the API function `states:StartExecution` and set PROVISION_/COLLECT_STATE_MACHINE_ARN.
+  * Schedules: EventBridge Scheduler starting the collection (`schedules.schedule_state_machine`).
+  * Realtime: WebSocket API ($connect token check, subscribe) and the stream-fed broadcaster.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from aws_cdk import CfnOutput, Duration, Stack
+from constructs import Construct
+
+from cmlcm_infra.auth import Auth
+from cmlcm_infra.credentials import CmlCredentials
+from cmlcm_infra.data import Data
+from cmlcm_infra.functions import Functions
+from cmlcm_infra.permissions import (
+    grant_fleet_control,
+    grant_metrics_read,
+    grant_secret_value,
+    grant_tables_read_write,
+)
+from cmlcm_infra.rest_api import RestApi
+
+API_HANDLER = "cmlcm.handlers.api.app.handler"
+#: Context key (cx-api BUNDLING_STACKS) listing the stacks whose assets are bundled.
+BUNDLING_STACKS = "aws:cdk:bundling-stacks"
+
+
+class CmlCloudManagerStack(Stack):
+    """Everything CML Cloud Manager runs on, in one stack."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        supported_regions: str = "us-east-1,us-west-2,eu-west-1",
+        cml_endpoint_mode: Literal["public", "private", "template"] = "public",
+        log_level: str = "INFO",
+        skip_bundling: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        """`skip_bundling` stages the layer unbuilt (offline synth, tests): never deploy that."""
+        super().__init__(scope, construct_id, **kwargs)
+        if skip_bundling:
+            # Read by every asset of this stack (Stack.bundlingRequired); the CLI sets the same
+            # key on the app, so it has to be set here, below the CLI's value, before any asset.
+            self.node.set_context(BUNDLING_STACKS, [])
+
+        data = Data(self, "Data")
+        auth = Auth(self, "Auth")
+        credentials = CmlCredentials(self, "CmlCredentials")
+        functions = Functions(
+            self,
+            "Functions",
+            log_level=log_level,
+            environment={
+                **data.environment,
+                "CML_CREDENTIALS_SECRET": credentials.secret.secret_arn,
+                "SUPPORTED_REGIONS": supported_regions,
+                "CML_ENDPOINT_MODE": cml_endpoint_mode,
+            },
+        )
+
+        self.api_function = functions.add_function(
+            "Api",
+            handler=API_HANDLER,
+            service_name="api",
+            description="CML Cloud Manager REST API (Powertools APIGatewayRestResolver)",
+            memory_size=1024,  # more memory = more CPU: faster cold starts (pydantic, boto3)
+            timeout=Duration.seconds(29),  # the REST API integration limit
+        )
+        grant_tables_read_write(self.api_function, data)
+        grant_fleet_control(self.api_function)
+        grant_metrics_read(self.api_function)
+        grant_secret_value(self.api_function, credentials.secret)
+
+        rest_api = RestApi(self, "RestApi", handler=self.api_function, user_pool=auth.user_pool)
+
+        CfnOutput(self, "RestApiUrl", value=rest_api.url, description="REST API base URL (stage included)")
+        CfnOutput(self, "UserPoolId", value=auth.user_pool.user_pool_id)
+        CfnOutput(self, "UserPoolClientId", value=auth.client.user_pool_client_id)
+        CfnOutput(self, "CmlCredentialsSecretArn", value=credentials.secret.secret_arn)
+        for variable, table in data.tables.items():
+            CfnOutput(self, variable.title().replace("_", ""), value=table.table_name, description=variable)
