@@ -36,6 +36,10 @@ class FunctionSettings(BaseSettings):
     cml_concurrency: int = Field(default=50, alias="CML_CONCURRENCY", ge=1, le=1000)
     provision_state_machine_arn: str = Field(default="", alias="PROVISION_STATE_MACHINE_ARN")
     collect_state_machine_arn: str = Field(default="", alias="COLLECT_STATE_MACHINE_ARN")
+    #: EventBridge Scheduler schedules whose rate follows the settings (empty: not managed here).
+    collect_schedule_name: str = Field(default="", alias="COLLECT_SCHEDULE_NAME")
+    reconcile_schedule_name: str = Field(default="", alias="RECONCILE_SCHEDULE_NAME")
+    schedule_group_name: str = Field(default="default", alias="SCHEDULE_GROUP_NAME")
     metrics_sample_ttl_hours: int = Field(default=24, alias="METRICS_SAMPLE_TTL_HOURS", ge=1)
 
     @property

@@ -18,9 +18,11 @@ from cmlcm.adapters.operations import (
     DynamoReservations,
     DynamoSampleRepository,
 )
+from cmlcm.adapters.schedules import EventBridgeSchedules
 from cmlcm.adapters.workflows import StepFunctionsStarter
 from cmlcm.config import get_settings
 from cmlcm.services.collect import CollectPorts
+from cmlcm.services.jobs import COLLECT_JOB, RECONCILE_JOB
 from cmlcm.services.provisioning import ProvisionPorts
 from cmlcm.services.workers import WorkerPorts
 
@@ -56,6 +58,7 @@ def worker_ports() -> WorkerPorts:
         workers=DynamoWorkerRepository(settings.workers_table, settings.aws_region),
         settings=DynamoSettingsRepository(settings.operations_table, settings.aws_region),
         ec2_for=ec2_for(),
+        release_name=DynamoReservations(settings.operations_table, settings.aws_region).release_name,
     )
 
 
@@ -100,7 +103,14 @@ def provision_ports() -> ProvisionPorts:
     )
 
 
+@lru_cache(maxsize=1)
+def schedules() -> EventBridgeSchedules:
+    settings = get_settings()
+    names = {COLLECT_JOB: settings.collect_schedule_name, RECONCILE_JOB: settings.reconcile_schedule_name}
+    return EventBridgeSchedules(settings.aws_region, names, settings.schedule_group_name)
+
+
 def reset() -> None:
     """Forget every built adapter (tests that change the environment or the moto backend)."""
-    for cached in (ec2_for, worker_ports, ops_ports, collect_ports, provision_ports):
+    for cached in (ec2_for, worker_ports, ops_ports, collect_ports, provision_ports, schedules):
         cached.cache_clear()

@@ -270,6 +270,21 @@ class Worker(BaseModel):
                     "status_reason": reason, "last_error": error}
         )
 
+    def instance_vanished(self, *, now: datetime) -> Worker:
+        """EC2 no longer knows the instance: whatever the record said, it is gone."""
+        if self.status == WorkerStatus.TERMINATED:
+            return self
+        message = f"instance {self.instance_id} no longer exists in EC2"
+        return self.model_copy(
+            update={
+                "status": WorkerStatus.TERMINATED,
+                "status_changed_at": now,
+                "updated_at": now,
+                "status_reason": "reconciler: instance vanished",
+                "last_error": WorkerError(source="reconciler", kind="InstanceVanished", message=message, at=now),
+            }
+        )
+
     def record_error(self, error: WorkerError) -> Worker:
         return self.model_copy(update={"last_error": error, "updated_at": error.at})
 

@@ -33,6 +33,8 @@ class WorkerPorts:
     workers: WorkerRepository
     settings: SettingsRepository
     ec2_for: Callable[[str], Ec2Port]
+    #: Releases a deleted worker's unique name (None where names are not tracked, e.g. unit tests).
+    release_name: Callable[[str], None] | None = None
 
 
 def list_workers(repo: WorkerRepository, query: WorkerQuery) -> Page[Worker]:
@@ -154,6 +156,8 @@ def delete_worker(ports: WorkerPorts, key: str, *, terminate_instance: bool, now
                 _record_aws_failure(ports, worker, exc, now)
                 raise
     ports.workers.delete(worker.worker_id)
+    if ports.release_name is not None:
+        ports.release_name(worker.name)
     return worker
 
 

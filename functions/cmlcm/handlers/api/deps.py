@@ -1,16 +1,21 @@
 """What the API routes use: the ports from `cmlcm.wiring`, unless a test overrides them."""
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from cmlcm import wiring
 from cmlcm.services.collect import CollectPorts
+from cmlcm.services.provisioning import ProvisionPorts
+from cmlcm.services.settings import ScheduleRates
 from cmlcm.services.workers import WorkerPorts
 
 _workers: WorkerPorts | None = None
 _ops: wiring.OpsPorts | None = None
 _collect: CollectPorts | None = None
+_provision: ProvisionPorts | None = None
+_schedules: ScheduleRates | None = None
 _clock: Callable[[], datetime] | None = None
 
 
@@ -26,6 +31,19 @@ def collect_ports() -> CollectPorts:
     return _collect or wiring.collect_ports()
 
 
+def provision_ports() -> ProvisionPorts:
+    return _provision or wiring.provision_ports()
+
+
+def schedules() -> ScheduleRates | None:
+    return _schedules if _schedules is not None else wiring.schedules()
+
+
+def new_worker_id() -> str:
+    """Ids are made at the edge, like time: services take them as arguments."""
+    return f"w-{uuid.uuid4().hex[:17]}"
+
+
 def now() -> datetime:
     """The edge owns the clock: services get `now` as an argument."""
     return _clock() if _clock else datetime.now(UTC)
@@ -37,8 +55,10 @@ def override(
     *,
     ops_: wiring.OpsPorts | None = None,
     collect: CollectPorts | None = None,
+    provision: ProvisionPorts | None = None,
+    schedules_: ScheduleRates | None = None,
 ) -> None:
     """Swap the adapters (tests); `override(None)` goes back to the real ones."""
-    global _workers, _ops, _collect, _clock
-    _workers, _ops, _collect, _clock = ports_, ops_, collect, clock
+    global _workers, _ops, _collect, _provision, _schedules, _clock
+    _workers, _ops, _collect, _provision, _schedules, _clock = ports_, ops_, collect, provision, schedules_, clock
     wiring.reset()

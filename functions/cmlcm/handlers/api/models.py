@@ -169,6 +169,17 @@ class ImportWorkersRequest(ApiModel):
         return self
 
 
+class CreatedWorker(ApiModel):
+    worker: WorkerView
+    execution_arn: str | None = Field(description="The provisioning saga's execution (null on a replay)")
+    replayed: bool = Field(description="True when this answers a repeated Idempotency-Key")
+
+
+class ImportResult(ApiModel):
+    imported: list[WorkerView]
+    skipped: list[dict[str, str]] = Field(description="instance_id and reason for each instance not imported")
+
+
 class SettingsBody(Settings):
     """PUT /settings body: the whole document. `version` (from GET) guards against lost edits;
     omit it to overwrite whatever is stored."""

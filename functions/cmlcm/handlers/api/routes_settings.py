@@ -4,11 +4,11 @@ from __future__ import annotations
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from cmlcm.config import get_settings
-from cmlcm.domain.errors import ValidationFailed
 from cmlcm.domain.settings import Settings
 from cmlcm.handlers.api import deps
 from cmlcm.handlers.api.auth import Role, requires
 from cmlcm.handlers.api.models import SettingsBody
+from cmlcm.services.settings import save_settings
 
 router = Router()
 
@@ -20,13 +20,8 @@ def get_settings_doc() -> Settings:
 
 @router.put("/settings", middlewares=[requires(Role.ADMIN)], summary="Replace the fleet settings")
 def put_settings(body: SettingsBody) -> Settings:
-    supported = get_settings().regions
-    for region in body.region_defaults:
-        if region not in supported:
-            raise ValidationFailed(
-                f"region {region!r} is not supported; use one of {', '.join(supported)}",
-                field=f"region_defaults.{region}",
-            )
+    """Replaces the document; the collect and reconcile schedules follow the new intervals."""
     repo = deps.ports().settings
     version = body.version if body.version is not None else repo.get().version
-    return repo.save(Settings.model_validate({**body.model_dump(exclude={"version"}), "version": version}))
+    new = Settings.model_validate({**body.model_dump(exclude={"version"}), "version": version})
+    return save_settings(repo, deps.schedules(), new, supported_regions=get_settings().regions)

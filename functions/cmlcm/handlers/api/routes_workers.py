@@ -4,18 +4,20 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 
 from cmlcm.config import get_settings
-from cmlcm.domain.errors import NotImplementedYet, ValidationFailed
+from cmlcm.domain.errors import ValidationFailed
 from cmlcm.domain.workers import WorkerStatus
 from cmlcm.handlers.api import deps
-from cmlcm.handlers.api.auth import Role, requires
+from cmlcm.handlers.api.auth import Role, caller_name, requires
 from cmlcm.handlers.api.models import (
+    CreatedWorker,
     CreateWorkerRequest,
     IdleDetectionUpdate,
+    ImportResult,
     ImportWorkersRequest,
     PauseRequest,
     TagsUpdate,
@@ -24,7 +26,7 @@ from cmlcm.handlers.api.models import (
     view_of,
 )
 from cmlcm.ports import WorkerQuery
-from cmlcm.services import collect
+from cmlcm.services import collect, provisioning
 from cmlcm.services import workers as svc
 
 router = Router()
@@ -57,16 +59,34 @@ def get_worker(worker_id: str) -> WorkerView:
     return WorkerView.of(svc.get_worker(deps.ports().workers, worker_id))
 
 
-@router.post("/workers", middlewares=[ADMIN], summary="Create a worker (provisioning saga)")
-def create_worker(body: CreateWorkerRequest) -> Response[dict]:
+@router.post("/workers", middlewares=[ADMIN], summary="Create a worker (starts the provisioning saga)")
+def create_worker(
+    body: CreateWorkerRequest,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=8, max_length=128)] = None,
+) -> Response[CreatedWorker]:
+    """202 with the PENDING worker and the saga's execution; a replay of the same
+    Idempotency-Key returns the same worker (200) and never creates a second one."""
     _check_region(body.region)
-    raise NotImplementedYet("creating workers arrives with the provisioning saga")
+    request = provisioning.CreateWorker(
+        name=body.name, region=body.region, instance_type=body.instance_type, ami_id=body.ami_id,
+        owner=body.owner or caller_name(router.current_event.raw_event), tags=body.tags,
+    )
+    created = provisioning.create_worker(
+        deps.provision_ports(), request, worker_id=deps.new_worker_id(), idempotency_key=idempotency_key, now=deps.now()
+    )
+    result = CreatedWorker(worker=WorkerView.of(created.worker), execution_arn=created.execution_arn, replayed=created.replayed)
+    return Response(status_code=200 if created.replayed else 202, content_type=content_types.APPLICATION_JSON, body=result)
 
 
 @router.post("/workers/import", middlewares=[ADMIN], summary="Import existing instances")
-def import_workers(body: ImportWorkersRequest) -> Response[dict]:
+def import_workers(body: ImportWorkersRequest) -> ImportResult:
+    """One instance by id, or every live instance of AMIs matching a name pattern."""
     _check_region(body.region)
-    raise NotImplementedYet("importing workers arrives with the provisioning saga")
+    report = provisioning.import_instances(
+        deps.provision_ports(), region=body.region, instance_id=body.instance_id,
+        ami_name_pattern=body.ami_name_pattern, now=deps.now(), new_id=deps.new_worker_id,
+    )
+    return ImportResult(imported=[WorkerView.of(w) for w in report.imported], skipped=report.skipped)
 
 
 @router.post("/workers/<worker_id>/start", middlewares=[OPERATOR], summary="Start a stopped worker")

@@ -1,0 +1,52 @@
+"""The reconciler's Lambda (EventBridge schedule; the local scheduler loop in local mode)."""
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cmlcm import wiring
+from cmlcm.config import get_settings
+from cmlcm.services import jobs
+from cmlcm.services.reconcile import Finding, reconcile
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+get_settings()  # fail fast on a broken environment, at cold start
+
+
+def run_reconciler(now: datetime) -> list[Finding]:
+    """One reconciliation with heartbeat, EMF metrics and one log event per finding."""
+    ports = wiring.provision_ports()
+    interval = jobs.job_intervals(ports.settings.get())[jobs.RECONCILE_JOB]
+    jobs.record_start(wiring.ops_ports().jobs, jobs.RECONCILE_JOB, interval_seconds=interval, now=now)
+    findings = reconcile(
+        ports, regions=get_settings().regions, now=now, new_id=lambda: f"w-{uuid.uuid4().hex[:17]}"
+    )
+    counts = Counter(f.kind for f in findings)
+    for finding in findings:
+        logger.warning("reconciler finding", extra={"event": "reconcile.finding", **finding.as_dict()})
+    for kind in ("unrecorded_instance", "failed_with_live_instance", "vanished_instance"):
+        metrics.add_metric(name=f"Reconcile_{kind}", unit=MetricUnit.Count, value=counts.get(kind, 0))
+    summary: dict[str, int | float | str] = {kind: n for kind, n in counts.items()}
+    summary["findings"] = len(findings)
+    jobs.record_finish(
+        wiring.ops_ports().jobs, jobs.RECONCILE_JOB, interval_seconds=interval, now=datetime.now(UTC),
+        succeeded=not any(f.action == "failed" for f in findings), summary=summary,
+    )
+    return findings
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    findings = run_reconciler(datetime.now(UTC))
+    return {"findings": [f.as_dict() for f in findings]}

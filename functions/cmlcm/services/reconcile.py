@@ -1,0 +1,127 @@
+"""The reconciler: finds what the saga or a person left inconsistent, reports it, fixes it by policy.
+
+Three findings, per region:
+- `unrecorded_instance`: a live instance tagged ManagedBy=CmlCloudManager that no worker record
+  owns → policy `reconcile_policy_unrecorded`: terminate, adopt (import it) or mark (report only).
+- `failed_with_live_instance`: a FAILED (or TERMINATED) worker whose instance still lives →
+  policy `reconcile_policy_failed_live`: terminate or mark.
+- `vanished_instance`: an active record whose instance EC2 no longer knows → always marked
+  TERMINATED (there is nothing left to stop or pay for).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Literal
+
+from cmlcm.domain.errors import ExternalServiceError
+from cmlcm.domain.workers import MANAGED_BY_TAG, MANAGED_BY_VALUE, WORKER_ID_TAG, Worker, WorkerStatus
+from cmlcm.ports import WorkerQuery, WorkerRepository
+from cmlcm.services import provisioning
+from cmlcm.services.workers import mutate
+
+FindingKind = Literal["unrecorded_instance", "failed_with_live_instance", "vanished_instance"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: FindingKind
+    region: str
+    instance_id: str | None
+    worker_id: str | None
+    action: Literal["terminated", "adopted", "marked", "failed"]
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, str | None]:
+        return asdict(self)
+
+
+def all_workers(repo: WorkerRepository) -> list[Worker]:
+    """Every record, terminated ones included (a paged scan: the reconciler runs rarely)."""
+    found: list[Worker] = []
+    token: str | None = None
+    while True:
+        page = repo.list(WorkerQuery(include_terminated=True, limit=500, next_token=token))
+        found.extend(page.items)
+        token = page.next_token
+        if not token:
+            return found
+
+
+def reconcile(
+    ports: provisioning.ProvisionPorts,
+    *,
+    regions: tuple[str, ...],
+    now: datetime,
+    new_id: Callable[[], str],
+) -> list[Finding]:
+    settings = ports.settings.get()
+    workers = all_workers(ports.workers)
+    by_instance = {w.instance_id: w for w in workers if w.instance_id}
+    by_id = {w.worker_id: w for w in workers}
+    findings: list[Finding] = []
+    for region in regions:
+        ec2 = ports.ec2_for(region)
+        try:
+            managed = ec2.find_by_tag(MANAGED_BY_TAG, MANAGED_BY_VALUE)
+        except ExternalServiceError as exc:
+            findings.append(Finding("unrecorded_instance", region, None, None, "failed", f"listing failed: {exc.message}"))
+            continue
+        for instance in managed:
+            owner = by_instance.get(instance.instance_id) or by_id.get(instance.tags.get(WORKER_ID_TAG, ""))
+            if owner is None:
+                findings.append(_unrecorded(ports, settings.reconcile_policy_unrecorded, region, instance.instance_id, now, new_id))
+            elif owner.status in (WorkerStatus.FAILED, WorkerStatus.TERMINATED):
+                findings.append(_failed_live(ports, settings.reconcile_policy_failed_live, owner, instance.instance_id))
+        regional = [w for w in workers if w.region == region and w.is_active and w.instance_id]
+        try:
+            known = ec2.describe([w.instance_id for w in regional])  # type: ignore[misc]
+        except ExternalServiceError:
+            continue
+        for worker in regional:
+            if worker.instance_id not in known:
+                mutate(ports.workers, worker.worker_id, lambda w: w.instance_vanished(now=now))
+                findings.append(
+                    Finding("vanished_instance", region, worker.instance_id, worker.worker_id, "marked",
+                            "record marked terminated")
+                )
+    return findings
+
+
+def _unrecorded(
+    ports: provisioning.ProvisionPorts,
+    policy: str,
+    region: str,
+    instance_id: str,
+    now: datetime,
+    new_id: Callable[[], str],
+) -> Finding:
+    ec2 = ports.ec2_for(region)
+    try:
+        if policy == "terminate":
+            result = ec2.terminate([instance_id])
+            if instance_id in result.failed:
+                raise result.failed[instance_id]
+            return Finding("unrecorded_instance", region, instance_id, None, "terminated")
+        if policy == "adopt":
+            report = provisioning.import_instances(
+                ports, region=region, instance_id=instance_id, ami_name_pattern=None, now=now, new_id=new_id
+            )
+            if report.imported:
+                return Finding("unrecorded_instance", region, instance_id, report.imported[0].worker_id, "adopted")
+            return Finding("unrecorded_instance", region, instance_id, None, "failed", report.skipped[0]["reason"])
+    except ExternalServiceError as exc:
+        return Finding("unrecorded_instance", region, instance_id, None, "failed", exc.message)
+    return Finding("unrecorded_instance", region, instance_id, None, "marked", "policy is mark: left running")
+
+
+def _failed_live(ports: provisioning.ProvisionPorts, policy: str, worker: Worker, instance_id: str) -> Finding:
+    if policy == "terminate":
+        result = ports.ec2_for(worker.region).terminate([instance_id])
+        if instance_id in result.failed:
+            return Finding("failed_with_live_instance", worker.region, instance_id, worker.worker_id, "failed",
+                           result.failed[instance_id].message)
+        return Finding("failed_with_live_instance", worker.region, instance_id, worker.worker_id, "terminated")
+    return Finding("failed_with_live_instance", worker.region, instance_id, worker.worker_id, "marked",
+                   "policy is mark: left running")

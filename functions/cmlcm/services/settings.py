@@ -1,0 +1,34 @@
+"""Settings use cases: validate against the deployment, save, and apply what runs elsewhere."""
+from __future__ import annotations
+
+from typing import Protocol
+
+from cmlcm.domain.errors import ValidationFailed
+from cmlcm.domain.settings import Settings
+from cmlcm.ports import SettingsRepository
+from cmlcm.services.jobs import COLLECT_JOB, RECONCILE_JOB
+
+
+class ScheduleRates(Protocol):
+    def set_interval(self, job: str, minutes: int) -> bool: ...
+
+
+def save_settings(
+    repo: SettingsRepository,
+    schedules: ScheduleRates | None,
+    new: Settings,
+    *,
+    supported_regions: tuple[str, ...],
+) -> Settings:
+    """Store `new` (optimistically locked by its version) and move the schedules to its intervals."""
+    for region in new.region_defaults:
+        if region not in supported_regions:
+            raise ValidationFailed(
+                f"region {region!r} is not supported; use one of {', '.join(supported_regions)}",
+                field=f"region_defaults.{region}",
+            )
+    saved = repo.save(new)
+    if schedules is not None:
+        schedules.set_interval(COLLECT_JOB, saved.collect_interval_minutes)
+        schedules.set_interval(RECONCILE_JOB, saved.reconcile_interval_minutes)
+    return saved
