@@ -31,14 +31,15 @@ from moto import mock_aws  # noqa: E402
 from cmlcm.adapters.aws import reset_clients  # noqa: E402
 from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository, create_tables  # noqa: E402
 from cmlcm.adapters.ec2 import Ec2Gateway  # noqa: E402
-from cmlcm.adapters.operations import create_metrics_table  # noqa: E402
+from cmlcm.adapters.operations import DynamoReservations, create_metrics_table  # noqa: E402
 from cmlcm import wiring  # noqa: E402
 from cmlcm.config import get_settings  # noqa: E402
 from cmlcm.services.workers import WorkerPorts  # noqa: E402
-from cmlcm_local import moto_glue  # noqa: E402
+from cmlcm_local import moto_ec2_glue, moto_glue  # noqa: E402
 from cmlcm_local.events import DEV_USERS, FakeLambdaContext, rest_event  # noqa: E402
 
 moto_glue.install()
+moto_ec2_glue.install()
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -64,6 +65,7 @@ def dynamo_ports(aws: None) -> WorkerPorts:
         workers=DynamoWorkerRepository(settings.workers_table, settings.aws_region),
         settings=DynamoSettingsRepository(settings.operations_table, settings.aws_region),
         ec2_for=Ec2Gateway,
+        release_name=DynamoReservations(settings.operations_table, settings.aws_region).release_name,
     )
 
 

@@ -68,7 +68,7 @@ class LocalRuntime:
         from cmlcm.adapters.dynamo import DynamoWorkerRepository, create_tables
         from cmlcm.config import get_settings
         from cmlcm.handlers.api import app as api_app
-        from cmlcm_local import moto_glue
+        from cmlcm_local import moto_ec2_glue, moto_glue
         from cmlcm_local.gateway import build_gateway
         from cmlcm_local.seed import seed_fleet
 
@@ -76,6 +76,7 @@ class LocalRuntime:
         self._mock = mock_aws(config=MOTO_CONFIG)
         self._mock.start()
         moto_glue.install()
+        moto_ec2_glue.install()
         reset_clients()
         settings = get_settings()
         create_tables(settings.workers_table, settings.operations_table, settings.aws_region)

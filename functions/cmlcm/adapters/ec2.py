@@ -160,10 +160,11 @@ class Ec2Gateway:
             "MinCount": 1,
             "MaxCount": 1,
             "ClientToken": spec.client_token,
-            "TagSpecifications": [
-                {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in spec.tags.items()]}
-            ],
         }
+        if spec.tags:
+            kwargs["TagSpecifications"] = [
+                {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in spec.tags.items()]}
+            ]
         if spec.subnet_id:
             kwargs["SubnetId"] = spec.subnet_id
         if spec.security_group_ids:

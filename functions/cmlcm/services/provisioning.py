@@ -33,6 +33,8 @@ from cmlcm.domain.workers import (
     worker_status_from_ec2,
 )
 from cmlcm.ports import CmlProbe, Ec2Port, InstanceInfo, LaunchSpec, SettingsRepository, WorkerRepository
+
+__all__ = ["LaunchSpec"]
 from cmlcm.services.workers import managed_tags, mutate
 
 
