@@ -7,14 +7,24 @@ the end-to-end tests start it in-process on free ports.
 from __future__ import annotations
 
 import os
+import random
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import uvicorn
+
+from cmlcm.config import get_settings
+from cmlcm.domain.settings import RegionDefaults, Settings
+from cmlcm.services.jobs import COLLECT_JOB, RECONCILE_JOB
+from cmlcm_local.events import FakeLambdaContext
+from cmlcm_local.scheduler import LocalScheduler, seed_cloudwatch
+
+STATEMACHINES = Path(__file__).resolve().parents[2] / "statemachines"
 
 #: Defaults of the local environment; anything already set in the environment wins.
 LOCAL_ENV = {
@@ -35,6 +45,18 @@ MOTO_CONFIG: dict[str, Any] = {
 }
 
 
+def local_settings(region: str, ami_id: str) -> Settings:
+    """Settings for a lively demo: collect every minute, reconcile every 5, short saga waits."""
+    return Settings(
+        collect_interval_minutes=1,
+        reconcile_interval_minutes=5,
+        provision_poll_seconds=2,
+        cml_ready_timeout_minutes=2,
+        instance_running_timeout_minutes=2,
+        region_defaults={region: RegionDefaults(instance_type="c5.metal", ami_id=ami_id)},
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -52,7 +74,12 @@ class LocalRuntime:
     region: str = "us-east-1"
     _servers: list[uvicorn.Server] = field(default_factory=list)
     _threads: list[threading.Thread] = field(default_factory=list)
+    scheduler: bool = True
     _mock: Any = None
+    _scheduler: Any = None
+    _lambdas: Any = None
+    _machines: Any = None
+    _last_metrics: datetime | None = None
 
     @property
     def base_url(self) -> str:
@@ -64,13 +91,14 @@ class LocalRuntime:
         # Imported here: product modules read the environment set just above.
         from moto import mock_aws
 
+        from cmlcm import wiring
         from cmlcm.adapters.aws import reset_clients
-        from cmlcm.adapters.dynamo import DynamoWorkerRepository, create_tables
-        from cmlcm.config import get_settings
+        from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository, create_tables
+        from cmlcm.adapters.operations import DynamoReservations, create_metrics_table
         from cmlcm.handlers.api import app as api_app
         from cmlcm_local import moto_ec2_glue, moto_glue
         from cmlcm_local.gateway import build_gateway
-        from cmlcm_local.seed import seed_fleet
+        from cmlcm_local.seed import cml_ami, seed_fleet
 
         get_settings.cache_clear()
         self._mock = mock_aws(config=MOTO_CONFIG)
@@ -78,14 +106,64 @@ class LocalRuntime:
         moto_glue.install()
         moto_ec2_glue.install()
         reset_clients()
+        wiring.reset()
+        self._wire_workflows()
         settings = get_settings()
         create_tables(settings.workers_table, settings.operations_table, settings.aws_region)
+        create_metrics_table(settings.metrics_table, settings.aws_region)
+        reservations = DynamoReservations(settings.operations_table, settings.aws_region)
         repo = DynamoWorkerRepository(settings.workers_table, settings.aws_region)
+        settings_repo = DynamoSettingsRepository(settings.operations_table, settings.aws_region)
+        ami = cml_ami(self.region)
+        settings_repo.save(local_settings(self.region, ami))
         if self.workers:
             seed_fleet(repo, region=self.region, count=self.workers, now=datetime.now(UTC),
-                       stopped=min(self.stopped_workers, self.workers))
+                       stopped=min(self.stopped_workers, self.workers), claim_name=reservations.claim_name)
         self._serve(build_gateway(api_app.handler), self.port)
+        if self.scheduler:
+            rng = random.Random(7)
+            self._scheduler = LocalScheduler(
+                settings_repo,
+                {
+                    COLLECT_JOB: lambda: self._machines.start("collect-metrics", {"trigger": "local-scheduler"}),
+                    RECONCILE_JOB: lambda: self._lambdas.handler("reconcile")({}, FakeLambdaContext("reconcile")),
+                },
+                before_tick=lambda now: self._every_tick(now, rng),
+            )
+            self._scheduler.start()
         return self
+
+    def _wire_workflows(self) -> None:
+        """Register the task Lambdas in-process and create both state machines from the ASL
+        files, exactly as the CDK stack wires them (same handlers, same placeholders)."""
+        from cmlcm.handlers import collect, provision, reconcile
+        from cmlcm_local.stepfunctions import LocalLambdas, LocalStateMachines
+
+        self._lambdas = LocalLambdas(region=self.region)
+        self._machines = LocalStateMachines(region=self.region)
+        arns = {
+            "CollectPlanFunctionArn": self._lambdas.register("collect-plan", collect.plan_handler),
+            "CollectBatchFunctionArn": self._lambdas.register("collect-batch", collect.collect_batch_handler, timeout_s=300),
+            "CollectSummaryFunctionArn": self._lambdas.register("collect-summary", collect.summarize_handler),
+            "ProvisionFunctionArn": self._lambdas.register("provision", provision.handler),
+        }
+        self._lambdas.register("reconcile", reconcile.handler)
+        collect_arn = self._machines.create(
+            "collect-metrics", STATEMACHINES / "collect_metrics.asl.json",
+            {k: v for k, v in arns.items() if k.startswith("Collect")},
+        )
+        provision_arn = self._machines.create(
+            "provision-worker", STATEMACHINES / "provision_worker.asl.json", {"ProvisionFunctionArn": arns["ProvisionFunctionArn"]}
+        )
+        os.environ["COLLECT_STATE_MACHINE_ARN"] = collect_arn
+        os.environ["PROVISION_STATE_MACHINE_ARN"] = provision_arn
+        get_settings.cache_clear()
+
+    def _every_tick(self, now: datetime, rng: random.Random) -> None:
+        # CloudWatch gets a datapoint per running instance each minute, as EC2 would publish.
+        if self._last_metrics is None or (now - self._last_metrics).total_seconds() >= 60:
+            seed_cloudwatch(self.region, now=now, rng=rng)
+            self._last_metrics = now
 
     def _serve(self, asgi_app: Any, port: int) -> None:
         config = uvicorn.Config(asgi_app, host=self.host, port=port, log_level="warning", lifespan="off")
@@ -101,6 +179,9 @@ class LocalRuntime:
         self._threads.append(thread)
 
     def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.stop()
+            self._scheduler = None
         for server in self._servers:
             server.should_exit = True
         for thread in self._threads:
