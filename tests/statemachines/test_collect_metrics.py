@@ -1,0 +1,131 @@
+"""The collection ASL under moto: plan → Map of batch collectors → summary, with the real handlers."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cmlcm import wiring
+from cmlcm.adapters.aws import reset_clients
+from cmlcm.adapters.cloudwatch import CloudWatchGateway
+from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository, create_tables
+from cmlcm.adapters.ec2 import Ec2Gateway
+from cmlcm.adapters.operations import DynamoJobRepository, DynamoSampleRepository, create_metrics_table
+from cmlcm.config import get_settings
+from cmlcm.domain.cml import CmlReading
+from cmlcm.domain.settings import Settings
+from cmlcm.handlers import collect as collect_handlers
+from cmlcm.services.collect import CollectPorts
+from cmlcm.services.jobs import COLLECT_JOB, health_report
+from cmlcm_local.seed import seed_fleet
+
+ASL = Path(__file__).resolve().parents[2] / "statemachines" / "collect_metrics.asl.json"
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+class Probe:
+    async def read(self, worker) -> CmlReading:  # noqa: ANN001
+        return CmlReading(version="2.9.0", ready=True, labs_total=1, labs_running=1, nodes_running=3)
+
+    async def ready(self, worker) -> bool:  # noqa: ANN001
+        return True
+
+
+class PoisonedRepo:
+    """Fails any batch read that includes the poisoned worker (a batch-level fault)."""
+
+    def __init__(self, real: DynamoWorkerRepository, poisoned: set[str]) -> None:
+        self.real, self.poisoned = real, poisoned
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def get_many(self, ids):  # noqa: ANN001, ANN201
+        if self.poisoned & set(ids):
+            raise RuntimeError("batch read failed")
+        return self.real.get_many(ids)
+
+
+@dataclass
+class Env:
+    sfn: Any
+    repo: DynamoWorkerRepository
+    settings: DynamoSettingsRepository
+    jobs: DynamoJobRepository
+    workers: list
+
+
+@pytest.fixture
+def env(sfn, monkeypatch) -> Env:  # noqa: ANN001
+    get_settings.cache_clear()
+    reset_clients()
+    wiring.reset()
+    s = get_settings()
+    create_tables(s.workers_table, s.operations_table, s.aws_region)
+    create_metrics_table(s.metrics_table, s.aws_region)
+    repo = DynamoWorkerRepository(s.workers_table, s.aws_region)
+    settings = DynamoSettingsRepository(s.operations_table, s.aws_region)
+    settings.save(Settings(collect_batch_size=2, collect_max_concurrency=2))
+    workers = seed_fleet(repo, region="us-east-1", count=5, now=NOW, stopped=1)
+    ports = CollectPorts(
+        workers=repo,
+        samples=DynamoSampleRepository(s.metrics_table, s.aws_region, ttl=timedelta(hours=1)),
+        ec2_for=Ec2Gateway, cloudwatch_for=CloudWatchGateway, cml=Probe(),
+    )
+    monkeypatch.setattr(wiring, "collect_ports", lambda: ports)
+    subs = {
+        "CollectPlanFunctionArn": sfn.lambdas.register("collect-plan", collect_handlers.plan_handler),
+        "CollectBatchFunctionArn": sfn.lambdas.register("collect-batch", collect_handlers.collect_batch_handler),
+        "CollectSummaryFunctionArn": sfn.lambdas.register("collect-summary", collect_handlers.summarize_handler),
+    }
+    sfn.machines.create("collect", ASL, subs)
+    return Env(sfn, repo, settings, DynamoJobRepository(s.operations_table, s.aws_region), workers)
+
+
+def test_collection_runs_every_batch_and_records_the_heartbeat(env):
+    status, output = env.sfn.machines.run("collect", {}, timeout_s=60)
+    assert status == "SUCCEEDED", output
+    assert output["workers"] == 5 and output["batches"] == 3 and output["batches_failed"] == 0
+    assert output["succeeded"] is True
+    running = [w for w in env.workers if w.status.value == "running"]
+    for worker in running:
+        assert env.repo.get(worker.worker_id).metrics.cml_version == "2.9.0"
+    beat = env.jobs.get(COLLECT_JOB)
+    assert beat.last_status == "succeeded" and beat.last_summary["workers"] == 5
+    report = health_report(env.jobs, env.settings.get(), now=datetime.now(UTC))
+    collect_job = next(j for j in report["jobs"] if j["job"] == COLLECT_JOB)
+    assert collect_job["overdue"] is False
+
+
+def test_a_second_run_with_nothing_changed_writes_no_worker(env):
+    assert env.sfn.machines.run("collect", {}, timeout_s=60)[0] == "SUCCEEDED"
+    status, output = env.sfn.machines.run("collect", {}, timeout_s=60)
+    assert status == "SUCCEEDED" and output["changed"] == 0 and output["written"] == 0
+
+
+def test_a_failing_batch_is_recorded_and_the_others_complete(env, monkeypatch):
+    ports = wiring.collect_ports()
+    poisoned = env.workers[0].worker_id
+    monkeypatch.setattr(
+        wiring, "collect_ports", lambda: CollectPorts(**{**ports.__dict__, "workers": PoisonedRepo(env.repo, {poisoned})})
+    )
+    status, output = env.sfn.machines.run("collect", {}, timeout_s=60)
+    assert status == "SUCCEEDED", output
+    assert output["batches_failed"] == 1 and output["succeeded"] is False
+    # The plan batches the active-index order (by worker id) in twos.
+    ordered = sorted(w.worker_id for w in env.workers)
+    batch = next(ordered[i : i + 2] for i in range(0, len(ordered), 2) if poisoned in ordered[i : i + 2])
+    assert output["failed"] == len(batch)  # every worker of the poisoned batch
+    others = [w for w in env.workers if w.worker_id not in batch and w.status.value == "running"]
+    assert others and all(env.repo.get(w.worker_id).metrics is not None for w in others)
+    assert all(env.repo.get(w).metrics is None for w in batch)
+    assert env.jobs.get(COLLECT_JOB).last_status == "failed"
+
+
+def test_health_shows_an_overdue_job(env):
+    report = health_report(env.jobs, env.settings.get(), now=NOW)
+    assert report["status"] == "degraded"
+    assert all(j["overdue"] and j["never_ran"] for j in report["jobs"])
