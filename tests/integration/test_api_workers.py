@@ -163,13 +163,15 @@ def test_idle_toggle_and_monitoring(api, fleet):
     assert status == 200 and body["detailed_monitoring"] is True
 
 
-def test_create_and_import_validate_before_501(api):
+def test_create_and_import_validate_their_bodies(api):
     status, body = api.call("POST", "/workers", body={"name": "bad name!", "region": "us-east-1"})
     assert status == 422 and body["field"] == "name"
     status, body = api.call("POST", "/workers/import", body={"region": "us-east-1"})
     assert status == 422
-    status, body = api.call("POST", "/workers", body={"name": "ok", "region": "us-east-1"})
-    assert status == 501
+    status, body = api.call("POST", "/workers", body={"name": "ok", "region": "us-east-1", "instance_type": "big"})
+    assert status == 422 and body["field"] == "instance_type"
+    status, body = api.call("POST", "/workers", body={"name": "ok", "region": "us-east-1", "tags": {"aws:x": "y"}})
+    assert status == 422 and body["field"] == "tags"
 
 
 def test_settings_roundtrip_and_validation(api):

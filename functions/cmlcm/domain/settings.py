@@ -14,6 +14,20 @@ _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\d[a-z0-9-]*\.[a-z0-9]+$")
 _AMI_ID = re.compile(r"^ami-[0-9a-f]{8,17}$")
 
 
+def check_instance_type(value: str) -> str:
+    """Shared rule for instance types (settings and create requests)."""
+    if not _INSTANCE_TYPE.match(value):
+        raise ValueError("must look like an EC2 instance type, e.g. m5zn.metal")
+    return value
+
+
+def check_ami_id(value: str | None) -> str | None:
+    """Shared rule for AMI ids (settings and create requests)."""
+    if value is not None and not _AMI_ID.match(value):
+        raise ValueError("must be an AMI id like ami-0123456789abcdef0")
+    return value
+
+
 class RegionDefaults(BaseModel):
     """What a new worker in a region is launched with, unless the request says otherwise."""
 
@@ -32,16 +46,12 @@ class RegionDefaults(BaseModel):
     @field_validator("instance_type")
     @classmethod
     def _instance_type(cls, value: str) -> str:
-        if not _INSTANCE_TYPE.match(value):
-            raise ValueError("must look like an EC2 instance type, e.g. m5zn.metal")
-        return value
+        return check_instance_type(value)
 
     @field_validator("ami_id")
     @classmethod
     def _ami(cls, value: str | None) -> str | None:
-        if value is not None and not _AMI_ID.match(value):
-            raise ValueError("must be an AMI id like ami-0123456789abcdef0")
-        return value
+        return check_ami_id(value)
 
 
 class Settings(BaseModel):

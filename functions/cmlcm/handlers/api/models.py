@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cmlcm.domain.settings import RegionDefaults, Settings
+from cmlcm.domain.settings import Settings, check_ami_id, check_instance_type
 from cmlcm.domain.workers import (
     Licence,
     ServiceStatus,
@@ -19,6 +19,18 @@ from cmlcm.domain.workers import (
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
+
+
+def check_tags(tags: dict[str, str | None]) -> dict[str, str | None]:
+    """EC2's tag rules, checked before anything is sent."""
+    if len(tags) > 40:
+        raise ValueError("at most 40 tags per request")
+    for key, value in tags.items():
+        if not _TAG_KEY.match(key) or key.lower().startswith("aws:"):
+            raise ValueError(f"tag key {key!r} is not a valid EC2 tag key")
+        if value is not None and len(value) > 256:
+            raise ValueError(f"tag {key!r}: value longer than 256 characters")
+    return tags
 
 
 class ApiModel(BaseModel):
@@ -105,14 +117,7 @@ class TagsUpdate(ApiModel):
     @field_validator("tags")
     @classmethod
     def _keys(cls, tags: dict[str, str | None]) -> dict[str, str | None]:
-        if len(tags) > 40:
-            raise ValueError("at most 40 tags per request")
-        for key, value in tags.items():
-            if not _TAG_KEY.match(key) or key.lower().startswith("aws:"):
-                raise ValueError(f"tag key {key!r} is not a valid EC2 tag key")
-            if value is not None and len(value) > 256:
-                raise ValueError(f"tag {key!r}: value longer than 256 characters")
-        return tags
+        return check_tags(tags)
 
 
 class IdleDetectionUpdate(ApiModel):
@@ -141,18 +146,17 @@ class CreateWorkerRequest(ApiModel):
     @field_validator("instance_type")
     @classmethod
     def _instance_type(cls, value: str | None) -> str | None:
-        return value if value is None else RegionDefaults(instance_type=value).instance_type
+        return value if value is None else check_instance_type(value)
 
     @field_validator("ami_id")
     @classmethod
     def _ami(cls, value: str | None) -> str | None:
-        return value if value is None else RegionDefaults(ami_id=value).ami_id
+        return check_ami_id(value)
 
     @field_validator("tags")
     @classmethod
     def _tags(cls, tags: dict[str, str]) -> dict[str, str]:
-        TagsUpdate(tags=tags)  # same key/value rules as tag edits
-        return tags
+        return check_tags(tags)  # type: ignore[return-value]
 
 
 class ImportWorkersRequest(ApiModel):
