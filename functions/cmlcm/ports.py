@@ -3,6 +3,7 @@ PynamoDB/boto3/httpx; tests pass the in-memory twins in `cmlcm.adapters.memory`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Generic, Protocol, TypeVar
@@ -141,13 +142,19 @@ class Ec2Port(Protocol):
     def image_names(self, image_ids: Iterable[str]) -> dict[str, str]: ...
 
 
-class CmlProbe(Protocol):
-    """Reads one worker's CML controller; raises a `CmlError` (an ExternalServiceError) on faults."""
+class CmlReader(Protocol):
+    """Reads workers' CML controllers within one session; raises a `CmlError` (an
+    ExternalServiceError) on a fault of that worker."""
 
     async def read(self, worker: Worker) -> CmlReading: ...
 
     async def ready(self, worker: Worker) -> bool:
         """Whether CML reports `ready` (unauthenticated system_information)."""
+
+
+class CmlProbe(Protocol):
+    def session(self) -> AbstractAsyncContextManager[CmlReader]:
+        """One connection pool for many workers, closed on exit (one per event loop)."""
 
 
 class CloudWatchPort(Protocol):

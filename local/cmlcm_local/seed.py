@@ -4,7 +4,7 @@ Used by the local mode, the tests and the benchmarks, so all three see the same 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -48,12 +48,6 @@ def launch_instances(region: str, count: int, *, ami_id: str, tags: dict[str, st
     return launched
 
 
-@dataclass(frozen=True)
-class SeededWorker:
-    worker: Worker
-    instance_id: str
-
-
 def seed_fleet(
     repo: WorkerRepository,
     *,
@@ -62,6 +56,7 @@ def seed_fleet(
     now: datetime,
     name_prefix: str = "cml",
     stopped: int = 0,
+    claim_name: Callable[[str, str], None] | None = None,
 ) -> list[Worker]:
     """Launch `count` CML instances with the product's tags and store their worker records.
     The last `stopped` of them are stopped, so a fleet has both states."""
@@ -97,5 +92,7 @@ def seed_fleet(
             updated_at=now,
             status_changed_at=now,
         )
+        if claim_name is not None:
+            claim_name(name, worker_id)
         workers.append(repo.add(worker))
     return workers

@@ -1,6 +1,8 @@
 """The collection ASL under moto: plan → Map of batch collectors → summary, with the real handlers."""
 from __future__ import annotations
 
+import contextlib
+
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +29,10 @@ NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
 class Probe:
+    @contextlib.asynccontextmanager
+    async def session(self):  # noqa: ANN201 - a fake reader that is its own session
+        yield self
+
     async def read(self, worker) -> CmlReading:  # noqa: ANN001
         return CmlReading(version="2.9.0", ready=True, labs_total=1, labs_running=1, nodes_running=3)
 

@@ -2,6 +2,8 @@
 the worker reaches RUNNING. Idempotency-Key replays never create a second worker or instance."""
 from __future__ import annotations
 
+import contextlib
+
 import threading
 import time
 from pathlib import Path
@@ -27,6 +29,10 @@ ASL = Path(__file__).resolve().parents[2] / "statemachines" / "provision_worker.
 
 
 class ReadyProbe:
+    @contextlib.asynccontextmanager
+    async def session(self):  # noqa: ANN201 - a fake reader that is its own session
+        yield self
+
     async def ready(self, worker) -> bool:  # noqa: ANN001
         return True
 

@@ -5,6 +5,8 @@ RUNNING or reconcilable (FAILED) record, and the worker is FAILED with the step 
 """
 from __future__ import annotations
 
+import contextlib
+
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,6 +89,10 @@ class FlakyRepo:
 
 @dataclass
 class FakeProbe:
+    @contextlib.asynccontextmanager
+    async def session(self):  # noqa: ANN201 - a fake reader that is its own session
+        yield self
+
     ready_after: int | None = 0  # None: never ready
     calls: int = 0
 

@@ -1,6 +1,8 @@
 """The collect service over in-memory twins and fakes: batching, change detection, fault isolation."""
 from __future__ import annotations
 
+import contextlib
+
 import asyncio
 from datetime import UTC, datetime, timedelta
 
@@ -54,6 +56,10 @@ class CmlDown(ExternalServiceError):
 
 
 class FakeCml:
+    @contextlib.asynccontextmanager
+    async def session(self):  # noqa: ANN201 - a fake reader that is its own session
+        yield self
+
     def __init__(self, broken: set[str] | None = None) -> None:
         self.broken = broken or set()
         self.calls = 0

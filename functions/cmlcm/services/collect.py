@@ -166,16 +166,19 @@ def observe(worker: Worker, observation: Observation, *, now: datetime) -> Worke
 
 
 async def _probe_all(ports: CollectPorts, workers: Sequence[Worker]) -> dict[str, CmlReading | ExternalServiceError]:
+    if not workers:
+        return {}
     limit = asyncio.Semaphore(ports.cml_concurrency)
+    async with ports.cml.session() as reader:
 
-    async def one(worker: Worker) -> tuple[str, CmlReading | ExternalServiceError]:
-        async with limit:
-            try:
-                return worker.worker_id, await ports.cml.read(worker)
-            except ExternalServiceError as exc:  # recorded on this worker, never raised past it
-                return worker.worker_id, exc
+        async def one(worker: Worker) -> tuple[str, CmlReading | ExternalServiceError]:
+            async with limit:
+                try:
+                    return worker.worker_id, await reader.read(worker)
+                except ExternalServiceError as exc:  # recorded on this worker, never raised past it
+                    return worker.worker_id, exc
 
-    return dict(await asyncio.gather(*(one(w) for w in workers)))
+        return dict(await asyncio.gather(*(one(w) for w in workers)))
 
 
 async def _observe_region(

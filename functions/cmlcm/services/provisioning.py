@@ -212,8 +212,13 @@ def cml_ready(ports: ProvisionPorts, worker_id: str) -> bool:
     if ports.cml is None:
         raise RuntimeError("cml_ready needs a CML probe")
     worker = ports.workers.get(worker_id)
+
+    async def ask() -> bool:
+        async with ports.cml.session() as reader:  # type: ignore[union-attr]
+            return await reader.ready(worker)
+
     try:
-        return asyncio.run(ports.cml.ready(worker))  # type: ignore[attr-defined]
+        return asyncio.run(ask())
     except ExternalServiceError:
         return False
 

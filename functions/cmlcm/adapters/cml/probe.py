@@ -1,0 +1,110 @@
+"""`CmlProbe` over the CML client: what collection and the saga read from each worker's CML."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from cmlcm.adapters.cml.client import CmlClient, CmlSession, TokenCache, tls_verify_from_setting
+from cmlcm.adapters.cml.credentials import CmlCredentials, SecretsManagerCredentials
+from cmlcm.adapters.cml.endpoints import resolve_cml_base_url
+from cmlcm.adapters.cml.errors import CmlNotReady
+from cmlcm.config import FunctionSettings
+from cmlcm.domain.cml import CmlReading
+from cmlcm.domain.workers import Worker
+
+#: Telemetry categories that mean a person used the worker (idle detection's activity signal).
+ACTIVITY_CATEGORIES = {"start_lab", "stop_lab", "start_node", "stop_node", "import_lab", "export_lab", "user_activity"}
+#: How far back activity is looked for (CML returns the whole history; older is irrelevant).
+ACTIVITY_WINDOW = timedelta(days=7)
+
+
+class FleetReader:
+    """Reads many workers through one session (one connection pool, one event loop)."""
+
+    def __init__(self, probe: FleetProbe, session: CmlSession) -> None:
+        self._probe = probe
+        self._session = session
+
+    def client_for(self, worker: Worker) -> CmlClient:
+        return self._session.client(self._probe.base_url(worker))
+
+    async def ready(self, worker: Worker) -> bool:
+        return (await self.client_for(worker).system_information()).ready
+
+    async def read(self, worker: Worker) -> CmlReading:
+        """Version/readiness first; a booting controller is reported, not probed further."""
+        cml = self.client_for(worker)
+        info = await cml.system_information()
+        if not info.ready:
+            raise CmlNotReady(f"CML {info.version} is booting (ready=false)")
+        since = datetime.now(UTC) - ACTIVITY_WINDOW
+        stats, labs, licence, events = await asyncio.gather(
+            cml.system_stats(), cml.list_labs(), cml.licensing_status(),
+            cml.telemetry_events(since=since, categories=ACTIVITY_CATEGORIES),
+        )
+        activity = [e.timestamp for e in events] + [lab.modified for lab in labs if lab.modified]
+        return CmlReading(
+            version=info.version,
+            ready=info.ready,
+            cpu_percent=stats.cpu_percent,
+            memory_percent=stats.memory_percent,
+            disk_percent=stats.disk_percent,
+            nodes_total=stats.total_nodes,
+            nodes_running=stats.running_nodes,
+            labs_total=len(labs),
+            labs_running=sum(1 for lab in labs if lab.state == "STARTED"),
+            licensed=licence.licensed,
+            registration_status=licence.registration_status,
+            authorization_status=licence.authorization_status,
+            licence_expires=licence.registration_expires,
+            last_activity_at=max(activity) if activity else None,
+        )
+
+
+class FleetProbe:
+    """Builds sessions for the deployment's endpoint mode, TLS setting and credentials."""
+
+    def __init__(
+        self,
+        settings: FunctionSettings,
+        credentials: SecretsManagerCredentials | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._settings = settings
+        self._credentials = credentials or SecretsManagerCredentials(settings.cml_credentials_secret, settings.aws_region)
+        self._verify = tls_verify_from_setting(settings.cml_tls_verify)
+        self._tokens = TokenCache()  # lives as long as the cold start: tokens survive invocations
+        self._transport = transport
+
+    def base_url(self, worker: Worker) -> str:
+        return resolve_cml_base_url(
+            instance_id=worker.instance_id,
+            public_ip=worker.public_ip,
+            private_ip=worker.private_ip,
+            mode=self._settings.cml_endpoint_mode,
+            template=self._settings.cml_endpoint_template,
+        )
+
+    def credentials(self) -> CmlCredentials:
+        return self._credentials()
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[FleetReader]:
+        async with CmlSession(
+            self._credentials,
+            verify=self._verify,
+            timeout=self._settings.cml_timeout_seconds,
+            max_connections=self._settings.cml_concurrency,
+            token_cache=self._tokens,
+            transport=self._transport,
+        ) as session:
+            yield FleetReader(self, session)
+
+
+def fleet_probe(settings: FunctionSettings) -> FleetProbe:
+    return FleetProbe(settings)
