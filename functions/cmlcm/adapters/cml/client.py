@@ -132,8 +132,12 @@ class CmlClient:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         try:
-            return await self.session.http.request(method, f"{self.base_url}{path}", headers=headers, **kwargs)
-        except httpx.TimeoutException as exc:
+            # httpx times each phase; the deadline here bounds the whole call, slow drips included.
+            return await asyncio.wait_for(
+                self.session.http.request(method, f"{self.base_url}{path}", headers=headers, **kwargs),
+                timeout=self.session.timeout,
+            )
+        except (httpx.TimeoutException, TimeoutError) as exc:
             raise CmlTimeout(f"{method} {path}: no answer within {self.session.timeout:g} s") from exc
         except httpx.TransportError as exc:
             raise CmlUnreachable(f"{method} {path}: {type(exc).__name__}") from exc
