@@ -6,6 +6,7 @@ the end-to-end tests start it in-process on free ports.
 """
 from __future__ import annotations
 
+import json
 import os
 import random
 import socket
@@ -23,6 +24,7 @@ from cmlcm.domain.settings import RegionDefaults, Settings
 from cmlcm.services.jobs import COLLECT_JOB, RECONCILE_JOB
 from cmlcm_local.events import FakeLambdaContext
 from cmlcm_local.scheduler import LocalScheduler, seed_cloudwatch
+from cmlsim import SimulatedFleet
 
 STATEMACHINES = Path(__file__).resolve().parents[2] / "statemachines"
 
@@ -75,6 +77,8 @@ class LocalRuntime:
     _servers: list[uvicorn.Server] = field(default_factory=list)
     _threads: list[threading.Thread] = field(default_factory=list)
     scheduler: bool = True
+    sim_port: int = 0
+    sim_fleet: SimulatedFleet = field(default_factory=SimulatedFleet)
     _mock: Any = None
     _scheduler: Any = None
     _lambdas: Any = None
@@ -88,17 +92,22 @@ class LocalRuntime:
     def start(self) -> LocalRuntime:
         for key, value in LOCAL_ENV.items():
             os.environ.setdefault(key, value)
+        self.sim_port = self.sim_port or self.port + 1
+        # The simulated CML fleet answers where real workers' IPs would be.
+        os.environ["CML_ENDPOINT_MODE"] = "template"
+        os.environ["CML_ENDPOINT_TEMPLATE"] = f"http://{self.host}:{self.sim_port}/controllers/{{instance_id}}/api/v0"
         # Imported here: product modules read the environment set just above.
         from moto import mock_aws
 
         from cmlcm import wiring
-        from cmlcm.adapters.aws import reset_clients
+        from cmlcm.adapters.aws import client, reset_clients
         from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository, create_tables
         from cmlcm.adapters.operations import DynamoReservations, create_metrics_table
         from cmlcm.handlers.api import app as api_app
         from cmlcm_local import moto_ec2_glue, moto_glue
         from cmlcm_local.gateway import build_gateway
         from cmlcm_local.seed import cml_ami, seed_fleet
+        from cmlsim import build_app as build_sim_app
 
         get_settings.cache_clear()
         self._mock = mock_aws(config=MOTO_CONFIG)
@@ -116,9 +125,15 @@ class LocalRuntime:
         settings_repo = DynamoSettingsRepository(settings.operations_table, settings.aws_region)
         ami = cml_ami(self.region)
         settings_repo.save(local_settings(self.region, ami))
+        client("secretsmanager", self.region).create_secret(
+            Name=settings.cml_credentials_secret,
+            SecretString=json.dumps({"username": "admin", "password": self.sim_fleet.password}),
+        )
         if self.workers:
             seed_fleet(repo, region=self.region, count=self.workers, now=datetime.now(UTC),
                        stopped=min(self.stopped_workers, self.workers), claim_name=reservations.claim_name)
+        self.sync_simulated_fleet(boot_seconds=0)
+        self._serve(build_sim_app(self.sim_fleet), self.sim_port)
         self._serve(build_gateway(api_app.handler), self.port)
         if self.scheduler:
             rng = random.Random(7)
@@ -159,7 +174,27 @@ class LocalRuntime:
         os.environ["PROVISION_STATE_MACHINE_ARN"] = provision_arn
         get_settings.cache_clear()
 
+    def sync_simulated_fleet(self, *, boot_seconds: float = 8.0) -> None:
+        """Give every live instance of the CML AMI a simulated controller (new ones boot for a
+        few seconds, as CML does) and drop controllers of terminated instances."""
+        from cmlcm.adapters.aws import client as aws_client
+
+        ec2 = aws_client("ec2", self.region)
+        live: set[str] = set()
+        for page in ec2.get_paginator("describe_instances").paginate(
+            Filters=[{"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]
+        ):
+            for reservation in page["Reservations"]:
+                for instance in reservation["Instances"]:
+                    live.add(instance["InstanceId"])
+                    if self.sim_fleet.get(instance["InstanceId"]) is None:
+                        self.sim_fleet.add(instance["InstanceId"], boot_seconds=boot_seconds, labs=2, running_labs=1)
+        for controller_id in self.sim_fleet.ids():
+            if controller_id not in live:
+                self.sim_fleet.remove(controller_id)
+
     def _every_tick(self, now: datetime, rng: random.Random) -> None:
+        self.sync_simulated_fleet()
         # CloudWatch gets a datapoint per running instance each minute, as EC2 would publish.
         if self._last_metrics is None or (now - self._last_metrics).total_seconds() >= 60:
             seed_cloudwatch(self.region, now=now, rng=rng)
