@@ -19,7 +19,7 @@ def main() -> None:
     for index in range(args.controllers):
         fleet.add(f"sim-{index + 1:04d}", labs=args.labs, running_labs=1)
     print(f"CML simulator on http://{args.host}:{args.port}/controllers/<id>/api/v0 (password {fleet.password!r})")
-    uvicorn.run(build_app(fleet), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(build_app(fleet), host=args.host, port=args.port, log_level="warning", access_log=False)
 
 
 if __name__ == "__main__":

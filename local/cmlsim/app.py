@@ -30,6 +30,7 @@ def build_app(fleet: SimulatedFleet) -> Starlette:
 
     def controller_route(path: str, handler: Handler, methods: list[str], *, auth: bool = True) -> Route:
         async def endpoint(request: Request) -> Response:
+            fleet.requests += 1
             controller = fleet.get(request.path_params["cid"])
             if controller is None:
                 return error(404, f"No controller {request.path_params['cid']}")
@@ -235,6 +236,21 @@ def build_app(fleet: SimulatedFleet) -> Starlette:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse(faults.__dict__)
 
+    async def admin_stats(request: Request) -> Response:
+        return JSONResponse({"controllers": len(fleet.ids()), "requests": fleet.requests})
+
+    async def admin_bulk(request: Request) -> Response:
+        """Add many controllers at once: {"ids": [...], "labs": n, "running_labs": n, "faults": {...}}."""
+        try:
+            body = await request.json()
+            for cid in body["ids"]:
+                fleet.add(str(cid), labs=int(body.get("labs", 0)), running_labs=int(body.get("running_labs", 0)))
+                if body.get("faults"):
+                    fleet.set_faults(str(cid), **body["faults"])
+        except (ValueError, KeyError, TypeError) as exc:
+            return JSONResponse({"error": f"bad request: {exc}"}, status_code=400)
+        return JSONResponse({"controllers": len(fleet.ids())}, status_code=201)
+
     async def admin_delete(request: Request) -> Response:
         fleet.remove(request.path_params["cid"])
         return Response(status_code=204)
@@ -267,6 +283,8 @@ def build_app(fleet: SimulatedFleet) -> Starlette:
         Route("/_sim/controllers", admin_list, methods=["GET"]),
         Route("/_sim/controllers", admin_add, methods=["POST"]),
         Route("/_sim/controllers/{cid}/faults", admin_faults, methods=["PUT"]),
+        Route("/_sim/bulk", admin_bulk, methods=["POST"]),
+        Route("/_sim/stats", admin_stats, methods=["GET"]),
         Route("/_sim/controllers/{cid}", admin_delete, methods=["DELETE"]),
     ]
     return Starlette(routes=routes)

@@ -108,6 +108,8 @@ class SimulatedFleet:
         self.random = random.Random(seed)
         self._controllers: dict[str, Controller] = {}
         self._lock = threading.RLock()
+        #: API requests answered (admin API excluded), for benchmarks.
+        self.requests = 0
 
     # --- registry ---
 

@@ -18,6 +18,9 @@ from cmlcm.domain.workers import Worker
 
 #: Telemetry categories that mean a person used the worker (idle detection's activity signal).
 ACTIVITY_CATEGORIES = {"start_lab", "stop_lab", "start_node", "stop_node", "import_lab", "export_lab", "user_activity"}
+#: Requests one `read` has in flight at once; the pool is sized so that `cml_concurrency`
+#: concurrent reads never wait for a connection (a wait would eat into the call deadline).
+PARALLEL_REQUESTS_PER_READ = 5
 #: How far back activity is looked for (CML returns the whole history; older is irrelevant).
 ACTIVITY_WINDOW = timedelta(days=7)
 
@@ -36,17 +39,28 @@ class FleetReader:
         return (await self.client_for(worker).system_information()).ready
 
     async def read(self, worker: Worker) -> CmlReading:
-        """Version/readiness first; a booting controller is reported, not probed further."""
+        """All reads in parallel (two round trips: labs need ids, then details). A booting
+        controller is reported as not ready, whatever its other answers were."""
         cml = self.client_for(worker)
-        info = await cml.system_information()
+        info, *rest = await asyncio.gather(
+            cml.system_information(), cml.system_stats(), cml.list_labs(), cml.licensing_status(),
+            return_exceptions=True,
+        )
+        if isinstance(info, BaseException):
+            raise info
         if not info.ready:
             raise CmlNotReady(f"CML {info.version} is booting (ready=false)")
-        since = datetime.now(UTC) - ACTIVITY_WINDOW
-        stats, labs, licence, events = await asyncio.gather(
-            cml.system_stats(), cml.list_labs(), cml.licensing_status(),
-            cml.telemetry_events(since=since, categories=ACTIVITY_CATEGORIES),
-        )
-        activity = [e.timestamp for e in events] + [lab.modified for lab in labs if lab.modified]
+        for outcome in rest:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        stats, labs, licence = rest
+        activity = [lab.modified for lab in labs if lab.modified]
+        if stats.running_nodes == 0:
+            # Running nodes are activity enough; only an idle-looking worker needs the (whole)
+            # telemetry history read to find its last login or lab action.
+            since = datetime.now(UTC) - ACTIVITY_WINDOW
+            events = await cml.telemetry_events(since=since, categories=ACTIVITY_CATEGORIES)
+            activity += [e.timestamp for e in events]
         return CmlReading(
             version=info.version,
             ready=info.ready,
@@ -99,7 +113,7 @@ class FleetProbe:
             self._credentials,
             verify=self._verify,
             timeout=self._settings.cml_timeout_seconds,
-            max_connections=self._settings.cml_concurrency,
+            max_connections=self._settings.cml_concurrency * PARALLEL_REQUESTS_PER_READ,
             token_cache=self._tokens,
             transport=self._transport,
         ) as session:

@@ -1,0 +1,305 @@
+"""Benchmark: fleet metrics collection on simulated fleets of 100 and 1000 workers.
+
+Runs the product's `collect` service (the one behind the Step Functions Map and the refresh
+route) with its real adapters: EC2, CloudWatch and DynamoDB on moto, the CML client against the
+CML simulator (in-process, 200 ms latency per request). Prints wall time, AWS calls by API,
+CML requests, DynamoDB write requests and items written, for:
+  - cycle 1 (every worker changes), cycle 2 (nothing changed),
+  - a fleet with 10% faulty controllers (timeouts and garbage JSON),
+  - the sequential one-worker-at-a-time baseline (the original design) on the same fleet.
+
+    .venv/bin/python benchmarks/collect_fleet.py [--sizes 100 1000] [--latency 0.2] [--baseline-sample 50]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "functions"), str(ROOT / "local")]
+os.environ.update(
+    {
+        "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench", "POWERTOOLS_TRACE_DISABLED": "1", "LOG_LEVEL": "ERROR",
+        "CML_ENDPOINT_MODE": "template", "CML_ENDPOINT_TEMPLATE": "http://sim/controllers/{instance_id}/api/v0",
+        "CML_TIMEOUT_SECONDS": "3", "CML_CONCURRENCY": "250",
+    }
+)
+
+import botocore.client  # noqa: E402
+import httpx  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from cmlcm.adapters.aws import client, reset_clients  # noqa: E402
+from cmlcm.adapters.cloudwatch import CloudWatchGateway  # noqa: E402
+from cmlcm.adapters.cml.credentials import CmlCredentials  # noqa: E402
+from cmlcm.adapters.cml.probe import FleetProbe  # noqa: E402
+from cmlcm.adapters.dynamo import DynamoWorkerRepository, create_tables  # noqa: E402
+from cmlcm.adapters.ec2 import Ec2Gateway  # noqa: E402
+from cmlcm.adapters.operations import DynamoSampleRepository, create_metrics_table  # noqa: E402
+from cmlcm.config import get_settings  # noqa: E402
+from cmlcm.services.collect import CollectPorts, collect  # noqa: E402
+from cmlcm_local.runtime import free_port  # noqa: E402
+from cmlcm_local.scheduler import seed_cloudwatch  # noqa: E402
+from cmlcm_local.seed import seed_fleet  # noqa: E402
+from cmlsim import SimulatedFleet, build_app  # noqa: E402
+
+WRITE_OPS = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
+
+
+class Meter:
+    """Counts every botocore API call (boto3 and PynamoDB alike) and DynamoDB items written."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[tuple[str, str]] = Counter()
+        self.items_written = 0
+        self.seconds = 0.0  # summed time inside AWS calls (moto's CPU here, AWS latency in real life)
+        self._lock = __import__("threading").Lock()
+        self._original = botocore.client.BaseClient._make_api_call
+
+    @contextmanager
+    def installed(self):  # noqa: ANN201
+        meter = self
+
+        def counting(client_self: Any, operation: str, params: dict[str, Any]) -> Any:
+            service = client_self.meta.service_model.service_name
+            meter.calls[(service, operation)] += 1
+            if service == "dynamodb" and operation == "BatchWriteItem":
+                meter.items_written += sum(len(v) for v in params.get("RequestItems", {}).values())
+            elif service == "dynamodb" and operation in WRITE_OPS:
+                meter.items_written += 1
+            started = time.perf_counter()
+            try:
+                return meter._original(client_self, operation, params)
+            finally:
+                with meter._lock:
+                    meter.seconds += time.perf_counter() - started
+
+        botocore.client.BaseClient._make_api_call = counting
+        try:
+            yield self
+        finally:
+            botocore.client.BaseClient._make_api_call = self._original
+
+    def reset(self) -> None:
+        self.calls.clear()
+        self.items_written = 0
+        self.seconds = 0.0
+
+    def count(self, service: str, operations: set[str] | None = None) -> int:
+        return sum(n for (s, op), n in self.calls.items() if s == service and (operations is None or op in operations))
+
+
+class InProcessSim:
+    """The simulator on this event loop (its CPU time counts in the wall time)."""
+
+    def __init__(self) -> None:
+        self.fleet = SimulatedFleet()
+        self.password = self.fleet.password
+        self.transport: httpx.AsyncBaseTransport | None = None
+        self.template = "http://sim/controllers/{instance_id}/api/v0"
+
+    def add(self, ids: list[str], latency: float) -> None:
+        for cid in ids:
+            self.fleet.add(cid, labs=2, running_labs=1)
+            self.fleet.set_faults(cid, latency=latency)
+        self.transport = httpx.ASGITransport(app=build_app(self.fleet))
+
+    def set_faults(self, cid: str, **faults: Any) -> None:
+        self.fleet.set_faults(cid, **faults)
+
+    def requests(self) -> int:
+        return self.fleet.requests
+
+    def close(self) -> None:
+        pass
+
+
+class HttpSim:
+    """The simulator as its own process on loopback, like CML on its own hosts."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "cmlsim", "--port", str(self.port), "--controllers", "0"],
+            env={**os.environ, "PYTHONPATH": str(ROOT / "local")}, stdout=subprocess.DEVNULL,
+        )
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.password = "cml-sim-password"
+        self.transport = None
+        self.template = self.base + "/controllers/{instance_id}/api/v0"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(f"{self.base}/_sim/stats", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def add(self, ids: list[str], latency: float) -> None:
+        body = {"ids": ids, "labs": 2, "running_labs": 1, "faults": {"latency": latency}}
+        httpx.post(f"{self.base}/_sim/bulk", json=body, timeout=60).raise_for_status()
+
+    def set_faults(self, cid: str, **faults: Any) -> None:
+        httpx.put(f"{self.base}/_sim/controllers/{cid}/faults", json=faults, timeout=10).raise_for_status()
+
+    def requests(self) -> int:
+        return httpx.get(f"{self.base}/_sim/stats", timeout=10).json()["requests"]
+
+    def close(self) -> None:
+        # Hanging (injected-timeout) requests keep uvicorn's graceful shutdown waiting: kill it.
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+
+class FixedCredentials:
+    def __init__(self, password: str) -> None:
+        self.password = password
+
+    def __call__(self) -> CmlCredentials:
+        return CmlCredentials("admin", self.password)
+
+
+def build(size: int, latency: float, sim: Any) -> tuple[CollectPorts, list[str]]:
+    os.environ["CML_ENDPOINT_TEMPLATE"] = sim.template
+    get_settings.cache_clear()
+    settings = get_settings()
+    create_tables(settings.workers_table, settings.operations_table, settings.aws_region)
+    create_metrics_table(settings.metrics_table, settings.aws_region)
+    repo = DynamoWorkerRepository(settings.workers_table, settings.aws_region)
+    workers = seed_fleet(repo, region="us-east-1", count=size, now=datetime.now(UTC))
+    seed_cloudwatch("us-east-1", now=datetime.now(UTC) - timedelta(minutes=1), rng=__import__("random").Random(1))
+    sim.add([w.instance_id for w in workers], latency)
+    probe = FleetProbe(settings, FixedCredentials(sim.password), transport=sim.transport)  # type: ignore[arg-type]
+    ports = CollectPorts(
+        workers=repo,
+        samples=DynamoSampleRepository(settings.metrics_table, settings.aws_region, ttl=timedelta(hours=24)),
+        ec2_for=Ec2Gateway, cloudwatch_for=CloudWatchGateway, cml=probe, cml_concurrency=settings.cml_concurrency,
+    )
+    return ports, [w.worker_id for w in workers]
+
+
+def measure(label: str, meter: Meter, sim: Any, run: Any) -> dict[str, Any]:
+    meter.reset()
+    cml_before = sim.requests()
+    started = time.perf_counter()
+    result = run()
+    wall = time.perf_counter() - started
+    cml_requests = sim.requests() - cml_before
+    row = {
+        "run": label,
+        "wall_s": round(wall, 2),
+        "in_aws_calls_s": round(meter.seconds, 2),
+        "ec2_calls": meter.count("ec2"),
+        "ec2_describe_calls": meter.count("ec2", {"DescribeInstances", "DescribeInstanceStatus"}),
+        "cloudwatch_calls": meter.count("cloudwatch"),
+        "get_metric_data_calls": meter.count("cloudwatch", {"GetMetricData"}),
+        "cml_requests": cml_requests,
+        "dynamodb_write_requests": meter.count("dynamodb", WRITE_OPS),
+        "dynamodb_items_written": meter.items_written,
+        "workers_changed": result["changed"],
+        "worker_items_written": result["written"],
+        "workers_failed": result["failed"],
+        "errors": result.get("errors", {}),
+    }
+    return row
+
+
+@contextmanager
+def simulator(kind: str):  # noqa: ANN201
+    sim = HttpSim() if kind == "http" else InProcessSim()
+    try:
+        yield sim
+    finally:
+        sim.close()
+
+
+def run_size(size: int, latency: float, baseline_sample: int, meter: Meter, sim_kind: str) -> list[dict[str, Any]]:
+    rows = []
+    with mock_aws(), simulator(sim_kind) as sim:
+        reset_clients()
+        get_settings.cache_clear()
+        ports, ids = build(size, latency, sim)
+
+        def cycle(worker_ids: list[str]):  # noqa: ANN202
+            return lambda: asyncio.run(collect(ports, worker_ids, now=datetime.now(UTC))).as_dict()
+
+        rows.append({"fleet": size, **measure("batched, cycle 1", meter, sim, cycle(ids))})
+        rows.append({"fleet": size, **measure("batched, cycle 2 (no change)", meter, sim, cycle(ids))})
+
+        faulty = ids[: size // 10]
+        for index, worker_id in enumerate(faulty):
+            instance_id = ports.workers.get(worker_id).instance_id
+            if index % 2:
+                sim.set_faults(instance_id, timeout=True, hang_seconds=30)
+            else:
+                sim.set_faults(instance_id, garbage=True)
+        rows.append({"fleet": size, **measure("batched, 10% faulty controllers", meter, sim, cycle(ids))})
+
+    # The baseline gets a fresh, identical fleet, so it does the same work as cycle 1.
+    with mock_aws(), simulator(sim_kind) as sim:
+        reset_clients()
+        get_settings.cache_clear()
+        ports, ids = build(size, latency, sim)
+        sample = ids[:baseline_sample] if baseline_sample and baseline_sample < size else ids
+
+        def sequential():  # noqa: ANN202
+            totals: Counter[str] = Counter()
+            for worker_id in sample:
+                result = asyncio.run(collect(ports, [worker_id], now=datetime.now(UTC))).as_dict()
+                totals.update({k: result[k] for k in ("changed", "written", "failed")})
+            return totals
+
+        base = measure("sequential baseline", meter, sim, sequential)
+        if len(sample) < size:
+            factor = size / len(sample)
+            base["run"] = f"sequential baseline (measured on {len(sample)}, scaled x{factor:g})"
+            for key in ("wall_s", "in_aws_calls_s", "ec2_calls", "ec2_describe_calls", "cloudwatch_calls", "get_metric_data_calls",
+                        "cml_requests", "dynamodb_write_requests", "dynamodb_items_written"):
+                base[key] = round(base[key] * factor, 1)
+            for key in ("workers_changed", "worker_items_written", "workers_failed"):
+                base[key] = round(base[key] * factor)
+        rows.append({"fleet": size, **base})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--latency", type=float, default=0.2, help="CML latency per request, seconds")
+    parser.add_argument("--baseline-sample", type=int, default=50, help="workers the sequential baseline runs on (0: all)")
+    parser.add_argument("--sim", choices=["http", "inprocess"], default="http",
+                        help="simulator in its own process over loopback HTTP (default) or on this event loop")
+    parser.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
+    args = parser.parse_args()
+    meter = Meter()
+    rows: list[dict[str, Any]] = []
+    with meter.installed():
+        for size in args.sizes:
+            rows += run_size(size, args.latency, args.baseline_sample if size > 100 else 0, meter, args.sim)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    columns = list(rows[0])
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    print(f"CML latency {args.latency * 1000:.0f} ms per request; CML concurrency {get_settings().cml_concurrency}; "
+          f"simulator: {args.sim}; AWS: moto in-process")
+    print("  ".join(c.ljust(widths[c]) for c in columns))
+    for row in rows:
+        print("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
+
+
+if __name__ == "__main__":
+    main()
