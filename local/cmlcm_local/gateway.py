@@ -33,8 +33,9 @@ def lambda_response(result: dict[str, Any]) -> Response:
     return Response(content=raw, status_code=int(result.get("statusCode", 200)), headers=headers)
 
 
-def build_gateway(api_handler: LambdaHandler, stage: str = "local") -> Starlette:
-    """A Starlette app that proxies every path to `api_handler`."""
+def build_gateway(api_handler: LambdaHandler, stage: str = "local", extra_routes: list[Route] | None = None) -> Starlette:
+    """A Starlette app that proxies every path to `api_handler` (after `extra_routes`, the local
+    mode's own `/_local/...` tools)."""
 
     async def proxy(request: Request) -> Response:
         path = "/" + request.path_params.get("path", "")
@@ -57,4 +58,4 @@ def build_gateway(api_handler: LambdaHandler, stage: str = "local") -> Starlette
         return lambda_response(result)
 
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH"]
-    return Starlette(routes=[Route("/{path:path}", proxy, methods=methods)])
+    return Starlette(routes=[*(extra_routes or []), Route("/{path:path}", proxy, methods=methods)])

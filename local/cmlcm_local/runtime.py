@@ -18,6 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from cmlcm.config import get_settings
 from cmlcm.domain.settings import RegionDefaults, Settings
@@ -134,7 +138,7 @@ class LocalRuntime:
                        stopped=min(self.stopped_workers, self.workers), claim_name=reservations.claim_name)
         self.sync_simulated_fleet(boot_seconds=0)
         self._serve(build_sim_app(self.sim_fleet), self.sim_port)
-        self._serve(build_gateway(api_app.handler), self.port)
+        self._serve(build_gateway(api_app.handler, extra_routes=self._local_routes(repo)), self.port)
         if self.scheduler:
             rng = random.Random(7)
             self._scheduler = LocalScheduler(
@@ -173,6 +177,40 @@ class LocalRuntime:
         os.environ["COLLECT_STATE_MACHINE_ARN"] = collect_arn
         os.environ["PROVISION_STATE_MACHINE_ARN"] = provision_arn
         get_settings.cache_clear()
+
+    def run_job(self, job: str) -> Any:
+        """Run a scheduled job now, as its schedule would (collection waits for the execution)."""
+        if job == COLLECT_JOB:
+            status, output = self._machines.run("collect-metrics", {"trigger": "local"}, timeout_s=120)
+            return {"status": status, "output": output}
+        if job == RECONCILE_JOB:
+            return self._lambdas.handler("reconcile")({}, FakeLambdaContext("reconcile"))
+        raise KeyError(job)
+
+    def _local_routes(self, repo: Any) -> list[Route]:
+        """Local-only tools, no auth: run a job now; lose a record behind the product's back."""
+
+        async def run_job(request: Request) -> Response:
+            try:
+                result = await run_in_threadpool(self.run_job, request.path_params["job"])
+            except KeyError:
+                return JSONResponse({"error": f"no job {request.path_params['job']!r}; jobs: {COLLECT_JOB}, {RECONCILE_JOB}"}, status_code=404)
+            return JSONResponse(result)
+
+        async def drop_record(request: Request) -> Response:
+            worker_id = request.path_params["worker_id"]
+            # Straight to DynamoDB, as a lost write or a manual deletion would: no tags change.
+            await run_in_threadpool(repo.delete, worker_id)
+            return Response(status_code=204)
+
+        async def simulator(request: Request) -> Response:
+            return JSONResponse({"base_url": f"http://{self.host}:{self.sim_port}", "controllers": self.sim_fleet.ids()})
+
+        return [
+            Route("/_local/jobs/{job}", run_job, methods=["POST"]),
+            Route("/_local/records/{worker_id}", drop_record, methods=["DELETE"]),
+            Route("/_local/simulator", simulator, methods=["GET"]),
+        ]
 
     def sync_simulated_fleet(self, *, boot_seconds: float = 8.0) -> None:
         """Give every live instance of the CML AMI a simulated controller (new ones boot for a

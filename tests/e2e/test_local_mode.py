@@ -1,0 +1,133 @@
+"""The local mode as a new user meets it: `python -m cmlcm_local` in its own process, driven over
+HTTP only (curl's view). Slowest tests here; they prove the README's first command works."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cmlcm_local.runtime import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+VIEWER = {"Authorization": "Bearer dev-viewer"}
+OPERATOR = {"Authorization": "Bearer dev-operator"}
+ADMIN = {"Authorization": "Bearer dev-admin"}
+
+
+@pytest.fixture(scope="module")
+def local() -> Iterator[httpx.Client]:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "functions"), str(ROOT / "local")])}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cmlcm_local", "--port", str(port), "--workers", "4"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if client.get("/health").status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"local mode did not start:\n{process.stdout.read() if process.stdout else ''}")
+        time.sleep(0.3)
+    yield client
+    client.close()
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def _workers(local: httpx.Client) -> list[dict]:
+    response = local.get("/workers", headers=VIEWER)
+    assert response.status_code == 200
+    return response.json()["items"]
+
+
+def _wait(predicate, timeout: float = 60.0):  # noqa: ANN001, ANN202
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    return predicate()
+
+
+def test_curl_lists_the_seeded_fleet_and_auth_is_enforced(local):  # noqa: ANN001
+    workers = _workers(local)
+    assert len(workers) == 4 and {w["status"] for w in workers} == {"running", "stopped"}
+    assert local.get("/workers").status_code == 401  # no token: the "authorizer" refuses
+    assert local.get("/openapi.json").json()["openapi"].startswith("3.1")
+
+
+def test_stop_and_start_with_the_right_errors(local):  # noqa: ANN001
+    running = next(w for w in _workers(local) if w["status"] == "running")
+    stopped = next(w for w in _workers(local) if w["status"] == "stopped")
+    assert local.post(f"/workers/{running['worker_id']}/stop", headers=VIEWER).status_code == 403
+    assert local.post("/workers/w-unknown/stop", headers=OPERATOR).status_code == 404
+    conflict = local.post(f"/workers/{stopped['worker_id']}/stop", headers=OPERATOR)
+    assert conflict.status_code == 409 and conflict.json()["error"] == "IllegalTransition"
+    bad = local.put(f"/workers/{running['worker_id']}/tags", headers=ADMIN, json={"tags": {"a": "b"}, "mode": "upsert"})
+    assert bad.status_code == 422 and bad.json()["field"] == "mode"
+    assert local.post(f"/workers/{running['worker_id']}/stop", headers=OPERATOR).json()["status"] == "stopping"
+    assert local.post(f"/workers/{stopped['worker_id']}/start", headers=OPERATOR).json()["status"] == "starting"
+
+
+def test_scheduled_collection_fills_metrics_and_health(local):  # noqa: ANN001
+    result = local.post("/_local/jobs/collect_metrics").json()
+    assert result["status"] == "SUCCEEDED" and result["output"]["workers"] == 4
+    collected = [w for w in _workers(local) if w["metrics"] and w["metrics"]["cml_version"] == "2.9.0"]
+    assert collected and all(w["service_status"] == "available" for w in collected)
+    health = local.get("/health").json()
+    assert next(j for j in health["jobs"] if j["job"] == "collect_metrics")["last_status"] == "succeeded"
+    worker = collected[0]
+    first = local.post(f"/workers/{worker['worker_id']}/refresh", headers=OPERATOR)
+    assert first.status_code == 200
+    again = local.post(f"/workers/{worker['worker_id']}/refresh", headers=OPERATOR)
+    assert again.status_code == 429 and int(again.headers["Retry-After"]) >= 1
+
+
+def test_create_a_worker_and_watch_it_reach_running(local):  # noqa: ANN001
+    created = local.post("/workers", headers={**ADMIN, "Idempotency-Key": "e2e-create-0001"},
+                         json={"name": "e2e-lab", "region": "us-east-1"})
+    assert created.status_code == 202, created.text
+    worker_id = created.json()["worker"]["worker_id"]
+    replay = local.post("/workers", headers={**ADMIN, "Idempotency-Key": "e2e-create-0001"},
+                        json={"name": "e2e-lab", "region": "us-east-1"})
+    assert replay.status_code == 200 and replay.json()["worker"]["worker_id"] == worker_id
+
+    def running() -> bool:
+        return local.get(f"/workers/{worker_id}", headers=VIEWER).json()["status"] == "running"
+
+    assert _wait(running, timeout=90), local.get(f"/workers/{worker_id}", headers=VIEWER).json()
+
+
+def test_import_all_instances_of_an_ami_name(local):  # noqa: ANN001
+    response = local.post("/workers/import", headers=ADMIN, json={"region": "us-east-1", "ami_name_pattern": "cml2-*"})
+    assert response.status_code == 200
+    body = response.json()
+    # Every instance is already managed: all reported as skipped with a reason.
+    assert body["imported"] == [] and body["skipped"]
+    assert all("already managed" in s["reason"] or "terminated" in s["reason"] for s in body["skipped"])
+
+
+def test_a_record_lost_behind_the_reconcilers_back_is_found(local):  # noqa: ANN001
+    victim = _workers(local)[0]
+    assert local.delete(f"/_local/records/{victim['worker_id']}").status_code == 204
+    result = local.post("/_local/jobs/reconcile").json()
+    findings = [f for f in result["findings"] if f["instance_id"] == victim["instance_id"]]
+    assert findings and findings[0]["kind"] == "unrecorded_instance" and findings[0]["action"] == "marked"
+    reconcile = next(j for j in local.get("/health").json()["jobs"] if j["job"] == "reconcile")
+    assert reconcile["last_summary"]["unrecorded_instance"] >= 1
