@@ -21,6 +21,7 @@ from cmlcm.adapters.operations import (
 from cmlcm.adapters.schedules import EventBridgeSchedules
 from cmlcm.adapters.workflows import StepFunctionsStarter
 from cmlcm.config import get_settings
+from cmlcm.ports import JobRepository, RefreshLimiter
 from cmlcm.services.collect import CollectPorts
 from cmlcm.services.jobs import COLLECT_JOB, RECONCILE_JOB
 from cmlcm.services.provisioning import ProvisionPorts
@@ -29,8 +30,8 @@ from cmlcm.services.workers import WorkerPorts
 
 @dataclass(frozen=True)
 class OpsPorts:
-    jobs: DynamoJobRepository
-    refresh_limiter: DynamoRefreshLimiter
+    jobs: JobRepository
+    refresh_limiter: RefreshLimiter
 
 
 class _PerRegion:

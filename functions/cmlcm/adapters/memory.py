@@ -5,11 +5,14 @@ the same cases against these and the DynamoDB adapters, so the twins cannot drif
 """
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
 
 from cmlcm.adapters.dynamo import decode_token, encode_token
-from cmlcm.domain.errors import ConcurrentModification, Conflict, NotFound
+from cmlcm.domain.errors import ConcurrentModification, Conflict, NotFound, RateLimited
+from cmlcm.domain.jobs import JobHeartbeat
 from cmlcm.domain.settings import Settings
 from cmlcm.domain.workers import Worker, WorkerStatus
 from cmlcm.ports import Page, WorkerQuery
@@ -109,3 +112,29 @@ class InMemorySettingsRepository:
             raise ConcurrentModification("settings were changed by someone else", field="version")
         self._settings = settings.model_copy(update={"version": settings.version + 1})
         return self._settings
+
+
+class InMemoryJobRepository:
+    def __init__(self) -> None:
+        self._beats: dict[str, JobHeartbeat] = {}
+
+    def get(self, job: str) -> JobHeartbeat | None:
+        return self._beats.get(job)
+
+    def put(self, heartbeat: JobHeartbeat) -> None:
+        self._beats[heartbeat.job] = heartbeat
+
+
+class InMemoryRefreshLimiter:
+    """Same rule as the DynamoDB limiter: one refresh per worker per interval."""
+
+    def __init__(self) -> None:
+        self._not_before: dict[str, datetime] = {}
+
+    def acquire(self, worker_id: str, *, now: datetime, min_interval: timedelta) -> None:
+        not_before = self._not_before.get(worker_id)
+        if not_before is not None and now < not_before:
+            wait = max(1, math.ceil((not_before - now).total_seconds()))
+            raise RateLimited(f"worker {worker_id} was refreshed moments ago; try again in {wait} s",
+                              retry_after_seconds=wait)
+        self._not_before[worker_id] = now + min_interval

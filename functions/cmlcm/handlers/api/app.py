@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from cmlcm.config import get_settings
 from cmlcm.domain.errors import DomainError, RateLimited
 from cmlcm.handlers.api import deps, routes_settings, routes_workers
+from cmlcm.handlers.api.auth import authorize_before_validation
 from cmlcm.services.jobs import health_report
 
 logger = Logger()
@@ -22,6 +23,7 @@ metrics = Metrics()
 get_settings()  # fail fast on a broken environment, at cold start
 
 app = APIGatewayRestResolver(enable_validation=True)
+authorize_before_validation(app)
 app.include_router(routes_workers.router)
 app.include_router(routes_settings.router)
 

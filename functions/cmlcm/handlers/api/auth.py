@@ -50,20 +50,52 @@ def caller_claims(event: Any) -> dict[str, Any]:
     return (context.get("authorizer") or {}).get("claims") or {}
 
 
-def requires(minimum: Role) -> Callable[[Any, NextMiddleware], Response]:
-    """Route middleware: 403 unless the caller's role is at least `minimum`."""
+def authorize(event: Any, minimum: Role) -> None:
+    """The one check: `Forbidden` (403) unless the caller's role is at least `minimum`."""
+    role = caller_role(caller_claims(event))
+    if role is None or role < minimum:
+        raise Forbidden(
+            f"this action needs the {minimum.name.lower()} role"
+            + (f"; you are {role.name.lower()}" if role else "; you have no role")
+        )
 
-    def check(app: Any, next_middleware: NextMiddleware) -> Response:
-        role = caller_role(caller_claims(app.current_event.raw_event))
-        if role is None or role < minimum:
-            raise Forbidden(
-                f"this action needs the {minimum.name.lower()} role"
-                + (f"; you are {role.name.lower()}" if role else "; you have no role")
-            )
+
+class RoleRequirement:
+    """Route middleware declaring the route's minimum role (`middlewares=[requires(...)]`)."""
+
+    def __init__(self, minimum: Role) -> None:
+        self.minimum = minimum
+        self.__name__ = f"requires_{minimum.name.lower()}"
+
+    def __call__(self, app: Any, next_middleware: NextMiddleware) -> Response:
+        authorize(app.current_event.raw_event, self.minimum)
         return next_middleware(app)
 
-    check.__name__ = f"requires_{minimum.name.lower()}"
-    return check
+
+def requires(minimum: Role) -> RoleRequirement:
+    return RoleRequirement(minimum)
+
+
+class AuthorizeBeforeValidation:
+    """Wraps the resolver's request-validation middleware (which Powertools always runs first)
+    so that a caller without the role gets 403 before any body or query is looked at: a
+    viewer must not learn the API's validation rules from 422s."""
+
+    def __init__(self, validation: Callable[[Any, NextMiddleware], Response]) -> None:
+        self._validation = validation
+        self.__name__ = "authorize_before_validation"  # Powertools logs middleware names
+
+    def __call__(self, app: Any, next_middleware: NextMiddleware) -> Response:
+        route = app.context.get("_route")
+        for middleware in getattr(route, "middlewares", None) or []:
+            if isinstance(middleware, RoleRequirement):
+                authorize(app.current_event.raw_event, middleware.minimum)
+        return self._validation(app, next_middleware)
+
+
+def authorize_before_validation(app: Any) -> None:
+    """Install `AuthorizeBeforeValidation` on a resolver built with enable_validation=True."""
+    app._request_validation_middleware = AuthorizeBeforeValidation(app._request_validation_middleware)
 
 
 def caller_name(event: Any) -> str | None:
