@@ -164,6 +164,9 @@ class CloudWatchPort(Protocol):
 class SampleRepository(Protocol):
     def put_many(self, samples: Sequence[MetricSample]) -> int: ...
 
+    def recent(self, worker_id: str, *, since: datetime, limit: int = 500) -> list[MetricSample]:
+        """The worker's samples since `since`, oldest first."""
+
 
 
 class RefreshLimiter(Protocol):

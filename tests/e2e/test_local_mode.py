@@ -93,6 +93,8 @@ def test_scheduled_collection_fills_metrics_and_health(local):  # noqa: ANN001
     health = local.get("/health").json()
     assert next(j for j in health["jobs"] if j["job"] == "collect_metrics")["last_status"] == "succeeded"
     worker = collected[0]
+    series = local.get(f"/workers/{worker['worker_id']}/metrics", headers=VIEWER).json()
+    assert series["samples"] and series["samples"][-1]["cpu_percent"] is not None
     first = local.post(f"/workers/{worker['worker_id']}/refresh", headers=OPERATOR)
     assert first.status_code == 200
     again = local.post(f"/workers/{worker['worker_id']}/refresh", headers=OPERATOR)

@@ -6,6 +6,7 @@ fails `test_the_table_covers_every_route`, so no route can ship without a decide
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
 
@@ -35,6 +36,7 @@ EXPECTED: dict[tuple[str, str], Role | None] = {
     ("GET", "/workers"): Role.VIEWER,
     ("GET", "/workers/<worker_id>"): Role.VIEWER,
     ("GET", "/settings"): Role.VIEWER,
+    ("GET", "/workers/<worker_id>/metrics"): Role.VIEWER,
     ("POST", "/workers/<worker_id>/start"): Role.OPERATOR,
     ("POST", "/workers/<worker_id>/stop"): Role.OPERATOR,
     ("POST", "/workers/<worker_id>/pause"): Role.OPERATOR,
@@ -65,6 +67,11 @@ def test_the_table_covers_every_route():
     assert {path for (_, path), role in EXPECTED.items() if role is PUBLIC} == set(PUBLIC_PATHS)
 
 
+class NoSamples:
+    def recent(self, worker_id: str, *, since: datetime, limit: int = 500) -> list:
+        return []
+
+
 class NoSchedules:
     def set_interval(self, job: str, minutes: int) -> bool:
         return False
@@ -88,7 +95,7 @@ def api(monkeypatch):  # noqa: ANN001, ANN201
         WorkerPorts(workers, InMemorySettingsRepository(), lambda region: NullEc2()),
         clock=lambda: NOW,
         ops_=OpsPorts(InMemoryJobRepository(), InMemoryRefreshLimiter()),
-        collect=object(),  # refresh_worker is replaced above; the ports are never used
+        collect=SimpleNamespace(samples=NoSamples()),  # refresh_worker is replaced above
         schedules_=NoSchedules(),
     )
     yield api_app.handler

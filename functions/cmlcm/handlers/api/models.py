@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cmlcm.domain.jobs import MetricSample
 from cmlcm.domain.settings import Settings, check_ami_id, check_instance_type
 from cmlcm.domain.workers import (
     Licence,
@@ -182,6 +183,11 @@ class CreatedWorker(ApiModel):
 class ImportResult(ApiModel):
     imported: list[WorkerView]
     skipped: list[dict[str, str]] = Field(description="instance_id and reason for each instance not imported")
+
+
+class MetricSeries(ApiModel):
+    worker_id: str
+    samples: list[MetricSample]
 
 
 class SettingsBody(Settings):

@@ -19,6 +19,7 @@ from cmlcm.handlers.api.models import (
     IdleDetectionUpdate,
     ImportResult,
     ImportWorkersRequest,
+    MetricSeries,
     PauseRequest,
     TagsUpdate,
     WorkerPage,
@@ -133,6 +134,15 @@ def refresh_worker(worker_id: str) -> WorkerView:
         deps.collect_ports(), deps.ops().refresh_limiter, worker, now=deps.now(), min_interval=min_interval
     )
     return WorkerView.of(refreshed)
+
+
+@router.get("/workers/<worker_id>/metrics", middlewares=[VIEWER], summary="The worker's recent time series")
+def worker_metrics(worker_id: str, hours: Annotated[int, Query(ge=1, le=168)] = 6) -> MetricSeries:
+    """CPU, memory, running labs and nodes per collection, kept for METRICS_SAMPLE_TTL_HOURS."""
+    worker = svc.get_worker(deps.ports().workers, worker_id)
+    since = deps.now() - timedelta(hours=hours)
+    samples = deps.collect_ports().samples.recent(worker.worker_id, since=since)
+    return MetricSeries(worker_id=worker.worker_id, samples=samples)
 
 
 @router.put("/workers/<worker_id>/tags", middlewares=[ADMIN], summary="Edit tags (merge or replace)")
