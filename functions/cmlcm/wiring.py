@@ -86,6 +86,7 @@ def collect_ports() -> CollectPorts:
         cloudwatch_for=_PerRegion(CloudWatchGateway),
         cml=fleet_probe(settings),
         cml_concurrency=settings.cml_concurrency,
+        settings=worker_ports().settings,
     )
 
 

@@ -42,6 +42,7 @@ class BatchOutcome(BaseModel):
     failed: int = 0
     written: int = 0
     samples: int = 0
+    paused: int = 0
     errors: dict[str, int] = {}
     batch_failed: bool = False
 
@@ -96,7 +97,7 @@ def summarize_handler(event: dict[str, Any], context: LambdaContext) -> dict[str
     run = SummaryInput.model_validate(event)
     now = _now()
     totals = {
-        key: sum(getattr(r, key) for r in run.results) for key in ("workers", "changed", "failed", "written", "samples")
+        key: sum(getattr(r, key) for r in run.results) for key in ("workers", "changed", "failed", "written", "samples", "paused")
     }
     batches_failed = sum(1 for r in run.results if r.batch_failed)
     duration_ms = int((now - run.started_at).total_seconds() * 1000)
@@ -121,5 +122,6 @@ def summarize_handler(event: dict[str, Any], context: LambdaContext) -> dict[str
     metrics.add_metric(name="WorkersChanged", unit=MetricUnit.Count, value=totals["changed"])
     metrics.add_metric(name="WorkersFailed", unit=MetricUnit.Count, value=totals["failed"])
     metrics.add_metric(name="BatchesFailed", unit=MetricUnit.Count, value=batches_failed)
+    metrics.add_metric(name="WorkersPausedIdle", unit=MetricUnit.Count, value=totals["paused"])
     logger.info("collection finished", extra=summary)
     return {**summary, "succeeded": succeeded}

@@ -11,11 +11,12 @@ import asyncio
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from cmlcm.domain.cml import CmlReading
 from cmlcm.domain.errors import ConcurrentModification, ExternalServiceError
+from cmlcm.domain.idle import decide_idle
 from cmlcm.domain.jobs import MetricSample
 from cmlcm.domain.workers import (
     Licence,
@@ -32,6 +33,7 @@ from cmlcm.ports import (
     InstanceUsage,
     RefreshLimiter,
     SampleRepository,
+    SettingsRepository,
     WorkerRepository,
 )
 from cmlcm.services.workers import mutate
@@ -46,6 +48,8 @@ class CollectPorts:
     cml: CmlProbe
     #: Most CML probes in flight at once (each probe makes a few requests).
     cml_concurrency: int = 100
+    #: The fleet settings (idle detection); None skips the idle policy (on-demand refresh).
+    settings: SettingsRepository | None = None
 
 
 @dataclass
@@ -57,6 +61,7 @@ class CollectResult:
     failed: int = 0
     written: int = 0
     samples: int = 0
+    paused: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     duration_ms: int = 0
     updated: list[Worker] = field(default_factory=list)
@@ -68,6 +73,7 @@ class CollectResult:
             "failed": self.failed,
             "written": self.written,
             "samples": self.samples,
+            "paused": self.paused,
             "errors": dict(self.errors),
             "duration_ms": self.duration_ms,
         }
@@ -283,11 +289,40 @@ async def collect(ports: CollectPorts, worker_ids: Sequence[str], *, now: dateti
         result.updated.append(fresh)
     result.written = len(result.updated)
     latest = {w.worker_id: w for w in workers} | {w.worker_id: w for w in result.updated}
+    if ports.settings is not None:
+        paused = await asyncio.to_thread(pause_idle, ports, list(latest.values()), now)
+        result.paused = len(paused)
+        latest |= {w.worker_id: w for w in paused}
     samples = [s for s in (_sample(w, now) for w in latest.values()) if s is not None]
     if samples:
         result.samples = await asyncio.to_thread(ports.samples.put_many, samples)
     result.duration_ms = int((time.perf_counter() - started) * 1000)
     return result
+
+
+def pause_idle(ports: CollectPorts, workers: Sequence[Worker], now: datetime) -> list[Worker]:
+    """Apply the idle policy to freshly collected workers: ONE batched StopInstances per region
+    (bisected on failure), then each worker paused with its reason and counters."""
+    settings = ports.settings.get()  # type: ignore[union-attr]
+    decisions = {d.worker_id: d for d in decide_idle(workers, settings, now=now)}
+    if not decisions:
+        return []
+    by_region: dict[str, list[Worker]] = defaultdict(list)
+    for worker in workers:
+        if worker.worker_id in decisions and worker.instance_id:
+            by_region[worker.region].append(worker)
+    paused: list[Worker] = []
+    for region, idle in by_region.items():
+        result = ports.ec2_for(region).stop([w.instance_id for w in idle])  # type: ignore[misc]
+        for worker in idle:
+            failure = result.failed.get(worker.instance_id)  # type: ignore[arg-type]
+            if failure is not None:
+                error = WorkerError(source="ec2", kind=failure.code, message=failure.message, at=now)
+                paused.append(mutate(ports.workers, worker.worker_id, lambda w, e=error: w.record_error(e)))
+                continue
+            reason = decisions[worker.worker_id].reason
+            paused.append(mutate(ports.workers, worker.worker_id, lambda w, r=reason: w.pause(now=now, reason=r)))
+    return paused
 
 
 def refresh_worker(
@@ -301,5 +336,6 @@ def refresh_worker(
     """On-demand refresh of one worker through the same `collect`, at most once per interval
     per worker (429 with Retry-After otherwise). Runs its own event loop: the API is sync."""
     limiter.acquire(worker.worker_id, now=now, min_interval=min_interval)
-    result = asyncio.run(collect(ports, [worker.worker_id], now=now))
+    # Looking at a worker must not pause it: the idle policy runs on the schedule only.
+    result = asyncio.run(collect(replace(ports, settings=None), [worker.worker_id], now=now))
     return result.updated[0] if result.updated else ports.workers.get(worker.worker_id)
