@@ -3,23 +3,28 @@ from __future__ import annotations
 
 import argparse
 
-import uvicorn
-
-from cmlsim import SimulatedFleet, build_app
+from cmlsim import SimulatedFleet, serve
 
 
 def main() -> None:
+    """Parse the command line, create the controllers `sim-0001`..., and serve until Ctrl-C."""
     parser = argparse.ArgumentParser(description="CML 2.9 simulator (many virtual controllers)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8701)
     parser.add_argument("--controllers", type=int, default=3, help="controllers sim-0001... to create")
-    parser.add_argument("--labs", type=int, default=2)
+    parser.add_argument("--labs", type=int, default=2, help="labs per controller (the first one running)")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every API answer")
+    parser.add_argument("--converge-seconds", type=float, default=1.0, help="delay before a lab action converges")
+    parser.add_argument("--licence-seconds", type=float, default=2.0, help="delay before a registration completes")
     args = parser.parse_args()
-    fleet = SimulatedFleet()
+    fleet = SimulatedFleet(converge_seconds=args.converge_seconds, licence_seconds=args.licence_seconds)
     for index in range(args.controllers):
-        fleet.add(f"sim-{index + 1:04d}", labs=args.labs, running_labs=1)
-    print(f"CML simulator on http://{args.host}:{args.port}/controllers/<id>/api/v0 (password {fleet.password!r})")
-    uvicorn.run(build_app(fleet), host=args.host, port=args.port, log_level="warning", access_log=False)
+        controller_id = f"sim-{index + 1:04d}"
+        fleet.add(controller_id, labs=args.labs, running_labs=min(1, args.labs))
+        if args.latency:
+            fleet.set_faults(controller_id, latency=args.latency)
+    print(f"CML simulator on http://{args.host}:{args.port}/controllers/<id>/api/v0 (password {fleet.password!r})", flush=True)
+    serve(args.host, args.port, fleet)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,24 @@ controller per id, plus an admin API under `/_sim` to add controllers and inject
 
 Bodies follow `../shared/cml/cml-2.9-openapi-subset.json` (the conformance tests validate every
 one of them, errors included).
+
+Admin API (JSON in and out)::
+
+    GET    /_sim/controllers                      every controller's id, readiness, labs, faults
+    POST   /_sim/controllers                      {"id", "labs"?, "running_labs"?, "boot_seconds"?}
+    GET    /_sim/controllers/{id}
+    DELETE /_sim/controllers/{id}
+    PUT    /_sim/controllers/{id}/faults          {"latency": 0.2, "error_rate": 1, ...} (see Faults),
+                                                  plus "boot_seconds": N to reboot; {} + ?reset=true clears
+    POST   /_sim/controllers/{id}/labs            {"title", "nodes"?, "state"?} → {"id"}
+    POST   /_sim/bulk                             {"ids": [...], "labs"?, "running_labs"?, "faults"?}
+    GET    /_sim/stats                            {"controllers", "requests"}
 """
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from typing import Any
 
 import yaml
@@ -22,6 +35,7 @@ Handler = Callable[[Request, Controller], Awaitable[Response]]
 
 
 def error(status: int, description: str) -> JSONResponse:
+    """CML's error body (`Error` / `ErrorResponse` in the spec)."""
     return JSONResponse({"code": status, "description": description}, status_code=status)
 
 
@@ -40,7 +54,7 @@ def build_app(fleet: SimulatedFleet) -> Starlette:
             if faults.timeout:
                 await asyncio.sleep(faults.hang_seconds)
             if faults.error_rate and fleet.random.random() < faults.error_rate:
-                return error(500, "Internal Server Error (injected)")
+                return error(faults.error_status, "Internal Server Error (injected)")
             if faults.garbage:
                 return Response("{this is not json", media_type="application/json")
             if auth:
@@ -68,7 +82,7 @@ def build_app(fleet: SimulatedFleet) -> Starlette:
         return JSONResponse(token)
 
     async def authok(request: Request, controller: Controller) -> Response:
-        return JSONResponse(True)
+        return JSONResponse("OK")  # the spec's 200 body is a string
 
     async def logout(request: Request, controller: Controller) -> Response:
         token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
@@ -216,7 +230,8 @@ def build_app(fleet: SimulatedFleet) -> Starlette:
     # --- admin API (/_sim) ---
 
     async def admin_list(request: Request) -> Response:
-        return JSONResponse([admin_view(fleet.get(cid)) for cid in fleet.ids()])
+        views = [admin_view(c) for c in (fleet.get(cid) for cid in fleet.ids()) if c is not None]
+        return JSONResponse(views)
 
     async def admin_add(request: Request) -> Response:
         try:
@@ -228,13 +243,40 @@ def build_app(fleet: SimulatedFleet) -> Starlette:
         return JSONResponse(admin_view(controller), status_code=201)
 
     async def admin_faults(request: Request) -> Response:
+        cid = request.path_params["cid"]
         try:
-            faults = fleet.set_faults(request.path_params["cid"], **(await request.json()))
+            changes = await request.json()
+            if not isinstance(changes, dict):
+                raise TypeError("expected a JSON object of faults")
+            boot_seconds = changes.pop("boot_seconds", None)
+            if request.query_params.get("reset") == "true":
+                fleet.clear_faults(cid)
+            faults = fleet.set_faults(cid, **changes)
+            if boot_seconds is not None:
+                fleet.boot(cid, float(boot_seconds))
         except KeyError:
             return JSONResponse({"error": "no such controller"}, status_code=404)
         except (ValueError, TypeError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        return JSONResponse(faults.__dict__)
+        return JSONResponse(asdict(faults))
+
+    async def admin_get(request: Request) -> Response:
+        controller = fleet.get(request.path_params["cid"])
+        if controller is None:
+            return JSONResponse({"error": "no such controller"}, status_code=404)
+        return JSONResponse(admin_view(controller))
+
+    async def admin_add_lab(request: Request) -> Response:
+        cid = request.path_params["cid"]
+        if fleet.get(cid) is None:
+            return JSONResponse({"error": "no such controller"}, status_code=404)
+        try:
+            body = await request.json()
+            lab_id = fleet.add_lab(cid, str(body["title"]), nodes=int(body.get("nodes", 3)),
+                                   state=str(body.get("state", "DEFINED_ON_CORE")))
+        except (KeyError, ValueError, TypeError) as exc:
+            return JSONResponse({"error": f"bad request: {exc}"}, status_code=400)
+        return JSONResponse({"id": lab_id}, status_code=201)
 
     async def admin_stats(request: Request) -> Response:
         return JSONResponse({"controllers": len(fleet.ids()), "requests": fleet.requests})
@@ -255,10 +297,10 @@ def build_app(fleet: SimulatedFleet) -> Starlette:
         fleet.remove(request.path_params["cid"])
         return Response(status_code=204)
 
-    def admin_view(controller: Controller | None) -> dict[str, Any]:
-        assert controller is not None
+    def admin_view(controller: Controller) -> dict[str, Any]:
         return {"id": controller.id, "ready": fleet.ready(controller), "labs": len(controller.labs),
-                "licence": fleet.licence(controller).status, "faults": controller.faults.__dict__}
+                "running_labs": sum(1 for lab in controller.labs.values() if lab.state == "STARTED"),
+                "licence": fleet.licence(controller).status, "faults": asdict(controller.faults)}
 
     routes = [
         controller_route("/authenticate", authenticate, ["POST"], auth=False),
@@ -285,9 +327,18 @@ def build_app(fleet: SimulatedFleet) -> Starlette:
         Route("/_sim/controllers/{cid}/faults", admin_faults, methods=["PUT"]),
         Route("/_sim/bulk", admin_bulk, methods=["POST"]),
         Route("/_sim/stats", admin_stats, methods=["GET"]),
+        Route("/_sim/controllers/{cid}", admin_get, methods=["GET"]),
         Route("/_sim/controllers/{cid}", admin_delete, methods=["DELETE"]),
+        Route("/_sim/controllers/{cid}/labs", admin_add_lab, methods=["POST"]),
     ]
     return Starlette(routes=routes)
 
 
-__all__ = ["build_app", "error"]
+def serve(host: str = "127.0.0.1", port: int = 8701, fleet: SimulatedFleet | None = None) -> None:
+    """Serve `fleet` (a new empty one by default) over HTTP with uvicorn until interrupted."""
+    import uvicorn  # a dev dependency: only the HTTP mode needs it
+
+    uvicorn.run(build_app(fleet or SimulatedFleet()), host=host, port=port, log_level="warning", access_log=False)
+
+
+__all__ = ["build_app", "error", "serve"]

@@ -1,5 +1,15 @@
 """State of the simulated CML fleet: many virtual controllers, each with labs, a licence,
-telemetry, a boot phase and injectable faults. Time comes from an injectable clock."""
+telemetry, a boot phase and injectable faults. Time comes from an injectable clock, so tests move
+it by hand; only the injected latency and hang use real (asyncio) time.
+
+In-process API (tests, local mode, benchmarks)::
+
+    fleet = SimulatedFleet(clock=my_clock, converge_seconds=5, licence_seconds=10)
+    fleet.add("i-0abc", labs=2, running_labs=1, boot_seconds=30)
+    fleet.add_lab("i-0abc", "Extra lab", nodes=4, state="STARTED")
+    fleet.set_faults("i-0abc", latency=0.2, error_rate=0.1)   # see `Faults`
+    fleet.boot("i-0abc", seconds=20)                           # ready=false for 20 s, tokens lost
+"""
 from __future__ import annotations
 
 import random
@@ -7,33 +17,60 @@ import secrets
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import yaml
 
 CML_VERSION = "2.9.0"
+LAB_STATES = {"DEFINED_ON_CORE", "STOPPED", "STARTED"}
 USERNAME = "admin"
 OWNER_ID = "90f84e38-a71c-4d57-8d90-00fa8a197385"
 
 
 @dataclass
 class Faults:
-    """What a controller does wrong, per request."""
+    """What one controller does wrong. Request faults apply to every API call of that controller
+    (the admin API and other controllers are unaffected)."""
 
-    latency: float = 0.0  # seconds added to every answer
-    error_rate: float = 0.0  # probability of a 500 with an error body
+    latency: float = 0.0  # seconds added to every answer (asyncio.sleep: thousands overlap)
+    error_rate: float = 0.0  # probability of an `error_status` answer with an error body; 1.0 = always
+    error_status: int = 500  # 503 makes the client see "not ready", any other 5xx "bad response"
     timeout: bool = False  # hang `hang_seconds` before answering (longer than any client timeout)
     hang_seconds: float = 30.0
     garbage: bool = False  # 200 with a body that is not JSON
     expire_tokens: bool = False  # forget issued tokens once: the next authenticated call gets 401
+    registration_fails: bool = False  # licence registrations end FAILED (as "INVALID..." tokens do)
+    deregister_local_only: bool = False  # deregistration answers 202 (Cisco's side unreachable)
 
     def update(self, **changes: Any) -> None:
+        """Set faults by name, all or none. Values must have the field's type (ints pass for
+        floats), so a JSON "false" string cannot turn a fault on by truthiness."""
+        accepted: dict[str, Any] = {}
         for key, value in changes.items():
-            if not hasattr(self, key):
+            if key not in self.__dataclass_fields__:
                 raise ValueError(f"unknown fault {key!r}")
-            setattr(self, key, type(getattr(self, key))(value))
+            current = getattr(self, key)
+            if isinstance(current, bool):
+                if not isinstance(value, bool):
+                    raise ValueError(f"fault {key!r} takes true or false")
+            elif isinstance(current, float):
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise ValueError(f"fault {key!r} takes a number")
+                value = float(value)
+            elif isinstance(current, int) and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"fault {key!r} takes an integer")
+            accepted[key] = value
+        candidate = replace(self, **accepted)
+        if not 0.0 <= candidate.error_rate <= 1.0:
+            raise ValueError("error_rate must be between 0 and 1")
+        if not 400 <= candidate.error_status <= 599:
+            raise ValueError("error_status must be an HTTP error status")
+        if candidate.latency < 0 or candidate.hang_seconds < 0:
+            raise ValueError("latency and hang_seconds cannot be negative")
+        for key, value in accepted.items():
+            setattr(self, key, value)
 
 
 @dataclass
@@ -56,12 +93,22 @@ class Lab:
 
 
 def sample_topology(title: str, nodes: int = 3) -> dict[str, Any]:
-    """A small valid CML topology (what /import accepts and /download returns)."""
+    """A small valid CML topology (the spec's `Topology`): routers in a chain, each link joining
+    interface 1 of one router to interface 0 of the next. What /import accepts and /download returns."""
     node_list = [
-        {"id": f"n{i}", "label": f"r{i}", "node_definition": "iosv", "x": i * 100, "y": 0, "interfaces": []}
+        {
+            "id": f"n{i}", "label": f"r{i}", "node_definition": "iosv", "x": i * 100, "y": 0,
+            "interfaces": [
+                {"id": f"i{2 * i + slot}", "label": f"GigabitEthernet0/{slot}", "slot": slot, "type": "physical"}
+                for slot in (0, 1)
+            ],
+        }
         for i in range(nodes)
     ]
-    links = [{"id": f"l{i}", "n1": f"n{i}", "n2": f"n{i + 1}"} for i in range(nodes - 1)]
+    links = [
+        {"id": f"l{i}", "n1": f"n{i}", "i1": f"i{2 * i + 1}", "n2": f"n{i + 1}", "i2": f"i{2 * (i + 1)}"}
+        for i in range(nodes - 1)
+    ]
     return {"lab": {"title": title, "description": "simulated", "notes": "", "version": "0.2.2"},
             "nodes": node_list, "links": links}
 
@@ -86,7 +133,6 @@ class Controller:
     licence: Licence = field(default_factory=Licence)
     events: list[dict[str, Any]] = field(default_factory=list)
     compute_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    deregister_local_only: bool = False
 
 
 class SimulatedFleet:
@@ -128,24 +174,56 @@ class SimulatedFleet:
         return controller
 
     def remove(self, controller_id: str) -> None:
+        """Forget a controller (its URL answers 404 from now on); unknown ids are ignored."""
         with self._lock:
             self._controllers.pop(controller_id, None)
 
     def get(self, controller_id: str) -> Controller | None:
+        """The controller, or None when no such id is registered."""
         with self._lock:
             return self._controllers.get(controller_id)
 
+    def boot(self, controller_id: str, seconds: float) -> None:
+        """(Re)boot: `ready` is false for `seconds` from now, and issued tokens are gone."""
+        controller = self._require(controller_id)
+        with self._lock:
+            controller.booted_at = self.clock() + timedelta(seconds=seconds)
+            controller.tokens.clear()
+
+    def add_lab(self, controller_id: str, title: str, *, nodes: int = 3, state: str = "DEFINED_ON_CORE") -> str:
+        """Seed one lab (already converged) and return its id."""
+        if state not in LAB_STATES:
+            raise ValueError(f"state must be one of {sorted(LAB_STATES)}")
+        lab = self.import_lab(self._require(controller_id), sample_topology(title, nodes), None)
+        with self._lock:
+            lab.state, lab.converged_at = state, None
+        return lab.id
+
+    def record_event(
+        self, controller_id: str, category: str, data: dict[str, Any] | None = None, *, at: datetime | None = None
+    ) -> None:
+        """Seed a telemetry event (e.g. an old `start_lab`, to exercise idle detection)."""
+        controller = self._require(controller_id)
+        with self._lock:
+            controller.events.append(
+                {"category": category, "timestamp": (at or self.clock()).isoformat(), "data": data or {}}
+            )
+            controller.events.sort(key=lambda event: event["timestamp"])
+
     def ids(self) -> list[str]:
+        """Registered controller ids, sorted."""
         with self._lock:
             return sorted(self._controllers)
 
     def set_faults(self, controller_id: str, **faults: Any) -> Faults:
+        """Change some faults of one controller (KeyError: unknown id, ValueError: bad fault)."""
         controller = self._require(controller_id)
         with self._lock:
             controller.faults.update(**faults)
         return controller.faults
 
     def clear_faults(self, controller_id: str) -> None:
+        """Back to a well-behaved controller."""
         controller = self._require(controller_id)
         with self._lock:
             controller.faults = Faults()
@@ -159,9 +237,11 @@ class SimulatedFleet:
     # --- behaviour ---
 
     def ready(self, controller: Controller) -> bool:
+        """False during the boot phase (`system_information.ready`)."""
         return self.clock() >= controller.booted_at
 
     def login(self, controller: Controller, username: str, password: str) -> str | None:
+        """A new JWT-shaped token, or None for bad credentials; logins are telemetry events."""
         if username != USERNAME or password != controller.password:
             return None
         token = ".".join(secrets.token_urlsafe(12) for _ in range(3))
@@ -171,6 +251,7 @@ class SimulatedFleet:
         return token
 
     def authorized(self, controller: Controller, token: str | None) -> bool:
+        """Whether `token` is valid; an armed `expire_tokens` fault first forgets every token."""
         with self._lock:
             if controller.faults.expire_tokens:
                 controller.tokens.clear()
@@ -181,6 +262,7 @@ class SimulatedFleet:
         controller.events.append({"category": category, "timestamp": self.clock().isoformat(), "data": data})
 
     def import_lab(self, controller: Controller, topology: dict[str, Any], title: str | None) -> Lab:
+        """Create a lab from a parsed topology (`title` overrides the topology's own)."""
         now = self.clock()
         lab_title = (title or (topology.get("lab") or {}).get("title") or "Imported lab")[:64]
         lab = Lab(id=str(uuid.uuid4()), title=lab_title, topology=topology, created=now, modified=now)
@@ -207,16 +289,20 @@ class SimulatedFleet:
         return None
 
     def converged(self, lab: Lab) -> bool:
+        """`check_if_converged`: true once `converge_seconds` passed since the last action."""
         return lab.converged_at is None or self.clock() >= lab.converged_at
 
     def running_nodes(self, controller: Controller) -> int:
+        """Nodes of started labs (drives `system_stats`)."""
         return sum(lab.node_count for lab in controller.labs.values() if lab.state == "STARTED")
 
     def register(self, controller: Controller, token: str) -> None:
+        """Start a registration that completes (or fails) `licence_seconds` later."""
+        will_fail = token.upper().startswith("INVALID") or controller.faults.registration_fails
         with self._lock:
             controller.licence = Licence(
                 status="IN_PROGRESS", authorization="NOT_AUTHORIZED",
-                completes_at=self.clock() + self.licence_delay, will_fail=token.upper().startswith("INVALID"),
+                completes_at=self.clock() + self.licence_delay, will_fail=will_fail,
             )
             self._event(controller, "license_info", {"action": "register"})
 
@@ -239,7 +325,8 @@ class SimulatedFleet:
             if self.licence(controller).status not in ("COMPLETED", "IN_PROGRESS"):
                 return 400
             controller.licence = Licence()
-            return 202 if controller.deregister_local_only else 204
+            self._event(controller, "license_info", {"action": "deregister"})
+            return 202 if controller.faults.deregister_local_only else 204
 
 
 def parse_topology(text: str) -> dict[str, Any]:

@@ -1,119 +1,143 @@
-"""The CML client against the simulator; every simulator body is validated against the CML 2.9
-OpenAPI subset (success and error bodies), so client and simulator keep to the same contract."""
+"""The real CML client against the simulator, every operation the product uses, success and
+error paths. The `sim` fixture validates every exchange against the CML 2.9 OpenAPI subset at
+teardown; these tests also assert that the walk covered what it claims to cover."""
 from __future__ import annotations
 
 import asyncio
 import json
 
 import pytest
-
-from cmlcm.adapters.cml.errors import CmlAuthError, CmlNotFound, CmlRejected
-from cmlcm.adapters.cml.credentials import CmlCredentials
-from cmlsim import sample_topology
-
 import yaml
 
-API_PREFIX = "/api/v0"
+from cmlcm.adapters.cml.errors import CmlAuthError, CmlNotFound, CmlRejected
+from cmlsim import sample_topology
+from cml_contract import Exchange
 
 
-def _api_path(path: str) -> str:
-    return path.split(API_PREFIX, 1)[1]
+def _covered(sim) -> set[tuple[str, str, int]]:  # noqa: ANN001
+    return {(e.method, e.api_path, e.status) for e in sim.recorder.exchanges if e.api_path}
 
 
-def _validate_all(sim, spec) -> set[tuple[str, str, int]]:  # noqa: ANN001
-    """Validate every recorded exchange; returns the (method, template, status) seen."""
-    seen = set()
-    problems = []
-    for exchange in sim.recorder.exchanges:
-        path = _api_path(exchange.path)
-        template, _ = spec.operation(exchange.method, path)
-        seen.add((exchange.method, template, exchange.status))
-        schema = spec.schema_for(exchange.method, path, exchange.status)
-        if exchange.status == 204 or schema is None:
-            assert exchange.body == b"", f"{exchange.method} {path} {exchange.status} should have no body"
-            continue
-        assert exchange.content_type.startswith("application/json"), (exchange.method, path)
-        body = json.loads(exchange.body)
-        errors = spec.validate(schema, body)
-        if errors:
-            problems.append(f"{exchange.method} {path} {exchange.status}: {errors[:3]}")
-    assert not problems, "\n".join(problems)
-    return seen
-
-
-def test_full_client_walk_validates_against_the_spec(sim, spec):  # noqa: ANN001
+def test_full_client_walk_conforms_and_reads_back_what_it_did(sim):  # noqa: ANN001
+    # Given a controller with two labs, one running
     sim.fleet.add("c1", labs=2, running_labs=1)
 
     async def walk() -> None:
         async with sim.session() as session:
             cml = session.client(sim.url("c1"))
-            info = await cml.system_information()
-            assert info.version == "2.9.0" and info.ready
+            # When the client reads the system
+            info = await cml.ensure_ready()
+            assert (info.version, info.ready, info.supported) == ("2.9.0", True, True)
             health = await cml.system_health()
-            assert health.valid is True
-            stats = await cml.system_stats()
-            assert stats.running_nodes == 3 and stats.total_nodes == 6 and 0 < stats.cpu_percent < 100
+            assert health.valid is True and health.healthy_computes == 1 and health.is_licensed is False
+            summary = (await cml.system_stats()).summary
+            assert (summary.running_nodes, summary.total_nodes, summary.computes) == (3, 6, 1)
+            assert 0 < summary.cpu_percent < 100 and 0 < summary.memory_used < summary.memory_total
+            assert await cml.authok() is True
+            # ... manages labs
             labs = await cml.list_labs()
             assert sorted(lab.state for lab in labs) == ["DEFINED_ON_CORE", "STARTED"]
+            assert all(lab.owner == "admin" and lab.created and lab.created.tzinfo for lab in labs)
             new_id = await cml.import_lab(yaml.safe_dump(sample_topology("Imported", nodes=4)), title="From API")
             lab = await cml.get_lab(new_id)
-            assert (lab.title, lab.node_count, lab.link_count) == ("From API", 4, 3)
+            assert (lab.id, lab.title, lab.node_count, lab.link_count, lab.state) == (new_id, "From API", 4, 3, "DEFINED_ON_CORE")
             await cml.start_lab(new_id)
             assert await cml.check_if_converged(new_id) is False
             sim.clock.advance(6)
             assert await cml.check_if_converged(new_id) is True
+            assert (await cml.system_stats()).summary.running_nodes == 7
+            with pytest.raises(CmlRejected, match="running"):
+                await cml.delete_lab(new_id)
             await cml.stop_lab(new_id)
             await cml.wipe_lab(new_id)
             text = await cml.download_lab(new_id)
             assert yaml.safe_load(text)["lab"]["title"] == "Imported"
             await cml.delete_lab(new_id)
-            with pytest.raises(CmlNotFound, match="Lab not found"):
+            with pytest.raises(CmlNotFound, match=f"Lab not found: {new_id}"):
                 await cml.get_lab(new_id)
             with pytest.raises(CmlRejected, match="invalid YAML"):
                 await cml.import_lab("lab: [unclosed")
+            # ... and the licence, through its background registration
             licence = await cml.licensing_status()
             assert licence.registration_status == "NOT_REGISTERED" and not licence.licensed
             await cml.register_licence("VALIDTOKEN123")
             assert (await cml.licensing_status()).registration_status == "IN_PROGRESS"
             sim.clock.advance(11)
-            assert (await cml.licensing_status()).licensed
+            licence = await cml.licensing_status()
+            assert licence.licensed and licence.registration_expires is not None
+            with pytest.raises(CmlRejected, match="409"):
+                await cml.register_licence("VALIDTOKEN123")
+            await cml.register_licence("VALIDTOKEN123", reregister=True)
             assert await cml.deregister_licence() == "completed"
-            with pytest.raises(CmlRejected):
-                await cml.deregister_licence()
+            assert await cml.deregister_licence() == "already_deregistered"
             events = await cml.telemetry_events(categories={"start_lab", "import_lab"})
             assert {e.category for e in events} == {"start_lab", "import_lab"}
+            await cml.logout()
 
     asyncio.run(walk())
-    seen = _validate_all(sim, spec)
-    # Error bodies were produced and validated too.
-    assert {s for _, _, s in seen} >= {200, 204, 400, 404}
+    # Then the walk produced every kind of answer the product meets (all validated at teardown)
+    covered = _covered(sim)
+    assert {status for _, _, status in covered} >= {200, 204, 400, 404, 409}
+    assert ("DELETE", "/licensing/deregistration", 400) in covered
+    assert ("POST", "/import", 400) in covered and ("DELETE", "/logout", 200) in covered
 
 
-def test_error_bodies_validate_bad_login_and_missing_token(sim, spec):  # noqa: ANN001
+def test_error_bodies_conform_bad_login_and_missing_token(sim, spec):  # noqa: ANN001
     sim.fleet.add("c1")
 
     async def walk() -> None:
-        async with sim.session() as session:
-            raw = session.http
-            base = sim.url("c1")
-            response = await raw.get(f"{base}/labs")
+        async with sim.session(password="wrong") as session:
+            # A request without a token is refused with a documented error body
+            response = await session.http.get(f"{sim.url('c1')}/labs")
+            assert response.status_code == 401 and response.json()["code"] == 401
+            response = await session.http.get(f"{sim.url('c1')}/authok")
             assert response.status_code == 401
-            bad = session.client(base)
-            session.credentials = lambda: CmlCredentials("admin", "wrong")
-            with pytest.raises(CmlAuthError, match="login refused"):
-                await bad.list_lab_ids()
-            response = await raw.get(f"{base}/labs/00000000-0000-4000-8000-000000000000")
-            assert response.status_code == 401
+            # Bad credentials are an auth fault whose message carries no password
+            with pytest.raises(CmlAuthError, match="login refused") as caught:
+                await session.client(sim.url("c1")).list_lab_ids()
+            assert "wrong" not in str(caught.value)
 
     asyncio.run(walk())
-    seen = _validate_all(sim, spec)
-    assert ("POST", "/authenticate", 403) in seen and ("GET", "/labs", 401) in seen
+    covered = _covered(sim)
+    assert {("POST", "/authenticate", 403), ("GET", "/labs", 401), ("GET", "/authok", 401)} <= covered
 
 
-def test_unknown_controller_is_a_not_found(sim):  # noqa: ANN001
+def test_unknown_controller_answers_a_documented_404(sim):  # noqa: ANN001
     async def walk() -> None:
         async with sim.session() as session:
-            with pytest.raises(CmlNotFound):
+            with pytest.raises(CmlNotFound, match="No controller nope"):
                 await session.client(sim.url("nope")).system_information()
 
     asyncio.run(walk())
+    assert _covered(sim) == {("GET", "/system_information", 404)}
+
+
+def test_a_body_with_an_invented_field_fails_conformance(spec):  # noqa: ANN001
+    """The strict checker is not vacuous: an extra key, a missing key and a bad date all fail."""
+    info = {"version": "2.9.0", "ready": True, "allow_ssh_pubkey_auth": False, "oui": None}
+    assert spec.validate(spec.schema("SystemInformation"), info) == []
+    assert spec.validate(spec.schema("SystemInformation"), {**info, "uptime": 5})
+    assert spec.validate(spec.schema("Error"), {"code": 404, "description": "x", "extra": 1})  # closed by the helper
+    assert spec.validate(spec.schema("Error"), {"description": "x"})
+    event = {"category": "start_lab", "timestamp": "yesterday", "data": {}}
+    assert spec.validate(spec.schema("TelemetryEventResponse"), event)
+
+
+def test_exchange_checker_catches_wrong_bodies_and_statuses(spec):  # noqa: ANN001
+    def exchange(method: str, path: str, status: int, body: bytes, request: bytes = b"") -> Exchange:
+        return Exchange(method, f"/controllers/c1/api/v0{path}", "application/json", request, status, "application/json", body)
+
+    assert spec.check(exchange("GET", "/authok", 200, b'"OK"')) == []
+    assert spec.check(exchange("GET", "/authok", 200, b"true"))  # the spec says string
+    assert spec.check(exchange("PUT", "/labs/x/start", 204, b"{}"))  # a 204 has no body
+    assert spec.check(exchange("POST", "/authenticate", 403, b'{"code": 403, "description": "no"}', b'{"username": "a"}'))
+    with pytest.raises(AssertionError, match="does not declare"):
+        spec.check(exchange("GET", "/labs", 201, b"[]"))
+    with pytest.raises(AssertionError, match="not in the OpenAPI subset"):
+        spec.check(exchange("GET", "/sessions", 200, b"[]"))
+
+
+def test_seeded_topology_is_a_valid_cml_topology(spec):  # noqa: ANN001
+    """What the simulator imports and downloads is the spec's Topology, so real YAML fits too."""
+    topology = json.loads(json.dumps(sample_topology("Lab", nodes=3)))
+    assert spec.validate(spec.schema("Topology"), topology) == []

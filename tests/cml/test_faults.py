@@ -1,31 +1,32 @@
-"""Each injected fault yields its classified error on that controller only."""
+"""Each injected fault yields its classified error on that controller only, while a neighbour
+controller in the same session keeps answering; token expiry costs exactly one re-login."""
 from __future__ import annotations
 
 import asyncio
-import json
+import socket
 import time
+from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from cmlcm.adapters.cml.credentials import SecretsManagerCredentials
-from cmlcm.adapters.cml.endpoints import resolve_cml_base_url
+from cmlcm.adapters.cml.client import CmlFleetSession, TokenCache
+from cmlcm.adapters.cml.credentials import CmlCredentials
 from cmlcm.adapters.cml.errors import (
-    CmlAuthError,
     CmlBadResponse,
     CmlError,
+    CmlNotFound,
+    CmlNotReady,
     CmlTimeout,
     CmlUnreachable,
 )
 
 
-def _read_both(sim, timeout: float = 0.5):  # noqa: ANN001, ANN202
-    """system_stats on the faulty controller and on its healthy neighbour."""
+def _stats_of_both(sim, timeout: float = 0.5) -> tuple[Any, Any]:  # noqa: ANN001
+    """system_stats of the faulty controller and of its healthy neighbour, concurrently."""
 
-    async def walk():  # noqa: ANN202
+    async def walk() -> list[Any]:
         async with sim.session(timeout=timeout) as session:
-            async def one(cid: str):  # noqa: ANN202
+            async def one(cid: str) -> Any:
                 try:
                     return await session.client(sim.url(cid)).system_stats()
                 except CmlError as exc:
@@ -33,7 +34,8 @@ def _read_both(sim, timeout: float = 0.5):  # noqa: ANN001, ANN202
 
             return await asyncio.gather(one("bad"), one("good"))
 
-    return asyncio.run(walk())
+    bad, good = asyncio.run(walk())
+    return bad, good
 
 
 @pytest.mark.parametrize(
@@ -41,26 +43,68 @@ def _read_both(sim, timeout: float = 0.5):  # noqa: ANN001, ANN202
     [
         ({"timeout": True, "hang_seconds": 3}, CmlTimeout, "timeout"),
         ({"error_rate": 1.0}, CmlBadResponse, "bad_response"),
+        ({"error_rate": 1.0, "error_status": 503}, CmlNotReady, "not_ready"),
         ({"garbage": True}, CmlBadResponse, "bad_response"),
     ],
+    ids=["hang", "http-500", "http-503", "garbage"],
 )
 def test_fault_is_classified_and_isolated(sim, fault, expected, kind):  # noqa: ANN001
-    sim.fleet.add("bad")
-    sim.fleet.add("good")
+    # Given two controllers, one of them faulty
+    sim.fleet.add("bad", labs=1, running_labs=1)
+    sim.fleet.add("good", labs=1, running_labs=1)
     sim.fleet.set_faults("bad", **fault)
-    bad, good = _read_both(sim)
+    sim.exempt.add("bad")  # its garbage is broken on purpose; the neighbour is still validated
+    # When both are read in one session
+    bad, good = _stats_of_both(sim)
+    # Then only the faulty one fails, with the right class
     assert isinstance(bad, expected) and bad.kind == kind
-    assert not isinstance(good, Exception) and good.cpu_percent is not None
+    assert not isinstance(good, Exception) and good.summary.running_nodes == 3
 
 
-def test_latency_is_added_without_blocking_the_neighbour(sim):  # noqa: ANN001
+def test_removed_controller_is_not_found_while_neighbour_answers(sim):  # noqa: ANN001
     sim.fleet.add("bad")
     sim.fleet.add("good")
-    sim.fleet.set_faults("bad", latency=0.3)
+    sim.fleet.remove("bad")
+    bad, good = _stats_of_both(sim)
+    assert isinstance(bad, CmlNotFound) and bad.kind == "not_found"
+    assert not isinstance(good, Exception)
+
+
+def test_latency_delays_only_its_controller(sim):  # noqa: ANN001
+    sim.fleet.add("slow")
+    sim.fleet.add("fast")
+    sim.fleet.set_faults("slow", latency=0.3)
+    finished: list[str] = []
+
+    async def walk() -> None:
+        async with sim.session(timeout=2) as session:
+            async def one(cid: str) -> None:
+                await session.client(sim.url(cid)).system_information()
+                finished.append(cid)
+
+            await asyncio.gather(one("slow"), one("fast"))
+
     started = time.perf_counter()
-    bad, good = _read_both(sim, timeout=2)
-    assert not isinstance(bad, Exception) and not isinstance(good, Exception)
-    assert time.perf_counter() - started >= 0.3
+    asyncio.run(walk())
+    assert time.perf_counter() - started >= 0.3  # the latency was really applied ...
+    assert finished == ["fast", "slow"]  # ... and the neighbour did not wait for it
+
+
+def test_booting_controller_is_not_ready_until_boot_ends(sim):  # noqa: ANN001
+    sim.fleet.add("booting", boot_seconds=30)
+    sim.fleet.add("good")
+
+    async def walk() -> tuple[Any, bool, bool]:
+        async with sim.session() as session:
+            booting, good = session.client(sim.url("booting")), session.client(sim.url("good"))
+            with pytest.raises(CmlNotReady, match="booting") as caught:
+                await booting.ensure_ready()
+            good_ready = (await good.ensure_ready()).ready
+            sim.clock.advance(31)
+            return caught.value, good_ready, (await booting.ensure_ready()).ready
+
+    error, good_ready, ready_later = asyncio.run(walk())
+    assert error.kind == "not_ready" and good_ready and ready_later
 
 
 def test_expired_token_triggers_exactly_one_relogin(sim):  # noqa: ANN001
@@ -71,105 +115,101 @@ def test_expired_token_triggers_exactly_one_relogin(sim):  # noqa: ANN001
             cml = session.client(sim.url("c1"))
             await cml.list_lab_ids()
             sim.fleet.set_faults("c1", expire_tokens=True)
-            before = len([e for e in sim.recorder.exchanges if e.path.endswith("/authenticate")])
+            before = sim.recorder.count("/authenticate")
             await cml.list_lab_ids()
-            after = len([e for e in sim.recorder.exchanges if e.path.endswith("/authenticate")])
-            assert after - before == 1
-            assert [e.status for e in sim.recorder.exchanges[-3:]] == [401, 200, 200]
+            assert sim.recorder.count("/authenticate") - before == 1
+            assert [(e.api_path, e.status) for e in sim.recorder.exchanges[-3:]] == [
+                ("/labs", 401), ("/authenticate", 200), ("/labs", 200),
+            ]
 
     asyncio.run(walk())
 
 
-def test_tokens_are_reused_across_sessions(sim):  # noqa: ANN001
-    sim.fleet.add("c1")
-    from cmlcm.adapters.cml.client import TokenCache
+def test_reboot_forgets_tokens_and_the_client_recovers(sim):  # noqa: ANN001
+    sim.fleet.add("c1", labs=2)
 
+    async def walk() -> int:
+        async with sim.session() as session:
+            cml = session.client(sim.url("c1"))
+            await cml.list_lab_ids()
+            sim.fleet.boot("c1", seconds=0)
+            return len(await cml.list_lab_ids())
+
+    assert asyncio.run(walk()) == 2
+    assert sim.recorder.count("/authenticate") == 2
+
+
+def test_concurrent_calls_share_one_login(sim):  # noqa: ANN001
+    sim.fleet.add("c1", labs=3)
+
+    async def walk() -> None:
+        async with sim.session() as session:
+            # Different client objects for the same URL still share the session's login.
+            await asyncio.gather(*(session.client(sim.url("c1")).list_labs() for _ in range(20)))
+
+    asyncio.run(walk())
+    assert sim.recorder.count("/authenticate") == 1
+
+
+def test_tokens_are_reused_across_sessions_like_a_warm_lambda(sim):  # noqa: ANN001
+    sim.fleet.add("c1")
     cache = TokenCache()
 
-    async def one_session() -> None:
+    async def one_invocation() -> None:
         async with sim.session(token_cache=cache) as session:
             await session.client(sim.url("c1")).list_lab_ids()
 
-    asyncio.run(one_session())
-    asyncio.run(one_session())
-    assert len([e for e in sim.recorder.exchanges if e.path.endswith("/authenticate")]) == 1
+    asyncio.run(one_invocation())
+    asyncio.run(one_invocation())  # a new event loop, as each Lambda invocation may have
+    assert sim.recorder.count("/authenticate") == 1
 
 
-def test_booting_controller_reports_not_ready(sim):  # noqa: ANN001
-    sim.fleet.add("c1", boot_seconds=30)
+def test_licence_registration_failure_fault(sim):  # noqa: ANN001
+    # Given a controller whose registrations fail, and one given an invalid token
+    sim.fleet.add("failing")
+    sim.fleet.add("invalid")
+    sim.fleet.set_faults("failing", registration_fails=True)
 
-    async def walk() -> tuple[bool, bool]:
+    async def walk() -> tuple[str | None, str | None, str]:
+        async with sim.session() as session:
+            failing, invalid = session.client(sim.url("failing")), session.client(sim.url("invalid"))
+            await failing.register_licence("VALIDTOKEN")
+            await invalid.register_licence("INVALIDTOKEN")
+            sim.clock.advance(11)
+            return (
+                (await failing.licensing_status()).registration_status,
+                (await invalid.licensing_status()).registration_status,
+                await invalid.deregister_licence(),
+            )
+
+    # Then both end FAILED after the background delay, and nothing is left to deregister
+    assert asyncio.run(walk()) == ("FAILED", "FAILED", "already_deregistered")
+
+
+def test_local_only_deregistration_fault(sim):  # noqa: ANN001
+    sim.fleet.add("c1")
+    sim.fleet.set_faults("c1", deregister_local_only=True)
+
+    async def walk() -> str:
         async with sim.session() as session:
             cml = session.client(sim.url("c1"))
-            first = (await cml.system_information()).ready
-            sim.clock.advance(31)
-            return first, (await cml.system_information()).ready
+            await cml.register_licence("VALIDTOKEN")
+            sim.clock.advance(11)
+            return await cml.deregister_licence()
 
-    assert asyncio.run(walk()) == (False, True)
+    assert asyncio.run(walk()) == "local_only"
 
 
 def test_unreachable_host_is_classified():
-    from cmlcm.adapters.cml.client import CmlSession
-    from cmlcm.adapters.cml.credentials import CmlCredentials
+    # A port nobody listens on: bind one, close it, then connect to it.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
 
     async def walk() -> None:
-        async with CmlSession(lambda: CmlCredentials("a", "b"), timeout=1) as session:
-            # Port 9 (discard) on loopback: nothing listens, the connection is refused.
-            await session.client("http://127.0.0.1:9/api/v0").system_information()
+        async with CmlFleetSession(lambda: CmlCredentials("a", "b"), timeout=2) as session:
+            await session.client(f"http://127.0.0.1:{port}/api/v0").system_information()
 
-    with pytest.raises(CmlUnreachable):
+    with pytest.raises(CmlUnreachable, match="ConnectError") as caught:
         asyncio.run(walk())
-
-
-def test_concurrent_fleet_read_is_not_sequential(sim):  # noqa: ANN001
-    """200 controllers × 200 ms through one shared pool finish far below 200 × 0.2 s."""
-    for index in range(200):
-        sim.fleet.add(f"c{index}")
-        sim.fleet.set_faults(f"c{index}", latency=0.2)
-
-    async def walk() -> int:
-        async with sim.session(timeout=10, max_connections=200) as session:
-            infos = await asyncio.gather(*(session.client(sim.url(f"c{i}")).system_information() for i in range(200)))
-            return sum(1 for i in infos if i.ready)
-
-    started = time.perf_counter()
-    assert asyncio.run(walk()) == 200
-    assert time.perf_counter() - started < 10
-
-
-def test_endpoint_resolution():
-    kwargs = {"instance_id": "i-1", "public_ip": "3.3.3.3", "private_ip": "10.0.0.3"}
-    assert resolve_cml_base_url(mode="public", **kwargs) == "https://3.3.3.3/api/v0"
-    assert resolve_cml_base_url(mode="private", **kwargs) == "https://10.0.0.3/api/v0"
-    assert (
-        resolve_cml_base_url(mode="template", template="http://127.0.0.1:8701/controllers/{instance_id}/api/v0", **kwargs)
-        == "http://127.0.0.1:8701/controllers/i-1/api/v0"
-    )
-    with pytest.raises(CmlUnreachable):
-        resolve_cml_base_url(mode="public", instance_id="i-1", public_ip=None, private_ip=None)
-
-
-def test_credentials_come_from_secrets_manager_once_and_never_show():
-    with mock_aws():
-        sm = boto3.client("secretsmanager", region_name="us-east-1")
-        sm.create_secret(Name="cml", SecretString=json.dumps({"username": "admin", "password": "s3cret!"}))
-        provider = SecretsManagerCredentials("cml", "us-east-1")
-        creds = provider()
-        assert creds.username == "admin" and creds.password == "s3cret!"
-        assert "s3cret" not in repr(creds)
-        sm.update_secret(SecretId="cml", SecretString=json.dumps({"username": "other", "password": "x"}))
-        assert provider().username == "admin"  # cached for the cold start
-        sm.create_secret(Name="broken", SecretString="not json")
-        with pytest.raises(CmlAuthError) as caught:
-            SecretsManagerCredentials("broken", "us-east-1")()
-        assert "not json" not in str(caught.value)
-
-
-def test_tls_setting_is_never_silently_off():
-    from cmlcm.adapters.cml.client import tls_verify_from_setting
-
-    assert tls_verify_from_setting("true") is True
-    assert tls_verify_from_setting("FALSE") is False
-    assert tls_verify_from_setting("/etc/ssl/cml-ca.pem") == "/etc/ssl/cml-ca.pem"
-    with pytest.raises(ValueError):
-        tls_verify_from_setting("")
+    assert caught.value.kind == "unreachable"

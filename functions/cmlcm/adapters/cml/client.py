@@ -1,24 +1,37 @@
-"""Async CML 2.9 client (httpx). One `CmlSession` per event loop serves a whole fleet through one
-connection pool; `CmlClient` is a view of it bound to one controller's base URL.
+"""Async CML 2.9 client over httpx.
 
-Tokens come from `POST /authenticate` and are cached per base URL in a `TokenCache` that outlives
-sessions (a warm Lambda reuses them); a 401 triggers exactly one re-login and retry. Every fault
-becomes a classified `CmlError`.
+Two ways to build one:
+
+* `CmlClient(base_url, credentials_provider, verify=..., timeout=...)`: one controller, its own
+  connection pool (closed by `aclose()` / `async with`).
+* `CmlFleetSession(credentials_provider, max_connections=...)`: one `httpx.AsyncClient` (one pool)
+  for a whole fleet; `session.client(base_url)` hands out per-controller clients that share it,
+  so a collector reading 1000 controllers concurrently opens at most `max_connections` sockets.
+
+Tokens come from `POST /authenticate` and are kept per base URL in a `TokenCache` that outlives
+clients and sessions (by default one per process, so a warm Lambda logs in once per controller);
+a 401 triggers exactly one re-login and retry. Every fault becomes a classified `CmlError`, and
+every body is parsed into a model from `models.py`.
+
+A client and its session belong to one event loop (httpx connections do); the token cache is the
+only state shared across loops.
 """
 from __future__ import annotations
 
 import asyncio
-import json
+import copy
 import logging
+import os
+import ssl
 import threading
-from collections.abc import Callable
-from datetime import datetime
-from typing import Any
+from collections.abc import Collection
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
 
 import httpx
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from cmlcm.adapters.cml.credentials import CmlCredentials
+from cmlcm.adapters.cml.credentials import CredentialsProvider
 from cmlcm.adapters.cml.errors import (
     CmlAuthError,
     CmlBadResponse,
@@ -29,30 +42,71 @@ from cmlcm.adapters.cml.errors import (
     CmlTimeout,
     CmlUnreachable,
 )
-from cmlcm.adapters.cml.models import LabSummary, LicensingStatus, SystemHealth, SystemInformation, SystemStats, TelemetryEvent
+from cmlcm.adapters.cml.models import (
+    ImportResult,
+    LabSummary,
+    LicensingStatus,
+    SystemHealth,
+    SystemInformation,
+    SystemStats,
+    TelemetryEvent,
+)
 
 log = logging.getLogger(__name__)
-_warned_insecure = threading.Event()
+
+Verify = bool | str | ssl.SSLContext
+Model = TypeVar("Model", bound=BaseModel)
+#: What `deregister_licence` reports; an already deregistered controller is an outcome, not a
+#: fault, because releasing a licence must be safe to repeat (terminate retries, sagas).
+DeregistrationOutcome = Literal["completed", "local_only", "already_deregistered"]
+
+DEFAULT_TIMEOUT_SECONDS = 10.0
+#: Lab detail requests one client keeps in flight during `list_labs`: a controller with 300 labs
+#: must not take the whole shared pool (and eat its neighbours' deadlines while they wait).
+DEFAULT_LAB_CONCURRENCY = 8
+
+_insecure_warned = threading.Event()
+
+
+def _warn_insecure_once() -> None:
+    if not _insecure_warned.is_set():
+        _insecure_warned.set()
+        log.warning("CML TLS certificate verification is OFF (CML_TLS_VERIFY=false); use a CA bundle path instead")
 
 
 def tls_verify_from_setting(setting: str) -> bool | str:
-    """"true" → system CAs, "false" → no verification (only when said explicitly, and logged
-    once), anything else → path of a CA bundle (CML ships a self-signed certificate)."""
+    """Map the `CML_TLS_VERIFY` setting: "true" → system CAs, "false" → no verification (only when
+    said explicitly, and logged once), anything else → path of a CA bundle (CML ships a
+    self-signed certificate). Empty is a configuration error, never a silent "off"."""
     value = setting.strip()
     if value.lower() == "true":
         return True
     if value.lower() == "false":
-        if not _warned_insecure.is_set():
-            _warned_insecure.set()
-            log.warning("CML TLS verification is OFF by configuration (CML_TLS_VERIFY=false)")
+        _warn_insecure_once()
         return False
     if not value:
         raise ValueError("CML_TLS_VERIFY is empty: say true, false, or a CA bundle path")
     return value
 
 
+def _ssl_verify(verify: Verify) -> bool | ssl.SSLContext:
+    """What httpx wants: a CA bundle path becomes an SSLContext (httpx 0.28 deprecates paths);
+    a missing bundle fails here, at construction, not on the first request."""
+    if verify is False:
+        _warn_insecure_once()
+        return False
+    if isinstance(verify, str):
+        if os.path.isdir(verify):
+            return ssl.create_default_context(capath=verify)
+        if not os.path.isfile(verify):
+            raise ValueError(f"CML CA bundle {verify!r} does not exist")
+        return ssl.create_default_context(cafile=verify)
+    return verify
+
+
 class TokenCache:
-    """JWTs per base URL; thread-safe, independent of event loops."""
+    """JWTs per base URL; thread-safe and independent of event loops, so it may live at module
+    level (one per process) and serve every client and session of a warm Lambda."""
 
     def __init__(self) -> None:
         self._tokens: dict[str, str] = {}
@@ -67,159 +121,225 @@ class TokenCache:
             self._tokens[base_url] = token
 
     def drop(self, base_url: str, token: str | None = None) -> None:
+        """Forget the token of `base_url` (only if it is still `token`, when given: another task
+        may already have stored a fresh one)."""
         with self._lock:
             if token is None or self._tokens.get(base_url) == token:
                 self._tokens.pop(base_url, None)
 
+    def clear(self) -> None:
+        with self._lock:
+            self._tokens.clear()
 
-class CmlSession:
-    """Owns the connection pool for many controllers; use as `async with CmlSession(...)`."""
+
+#: The process-wide cache used when none is injected.
+DEFAULT_TOKEN_CACHE = TokenCache()
+
+
+def _error_description(response: httpx.Response) -> str:
+    """CML's `description`, or a short prefix of the body: enough to diagnose, never a secret
+    (CML's error bodies do not echo requests)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and "description" in body:
+        return str(body["description"])[:300]
+    return response.text[:200].strip() or response.reason_phrase or f"HTTP {response.status_code}"
+
+
+def _classify(response: httpx.Response, what: str) -> CmlError:
+    """The error for a non-2xx answer."""
+    status = response.status_code
+    detail = _error_description(response)
+    if status == 404:
+        return CmlNotFound(f"{what}: {detail}")
+    if status in (400, 409, 422):
+        return CmlRejected(f"{what}: HTTP {status}: {detail}")
+    if status == 503:
+        return CmlNotReady(f"{what}: {detail}")
+    if status in (401, 403):
+        return CmlAuthError(f"{what}: HTTP {status}: {detail}")
+    return CmlBadResponse(f"{what}: HTTP {status}: {detail}")
+
+
+class CmlClient:
+    """One controller's API (`base_url` ends with `/api/v0`). Methods return models from
+    `models.py` or raise a `CmlError`; `timeout` bounds each HTTP call, login included."""
 
     def __init__(
         self,
-        credentials: Callable[[], CmlCredentials],
+        base_url: str,
+        credentials_provider: CredentialsProvider,
         *,
-        verify: bool | str = True,
-        timeout: float = 10.0,
-        max_connections: int = 100,
-        token_cache: TokenCache | None = None,
+        verify: Verify = True,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
         transport: httpx.AsyncBaseTransport | None = None,
+        token_cache: TokenCache | None = None,
+        http: httpx.AsyncClient | None = None,
+        lab_concurrency: int = DEFAULT_LAB_CONCURRENCY,
     ) -> None:
-        self.credentials = credentials
-        self.tokens = token_cache or TokenCache()
+        """`http`: a shared AsyncClient (then `verify`/`transport` are the owner's business and
+        `aclose()` leaves it open); `CmlFleetSession.client` passes its own."""
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        self.http = httpx.AsyncClient(verify=verify, timeout=timeout, limits=limits, transport=transport)
-        self._login_locks: dict[str, asyncio.Lock] = {}
+        self.lab_concurrency = max(1, lab_concurrency)
+        self._credentials = credentials_provider
+        self._tokens = token_cache if token_cache is not None else DEFAULT_TOKEN_CACHE
+        self._owns_http = http is None
+        self._http = http or httpx.AsyncClient(verify=_ssl_verify(verify), timeout=timeout, transport=transport)
+        # Concurrent calls that all see a 401 log in once, not once each.
+        self._login_lock = asyncio.Lock()
 
-    def client(self, base_url: str) -> CmlClient:
-        return CmlClient(self, base_url.rstrip("/"))
-
-    def login_lock(self, base_url: str) -> asyncio.Lock:
-        return self._login_locks.setdefault(base_url, asyncio.Lock())
+    def with_timeout(self, timeout: float) -> CmlClient:
+        """The same client (pool, tokens, login lock) with another per-call deadline, e.g. for a
+        large `import_lab`."""
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        clone = copy.copy(self)
+        clone.timeout = timeout
+        clone._owns_http = False  # the original closes the pool
+        return clone
 
     async def aclose(self) -> None:
-        await self.http.aclose()
+        """Close the connection pool if this client owns it."""
+        if self._owns_http:
+            await self._http.aclose()
 
-    async def __aenter__(self) -> CmlSession:
+    async def __aenter__(self) -> CmlClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-
-def _error_description(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-        if isinstance(body, dict) and "description" in body:
-            return str(body["description"])[:300]
-    except ValueError:
-        pass
-    return response.text[:200] or response.reason_phrase
-
-
-class CmlClient:
-    """One controller's API. Methods return models from `models.py` or raise a `CmlError`."""
-
-    def __init__(self, session: CmlSession, base_url: str) -> None:
-        self.session = session
-        self.base_url = base_url
+    def __repr__(self) -> str:
+        return f"CmlClient({self.base_url!r})"
 
     # --- transport ---
 
-    async def _send(self, method: str, path: str, *, token: str | None, **kwargs: Any) -> httpx.Response:
-        headers = kwargs.pop("headers", {})
+    async def _send(
+        self, method: str, path: str, *, token: str | None, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        all_headers = dict(headers or {})
         if token:
-            headers["Authorization"] = f"Bearer {token}"
+            all_headers["Authorization"] = f"Bearer {token}"
         try:
-            # httpx times each phase; the deadline here bounds the whole call, slow drips included.
+            # httpx times each phase separately; the outer deadline bounds the whole call, so a
+            # controller that drips bytes cannot hold a worker past `timeout`.
             return await asyncio.wait_for(
-                self.session.http.request(method, f"{self.base_url}{path}", headers=headers, **kwargs),
-                timeout=self.session.timeout,
+                self._http.request(method, f"{self.base_url}{path}", headers=all_headers, timeout=self.timeout, **kwargs),
+                timeout=self.timeout,
             )
         except (httpx.TimeoutException, TimeoutError) as exc:
-            raise CmlTimeout(f"{method} {path}: no answer within {self.session.timeout:g} s") from exc
+            raise CmlTimeout(f"{method} {path}: no answer within {self.timeout:g} s") from exc
         except httpx.TransportError as exc:
-            raise CmlUnreachable(f"{method} {path}: {type(exc).__name__}") from exc
+            reason = str(exc)[:160] or type(exc).__name__
+            raise CmlUnreachable(f"{method} {path}: {type(exc).__name__}: {reason}") from exc
 
     async def _login(self, stale: str | None) -> str:
-        async with self.session.login_lock(self.base_url):
-            cached = self.session.tokens.get(self.base_url)
+        async with self._login_lock:
+            cached = self._tokens.get(self.base_url)
             if cached and cached != stale:
-                return cached  # another task logged in meanwhile
-            creds = self.session.credentials()
+                return cached  # another task logged in while this one waited
+            credentials = self._credentials()
             response = await self._send(
-                "POST", "/authenticate", token=None, json={"username": creds.username, "password": creds.password}
+                "POST", "/authenticate", token=None,
+                json={"username": credentials.username, "password": credentials.password},
             )
             if response.status_code in (401, 403):
-                raise CmlAuthError(f"login refused: {_error_description(response)}")
-            token = self._json(self._checked(response, "POST /authenticate"), "POST /authenticate")
+                raise CmlAuthError(f"login refused (HTTP {response.status_code}): {_error_description(response)}")
+            if response.status_code >= 300:
+                raise _classify(response, "POST /authenticate")
+            token = self._json(response, "POST /authenticate")
             if not isinstance(token, str) or not token:
                 raise CmlBadResponse("POST /authenticate did not return a token string")
-            self.session.tokens.put(self.base_url, token)
+            self._tokens.put(self.base_url, token)
             return token
 
-    async def _request(self, method: str, path: str, *, auth: bool = True, **kwargs: Any) -> httpx.Response:
-        if not auth:
-            return self._checked(await self._send(method, path, token=None, **kwargs), f"{method} {path}")
-        token = self.session.tokens.get(self.base_url) or await self._login(None)
-        response = await self._send(method, path, token=token, **dict(kwargs))
-        if response.status_code == 401:
-            self.session.tokens.drop(self.base_url, token)
-            token = await self._login(token)
+    async def _request(
+        self, method: str, path: str, *, auth: bool = True, accept: Collection[int] = (), **kwargs: Any
+    ) -> httpx.Response:
+        """Send, logging in first if needed and once more on a 401; non-2xx answers not in
+        `accept` become classified errors."""
+        what = f"{method} {path}"
+        if auth:
+            token = self._tokens.get(self.base_url) or await self._login(None)
             response = await self._send(method, path, token=token, **kwargs)
             if response.status_code == 401:
-                raise CmlAuthError(f"{method} {path}: token refused right after login")
-        return self._checked(response, f"{method} {path}")
-
-    @staticmethod
-    def _checked(response: httpx.Response, what: str) -> httpx.Response:
-        status = response.status_code
-        if status < 300:
-            return response
-        detail = _error_description(response)
-        if status == 404:
-            raise CmlNotFound(f"{what}: {detail}")
-        if status in (400, 409):
-            raise CmlRejected(f"{what}: {detail}")
-        if status == 503:
-            raise CmlNotReady(f"{what}: {detail}")
-        if status in (401, 403):
-            raise CmlAuthError(f"{what}: {detail}")
-        raise CmlBadResponse(f"{what}: HTTP {status}: {detail}")
+                self._tokens.drop(self.base_url, token)
+                token = await self._login(token)
+                response = await self._send(method, path, token=token, **kwargs)
+                if response.status_code == 401:
+                    raise CmlAuthError(f"{what}: token refused right after a fresh login")
+        else:
+            response = await self._send(method, path, token=None, **kwargs)
+        if response.status_code >= 300 and response.status_code not in accept:
+            raise _classify(response, what)
+        return response
 
     @staticmethod
     def _json(response: httpx.Response, what: str) -> Any:
         try:
             return response.json()
-        except (ValueError, json.JSONDecodeError) as exc:
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError both are
             raise CmlBadResponse(f"{what}: body is not JSON") from exc
 
     async def _get_json(self, path: str, *, auth: bool = True, **kwargs: Any) -> Any:
         return self._json(await self._request("GET", path, auth=auth, **kwargs), f"GET {path}")
 
     @staticmethod
-    def _model(model: Any, data: Any, what: str) -> Any:
+    def _model(model: type[Model], data: Any, what: str) -> Model:
         try:
             return model.model_validate(data)
         except ValidationError as exc:
-            raise CmlBadResponse(f"{what}: unexpected body ({exc.error_count()} problems)") from exc
+            fields = ", ".join(sorted({".".join(map(str, e["loc"])) or "body" for e in exc.errors()}))[:200]
+            raise CmlBadResponse(f"{what}: unexpected body ({exc.error_count()} problems: {fields})") from None
+
+    # --- authentication ---
+
+    async def authok(self) -> bool:
+        """True when the cached (or a fresh) token is accepted."""
+        await self._request("GET", "/authok")
+        return True
+
+    async def logout(self) -> None:
+        """Invalidate this controller's token on the controller and in the cache."""
+        token = self._tokens.get(self.base_url)
+        if token is None:
+            return
+        await self._request("DELETE", "/logout")
+        self._tokens.drop(self.base_url, token)
 
     # --- system ---
 
     async def system_information(self) -> SystemInformation:
-        """Unauthenticated; `ready` false while CML boots."""
-        return self._model(SystemInformation, await self._get_json("/system_information", auth=False), "system_information")
+        """Unauthenticated; `ready` is false while CML boots."""
+        body = await self._get_json("/system_information", auth=False)
+        return self._model(SystemInformation, body, "GET /system_information")
+
+    async def ensure_ready(self) -> SystemInformation:
+        """`system_information`, raising `CmlNotReady` while booting and `CmlBadResponse` for a
+        CML release the product does not support (3.x, 2.7 and older)."""
+        info = await self.system_information()
+        if not info.supported:
+            raise CmlBadResponse(f"CML {info.version} is not supported (2.8 or a later 2.x is required)")
+        if not info.ready:
+            raise CmlNotReady(f"CML {info.version} is booting (ready=false)")
+        return info
 
     async def system_health(self) -> SystemHealth:
-        return self._model(SystemHealth, await self._get_json("/system_health"), "system_health")
+        return self._model(SystemHealth, await self._get_json("/system_health"), "GET /system_health")
 
     async def system_stats(self) -> SystemStats:
-        return self._model(SystemStats, await self._get_json("/system_stats"), "system_stats")
+        """Capacity; `.summary` has the figures the product stores."""
+        return self._model(SystemStats, await self._get_json("/system_stats"), "GET /system_stats")
 
     # --- labs ---
 
     async def list_lab_ids(self) -> list[str]:
+        """Every lab id (admins see all users' labs with `show_all`)."""
         ids = await self._get_json("/labs", params={"show_all": "true"})
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise CmlBadResponse("GET /labs: expected a list of lab ids")
@@ -229,33 +349,35 @@ class CmlClient:
         body = await self._get_json(f"/labs/{lab_id}")
         if isinstance(body, dict):
             body = {"id": lab_id, **body}
-        return self._model(LabSummary, body, f"labs/{lab_id}")
+        return self._model(LabSummary, body, f"GET /labs/{lab_id}")
 
     async def list_labs(self) -> list[LabSummary]:
-        """Ids, then every lab's details concurrently; a lab deleted in between is skipped."""
+        """Ids, then every lab's details concurrently (at most `lab_concurrency` at once); a lab
+        deleted in between is skipped, any other fault fails the whole listing."""
         ids = await self.list_lab_ids()
+        gate = asyncio.Semaphore(self.lab_concurrency)
 
         async def one(lab_id: str) -> LabSummary | None:
-            try:
-                return await self.get_lab(lab_id)
-            except CmlNotFound:
-                return None
+            async with gate:
+                try:
+                    return await self.get_lab(lab_id)
+                except CmlNotFound:
+                    return None
 
         return [lab for lab in await asyncio.gather(*(one(i) for i in ids)) if lab is not None]
 
-    async def _lab_action(self, lab_id: str, action: str) -> None:
-        await self._request("PUT", f"/labs/{lab_id}/{action}")
-
     async def start_lab(self, lab_id: str) -> None:
-        await self._lab_action(lab_id, "start")
+        """Asynchronous in CML: poll `check_if_converged`."""
+        await self._request("PUT", f"/labs/{lab_id}/start")
 
     async def stop_lab(self, lab_id: str) -> None:
-        await self._lab_action(lab_id, "stop")
+        await self._request("PUT", f"/labs/{lab_id}/stop")
 
     async def wipe_lab(self, lab_id: str) -> None:
-        await self._lab_action(lab_id, "wipe")
+        await self._request("PUT", f"/labs/{lab_id}/wipe")
 
     async def delete_lab(self, lab_id: str) -> None:
+        """CML refuses (CmlRejected) a lab that is not stopped and wiped."""
         await self._request("DELETE", f"/labs/{lab_id}")
 
     async def check_if_converged(self, lab_id: str) -> bool:
@@ -265,57 +387,120 @@ class CmlClient:
         return value
 
     async def download_lab(self, lab_id: str) -> str:
-        """The lab's topology as CML YAML text (sent as a JSON string, or as the raw text)."""
+        """The lab's topology as CML YAML text (CML sends it as a JSON string)."""
         response = await self._request("GET", f"/labs/{lab_id}/download")
         try:
             body = response.json()
         except ValueError:
-            return response.text
+            return response.text  # a proxy or an older release may send the YAML bare
         if not isinstance(body, str):
-            raise CmlBadResponse("download: expected the lab YAML")
+            raise CmlBadResponse("download: expected the lab YAML as a string")
         return body
 
-    async def import_lab(self, yaml_text: str, *, title: str | None = None) -> str:
-        """POST /import with the raw YAML; returns the new lab's id."""
+    async def import_lab(self, yaml_text: str, title: str | None = None) -> str:
+        """POST /import with the raw YAML (CML accepts it whatever the Content-Type); returns
+        the new lab's id. Invalid YAML or topology → `CmlRejected` with CML's reason."""
         params = {"title": title} if title else None
         response = await self._request(
             "POST", "/import", content=yaml_text.encode(), params=params, headers={"Content-Type": "application/x-yaml"}
         )
-        body = self._json(response, "POST /import")
-        if not isinstance(body, dict) or not isinstance(body.get("id"), str):
-            raise CmlBadResponse("POST /import: no lab id in the answer")
-        return body["id"]
+        return self._model(ImportResult, self._json(response, "POST /import"), "POST /import").id
 
     # --- licensing ---
 
     async def licensing_status(self) -> LicensingStatus:
-        body = await self._get_json("/licensing")
-        if not isinstance(body, dict):
-            raise CmlBadResponse("GET /licensing: expected an object")
-        return LicensingStatus.parse(body)
+        return self._model(LicensingStatus, await self._get_json("/licensing"), "GET /licensing")
 
-    async def register_licence(self, token: str, *, reregister: bool = False) -> None:
-        """Starts registration (204); it completes in the background: poll `licensing_status`."""
+    async def register_licence(self, token: str, reregister: bool = False) -> None:
+        """Start registration (204); it completes in the background: poll `licensing_status`
+        until COMPLETED or FAILED. Already registered without `reregister` → `CmlRejected`."""
         await self._request("POST", "/licensing/registration", json={"token": token, "reregister": reregister})
 
-    async def deregister_licence(self) -> str:
-        """"completed" (204) or "local_only" (202: done on the controller only); an already
-        deregistered controller answers 400 → `CmlRejected`."""
-        response = await self._request("DELETE", "/licensing/deregistration")
+    async def deregister_licence(self) -> DeregistrationOutcome:
+        """"completed" (204), "local_only" (202: released on the controller, Cisco's side not
+        told), or "already_deregistered" (400: nothing to release; safe to repeat)."""
+        response = await self._request("DELETE", "/licensing/deregistration", accept={400})
+        if response.status_code == 400:
+            return "already_deregistered"
         return "local_only" if response.status_code == 202 else "completed"
 
     # --- activity ---
 
-    async def telemetry_events(self, *, since: datetime | None = None, categories: set[str] | None = None) -> list[TelemetryEvent]:
-        """CML returns the whole history; filter here by time and category."""
+    async def telemetry_events(
+        self, since: datetime | None = None, categories: Collection[str] | None = None
+    ) -> list[TelemetryEvent]:
+        """CML returns the whole history with no filter: filter here, by `timestamp >= since`
+        (a naive `since` is UTC) and by category."""
         raw = await self._get_json("/telemetry/events")
         if not isinstance(raw, list):
             raise CmlBadResponse("GET /telemetry/events: expected a list")
-        events = [self._model(TelemetryEvent, item, "telemetry event") for item in raw]
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        wanted = set(categories) if categories is not None else None
+        events = [self._model(TelemetryEvent, item, "GET /telemetry/events") for item in raw]
         return [
             e for e in events
-            if (since is None or e.timestamp >= since) and (categories is None or e.category in categories)
+            if (since is None or e.timestamp >= since) and (wanted is None or e.category in wanted)
         ]
 
 
-__all__ = ["CmlClient", "CmlError", "CmlSession", "TokenCache", "tls_verify_from_setting"]
+class CmlFleetSession:
+    """One connection pool for many controllers: `async with CmlFleetSession(...) as fleet`,
+    then `fleet.client(base_url)` per worker; clients are cached per URL so concurrent workers
+    on the same controller share one login."""
+
+    def __init__(
+        self,
+        credentials: CredentialsProvider,
+        *,
+        verify: Verify = True,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        max_connections: int = 100,
+        token_cache: TokenCache | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        lab_concurrency: int = DEFAULT_LAB_CONCURRENCY,
+    ) -> None:
+        """`max_connections` caps sockets across the fleet; size it to the concurrency the
+        caller runs (a call waiting for a free connection spends its own deadline)."""
+        self.credentials = credentials
+        self.tokens = token_cache if token_cache is not None else DEFAULT_TOKEN_CACHE
+        self.timeout = timeout
+        self.lab_concurrency = lab_concurrency
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self.http = httpx.AsyncClient(verify=_ssl_verify(verify), timeout=timeout, limits=limits, transport=transport)
+        self._clients: dict[str, CmlClient] = {}
+
+    def client(self, base_url: str) -> CmlClient:
+        """The client of one controller, sharing this session's pool and token cache."""
+        key = base_url.rstrip("/")
+        found = self._clients.get(key)
+        if found is None:
+            found = self._clients[key] = CmlClient(
+                key, self.credentials, timeout=self.timeout, token_cache=self.tokens, http=self.http,
+                lab_concurrency=self.lab_concurrency,
+            )
+        return found
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def __aenter__(self) -> CmlFleetSession:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+#: The name the fleet probe was written against.
+CmlSession = CmlFleetSession
+
+__all__ = [
+    "DEFAULT_TOKEN_CACHE",
+    "CmlClient",
+    "CmlError",
+    "CmlFleetSession",
+    "CmlSession",
+    "DeregistrationOutcome",
+    "TokenCache",
+    "tls_verify_from_setting",
+]
