@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from cmlcm.adapters.cml.client import CmlClient, CmlSession, TokenCache, tls_verify_from_setting
+from cmlcm.adapters.cml.client import CmlClient, CmlFleetSession, TokenCache, tls_verify_from_setting
 from cmlcm.adapters.cml.credentials import CmlCredentials, SecretsManagerCredentials
 from cmlcm.adapters.cml.endpoints import resolve_cml_base_url
 from cmlcm.adapters.cml.errors import CmlNotReady
@@ -28,7 +28,7 @@ ACTIVITY_WINDOW = timedelta(days=7)
 class FleetReader:
     """Reads many workers through one session (one connection pool, one event loop)."""
 
-    def __init__(self, probe: FleetProbe, session: CmlSession) -> None:
+    def __init__(self, probe: FleetProbe, session: CmlFleetSession) -> None:
         self._probe = probe
         self._session = session
 
@@ -36,20 +36,23 @@ class FleetReader:
         return self._session.client(self._probe.base_url(worker))
 
     async def ready(self, worker: Worker) -> bool:
-        return (await self.client_for(worker).system_information()).ready
+        """Ready and a supported release (the saga's last gate before RUNNING)."""
+        try:
+            await self.client_for(worker).ensure_ready()
+        except CmlNotReady:
+            return False
+        return True
 
     async def read(self, worker: Worker) -> CmlReading:
         """All reads in parallel (two round trips: labs need ids, then details). A booting
         controller is reported as not ready, whatever its other answers were."""
         cml = self.client_for(worker)
         info, *rest = await asyncio.gather(
-            cml.system_information(), cml.system_stats(), cml.list_labs(), cml.licensing_status(),
+            cml.ensure_ready(), cml.system_stats(), cml.list_labs(), cml.licensing_status(),
             return_exceptions=True,
         )
         if isinstance(info, BaseException):
-            raise info
-        if not info.ready:
-            raise CmlNotReady(f"CML {info.version} is booting (ready=false)")
+            raise info  # booting (CmlNotReady) or an unsupported release, whatever else answered
         for outcome in rest:
             if isinstance(outcome, BaseException):
                 raise outcome
@@ -109,7 +112,7 @@ class FleetProbe:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[FleetReader]:
-        async with CmlSession(
+        async with CmlFleetSession(
             self._credentials,
             verify=self._verify,
             timeout=self._settings.cml_timeout_seconds,

@@ -1,0 +1,86 @@
+"""The fleet probe (what collection and the saga read) against the simulator in-process."""
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from cmlcm.adapters.cml.credentials import CmlCredentials
+from cmlcm.adapters.cml.errors import CmlBadResponse, CmlNotReady
+from cmlcm.adapters.cml.probe import FleetProbe
+from cmlcm.config import FunctionSettings
+from cmlcm.domain.workers import Worker, WorkerStatus
+from cmlsim import SimulatedFleet, build_app
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def _worker(instance_id: str) -> Worker:
+    return Worker(worker_id=f"w-{instance_id}", name=instance_id, region="us-east-1", instance_id=instance_id,
+                  status=WorkerStatus.RUNNING, created_at=NOW, updated_at=NOW, status_changed_at=NOW)
+
+
+@pytest.fixture
+def probe_env():  # noqa: ANN201
+    fleet = SimulatedFleet(converge_seconds=0)
+    settings = FunctionSettings(CML_ENDPOINT_MODE="template",
+                                CML_ENDPOINT_TEMPLATE="http://sim/controllers/{instance_id}/api/v0")
+    transport = httpx.ASGITransport(app=build_app(fleet))
+    probe = FleetProbe(settings, lambda: CmlCredentials("admin", fleet.password), transport=transport)  # type: ignore[arg-type]
+    return fleet, probe
+
+
+def _read(probe: FleetProbe, worker: Worker):  # noqa: ANN202
+    async def go():  # noqa: ANN202
+        async with probe.session() as reader:
+            return await reader.read(worker)
+
+    return asyncio.run(go())
+
+
+def test_reading_of_a_busy_worker_skips_the_telemetry_history(probe_env):  # noqa: ANN001
+    fleet, probe = probe_env
+    fleet.add("i-busy", labs=2, running_labs=1)
+    before = fleet.requests
+    reading = _read(probe, _worker("i-busy"))
+    assert (reading.version, reading.ready, reading.labs_total, reading.labs_running) == ("2.9.0", True, 2, 1)
+    assert reading.nodes_running and reading.nodes_running > 0 and reading.cpu_percent is not None
+    assert reading.registration_status == "NOT_REGISTERED" and reading.licensed is False
+    # login + information + stats + labs ids + 2 lab details + licensing: no telemetry.
+    assert fleet.requests - before == 7
+
+
+def test_reading_of_an_idle_worker_finds_its_last_activity(probe_env):  # noqa: ANN001
+    fleet, probe = probe_env
+    fleet.add("i-idle", labs=1, running_labs=0)
+    reading = _read(probe, _worker("i-idle"))
+    assert reading.nodes_running == 0 and reading.last_activity_at is not None
+
+
+def test_booting_and_unsupported_controllers(probe_env):  # noqa: ANN001
+    fleet, probe = probe_env
+    fleet.add("i-boot", boot_seconds=60)
+    with pytest.raises(CmlNotReady):
+        _read(probe, _worker("i-boot"))
+
+    async def ready() -> bool:
+        async with probe.session() as reader:
+            return await reader.ready(_worker("i-boot"))
+
+    assert asyncio.run(ready()) is False
+    fleet.add("i-old")
+    import cmlsim.fleet
+
+    original = cmlsim.fleet.CML_VERSION
+    try:
+        cmlsim.fleet.CML_VERSION = "3.0.0"
+        import cmlsim.app
+
+        cmlsim.app.CML_VERSION = "3.0.0"
+        with pytest.raises(CmlBadResponse, match="not supported"):
+            _read(probe, _worker("i-old"))
+    finally:
+        cmlsim.fleet.CML_VERSION = original
+        cmlsim.app.CML_VERSION = original
