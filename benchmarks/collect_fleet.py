@@ -280,8 +280,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--latency", type=float, default=0.2, help="CML latency per request, seconds")
     parser.add_argument("--baseline-sample", type=int, default=50, help="workers the sequential baseline runs on (0: all)")
-    parser.add_argument("--sim", choices=["http", "inprocess"], default="http",
-                        help="simulator in its own process over loopback HTTP (default) or on this event loop")
+    parser.add_argument("--sim", choices=["http", "inprocess"], default="inprocess",
+                        help="simulator on this event loop (default: its CPU counts in the wall time) or in its own process over loopback HTTP")
     parser.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
     args = parser.parse_args()
     meter = Meter()
