@@ -188,7 +188,9 @@ class LocalRuntime:
         raise KeyError(job)
 
     def _local_routes(self, repo: Any) -> list[Route]:
-        """Local-only tools, no auth: run a job now; lose a record behind the product's back."""
+        """Local-only tools, no auth: run a job now; lose a record behind the product's back;
+        launch instances by hand."""
+        from cmlcm_local.seed import cml_ami, launch_instances
 
         async def run_job(request: Request) -> Response:
             try:
@@ -203,12 +205,23 @@ class LocalRuntime:
             await run_in_threadpool(repo.delete, worker_id)
             return Response(status_code=204)
 
+        async def launch_unmanaged(request: Request) -> Response:
+            """Instances started by hand from the CML AMI (the EC2 console way): import material."""
+            body = await request.json() if await request.body() else {}
+            count = int(body.get("count", 1))
+            name = str(body.get("name", "by-hand"))
+            launched = await run_in_threadpool(
+                launch_instances, self.region, count, ami_id=cml_ami(self.region), tags={"Name": name}
+            )
+            return JSONResponse({"instance_ids": [i["InstanceId"] for i in launched]}, status_code=201)
+
         async def simulator(request: Request) -> Response:
             return JSONResponse({"base_url": f"http://{self.host}:{self.sim_port}", "controllers": self.sim_fleet.ids()})
 
         return [
             Route("/_local/jobs/{job}", run_job, methods=["POST"]),
             Route("/_local/records/{worker_id}", drop_record, methods=["DELETE"]),
+            Route("/_local/instances", launch_unmanaged, methods=["POST"]),
             Route("/_local/simulator", simulator, methods=["GET"]),
         ]
 

@@ -117,12 +117,16 @@ def test_create_a_worker_and_watch_it_reach_running(local):  # noqa: ANN001
 
 
 def test_import_all_instances_of_an_ami_name(local):  # noqa: ANN001
+    by_hand = local.post("/_local/instances", json={"count": 2, "name": "console-lab"}).json()["instance_ids"]
     response = local.post("/workers/import", headers=ADMIN, json={"region": "us-east-1", "ami_name_pattern": "cml2-*"})
     assert response.status_code == 200
     body = response.json()
-    # Every instance is already managed: all reported as skipped with a reason.
-    assert body["imported"] == [] and body["skipped"]
-    assert all("already managed" in s["reason"] or "terminated" in s["reason"] for s in body["skipped"])
+    assert sorted(w["instance_id"] for w in body["imported"]) == sorted(by_hand)
+    assert {w["name"] for w in body["imported"]} == {"console-lab", f"console-lab-{sorted(by_hand)[1]}"}
+    # The fleet the product already manages is reported as skipped, each with its reason.
+    assert body["skipped"] and all("already managed" in s["reason"] for s in body["skipped"])
+    again = local.post("/workers/import", headers=ADMIN, json={"region": "us-east-1", "ami_name_pattern": "cml2-*"}).json()
+    assert again["imported"] == []
 
 
 def test_a_record_lost_behind_the_reconcilers_back_is_found(local):  # noqa: ANN001
