@@ -40,18 +40,17 @@ import botocore.client  # noqa: E402
 import httpx  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from cmlcm.adapters.aws import client, reset_clients  # noqa: E402
 from cmlcm.adapters.cloudwatch import CloudWatchGateway  # noqa: E402
 from cmlcm.adapters.cml.credentials import CmlCredentials  # noqa: E402
 from cmlcm.adapters.cml.probe import FleetProbe  # noqa: E402
-from cmlcm.adapters.dynamo import DynamoWorkerRepository, create_tables  # noqa: E402
+from cmlcm.adapters.dynamo import DynamoWorkerRepository  # noqa: E402
 from cmlcm.adapters.ec2 import Ec2Gateway  # noqa: E402
-from cmlcm.adapters.operations import DynamoSampleRepository, create_metrics_table  # noqa: E402
+from cmlcm.adapters.operations import DynamoSampleRepository  # noqa: E402
 from cmlcm.config import get_settings  # noqa: E402
 from cmlcm.services.collect import CollectPorts, collect  # noqa: E402
 from cmlcm_local.runtime import free_port  # noqa: E402
 from cmlcm_local.scheduler import seed_cloudwatch  # noqa: E402
-from cmlcm_local.seed import seed_fleet  # noqa: E402
+from cmlcm_local.seed import fresh_backend, seed_fleet  # noqa: E402
 from cmlsim import SimulatedFleet, build_app  # noqa: E402
 
 WRITE_OPS = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
@@ -174,10 +173,7 @@ class FixedCredentials:
 
 def build(size: int, latency: float, sim: Any) -> tuple[CollectPorts, list[str]]:
     os.environ["CML_ENDPOINT_TEMPLATE"] = sim.template
-    get_settings.cache_clear()
-    settings = get_settings()
-    create_tables(settings.workers_table, settings.operations_table, settings.aws_region)
-    create_metrics_table(settings.metrics_table, settings.aws_region)
+    settings = fresh_backend()
     repo = DynamoWorkerRepository(settings.workers_table, settings.aws_region)
     workers = seed_fleet(repo, region="us-east-1", count=size, now=datetime.now(UTC))
     seed_cloudwatch("us-east-1", now=datetime.now(UTC) - timedelta(minutes=1), rng=__import__("random").Random(1))
@@ -229,8 +225,6 @@ def simulator(kind: str):  # noqa: ANN201
 def run_size(size: int, latency: float, baseline_sample: int, meter: Meter, sim_kind: str) -> list[dict[str, Any]]:
     rows = []
     with mock_aws(), simulator(sim_kind) as sim:
-        reset_clients()
-        get_settings.cache_clear()
         ports, ids = build(size, latency, sim)
 
         def cycle(worker_ids: list[str]):  # noqa: ANN202
@@ -250,8 +244,6 @@ def run_size(size: int, latency: float, baseline_sample: int, meter: Meter, sim_
 
     # The baseline gets a fresh, identical fleet, so it does the same work as cycle 1.
     with mock_aws(), simulator(sim_kind) as sim:
-        reset_clients()
-        get_settings.cache_clear()
         ports, ids = build(size, latency, sim)
         sample = ids[:baseline_sample] if baseline_sample and baseline_sample < size else ids
 

@@ -103,14 +103,13 @@ class LocalRuntime:
         # Imported here: product modules read the environment set just above.
         from moto import mock_aws
 
-        from cmlcm import wiring
-        from cmlcm.adapters.aws import client, reset_clients
-        from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository, create_tables
-        from cmlcm.adapters.operations import DynamoReservations, create_metrics_table
+        from cmlcm.adapters.aws import client
+        from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository
+        from cmlcm.adapters.operations import DynamoReservations
         from cmlcm.handlers.api import app as api_app
         from cmlcm_local import moto_ec2_glue, moto_glue
         from cmlcm_local.gateway import build_gateway
-        from cmlcm_local.seed import cml_ami, seed_fleet
+        from cmlcm_local.seed import cml_ami, fresh_backend, seed_fleet
         from cmlsim import build_app as build_sim_app
 
         get_settings.cache_clear()
@@ -118,12 +117,8 @@ class LocalRuntime:
         self._mock.start()
         moto_glue.install()
         moto_ec2_glue.install()
-        reset_clients()
-        wiring.reset()
         self._wire_workflows()
-        settings = get_settings()
-        create_tables(settings.workers_table, settings.operations_table, settings.aws_region)
-        create_metrics_table(settings.metrics_table, settings.aws_region)
+        settings = fresh_backend()
         reservations = DynamoReservations(settings.operations_table, settings.aws_region)
         repo = DynamoWorkerRepository(settings.workers_table, settings.aws_region)
         settings_repo = DynamoSettingsRepository(settings.operations_table, settings.aws_region)

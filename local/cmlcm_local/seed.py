@@ -8,7 +8,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from cmlcm.adapters.aws import client
+from cmlcm import wiring
+from cmlcm.adapters.aws import client, reset_clients
+from cmlcm.adapters.dynamo import create_tables
+from cmlcm.adapters.operations import create_metrics_table
+from cmlcm.config import FunctionSettings, get_settings
 from cmlcm.domain.workers import Worker, WorkerStatus, worker_status_from_ec2
 from cmlcm.ports import WorkerRepository
 from cmlcm.services.workers import managed_tags
@@ -96,3 +100,15 @@ def seed_fleet(
             claim_name(name, worker_id)
         workers.append(repo.add(worker))
     return workers
+
+
+def fresh_backend() -> FunctionSettings:
+    """Call right after entering a new moto backend: forget the clients, settings and adapters
+    cached for the previous one and create every table the stack defines."""
+    get_settings.cache_clear()
+    reset_clients()
+    wiring.reset()
+    settings = get_settings()
+    create_tables(settings.workers_table, settings.operations_table, settings.aws_region)
+    create_metrics_table(settings.metrics_table, settings.aws_region)
+    return settings

@@ -6,7 +6,6 @@ import threading
 import pytest
 
 from cmlcm.adapters.aws import client
-from cmlcm.domain.workers import WorkerStatus
 from cmlcm_local.seed import seed_fleet
 from tests.conftest import NOW
 

@@ -11,18 +11,16 @@ from typing import Any
 import pytest
 
 from cmlcm import wiring
-from cmlcm.adapters.aws import reset_clients
 from cmlcm.adapters.cloudwatch import CloudWatchGateway
-from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository, create_tables
+from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository
 from cmlcm.adapters.ec2 import Ec2Gateway
-from cmlcm.adapters.operations import DynamoJobRepository, DynamoSampleRepository, create_metrics_table
-from cmlcm.config import get_settings
+from cmlcm.adapters.operations import DynamoJobRepository, DynamoSampleRepository
 from cmlcm.domain.cml import CmlReading
 from cmlcm.domain.settings import Settings
 from cmlcm.handlers import collect as collect_handlers
 from cmlcm.services.collect import CollectPorts
 from cmlcm.services.jobs import COLLECT_JOB, health_report
-from cmlcm_local.seed import seed_fleet
+from cmlcm_local.seed import fresh_backend, seed_fleet
 
 ASL = Path(__file__).resolve().parents[2] / "statemachines" / "collect_metrics.asl.json"
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -66,12 +64,7 @@ class Env:
 
 @pytest.fixture
 def env(sfn, monkeypatch) -> Env:  # noqa: ANN001
-    get_settings.cache_clear()
-    reset_clients()
-    wiring.reset()
-    s = get_settings()
-    create_tables(s.workers_table, s.operations_table, s.aws_region)
-    create_metrics_table(s.metrics_table, s.aws_region)
+    s = fresh_backend()
     repo = DynamoWorkerRepository(s.workers_table, s.aws_region)
     settings = DynamoSettingsRepository(s.operations_table, s.aws_region)
     settings.save(Settings(collect_batch_size=2, collect_max_concurrency=2))

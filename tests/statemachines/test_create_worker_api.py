@@ -11,18 +11,17 @@ from pathlib import Path
 import pytest
 
 from cmlcm import wiring
-from cmlcm.adapters.aws import client, reset_clients
-from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository, create_tables
+from cmlcm.adapters.aws import client
+from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository
 from cmlcm.adapters.ec2 import Ec2Gateway
-from cmlcm.adapters.operations import DynamoReservations, create_metrics_table
+from cmlcm.adapters.operations import DynamoReservations
 from cmlcm.adapters.workflows import StepFunctionsStarter
-from cmlcm.config import get_settings
 from cmlcm.domain.settings import RegionDefaults, Settings
 from cmlcm.handlers import provision
 from cmlcm.handlers.api import deps
 from cmlcm.services.provisioning import ProvisionPorts
 from cmlcm.services.workers import WorkerPorts
-from cmlcm_local.seed import cml_ami, launch_instances
+from cmlcm_local.seed import fresh_backend, cml_ami, launch_instances
 from tests.conftest import Api
 
 ASL = Path(__file__).resolve().parents[2] / "statemachines" / "provision_worker.asl.json"
@@ -39,12 +38,7 @@ class ReadyProbe:
 
 @pytest.fixture
 def api_with_saga(sfn, monkeypatch):  # noqa: ANN001
-    get_settings.cache_clear()
-    reset_clients()
-    wiring.reset()
-    s = get_settings()
-    create_tables(s.workers_table, s.operations_table, s.aws_region)
-    create_metrics_table(s.metrics_table, s.aws_region)
+    s = fresh_backend()
     ami = cml_ami("us-east-1")
     settings = DynamoSettingsRepository(s.operations_table, s.aws_region)
     # Poll every second, 3 checks: bounded waits stay short under moto's real-time Wait.

@@ -15,18 +15,17 @@ from typing import Any
 import pytest
 
 from cmlcm import wiring
-from cmlcm.adapters.aws import client, reset_clients
-from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository, create_tables
+from cmlcm.adapters.aws import client
+from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository
 from cmlcm.adapters.ec2 import Ec2Gateway
 from cmlcm.adapters.operations import DynamoReservations
-from cmlcm.config import get_settings
 from cmlcm.domain.errors import QuotaExceeded, TransientAwsError
 from cmlcm.domain.settings import RegionDefaults, Settings
 from cmlcm.domain.workers import WORKER_ID_TAG, WorkerStatus
 from cmlcm.handlers import provision
 from cmlcm.services import provisioning
 from cmlcm.services.reconcile import reconcile
-from cmlcm_local.seed import cml_ami
+from cmlcm_local.seed import fresh_backend, cml_ami
 
 ASL = Path(__file__).resolve().parents[2] / "statemachines" / "provision_worker.asl.json"
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -142,11 +141,7 @@ class Saga:
 
 @pytest.fixture
 def saga(sfn, monkeypatch) -> Saga:  # noqa: ANN001
-    get_settings.cache_clear()
-    reset_clients()
-    wiring.reset()
-    settings = get_settings()
-    create_tables(settings.workers_table, settings.operations_table, settings.aws_region)
+    settings = fresh_backend()
     ami = cml_ami("us-east-1")
     settings_repo = DynamoSettingsRepository(settings.operations_table, settings.aws_region)
     settings_repo.save(Settings(region_defaults={"us-east-1": RegionDefaults(instance_type="c5.metal", ami_id=ami)}))

@@ -28,7 +28,6 @@ from cmlcm.domain.workers import (
     MANAGED_BY_VALUE,
     WORKER_ID_TAG,
     Worker,
-    WorkerError,
     WorkerStatus,
     worker_status_from_ec2,
 )
@@ -151,7 +150,7 @@ def create_worker(
     )
     try:
         execution_arn = ports.workflow.start(name=worker_id, payload=saga_input(worker, settings))
-    except ExternalServiceError as exc:
+    except ExternalServiceError:
         # Nothing was launched: the worker fails here and keeps its name until deleted.
         mutate(ports.workers, worker_id, lambda w: w.fail(step="start", kind=exc.code, message=exc.message, now=now))
         raise

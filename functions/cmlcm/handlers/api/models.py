@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from cmlcm.domain.jobs import MetricSample
 from cmlcm.domain.settings import Settings, check_ami_id, check_instance_type
 from cmlcm.domain.workers import (
-    Licence,
     ServiceStatus,
     Worker,
     WorkerError,
