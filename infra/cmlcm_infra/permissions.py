@@ -18,7 +18,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from cmlcm_infra.nag import acknowledge, arn_finding
 
 #: Read-only EC2 calls; EC2 Describe* actions support no resource-level permissions.
-EC2_DESCRIBE_ACTIONS = ("ec2:DescribeInstances", "ec2:DescribeInstanceStatus")
+EC2_DESCRIBE_ACTIONS = ("ec2:DescribeInstances", "ec2:DescribeInstanceStatus", "ec2:DescribeImages")
 #: Lifecycle and tagging calls on existing instances (workers and imported instances).
 EC2_INSTANCE_ACTIONS = (
     "ec2:StartInstances",
@@ -41,7 +41,7 @@ RESOURCE_WILDCARD_ACTIONS = frozenset(
 RESOURCE_WILDCARD_REASON = (
     "Resource '*' is granted only for actions that support no resource-level permissions: X-Ray "
     "PutTraceSegments/PutTelemetryRecords (Tracing.ACTIVE) and, where a grant adds them, the "
-    "read-only ec2:DescribeInstances, ec2:DescribeInstanceStatus and cloudwatch:GetMetricData. "
+    "read-only ec2:DescribeInstances, ec2:DescribeInstanceStatus, ec2:DescribeImages and cloudwatch:GetMetricData. "
     "tests/infra checks that no other action is granted on '*'."
 )
 

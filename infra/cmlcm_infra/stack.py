@@ -18,6 +18,7 @@ from cmlcm_infra.auth import Auth
 from cmlcm_infra.credentials import CmlCredentials
 from cmlcm_infra.data import Data
 from cmlcm_infra.functions import Functions
+from cmlcm_infra.jobs import Jobs
 from cmlcm_infra.permissions import (
     grant_fleet_control,
     grant_metrics_read,
@@ -79,6 +80,11 @@ class CmlCloudManagerStack(Stack):
         grant_fleet_control(self.api_function)
         grant_metrics_read(self.api_function)
         grant_secret_value(self.api_function, credentials.secret)
+
+        self.jobs = Jobs(self, "Jobs", functions=functions, data=data, credentials=credentials.secret)
+        for variable, value in self.jobs.environment().items():
+            self.api_function.add_environment(variable, value)
+        self.jobs.grant_api(self.api_function)
 
         rest_api = RestApi(self, "RestApi", handler=self.api_function, user_pool=auth.user_pool)
 

@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,25 @@ MOTO_CONFIG: dict[str, Any] = {
     "stepfunctions": {"execute_state_machine": True},
     "lambda": {"use_docker": False},
 }
+
+
+def task_functions() -> dict[str, tuple[str, Callable[..., Any], int]]:
+    """ASL placeholder → (local function name, handler, timeout s): the same table the CDK stack
+    wires (infra/cmlcm_infra/jobs.py; tests/infra checks that the two agree)."""
+    from cmlcm.handlers import collect, provision
+
+    return {
+        "CollectPlanFunctionArn": ("collect-plan", collect.plan_handler, 60),
+        "CollectBatchFunctionArn": ("collect-batch", collect.collect_batch_handler, 300),
+        "CollectSummaryFunctionArn": ("collect-summary", collect.summarize_handler, 60),
+        "ProvisionFunctionArn": ("provision", provision.handler, 60),
+    }
+
+
+def reconcile_handler() -> Callable[..., Any]:
+    from cmlcm.handlers import reconcile
+
+    return reconcile.handler
 
 
 def local_settings(region: str, ami_id: str) -> Settings:
@@ -150,18 +170,15 @@ class LocalRuntime:
     def _wire_workflows(self) -> None:
         """Register the task Lambdas in-process and create both state machines from the ASL
         files, exactly as the CDK stack wires them (same handlers, same placeholders)."""
-        from cmlcm.handlers import collect, provision, reconcile
         from cmlcm_local.stepfunctions import LocalLambdas, LocalStateMachines
 
         self._lambdas = LocalLambdas(region=self.region)
         self._machines = LocalStateMachines(region=self.region)
         arns = {
-            "CollectPlanFunctionArn": self._lambdas.register("collect-plan", collect.plan_handler),
-            "CollectBatchFunctionArn": self._lambdas.register("collect-batch", collect.collect_batch_handler, timeout_s=300),
-            "CollectSummaryFunctionArn": self._lambdas.register("collect-summary", collect.summarize_handler),
-            "ProvisionFunctionArn": self._lambdas.register("provision", provision.handler),
+            placeholder: self._lambdas.register(name, handler, timeout_s=timeout)
+            for placeholder, (name, handler, timeout) in task_functions().items()
         }
-        self._lambdas.register("reconcile", reconcile.handler)
+        self._lambdas.register("reconcile", reconcile_handler())
         collect_arn = self._machines.create(
             "collect-metrics", STATEMACHINES / "collect_metrics.asl.json",
             {k: v for k, v in arns.items() if k.startswith("Collect")},
