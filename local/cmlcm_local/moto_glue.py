@@ -34,12 +34,45 @@ def _unmonitor_instances(self: Monitoring) -> ActionResult:
     return _set_monitoring(self, "disabled")
 
 
+# --- DynamoDB conditional writes made atomic -----------------------------------------------------
+#
+# moto evaluates a ConditionExpression and then writes, with no lock between the two: two threads
+# saving the same worker at version N can both pass `version = N` and one update is silently lost
+# (seen in CI as a lost tag under eight concurrent PUT /tags). DynamoDB itself applies each
+# conditional write atomically, and optimistic locking depends on it, so every item write of
+# moto's DynamoDB backend runs under one lock here.
+
+import functools as _functools  # noqa: E402
+import threading as _threading  # noqa: E402
+
+from moto.dynamodb.models import DynamoDBBackend  # noqa: E402
+
+DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+_dynamodb_write_lock = _threading.RLock()
+_SERIALIZED = "_cmlcm_serialized"
+
+
+def _serialized(method: Any) -> Any:
+    if getattr(method, _SERIALIZED, False):
+        return method
+
+    @_functools.wraps(method)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with _dynamodb_write_lock:
+            return method(*args, **kwargs)
+
+    setattr(locked, _SERIALIZED, True)
+    return locked
+
+
 def install() -> None:
     """Apply the patches (safe to call more than once)."""
     if not moto.__version__.startswith(SUPPORTED_MOTO):
         raise RuntimeError(f"moto {moto.__version__} is not the pinned {SUPPORTED_MOTO}x this glue was written for")
     Monitoring.monitor_instances = _monitor_instances  # type: ignore[method-assign]
     Monitoring.unmonitor_instances = _unmonitor_instances  # type: ignore[method-assign]
+    for name in DYNAMODB_WRITES:
+        setattr(DynamoDBBackend, name, _serialized(getattr(DynamoDBBackend, name)))
 
 
 # --- Lambda invocations dispatched to in-process Python handlers -------------------------------

@@ -1,0 +1,149 @@
+"""The moto glue: each patch does what the product relies on, and the glue refuses a moto it was
+not written for (so a moto upgrade fails loudly here instead of silently elsewhere)."""
+from __future__ import annotations
+
+import threading
+
+import moto
+import pytest
+from moto.dynamodb.models import DynamoDBBackend
+from moto.ec2.responses.monitoring import Monitoring
+
+from cmlcm.adapters.aws import client
+from cmlcm.adapters.ec2 import Ec2Gateway
+from cmlcm.config import get_settings
+from cmlcm_local import moto_glue
+from cmlcm_local.seed import cml_ami, launch_instances
+
+REGION = "us-east-1"
+
+
+def monitoring_of(instance_ids: list[str]) -> dict[str, str]:
+    return {i: info.monitoring for i, info in Ec2Gateway(REGION).describe(instance_ids).items()}
+
+
+def test_the_pinned_moto_is_the_one_the_glue_supports():
+    assert moto.__version__.startswith(moto_glue.SUPPORTED_MOTO)
+
+
+def test_monitor_instances_enables_detailed_monitoring_of_the_given_instances_only(aws):  # noqa: ANN001
+    # Given three instances with basic monitoring
+    ids = [i["InstanceId"] for i in launch_instances(REGION, 3, ami_id=cml_ami(REGION), instance_type="t3.micro")]
+    assert set(monitoring_of(ids).values()) == {"disabled"}
+    # When detailed monitoring is enabled on two of them (the adapter's path and the raw call)
+    Ec2Gateway(REGION).enable_detailed_monitoring(ids[0])
+    answer = client("ec2", REGION).monitor_instances(InstanceIds=[ids[1]])
+    # Then EC2 answers as AWS does and reports it on exactly those two
+    assert answer["InstanceMonitorings"] == [{"InstanceId": ids[1], "Monitoring": {"State": "enabled"}}]
+    assert monitoring_of(ids) == {ids[0]: "enabled", ids[1]: "enabled", ids[2]: "disabled"}
+    # And unmonitor turns it off again
+    client("ec2", REGION).unmonitor_instances(InstanceIds=[ids[0]])
+    assert monitoring_of(ids)[ids[0]] == "disabled"
+
+
+def test_install_is_idempotent():
+    moto_glue.install()
+    moto_glue.install()
+    assert Monitoring.monitor_instances is moto_glue._monitor_instances
+    assert Monitoring.unmonitor_instances is moto_glue._unmonitor_instances
+    for name in moto_glue.DYNAMODB_WRITES:  # wrapped once, not once per install
+        method = getattr(DynamoDBBackend, name)
+        assert getattr(method, moto_glue._SERIALIZED) and not getattr(method.__wrapped__, moto_glue._SERIALIZED, False)
+
+
+def test_a_dynamodb_write_waits_for_the_write_in_progress(aws):  # noqa: ANN001
+    # Given a write in progress (the glue's lock held)
+    table = client("dynamodb", REGION)
+    name = get_settings().workers_table
+    done = threading.Event()
+
+    def put() -> None:
+        table.put_item(TableName=name, Item={"worker_id": {"S": "w-lock"}})
+        done.set()
+
+    with moto_glue._dynamodb_write_lock:
+        writer = threading.Thread(target=put)
+        writer.start()
+        # Then another write does not interleave with it
+        assert not done.wait(0.3)
+    # And it lands once the first one is over
+    writer.join(5)
+    assert done.is_set()
+
+
+def test_concurrent_conditional_writes_on_one_version_let_exactly_one_through(aws):  # noqa: ANN001
+    # Given many writers that all read version 1 of one item
+    table = client("dynamodb", REGION)
+    name = get_settings().workers_table
+    table.put_item(TableName=name, Item={"worker_id": {"S": "w-race"}, "version": {"N": "1"}})
+    for round_ in range(20):
+        barrier = threading.Barrier(8)
+        outcomes: list[str] = []
+
+        def save(i: int, expected: int = round_ + 1) -> None:
+            barrier.wait()
+            try:
+                table.put_item(
+                    TableName=name,
+                    Item={"worker_id": {"S": "w-race"}, "version": {"N": str(expected + 1)}, "by": {"N": str(i)}},
+                    ConditionExpression="version = :v",
+                    ExpressionAttributeValues={":v": {"N": str(expected)}},
+                )
+                outcomes.append("saved")
+            except table.exceptions.ConditionalCheckFailedException:
+                outcomes.append("conflict")
+
+        threads = [threading.Thread(target=save, args=(i,)) for i in range(8)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        # Then exactly one of them saves each round, as on DynamoDB
+        assert sorted(outcomes) == ["conflict"] * 7 + ["saved"], f"round {round_}"
+
+
+INSTALLERS = {
+    "install": lambda: moto_glue.install(),
+    "install_lambda_dispatch": lambda: moto_glue.install_lambda_dispatch(),
+    "install_sfn_restart_fix": lambda: moto_glue.install_sfn_restart_fix(),
+    "set_retry_interval_scale": lambda: moto_glue.set_retry_interval_scale(0.5),
+}
+
+
+@pytest.mark.parametrize("other", ["5.3.0", "5.1.9", "6.2.1", "5.20.0"])
+@pytest.mark.parametrize("installer", sorted(INSTALLERS))
+def test_the_glue_refuses_another_moto_version(monkeypatch, installer, other):  # noqa: ANN001
+    # Given a moto whose version is not the pinned minor
+    monkeypatch.setattr(moto, "__version__", other)
+    before = (Monitoring.monitor_instances, moto_glue.retry_interval_scale())
+    # When the glue is installed, then it refuses, naming both versions
+    with pytest.raises(RuntimeError, match=rf"moto {other} is not the pinned 5\.2\.x"):
+        INSTALLERS[installer]()
+    # And nothing was patched on the way
+    assert (Monitoring.monitor_instances, moto_glue.retry_interval_scale()) == before
+
+
+@pytest.mark.parametrize("patch", ["5.2.0", "5.2.1", "5.2.9"])
+def test_any_patch_release_of_the_pinned_minor_is_accepted(monkeypatch, patch):  # noqa: ANN001
+    monkeypatch.setattr(moto, "__version__", patch)
+    moto_glue.install()
+    assert Monitoring.monitor_instances is moto_glue._monitor_instances
+
+
+@pytest.fixture
+def restore_retry_scale():  # noqa: ANN201
+    before = moto_glue.retry_interval_scale()
+    yield
+    moto_glue.set_retry_interval_scale(before)
+
+
+def test_retry_sleeps_can_be_scaled_and_restored(restore_retry_scale):  # noqa: ANN001
+    moto_glue.set_retry_interval_scale(0.01)
+    assert moto_glue.retry_interval_scale() == 0.01
+    moto_glue.set_retry_interval_scale(1.0)
+    assert moto_glue.retry_interval_scale() == 1.0
+
+
+def test_a_negative_retry_scale_is_refused(restore_retry_scale):  # noqa: ANN001
+    before = moto_glue.retry_interval_scale()
+    with pytest.raises(ValueError, match=">= 0"):
+        moto_glue.set_retry_interval_scale(-1)
+    assert moto_glue.retry_interval_scale() == before
