@@ -46,6 +46,22 @@ def _not_found_ids(exc: ClientError) -> set[str]:
     return {token.strip("'\",.") for token in message.replace(",", " ").split() if token.strip("'\",.").startswith("i-")}
 
 
+def _skipping_unknown(action: str, ids: list[str], call: Callable[[list[str]], dict[str, Any]]) -> dict[str, Any]:
+    """Run a Describe call over `ids`; one unknown id fails the whole call on EC2, so drop the ids
+    EC2 names in its error and ask again (describe and status checks alike)."""
+    while ids:
+        try:
+            return call(ids)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "InvalidInstanceID.NotFound":
+                raise map_client_error(exc, action=action) from exc
+            missing = _not_found_ids(exc) & set(ids)
+            if not missing:
+                raise map_client_error(exc, action=action) from exc
+            ids = [i for i in ids if i not in missing]
+    return {}
+
+
 class Ec2Gateway:
     """`Ec2Port` for one region."""
 
@@ -63,18 +79,10 @@ class Ec2Gateway:
         return found
 
     def _describe_batch(self, ids: list[str]) -> dict[str, InstanceInfo]:
-        # One unknown id fails the whole call; drop the ids EC2 names and ask again.
-        while ids:
-            try:
-                return {info.instance_id: info for info in self._paginate_instances(InstanceIds=ids)}
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "InvalidInstanceID.NotFound":
-                    raise map_client_error(exc, action="DescribeInstances") from exc
-                missing = _not_found_ids(exc) & set(ids)
-                if not missing:
-                    raise map_client_error(exc, action="DescribeInstances") from exc
-                ids = [i for i in ids if i not in missing]
-        return {}
+        return _skipping_unknown(
+            "DescribeInstances", ids,
+            lambda known: {info.instance_id: info for info in self._paginate_instances(InstanceIds=known)},
+        )
 
     def _paginate_instances(self, **kwargs: Any) -> Iterator[InstanceInfo]:
         paginator = self._ec2.get_paginator("describe_instances")
@@ -95,16 +103,16 @@ class Ec2Gateway:
         ids = sorted(set(instance_ids))
         result: dict[str, tuple[str | None, str | None]] = {}
         paginator = self._ec2.get_paginator("describe_instance_status")
+
+        def checks(known: list[str]) -> dict[str, tuple[str | None, str | None]]:
+            return {
+                raw["InstanceId"]: (raw.get("SystemStatus", {}).get("Status"), raw.get("InstanceStatus", {}).get("Status"))
+                for page in paginator.paginate(InstanceIds=known, IncludeAllInstances=True)
+                for raw in page.get("InstanceStatuses", [])
+            }
+
         for batch in chunks(ids, DESCRIBE_BATCH):
-            try:
-                for page in paginator.paginate(InstanceIds=list(batch), IncludeAllInstances=True):
-                    for raw in page.get("InstanceStatuses", []):
-                        result[raw["InstanceId"]] = (
-                            raw.get("SystemStatus", {}).get("Status"),
-                            raw.get("InstanceStatus", {}).get("Status"),
-                        )
-            except ClientError as exc:
-                raise map_client_error(exc, action="DescribeInstanceStatus") from exc
+            result.update(_skipping_unknown("DescribeInstanceStatus", list(batch), checks))
         return result
 
     # --- mutations ---
