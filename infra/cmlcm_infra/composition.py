@@ -3,7 +3,8 @@
 Context keys (``cdk synth -c key=value`` or cdk.json):
   * ``cmlcm:skipBundling=true``: stage the dependency layer unbuilt (offline synth, tests).
     The CLI always overwrites ``aws:cdk:bundling-stacks`` itself, hence this app-level key.
-  * ``cmlcm:supportedRegions``: SUPPORTED_REGIONS of the functions (comma-separated).
+  * ``cmlcm:supportedRegions``: SUPPORTED_REGIONS of the functions (comma-separated); the
+    stack's own region by default.
   * ``cmlcm:cmlEndpointMode``: CML_ENDPOINT_MODE, ``public`` by default because the functions
     are not attached to a VPC yet (``private`` needs VPC access to the workers).
   * ``cmlcm:logLevel``: LOG_LEVEL of the functions.
@@ -17,7 +18,6 @@ from cmlcm_infra.nag import add_aws_solutions_checks
 from cmlcm_infra.stack import CmlCloudManagerStack
 
 DEFAULT_STACK_NAME = "CmlCloudManager"
-DEFAULT_SUPPORTED_REGIONS = "us-east-1,us-west-2,eu-west-1"
 
 
 def _flag(value: object) -> bool:
@@ -32,7 +32,7 @@ def build(app: cdk.App) -> CmlCloudManagerStack:
         app,
         context("cmlcm:stackName") or DEFAULT_STACK_NAME,
         description="CML Cloud Manager: serverless control plane for Cisco Modeling Labs workers",
-        supported_regions=context("cmlcm:supportedRegions") or DEFAULT_SUPPORTED_REGIONS,
+        supported_regions=context("cmlcm:supportedRegions") or None,  # None: the stack's region
         cml_endpoint_mode=context("cmlcm:cmlEndpointMode") or "public",
         log_level=context("cmlcm:logLevel") or "INFO",
         skip_bundling=_flag(context("cmlcm:skipBundling")),

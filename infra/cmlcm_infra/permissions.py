@@ -3,13 +3,13 @@
 A grant and the acknowledgement of what it cannot narrow live together, so a function carries
 the written reason for each wildcard it holds and nothing broader. Resource '*' is allowed only
 for the actions in `RESOURCE_WILDCARD_ACTIONS` (they have no resource-level permissions); the
-infra tests enforce it.
+infra tests enforce it, and pin each function's action set.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
-from aws_cdk import Stack
+from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -28,6 +28,11 @@ EC2_INSTANCE_ACTIONS = (
     "ec2:DeleteTags",
     "ec2:MonitorInstances",
 )
+#: Resource types RunInstances authorizes for a launch without a launch template, placement
+#: group or capacity reservation (what `Ec2Gateway.launch` sends). Images have no account.
+RUN_INSTANCES_RESOURCES = ("instance", "volume", "network-interface", "security-group", "subnet", "key-pair")
+#: Worker instance roles the provisioning saga may hand to EC2 (instance profiles' roles).
+WORKER_ROLE_NAME_PREFIX = "cml-worker"
 #: The only actions that may be granted on Resource '*': none supports resource-level permissions.
 RESOURCE_WILDCARD_ACTIONS = frozenset(
     {
@@ -44,36 +49,114 @@ RESOURCE_WILDCARD_REASON = (
     "read-only ec2:DescribeInstances, ec2:DescribeInstanceStatus, ec2:DescribeImages and cloudwatch:GetMetricData. "
     "tests/infra checks that no other action is granted on '*'."
 )
+#: The IAM5 finding of `<type>/*` in this account, any region (see `_ec2_arn`).
+_EC2_ACCOUNT_FINDING = "Resource::arn:<AWS::Partition>:ec2:*:<AWS::AccountId>:{kind}/*"
+_INDEX_REASON = (
+    "Queries on a table's global secondary indexes need '<table arn>/index/*'; the wildcard "
+    "only spans the indexes of that one table."
+)
 
 
 def grant_tables_read_write(function: lambda_.IFunction, tables: Iterable[dynamodb.Table]) -> None:
     """Item read/write (no table administration) on `tables` and their indexes."""
-    tables = list(tables)
-    for table in tables:
-        table.grant_read_write_data(function)
-    indexed = [arn_finding(table, "/index/*") for table in tables if _has_indexes(table)]
+    grant_table_data(function, read_write=tables)
+
+
+def grant_table_data(
+    function: lambda_.IFunction,
+    *,
+    read: Iterable[dynamodb.Table] = (),
+    write: Iterable[dynamodb.Table] = (),
+    read_write: Iterable[dynamodb.Table] = (),
+) -> None:
+    """Item-level access per table: `read` (Get/Query/Scan/BatchGet), `write` (Put/Update/Delete/
+    BatchWrite) or both; never table administration. Index ARNs come with any grant on a table
+    that has indexes, and are acknowledged here."""
+    granted: list[dynamodb.Table] = []
+    for tables, grant in (
+        (read, lambda table, grantee: table.grant_read_data(grantee)),
+        (write, lambda table, grantee: table.grant_write_data(grantee)),
+        (read_write, lambda table, grantee: table.grant_read_write_data(grantee)),
+    ):
+        for table in tables:
+            grant(table, function)
+            granted.append(table)
+    indexed = [arn_finding(table, "/index/*") for table in dict.fromkeys(granted) if _has_indexes(table)]
     if indexed:
-        acknowledge(
-            function.role,
-            "AwsSolutions-IAM5",
-            "Queries on a table's global secondary indexes need '<table arn>/index/*'; the wildcard "
-            "only spans the indexes of that one table.",
-            findings=indexed,
-        )
+        acknowledge(function.role, "AwsSolutions-IAM5", _INDEX_REASON, findings=indexed)
 
 
-def grant_fleet_control(function: lambda_.IFunction) -> None:
-    """Describe every instance; start/stop/terminate/tag/monitor instances of this account."""
-    function.add_to_role_policy(iam.PolicyStatement(actions=list(EC2_DESCRIBE_ACTIONS), resources=["*"]))
-    instances = Stack.of(function).format_arn(service="ec2", region="*", resource="instance", resource_name="*")
-    function.add_to_role_policy(iam.PolicyStatement(actions=list(EC2_INSTANCE_ACTIONS), resources=[instances]))
+def grant_ec2_describe(function: lambda_.IFunction, actions: Sequence[str] = EC2_DESCRIBE_ACTIONS) -> None:
+    """Read-only EC2 Describe calls (Resource '*': they have no resource-level permissions)."""
+    unknown = set(actions) - set(EC2_DESCRIBE_ACTIONS)
+    if unknown:
+        raise ValueError(f"not a read-only describe action: {sorted(unknown)}")
+    function.add_to_role_policy(iam.PolicyStatement(actions=list(actions), resources=["*"]))
+
+
+def grant_instance_actions(function: lambda_.IFunction, actions: Sequence[str]) -> None:
+    """`actions` (a subset of EC2_INSTANCE_ACTIONS) on EC2 instances of this account, any region."""
+    unknown = set(actions) - set(EC2_INSTANCE_ACTIONS)
+    if unknown:
+        raise ValueError(f"not an instance lifecycle/tag action: {sorted(unknown)}")
+    function.add_to_role_policy(iam.PolicyStatement(actions=list(actions), resources=[_ec2_arn(function, "instance")]))
     acknowledge(
         function.role,
         "AwsSolutions-IAM5",
         "Lifecycle and tag actions are limited to EC2 instances of this account (any supported "
         "region). A tag condition (ManagedBy=CmlCloudManager) is not possible: workers imported from "
         "existing instances do not carry the tag until the manager's first CreateTags.",
-        findings=["Resource::arn:<AWS::Partition>:ec2:*:<AWS::AccountId>:instance/*"],
+        findings=[_EC2_ACCOUNT_FINDING.format(kind="instance")],
+    )
+
+
+def grant_fleet_control(function: lambda_.IFunction) -> None:
+    """Describe every instance; start/stop/terminate/tag/monitor instances of this account."""
+    grant_ec2_describe(function)
+    grant_instance_actions(function, EC2_INSTANCE_ACTIONS)
+
+
+def grant_launch(function: lambda_.IFunction, *, worker_role_prefix: str = WORKER_ROLE_NAME_PREFIX) -> None:
+    """RunInstances for the provisioning saga: the instance and what it is made of; tags only as
+    part of the launch; PassRole only of worker roles (`<prefix>*`) and only to EC2."""
+    launched = [_ec2_arn(function, kind) for kind in RUN_INSTANCES_RESOURCES]
+    function.add_to_role_policy(
+        iam.PolicyStatement(actions=["ec2:RunInstances"], resources=[*launched, _ec2_arn(function, "image", account="")])
+    )
+    # TagSpecifications of RunInstances tag the instance only (ManagedBy, WorkerId, user tags).
+    function.add_to_role_policy(
+        iam.PolicyStatement(
+            actions=["ec2:CreateTags"],
+            resources=[_ec2_arn(function, "instance")],
+            conditions={"StringEquals": {"ec2:CreateAction": "RunInstances"}},
+        )
+    )
+    function.add_to_role_policy(
+        iam.PolicyStatement(
+            actions=["iam:PassRole"],
+            resources=[_role_arn(function, f"{worker_role_prefix}*")],
+            conditions={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
+        )
+    )
+    acknowledge(
+        function.role,
+        "AwsSolutions-IAM5",
+        "RunInstances authorizes every resource a launch creates or uses (instance, volume, network "
+        "interface, security group, subnet, key pair, image); their ids are unknown before the launch "
+        "and come from the settings, so each is '<type>/*' of this account (images: any owner, CML AMIs "
+        "may be shared). CreateTags on instances is allowed only as part of RunInstances "
+        "(ec2:CreateAction condition).",
+        findings=[
+            "Resource::arn:<AWS::Partition>:ec2:*::image/*",
+            *(_EC2_ACCOUNT_FINDING.format(kind=kind) for kind in RUN_INSTANCES_RESOURCES),
+        ],
+    )
+    acknowledge(
+        function.role,
+        "AwsSolutions-IAM5",
+        f"PassRole is limited to roles named {worker_role_prefix}* (the worker instance profiles' roles, "
+        "chosen in the settings) and, by condition, to EC2.",
+        findings=[f"Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:role/{worker_role_prefix}*"],
     )
 
 
@@ -87,6 +170,55 @@ def grant_secret_value(function: lambda_.IFunction, secret: secretsmanager.ISecr
     function.add_to_role_policy(
         iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[secret.secret_arn])
     )
+
+
+#: Licence registration tokens, one secret per worker (`cmlcm.adapters.licence_tokens`).
+LICENCE_SECRET_PREFIX = "cmlcm/licence/"
+
+
+def grant_licence_token_secrets(function: lambda_.IFunction) -> None:
+    """Create/overwrite/tag the per-worker licence token secrets (`cmlcm/licence/*`), not read them."""
+    secrets = Stack.of(function).format_arn(
+        service="secretsmanager",
+        resource="secret",
+        resource_name=f"{LICENCE_SECRET_PREFIX}*",
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
+    function.add_to_role_policy(
+        iam.PolicyStatement(
+            actions=["secretsmanager:CreateSecret", "secretsmanager:PutSecretValue", "secretsmanager:TagResource"],
+            resources=[secrets],
+        )
+    )
+    acknowledge(
+        function.role,
+        "AwsSolutions-IAM5",
+        "Each worker's licence token gets its own secret, created on demand, so the grant names the "
+        f"'{LICENCE_SECRET_PREFIX}*' prefix (write only: the API never reads a token back).",
+        findings=[
+            f"Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:{LICENCE_SECRET_PREFIX}*"
+        ],
+    )
+
+
+def grant_pass_role(function: lambda_.IFunction, roles: Iterable[iam.IRole], *, to_service: str) -> None:
+    """iam:PassRole of exactly `roles`, and only to `to_service` (e.g. scheduler.amazonaws.com)."""
+    function.add_to_role_policy(
+        iam.PolicyStatement(
+            actions=["iam:PassRole"],
+            resources=[role.role_arn for role in roles],
+            conditions={"StringEquals": {"iam:PassedToService": to_service}},
+        )
+    )
+
+
+def _ec2_arn(scope: lambda_.IFunction, kind: str, *, account: str | None = None) -> str:
+    """`arn:<partition>:ec2:*:<account>:<kind>/*`: the fleet spans the supported regions."""
+    return Stack.of(scope).format_arn(service="ec2", region="*", account=account, resource=kind, resource_name="*")
+
+
+def _role_arn(scope: lambda_.IFunction, name: str) -> str:
+    return Stack.of(scope).format_arn(service="iam", region="", resource="role", resource_name=name)
 
 
 def _has_indexes(table: dynamodb.Table) -> bool:

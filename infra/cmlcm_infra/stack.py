@@ -1,11 +1,10 @@
 """The CML Cloud Manager stack: a thin composition of one construct per concern.
 
-Data (tables) → Auth (Cognito) → CmlCredentials (secret) → Functions (factory) → RestApi.
-Seams for the next constructs, in this order:
-  * Workflows: state machines from `statemachines/*.asl.json` (`workflows.state_machine_from_asl`);
-    grant the API function `states:StartExecution` and set PROVISION_/COLLECT_STATE_MACHINE_ARN.
-  * Schedules: EventBridge Scheduler starting the collection (`schedules.schedule_state_machine`).
-  * Realtime: WebSocket API ($connect token check, subscribe) and the stream-fed broadcaster.
+Data (tables) → Auth (Cognito) → CmlCredentials (secret) → Functions (factory) → the API
+function → TaskFunctions (collection, saga, reconciler) → Workflows (state machines from
+`statemachines/*.asl.json`) → Schedules (EventBridge Scheduler) → RestApi.
+Seam for the next construct: Realtime (WebSocket API, $connect token check, subscribe, and the
+stream-fed broadcaster).
 """
 from __future__ import annotations
 
@@ -18,14 +17,17 @@ from cmlcm_infra.auth import Auth
 from cmlcm_infra.credentials import CmlCredentials
 from cmlcm_infra.data import Data
 from cmlcm_infra.functions import Functions
-from cmlcm_infra.jobs import Jobs
 from cmlcm_infra.permissions import (
     grant_fleet_control,
+    grant_licence_token_secrets,
     grant_metrics_read,
     grant_secret_value,
     grant_tables_read_write,
 )
 from cmlcm_infra.rest_api import RestApi
+from cmlcm_infra.schedules import Schedules
+from cmlcm_infra.tasks import TaskFunctions
+from cmlcm_infra.workflows import Workflows
 
 API_HANDLER = "cmlcm.handlers.api.app.handler"
 #: Context key (cx-api BUNDLING_STACKS) listing the stacks whose assets are bundled.
@@ -40,13 +42,14 @@ class CmlCloudManagerStack(Stack):
         scope: Construct,
         construct_id: str,
         *,
-        supported_regions: str = "us-east-1,us-west-2,eu-west-1",
+        supported_regions: str | None = None,
         cml_endpoint_mode: Literal["public", "private", "template"] = "public",
         log_level: str = "INFO",
         skip_bundling: bool = False,
         **kwargs: Any,
     ) -> None:
-        """`skip_bundling` stages the layer unbuilt (offline synth, tests): never deploy that."""
+        """`supported_regions` (comma-separated) defaults to the stack's own region.
+        `skip_bundling` stages the layer unbuilt (offline synth, tests): never deploy that."""
         super().__init__(scope, construct_id, **kwargs)
         if skip_bundling:
             # Read by every asset of this stack (Stack.bundlingRequired); the CLI sets the same
@@ -63,7 +66,7 @@ class CmlCloudManagerStack(Stack):
             environment={
                 **data.environment,
                 "CML_CREDENTIALS_SECRET": credentials.secret.secret_arn,
-                "SUPPORTED_REGIONS": supported_regions,
+                "SUPPORTED_REGIONS": supported_regions or self.region,
                 "CML_ENDPOINT_MODE": cml_endpoint_mode,
             },
         )
@@ -80,11 +83,19 @@ class CmlCloudManagerStack(Stack):
         grant_fleet_control(self.api_function)
         grant_metrics_read(self.api_function)
         grant_secret_value(self.api_function, credentials.secret)
+        grant_licence_token_secrets(self.api_function)
 
-        self.jobs = Jobs(self, "Jobs", functions=functions, data=data, credentials=credentials.secret)
-        for variable, value in self.jobs.environment().items():
+        self.tasks = TaskFunctions(self, "Tasks", functions=functions, data=data, credentials=credentials.secret)
+        self.workflows = Workflows(self, "Workflows", tasks=self.tasks)
+        self.schedules = Schedules(
+            self, "Schedules", collect_metrics=self.workflows.collect_metrics, reconcile=self.tasks.reconcile
+        )
+        # The API starts the saga, runs refreshes and imports in-process (the grants above),
+        # and moves the schedules' rates when the settings change.
+        for variable, value in {**self.workflows.environment, **self.schedules.environment}.items():
             self.api_function.add_environment(variable, value)
-        self.jobs.grant_api(self.api_function)
+        self.workflows.provision_worker.grant_start_execution(self.api_function)
+        self.schedules.grant_update(self.api_function)
 
         rest_api = RestApi(self, "RestApi", handler=self.api_function, user_pool=auth.user_pool)
 

@@ -1,20 +1,12 @@
 """Step Functions state machines loaded from `statemachines/*.asl.json`.
 
 ASL lives only in those files (JSONPath, `${Placeholders}`), where the local mode and the
-statemachine tests execute it too. CDK fills the placeholders (Lambda ARNs, table names) and
-grants the state machine exactly the functions it invokes.
+statemachine tests execute it too. CDK fills the placeholders (Lambda ARNs) and grants each state
+machine exactly the functions it invokes.
 
-The `Workflows` construct (provisioning saga, metrics collection) will be built on
-`state_machine_from_asl`, e.g.::
-
-    provision = state_machine_from_asl(
-        self, "ProvisionWorker",
-        definition_path=STATEMACHINES_DIR / "provision_worker.asl.json",
-        substitutions={"LaunchInstanceFunctionArn": launch.function_arn, ...},
-        invoked_functions=[launch, ...],
-    )
-    provision.grant_start_execution(api_function)
-    api_function.add_environment("PROVISION_STATE_MACHINE_ARN", provision.state_machine_arn)
+`Workflows` builds the two of the app: the metrics collection (plan → Map of batch collectors →
+summary, 15 min bound) and the provisioning saga (2 h bound). `state_machine_from_asl` is the
+generic helper both are built on.
 """
 from __future__ import annotations
 
@@ -30,11 +22,20 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from cmlcm_infra.nag import acknowledge, arn_finding
+from cmlcm_infra.paths import STATEMACHINES_DIR
+from cmlcm_infra.tasks import TaskFunctions
 
 #: `${Name}` as CloudFormation's DefinitionSubstitutions understands it.
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 #: Upper bound of one execution (STANDARD state machines otherwise run up to a year).
 DEFAULT_TIMEOUT = Duration.hours(1)
+#: The ASL files of the app's two state machines.
+COLLECT_METRICS_ASL = STATEMACHINES_DIR / "collect_metrics.asl.json"
+PROVISION_WORKER_ASL = STATEMACHINES_DIR / "provision_worker.asl.json"
+#: A collection run must end well before the next one starts (every 5 min by default); the ASL
+#: says 900 s too. The saga waits for EC2 and CML boot (bounded by the settings), 2 h at most.
+COLLECT_TIMEOUT = Duration.minutes(15)
+PROVISION_TIMEOUT = Duration.hours(2)
 
 
 def state_machine_from_asl(
@@ -49,12 +50,21 @@ def state_machine_from_asl(
 ) -> sfn.StateMachine:
     """A STANDARD state machine from an ASL file, with logging (ALL) and X-Ray tracing.
 
+    `timeout` is checked against the file's top-level TimeoutSeconds (the bound that applies).
+
     `substitutions` must name exactly the file's placeholders: a missing one would reach
     CloudFormation as a literal `${...}`, an extra one usually means a renamed state. Each of
     `invoked_functions` is granted lambda:InvokeFunction to the state machine, nothing more.
     """
     text = Path(definition_path).read_text(encoding="utf-8")
-    json.loads(text)  # malformed ASL fails the synth here, not the deployment
+    definition = json.loads(text)  # malformed ASL fails the synth here, not the deployment
+    # CDK renders `timeout` only for definitions it builds itself, never for a string: the bound
+    # that applies is the file's top-level TimeoutSeconds, so it must say what the stack expects.
+    if definition.get("TimeoutSeconds") != timeout.to_seconds():
+        raise ValueError(
+            f"{Path(definition_path).name}: top-level TimeoutSeconds is {definition.get('TimeoutSeconds')}, "
+            f"the stack expects {int(timeout.to_seconds())}"
+        )
     used = set(PLACEHOLDER.findall(text))
     missing, unused = used - substitutions.keys(), substitutions.keys() - used
     if missing or unused:
@@ -74,7 +84,6 @@ def state_machine_from_asl(
         definition_body=sfn.DefinitionBody.from_string(text),
         definition_substitutions=dict(substitutions),
         state_machine_type=sfn.StateMachineType.STANDARD,
-        timeout=timeout,
         tracing_enabled=True,
         logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
     )
@@ -97,3 +106,34 @@ def state_machine_from_asl(
         findings=[arn_finding(function, ":*") for function in invoked_functions],
     )
     return state_machine
+
+
+class Workflows(Construct):
+    """The collection and provisioning state machines, wired to the task functions."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, tasks: TaskFunctions) -> None:
+        super().__init__(scope, construct_id)
+        self.collect_metrics = state_machine_from_asl(
+            self,
+            "CollectMetrics",
+            definition_path=COLLECT_METRICS_ASL,
+            substitutions=tasks.collect_substitutions,
+            invoked_functions=[tasks.collect_plan, tasks.collect_batch, tasks.collect_summary],
+            timeout=COLLECT_TIMEOUT,
+        )
+        self.provision_worker = state_machine_from_asl(
+            self,
+            "ProvisionWorker",
+            definition_path=PROVISION_WORKER_ASL,
+            substitutions=tasks.provision_substitutions,
+            invoked_functions=[tasks.provision],
+            timeout=PROVISION_TIMEOUT,
+        )
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """What the API function needs: the saga it starts, the collection it may start."""
+        return {
+            "PROVISION_STATE_MACHINE_ARN": self.provision_worker.state_machine_arn,
+            "COLLECT_STATE_MACHINE_ARN": self.collect_metrics.state_machine_arn,
+        }

@@ -54,7 +54,7 @@ MOTO_CONFIG: dict[str, Any] = {
 
 def task_functions() -> dict[str, tuple[str, Callable[..., Any], int]]:
     """ASL placeholder → (local function name, handler, timeout s): the same table the CDK stack
-    wires (infra/cmlcm_infra/jobs.py; tests/infra checks that the two agree)."""
+    wires (infra/cmlcm_infra/tasks.py COLLECT_TASKS/PROVISION_TASKS; tests/infra checks that the two agree)."""
     from cmlcm.handlers import collect, provision
 
     return {

@@ -5,7 +5,6 @@ The stack is built exactly as `infra/app.py` builds it, with cdk.json's feature 
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -29,16 +28,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(pytest.mark.skip(reason="node is not installed (the CDK runs on jsii)"))
 
 
-def cdk_json_context() -> dict:
-    """Feature flags and context of cdk.json, so tests synthesize what `cdk synth` does."""
-    return json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
-
-
-def offline_app(**context: object):
-    """A CDK App with cdk.json's context, layer bundling off, and `context` on top."""
-    import aws_cdk as cdk
-
-    return cdk.App(context={**cdk_json_context(), "cmlcm:skipBundling": True, **context})
+from _app import offline_app  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -7,13 +7,14 @@ import pytest
 from aws_cdk.assertions import Match, Template
 from cdk_nag import AwsSolutionsChecks
 
-from conftest import offline_app
+from _app import offline_app
 
 pytestmark = pytest.mark.infra
 
 ASL = {
     "Comment": "Throwaway definition for the helper tests",
     "StartAt": "Collect",
+    "TimeoutSeconds": 3600,
     "States": {
         "Collect": {
             "Comment": "Invoke the collector",
@@ -163,4 +164,23 @@ def test_placeholders_and_substitutions_must_match(asl_path, substitutions, mess
     with pytest.raises(ValueError, match=message):
         state_machine_from_asl(
             stack, "Broken", definition_path=asl_path, substitutions=substitutions, invoked_functions=[]
+        )
+
+
+def test_the_expected_timeout_must_be_the_files_timeout_seconds(asl_path):
+    # Given an ASL file bounded at 3600 s
+    import aws_cdk as cdk
+
+    from cmlcm_infra.workflows import state_machine_from_asl
+
+    stack = cdk.Stack(offline_app(), "Timeout")
+    # When the stack expects another bound / Then the synth stops (CDK would not render it)
+    with pytest.raises(ValueError, match=r"TimeoutSeconds is 3600, the stack expects 900"):
+        state_machine_from_asl(
+            stack,
+            "Mismatched",
+            definition_path=asl_path,
+            substitutions={"CollectFunctionArn": "arn:aws:lambda:us-east-1:111111111111:function:x"},
+            invoked_functions=[],
+            timeout=cdk.Duration.minutes(15),
         )
