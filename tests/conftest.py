@@ -30,6 +30,7 @@ from moto import mock_aws  # noqa: E402
 
 from cmlcm.adapters.aws import reset_clients  # noqa: E402
 from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository, create_tables  # noqa: E402
+from cmlcm.adapters.labs_repo import create_labs_table  # noqa: E402
 from cmlcm.adapters.ec2 import Ec2Gateway  # noqa: E402
 from cmlcm.adapters.operations import DynamoReservations, create_metrics_table  # noqa: E402
 from cmlcm import wiring  # noqa: E402
@@ -54,6 +55,7 @@ def aws() -> Iterator[None]:
         settings = get_settings()
         create_tables(settings.workers_table, settings.operations_table, settings.aws_region)
         create_metrics_table(settings.metrics_table, settings.aws_region)
+        create_labs_table(settings.labs_table, settings.aws_region)
         yield
     reset_clients()
 

@@ -10,6 +10,7 @@ from typing import Generic, Protocol, TypeVar
 
 from cmlcm.domain.cml import CmlReading
 from cmlcm.domain.jobs import JobHeartbeat, MetricSample
+from cmlcm.domain.labs import Lab
 from cmlcm.domain.settings import Settings
 from cmlcm.domain.workers import Worker, WorkerStatus
 
@@ -178,3 +179,82 @@ class JobRepository(Protocol):
     def get(self, job: str) -> JobHeartbeat | None: ...
 
     def put(self, heartbeat: JobHeartbeat) -> None: ...
+
+
+# --- labs and licences (one worker's CML controller, driven from the API) ---
+
+
+class LabRepository(Protocol):
+    def list(self, worker_id: str) -> list[Lab]:
+        """Every stored lab of the worker (all pages)."""
+
+    def get(self, worker_id: str, lab_id: str) -> Lab | None: ...
+
+    def write(self, puts: Sequence[Lab], deletes: Sequence[Lab]) -> int:
+        """Put and delete rows in BatchWriteItem requests (25 a request); returns rows written."""
+
+
+class LicenceTokenStore(Protocol):
+    def store(self, worker_id: str, token: str) -> str:
+        """Keep a worker's registration token as a secret (created or updated); returns the
+        secret's name: the only thing about the token the product records."""
+
+
+class CmlLabDetails(Protocol):
+    """One lab as CML reports it (the CML adapter's `LabSummary` has this shape)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def owner(self) -> str | None: ...
+    @property
+    def node_count(self) -> int: ...
+    @property
+    def link_count(self) -> int: ...
+    @property
+    def created(self) -> datetime | None: ...
+    @property
+    def modified(self) -> datetime | None: ...
+
+
+class CmlLicensingDetails(Protocol):
+    """`GET /licensing` as the CML adapter flattens it."""
+
+    @property
+    def registration_status(self) -> str | None: ...
+    @property
+    def registration_expires(self) -> str | None: ...
+    @property
+    def authorization_status(self) -> str | None: ...
+
+
+class CmlController(Protocol):
+    """One worker's CML controller (the adapter's `CmlClient`); faults raise a `CmlError`."""
+
+    async def list_labs(self) -> Sequence[CmlLabDetails]: ...
+    async def get_lab(self, lab_id: str) -> CmlLabDetails: ...
+    async def start_lab(self, lab_id: str) -> None: ...
+    async def stop_lab(self, lab_id: str) -> None: ...
+    async def wipe_lab(self, lab_id: str) -> None: ...
+    async def delete_lab(self, lab_id: str) -> None: ...
+    async def download_lab(self, lab_id: str) -> str: ...
+    async def import_lab(self, yaml_text: str, title: str | None = None) -> str: ...
+    async def licensing_status(self) -> CmlLicensingDetails: ...
+    async def register_licence(self, token: str, reregister: bool = False) -> None: ...
+
+    async def deregister_licence(self) -> str:
+        """"completed", "local_only" or "already_deregistered"."""
+
+
+class CmlControllerSession(Protocol):
+    def client_for(self, worker: Worker) -> CmlController: ...
+
+
+class CmlControllers(Protocol):
+    """The fleet probe seen as a way to reach single controllers (`FleetProbe` fits)."""
+
+    def session(self) -> AbstractAsyncContextManager[CmlControllerSession]: ...

@@ -24,6 +24,8 @@ from cmlcm.config import get_settings
 from cmlcm.ports import JobRepository, RefreshLimiter
 from cmlcm.services.collect import CollectPorts
 from cmlcm.services.jobs import COLLECT_JOB, RECONCILE_JOB
+from cmlcm.services.labs import LabPorts
+from cmlcm.services.licences import LicencePorts
 from cmlcm.services.provisioning import ProvisionPorts
 from cmlcm.services.workers import WorkerPorts
 
@@ -106,6 +108,29 @@ def provision_ports() -> ProvisionPorts:
 
 
 @lru_cache(maxsize=1)
+def lab_ports() -> LabPorts:
+    from cmlcm.adapters.cml.probe import fleet_probe
+    from cmlcm.adapters.labs_repo import DynamoLabRepository
+
+    settings = get_settings()
+    return LabPorts(
+        workers=worker_ports().workers,
+        labs=DynamoLabRepository(settings.labs_table, settings.aws_region),
+        cml=fleet_probe(settings),
+    )
+
+
+@lru_cache(maxsize=1)
+def licence_ports() -> LicencePorts:
+    from cmlcm.adapters.licence_tokens import SecretsManagerTokenStore
+
+    settings = get_settings()
+    return LicencePorts(
+        workers=worker_ports().workers, tokens=SecretsManagerTokenStore(settings.aws_region), cml=lab_ports().cml
+    )
+
+
+@lru_cache(maxsize=1)
 def schedules() -> EventBridgeSchedules:
     settings = get_settings()
     names = {COLLECT_JOB: settings.collect_schedule_name, RECONCILE_JOB: settings.reconcile_schedule_name}
@@ -114,6 +139,6 @@ def schedules() -> EventBridgeSchedules:
 
 def reset() -> None:
     """Forget every built adapter (tests that change the environment or the moto backend)."""
-    for cached in (ec2_for, worker_ports, ops_ports, collect_ports, provision_ports, schedules):
+    for cached in (ec2_for, worker_ports, ops_ports, collect_ports, provision_ports, schedules, lab_ports, licence_ports):
         # A test may have replaced one of these with a plain function.
         getattr(cached, "cache_clear", lambda: None)()

@@ -11,6 +11,7 @@ from typing import Any
 from cmlcm import wiring
 from cmlcm.adapters.aws import client, reset_clients
 from cmlcm.adapters.dynamo import create_tables
+from cmlcm.adapters.labs_repo import create_labs_table
 from cmlcm.adapters.operations import create_metrics_table
 from cmlcm.config import FunctionSettings, get_settings
 from cmlcm.domain.workers import Worker, WorkerStatus, worker_status_from_ec2
@@ -111,4 +112,5 @@ def fresh_backend() -> FunctionSettings:
     settings = get_settings()
     create_tables(settings.workers_table, settings.operations_table, settings.aws_region)
     create_metrics_table(settings.metrics_table, settings.aws_region)
+    create_labs_table(settings.labs_table, settings.aws_region)
     return settings

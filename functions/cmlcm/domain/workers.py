@@ -133,7 +133,8 @@ class Licence(_Value):
     authorization_status: str | None = None
     expires: str | None = None
     operation: LicenceOperation = LicenceOperation.NONE
-    operation_state: Literal["pending", "completed", "failed"] | None = None
+    #: "local_only": a deregistration CML did on the controller only (Cisco's side not told).
+    operation_state: Literal["pending", "completed", "failed", "local_only"] | None = None
     operation_reason: str | None = None
     operation_started_at: datetime | None = None
     operation_deadline: datetime | None = None

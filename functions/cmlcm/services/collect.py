@@ -36,6 +36,7 @@ from cmlcm.ports import (
     SettingsRepository,
     WorkerRepository,
 )
+from cmlcm.services.licences import progress_licence
 from cmlcm.services.workers import mutate
 
 
@@ -101,17 +102,18 @@ def _service_status(observation: Observation) -> ServiceStatus:
     return ServiceStatus.UNREACHABLE
 
 
-def _licence(current: Licence | None, reading: CmlReading | None) -> Licence | None:
+def _licence(current: Licence | None, reading: CmlReading | None, now: datetime) -> Licence | None:
+    """The licence as read, with a pending registration moved on (completed, failed, timed out)."""
     if reading is None or reading.registration_status is None:
-        return current
+        return progress_licence(current, None, now=now)
     base = current or Licence()
-    return base.model_copy(
+    return progress_licence(base.model_copy(
         update={
             "registration_status": reading.registration_status,
             "authorization_status": reading.authorization_status,
             "expires": reading.licence_expires,
         }
-    )
+    ), reading.registration_status, now=now)
 
 
 def observe(worker: Worker, observation: Observation, *, now: datetime) -> Worker:
@@ -162,7 +164,7 @@ def observe(worker: Worker, observation: Observation, *, now: datetime) -> Worke
         update={
             "metrics": metrics,
             "service_status": _service_status(observation),
-            "licence": _licence(worker.licence, reading),
+            "licence": _licence(worker.licence, reading, now),
             "last_error": error,
         }
     )

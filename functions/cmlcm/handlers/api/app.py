@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cmlcm.config import get_settings
 from cmlcm.domain.errors import DomainError, RateLimited
-from cmlcm.handlers.api import deps, routes_settings, routes_workers
+from cmlcm.handlers.api import deps, routes_labs, routes_settings, routes_workers
 from cmlcm.handlers.api.auth import authorize_before_validation
 from cmlcm.services.jobs import health_report
 
@@ -25,6 +25,7 @@ app = APIGatewayRestResolver(enable_validation=True)
 authorize_before_validation(app)
 app.include_router(routes_workers.router)
 app.include_router(routes_settings.router)
+app.include_router(routes_labs.router)
 
 OPENAPI_TITLE = "CML Cloud Manager API"
 

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 
 from cmlcm import wiring
 from cmlcm.services.collect import CollectPorts
+from cmlcm.services.labs import LabPorts
+from cmlcm.services.licences import LicencePorts
 from cmlcm.services.provisioning import ProvisionPorts
 from cmlcm.services.settings import ScheduleRates
 from cmlcm.services.workers import WorkerPorts
@@ -17,6 +19,8 @@ _collect: CollectPorts | None = None
 _provision: ProvisionPorts | None = None
 _schedules: ScheduleRates | None = None
 _clock: Callable[[], datetime] | None = None
+_labs: LabPorts | None = None
+_licences: LicencePorts | None = None
 
 
 def ports() -> WorkerPorts:
@@ -33,6 +37,14 @@ def collect_ports() -> CollectPorts:
 
 def provision_ports() -> ProvisionPorts:
     return _provision or wiring.provision_ports()
+
+
+def labs() -> LabPorts:
+    return _labs or wiring.lab_ports()
+
+
+def licences() -> LicencePorts:
+    return _licences or wiring.licence_ports()
 
 
 def schedules() -> ScheduleRates | None:
@@ -62,3 +74,9 @@ def override(
     global _workers, _ops, _collect, _provision, _schedules, _clock
     _workers, _ops, _collect, _provision, _schedules, _clock = ports_, ops_, collect, provision, schedules_, clock
     wiring.reset()
+
+
+def override_labs(labs_: LabPorts | None, licences_: LicencePorts | None = None) -> None:
+    """Swap the lab and licence ports (tests); `override_labs(None)` goes back to the real ones."""
+    global _labs, _licences
+    _labs, _licences = labs_, licences_

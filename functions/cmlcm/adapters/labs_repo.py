@@ -1,0 +1,133 @@
+"""The labs table (PynamoDB) and its in-memory twin. Services see `Lab`, never a `LabItem`.
+
+Key: `worker_id` (partition) + `lab_id` (sort), as the CDK table defines it, so one worker's labs
+are one Query and a sync's puts and deletes go out as BatchWriteItem requests of 25.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.exceptions import DoesNotExist
+from pynamodb.models import Model
+
+from cmlcm.adapters.dynamo import bind
+from cmlcm.domain.labs import Lab
+
+
+class LabItem(Model):
+    """Storage shape of a lab: scalars only, times as ISO-8601 text (sortable, readable)."""
+
+    class Meta:
+        table_name = "cmlcm-labs"
+        billing_mode = "PAY_PER_REQUEST"
+
+    worker_id = UnicodeAttribute(hash_key=True)
+    lab_id = UnicodeAttribute(range_key=True)
+    title = UnicodeAttribute()
+    state = UnicodeAttribute()
+    owner = UnicodeAttribute(null=True)
+    node_count = NumberAttribute()
+    link_count = NumberAttribute()
+    created = UnicodeAttribute(null=True)
+    modified = UnicodeAttribute(null=True)
+    synced_at = UnicodeAttribute()
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def lab_to_item(model: type[LabItem], lab: Lab) -> LabItem:
+    return model(
+        lab.worker_id,
+        lab.lab_id,
+        title=lab.title,
+        state=lab.state,
+        owner=lab.owner,
+        node_count=lab.node_count,
+        link_count=lab.link_count,
+        created=_iso(lab.created),
+        modified=_iso(lab.modified),
+        synced_at=lab.synced_at.isoformat(),
+    )
+
+
+def item_to_lab(item: LabItem) -> Lab:
+    return Lab(
+        worker_id=item.worker_id,
+        lab_id=item.lab_id,
+        title=item.title,
+        state=item.state,
+        owner=item.owner,
+        node_count=int(item.node_count),
+        link_count=int(item.link_count),
+        created=datetime.fromisoformat(item.created) if item.created else None,
+        modified=datetime.fromisoformat(item.modified) if item.modified else None,
+        synced_at=datetime.fromisoformat(item.synced_at),
+    )
+
+
+class DynamoLabRepository:
+    """`LabRepository` on the labs table."""
+
+    def __init__(self, table_name: str, region: str) -> None:
+        self._model: type[LabItem] = bind(LabItem, table_name, region)  # type: ignore[assignment]
+
+    def list(self, worker_id: str) -> list[Lab]:
+        # The result iterator follows LastEvaluatedKey itself: every page is read.
+        return [item_to_lab(item) for item in self._model.query(worker_id, consistent_read=True)]
+
+    def get(self, worker_id: str, lab_id: str) -> Lab | None:
+        try:
+            return item_to_lab(self._model.get(worker_id, lab_id, consistent_read=True))
+        except DoesNotExist:
+            return None
+
+    def write(self, puts: Sequence[Lab], deletes: Sequence[Lab]) -> int:
+        """One batch for both: PynamoDB sends 25 requests per BatchWriteItem and retries the
+        unprocessed ones."""
+        if not puts and not deletes:
+            return 0
+        with self._model.batch_write() as batch:
+            for lab in puts:
+                batch.save(lab_to_item(self._model, lab))
+            for lab in deletes:
+                batch.delete(self._model(lab.worker_id, lab.lab_id))
+        return len(puts) + len(deletes)
+
+
+class InMemoryLabRepository:
+    """Same semantics as `DynamoLabRepository`; `writes` counts rows put or deleted."""
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[str, str], Lab] = {}
+        self._lock = threading.Lock()
+        self.writes = 0
+
+    def list(self, worker_id: str) -> list[Lab]:
+        return [lab for (wid, _), lab in sorted(self._rows.items()) if wid == worker_id]
+
+    def get(self, worker_id: str, lab_id: str) -> Lab | None:
+        return self._rows.get((worker_id, lab_id))
+
+    def write(self, puts: Sequence[Lab], deletes: Sequence[Lab]) -> int:
+        with self._lock:
+            for lab in puts:
+                self._rows[(lab.worker_id, lab.lab_id)] = lab
+            for lab in deletes:
+                self._rows.pop((lab.worker_id, lab.lab_id), None)
+            self.writes += len(puts) + len(deletes)
+        return len(puts) + len(deletes)
+
+
+def create_labs_table(table_name: str, region: str) -> None:
+    """Create the labs table if missing (local mode and tests; CDK owns it in AWS)."""
+    bound = bind(LabItem, table_name, region)
+    if not bound.exists():
+        bound.create_table(wait=True)
+
+
+__all__ = ["DynamoLabRepository", "InMemoryLabRepository", "LabItem", "create_labs_table"]

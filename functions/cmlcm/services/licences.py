@@ -1,0 +1,225 @@
+"""Licence use cases: register (token → secret, progress recorded on the worker), poll, and
+deregister; plus `progress_licence`, the pure rule that moves a pending registration on, shared
+by the API's poll and the collection cycle.
+
+The token is written to its secret and sent to CML, nothing else: the worker keeps the secret's
+name, and no message, log line or error built here contains the token.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cmlcm.domain.errors import Conflict, ExternalServiceError
+from cmlcm.domain.workers import Licence, LicenceOperation, Worker, WorkerError, WorkerStatus
+from cmlcm.ports import CmlController, CmlControllers, CmlLicensingDetails, LicenceTokenStore, WorkerRepository
+from cmlcm.services.labs import on_controller, require_running
+from cmlcm.services.workers import get_worker, mutate
+
+#: How long a registration may stay pending before it is recorded as failed ("timed out").
+REGISTRATION_DEADLINE = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class LicencePorts:
+    workers: WorkerRepository
+    tokens: LicenceTokenStore
+    cml: CmlControllers
+    deadline: timedelta = REGISTRATION_DEADLINE
+
+
+def registration_pending(licence: Licence | None) -> bool:
+    return (
+        licence is not None
+        and licence.operation == LicenceOperation.REGISTERING
+        and licence.operation_state == "pending"
+    )
+
+
+def progress_licence(licence: Licence | None, registration_status: str | None, *, now: datetime) -> Licence | None:
+    """A pending registration after CML reported `registration_status` at `now` (None: no
+    reading): COMPLETED → completed, FAILED → failed, still pending past its deadline → failed
+    "timed out". Anything else is returned unchanged (the same object), so callers that compare
+    before/after write nothing. A reading older than the operation says nothing about it."""
+    if licence is None or not registration_pending(licence):
+        return licence
+    started = licence.operation_started_at
+    if started is not None and now < started:
+        return licence
+    if registration_status == "COMPLETED":
+        return licence.model_copy(update={"operation_state": "completed", "operation_reason": None})
+    if registration_status == "FAILED":
+        return licence.model_copy(
+            update={"operation_state": "failed", "operation_reason": "CML reports the registration FAILED"}
+        )
+    deadline = licence.operation_deadline
+    if deadline is not None and now >= deadline:
+        minutes = int((deadline - started).total_seconds() // 60) if started else None
+        within = f" within {minutes} min" if minutes else ""
+        last = f" (last CML status: {registration_status})" if registration_status else ""
+        return licence.model_copy(
+            update={"operation_state": "failed", "operation_reason": f"timed out: registration did not complete{within}{last}"}
+        )
+    return licence
+
+
+def _observed(licence: Licence | None, status: CmlLicensingDetails, now: datetime) -> Licence | None:
+    base = (licence or Licence()).model_copy(
+        update={
+            "registration_status": status.registration_status,
+            "authorization_status": status.authorization_status,
+            "expires": status.registration_expires,
+        }
+    )
+    return progress_licence(base, status.registration_status, now=now)
+
+
+def _with_licence(worker: Worker, licence: Licence | None, now: datetime) -> Worker:
+    return worker if licence == worker.licence else worker.touch(now, licence=licence)
+
+
+def _cml_error(exc: ExternalServiceError, now: datetime) -> WorkerError:
+    return WorkerError(source="licence", kind=getattr(exc, "kind", exc.code), message=exc.message, at=now)
+
+
+def poll_licence(ports: LicencePorts, worker: Worker, *, now: datetime) -> Worker:
+    """Move a pending registration on from CML's `/licensing` (only a running worker is asked;
+    a CML fault is recorded on the worker, and the deadline applies either way)."""
+    if not registration_pending(worker.licence):
+        return worker
+    status: CmlLicensingDetails | None = None
+    error: WorkerError | None = None
+    if worker.status == WorkerStatus.RUNNING:
+        try:
+            status = on_controller(ports.cml, worker, lambda cml: cml.licensing_status())
+        except ExternalServiceError as exc:
+            error = _cml_error(exc, now)
+
+    def change(current: Worker) -> Worker:
+        if status is not None:
+            updated = _with_licence(current, _observed(current.licence, status, now), now)
+        else:
+            updated = _with_licence(current, progress_licence(current.licence, None, now=now), now)
+        if error is None or (current.last_error is not None and (
+            current.last_error.model_dump(exclude={"at"}) == error.model_dump(exclude={"at"})
+        )):
+            return updated  # the same fault seen again keeps its first time: no rewrite per poll
+        return updated.record_error(error)
+
+    return mutate(ports.workers, worker.worker_id, change)
+
+
+def get_licence(ports: LicencePorts, key: str, *, now: datetime) -> Worker:
+    """The worker with its licence as known now (a pending registration is polled first)."""
+    return poll_licence(ports, get_worker(ports.workers, key), now=now)
+
+
+def register_licence(ports: LicencePorts, key: str, token: str, *, reregister: bool, now: datetime) -> Worker:
+    """Store the token as the worker's secret, record the registration as pending (deadline
+    `ports.deadline`), and ask CML to register; CML completes it in the background. A CML
+    refusal is recorded as failed with its reason and raised."""
+    worker = get_worker(ports.workers, key)
+    require_running(worker)
+    worker = poll_licence(ports, worker, now=now)  # a finished registration must not block a new one
+    if registration_pending(worker.licence):
+        raise Conflict(
+            f"a licence registration of worker {worker.worker_id} is already in progress "
+            f"(times out at {worker.licence.operation_deadline.isoformat() if worker.licence.operation_deadline else '?'})",  # type: ignore[union-attr]
+            field="licence",
+        )
+    secret_ref = ports.tokens.store(worker.worker_id, token)
+
+    def pending(current: Worker) -> Worker:
+        licence = (current.licence or Licence()).model_copy(
+            update={
+                "operation": LicenceOperation.REGISTERING,
+                "operation_state": "pending",
+                "operation_reason": None,
+                "operation_started_at": now,
+                "operation_deadline": now + ports.deadline,
+                "token_secret_ref": secret_ref,
+            }
+        )
+        return current.touch(now, licence=licence)
+
+    worker = mutate(ports.workers, worker.worker_id, pending)
+
+    async def send(cml: CmlController) -> None:
+        await cml.register_licence(token, reregister)
+
+    try:
+        on_controller(ports.cml, worker, send)
+    except ExternalServiceError as exc:
+        reason = f"CML refused the registration: {exc.message}"[:500]
+
+        def failed(current: Worker) -> Worker:
+            licence = (current.licence or Licence()).model_copy(
+                update={"operation_state": "failed", "operation_reason": reason}
+            )
+            return current.touch(now, licence=licence).record_error(_cml_error(exc, now))
+
+        mutate(ports.workers, worker.worker_id, failed)
+        raise
+    return worker
+
+
+_DEREGISTERED = {
+    "completed": ("completed", None),
+    "local_only": (
+        "local_only",
+        "released on the controller only: Cisco Smart Software Manager was not told (CML answered 202)",
+    ),
+}
+
+
+def deregister_licence(ports: LicencePorts, key: str, *, now: datetime) -> Worker:
+    """Release the worker's licence on CML: 204 → completed, 202 → local_only (released on the
+    controller only), both recorded on the worker; already deregistered → 409."""
+    worker = get_worker(ports.workers, key)
+    require_running(worker)
+
+    async def run(cml: CmlController) -> tuple[str, CmlLicensingDetails | None]:
+        outcome = await cml.deregister_licence()
+        if outcome == "already_deregistered":
+            return outcome, None
+        try:
+            return outcome, await cml.licensing_status()
+        except ExternalServiceError:
+            return outcome, None  # released either way; collection reads the status later
+
+    outcome, status = on_controller(ports.cml, worker, run)
+    if outcome == "already_deregistered":
+        raise Conflict(
+            f"the licence of worker {worker.worker_id} is already deregistered: there is nothing to release",
+            field="licence",
+        )
+    state, reason = _DEREGISTERED[outcome]
+
+    def released(current: Worker) -> Worker:
+        licence = (current.licence or Licence()).model_copy(
+            update={
+                "registration_status": status.registration_status if status else None,
+                "authorization_status": status.authorization_status if status else None,
+                "expires": status.registration_expires if status else None,
+                "operation": LicenceOperation.DEREGISTERING,
+                "operation_state": state,
+                "operation_reason": reason,
+                "operation_started_at": now,
+                "operation_deadline": None,
+            }
+        )
+        return current.touch(now, licence=licence)
+
+    return mutate(ports.workers, worker.worker_id, released)
+
+
+__all__ = [
+    "REGISTRATION_DEADLINE",
+    "LicencePorts",
+    "deregister_licence",
+    "get_licence",
+    "poll_licence",
+    "progress_licence",
+    "register_licence",
+    "registration_pending",
+]

@@ -1,0 +1,84 @@
+"""The pure rule that moves a pending licence registration on, and the collection cycle using it."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from cmlcm.domain.cml import CmlReading
+from cmlcm.domain.workers import Licence, LicenceOperation, Worker, WorkerStatus
+from cmlcm.ports import InstanceInfo
+from cmlcm.services.collect import Observation, observe
+from cmlcm.services.licences import progress_licence
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+PENDING = Licence(
+    registration_status="NOT_REGISTERED",
+    operation=LicenceOperation.REGISTERING,
+    operation_state="pending",
+    operation_started_at=NOW,
+    operation_deadline=NOW + timedelta(minutes=10),
+    token_secret_ref="cmlcm/licence/w-1",
+)
+
+
+def test_completed_and_failed_end_the_operation():
+    done = progress_licence(PENDING, "COMPLETED", now=NOW + timedelta(seconds=30))
+    assert done.operation_state == "completed" and done.operation_reason is None
+    failed = progress_licence(PENDING, "FAILED", now=NOW + timedelta(seconds=30))
+    assert failed.operation_state == "failed" and "FAILED" in failed.operation_reason
+    assert done.token_secret_ref == failed.token_secret_ref == PENDING.token_secret_ref
+
+
+def test_in_progress_stays_pending_until_the_deadline_then_times_out():
+    assert progress_licence(PENDING, "IN_PROGRESS", now=NOW + timedelta(minutes=9)) is PENDING
+    late = progress_licence(PENDING, "IN_PROGRESS", now=NOW + timedelta(minutes=10))
+    assert late.operation_state == "failed" and late.operation_reason.startswith("timed out")
+    assert "IN_PROGRESS" in late.operation_reason and "10 min" in late.operation_reason
+    # Without any reading (CML unreachable, worker stopped) the deadline still applies.
+    assert progress_licence(PENDING, None, now=NOW + timedelta(minutes=11)).operation_state == "failed"
+    assert progress_licence(PENDING, None, now=NOW + timedelta(minutes=1)) is PENDING
+
+
+def test_a_reading_older_than_the_operation_says_nothing():
+    assert progress_licence(PENDING, "FAILED", now=NOW - timedelta(seconds=1)) is PENDING
+
+
+def test_only_a_pending_registration_moves():
+    assert progress_licence(None, "COMPLETED", now=NOW) is None
+    finished = PENDING.model_copy(update={"operation_state": "failed", "operation_reason": "x"})
+    assert progress_licence(finished, "COMPLETED", now=NOW) is finished
+    deregistered = Licence(operation=LicenceOperation.DEREGISTERING, operation_state="completed")
+    assert progress_licence(deregistered, "COMPLETED", now=NOW + timedelta(hours=1)) is deregistered
+
+
+def _worker(licence: Licence | None) -> Worker:
+    return Worker(
+        worker_id="w-1", name="cml-1", region="us-east-1", instance_id="i-0123456789abcdef0",
+        status=WorkerStatus.RUNNING, ec2_state="running", created_at=NOW, updated_at=NOW,
+        status_changed_at=NOW, licence=licence,
+    )
+
+
+def _observation(registration_status: str | None) -> Observation:
+    reading = CmlReading(version="2.9.0", ready=True, registration_status=registration_status,
+                         authorization_status="IN_COMPLIANCE" if registration_status == "COMPLETED" else None)
+    return Observation(instance=InstanceInfo("i-0123456789abcdef0", "running"), reading=reading)
+
+
+def test_collection_completes_a_pending_registration():
+    observed = observe(_worker(PENDING), _observation("COMPLETED"), now=NOW + timedelta(minutes=1))
+    assert observed.licence.operation_state == "completed"
+    assert observed.licence.registration_status == "COMPLETED"
+
+
+def test_collection_fails_a_registration_past_its_deadline_even_without_a_reading():
+    worker = _worker(PENDING)
+    unreachable = Observation(instance=InstanceInfo("i-0123456789abcdef0", "running"))
+    observed = observe(worker, unreachable, now=NOW + timedelta(minutes=15))
+    assert observed.licence.operation_state == "failed" and observed.licence.operation_reason.startswith("timed out")
+
+
+def test_collection_leaves_a_settled_licence_alone():
+    settled = PENDING.model_copy(update={"operation_state": "completed", "registration_status": "COMPLETED",
+                                         "authorization_status": "IN_COMPLIANCE"})
+    worker = observe(_worker(settled), _observation("COMPLETED"), now=NOW)
+    assert observe(worker, _observation("COMPLETED"), now=NOW + timedelta(minutes=5)) == worker
