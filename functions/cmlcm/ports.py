@@ -199,6 +199,9 @@ class LicenceTokenStore(Protocol):
         """Keep a worker's registration token as a secret (created or updated); returns the
         secret's name: the only thing about the token the product records."""
 
+    def forget(self, worker_id: str) -> bool:
+        """Schedule the worker's token secret for deletion; False when there was none."""
+
 
 class CmlLabDetails(Protocol):
     """One lab as CML reports it (the CML adapter's `LabSummary` has this shape)."""

@@ -177,7 +177,8 @@ LICENCE_SECRET_PREFIX = "cmlcm/licence/"
 
 
 def grant_licence_token_secrets(function: lambda_.IFunction) -> None:
-    """Create/overwrite/tag the per-worker licence token secrets (`cmlcm/licence/*`), not read them."""
+    """Create/overwrite/tag the per-worker licence token secrets (`cmlcm/licence/*`), and schedule a
+    deleted worker's for deletion; never read them."""
     secrets = Stack.of(function).format_arn(
         service="secretsmanager",
         resource="secret",
@@ -186,7 +187,12 @@ def grant_licence_token_secrets(function: lambda_.IFunction) -> None:
     )
     function.add_to_role_policy(
         iam.PolicyStatement(
-            actions=["secretsmanager:CreateSecret", "secretsmanager:PutSecretValue", "secretsmanager:TagResource"],
+            actions=[
+                "secretsmanager:CreateSecret",
+                "secretsmanager:PutSecretValue",
+                "secretsmanager:TagResource",
+                "secretsmanager:DeleteSecret",
+            ],
             resources=[secrets],
         )
     )

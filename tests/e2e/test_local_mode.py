@@ -137,3 +137,47 @@ def test_a_record_lost_behind_the_reconcilers_back_is_found(local):  # noqa: ANN
     assert findings and findings[0]["kind"] == "unrecorded_instance" and findings[0]["action"] == "marked"
     reconcile = next(j for j in local.get("/health").json()["jobs"] if j["job"] == "reconcile")
     assert reconcile["last_summary"]["unrecorded_instance"] >= 1
+
+
+def test_labs_and_licence_as_a_new_user(local):  # noqa: ANN001
+    worker_id = next(w for w in _workers(local) if w["status"] == "running")["worker_id"]
+    # List a worker's labs (synced from its controller), start one and watch it converge
+    labs = local.post(f"/workers/{worker_id}/labs/refresh", headers=OPERATOR).json()["items"]
+    assert len(labs) == 2 and local.get(f"/workers/{worker_id}/labs", headers=VIEWER).json()["items"] == labs
+    stopped = next(lab for lab in labs if lab["state"] != "STARTED")
+    started = local.put(f"/workers/{worker_id}/labs/{stopped['lab_id']}/start", headers=OPERATOR)
+    assert started.status_code == 200, started.text
+
+    def lab_started() -> bool:
+        items = local.post(f"/workers/{worker_id}/labs/refresh", headers=OPERATOR).json()["items"]
+        return next(lab for lab in items if lab["lab_id"] == stopped["lab_id"])["state"] == "STARTED"
+
+    assert _wait(lab_started, timeout=30)
+    # Download it as YAML, import that YAML back as a new lab
+    download = local.get(f"/workers/{worker_id}/labs/{stopped['lab_id']}/download", headers=VIEWER)
+    assert download.status_code == 200 and download.headers["content-type"].startswith("application/x-yaml")
+    assert "nodes:" in download.text
+    imported = local.post(f"/workers/{worker_id}/labs/import", params={"title": "e2e copy"},
+                          headers={**OPERATOR, "Content-Type": "application/x-yaml"}, content=download.text)
+    assert imported.status_code in (200, 201), imported.text
+    assert imported.json()["title"] == "e2e copy"
+    assert len(local.get(f"/workers/{worker_id}/labs", headers=VIEWER).json()["items"]) == 3
+    # A bad YAML gets 422 naming the body; a lab on an unknown worker 404; a viewer cannot start labs
+    bad = local.post(f"/workers/{worker_id}/labs/import", headers=OPERATOR, content="nodes: [unclosed")
+    assert bad.status_code == 422 and bad.json()["field"] == "body"
+    assert local.get("/workers/w-unknown/labs", headers=VIEWER).status_code == 404
+    assert local.put(f"/workers/{worker_id}/labs/{stopped['lab_id']}/stop", headers=VIEWER).status_code == 403
+    # Register a licence and watch it complete; the token never comes back
+    token = "e2e-smart-licence-token-0123456789"
+    registered = local.post(f"/workers/{worker_id}/licence", headers=ADMIN, json={"token": token})
+    assert registered.status_code == 202, registered.text
+    assert registered.json()["licence"]["operation_state"] == "pending" and token not in registered.text
+
+    def completed() -> dict | None:
+        licence = local.get(f"/workers/{worker_id}/licence", headers=VIEWER)
+        assert token not in licence.text
+        body = licence.json()
+        return body if body["operation_state"] == "completed" else None
+
+    licence = _wait(completed, timeout=30)
+    assert licence and licence["registration_status"] == "COMPLETED", licence

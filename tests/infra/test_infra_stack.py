@@ -392,7 +392,8 @@ def test_api_function_may_write_only_licence_token_secrets(resources):
     tokens = [s for _, s in _statements(resources) if "cmlcm/licence/" in str(s["Resource"])]
     assert len(tokens) == 1
     assert set(_as_list(tokens[0]["Action"])) == {
-        "secretsmanager:CreateSecret", "secretsmanager:PutSecretValue", "secretsmanager:TagResource"}
+        "secretsmanager:CreateSecret", "secretsmanager:PutSecretValue", "secretsmanager:TagResource",
+        "secretsmanager:DeleteSecret"}
     assert str(tokens[0]["Resource"]).endswith("secret:cmlcm/licence/*']]}")
 
 

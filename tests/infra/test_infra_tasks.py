@@ -47,7 +47,7 @@ EXPECTED_ACTIONS = {
         "ec2:StartInstances", "ec2:StopInstances", "ec2:TerminateInstances", "ec2:CreateTags", "ec2:DeleteTags",
         "ec2:MonitorInstances", "cloudwatch:GetMetricData",
         "secretsmanager:CreateSecret", "secretsmanager:PutSecretValue", "secretsmanager:TagResource",
-        "states:StartExecution", "scheduler:GetSchedule", "scheduler:UpdateSchedule", "iam:PassRole",
+        "secretsmanager:DeleteSecret", "states:StartExecution", "scheduler:GetSchedule", "scheduler:UpdateSchedule", "iam:PassRole",
     } | SECRET_READ,
 }
 #: Handler → table access (a table not listed is not reachable at all).

@@ -215,3 +215,22 @@ def test_polling_an_unreachable_controller_records_the_fault_and_still_times_out
     cml.clock.advance(11 * 60)
     status, view = api.call("GET", licence_path(cml), role="viewer")
     assert status == 200 and view["operation_state"] == "failed" and view["operation_reason"].startswith("timed out")
+
+
+def test_deleting_a_worker_drops_its_lab_rows_and_schedules_its_token_secret_for_deletion(api, cml):
+    # Given a worker with synced labs and a registered licence, and another worker with labs
+    worker, other = cml.running, cml.workers[1]
+    assert register(api, cml)[0] == 202
+    assert api.call("POST", f"/workers/{worker.worker_id}/labs/refresh", role="operator")[0] == 200
+    assert api.call("POST", f"/workers/{other.worker_id}/labs/refresh", role="operator")[0] == 200
+    assert len(cml.labs.list(worker.worker_id)) == 2
+    # When the worker is deleted
+    assert api.call("DELETE", f"/workers/{worker.worker_id}")[0] == 200
+    # Then its lab rows are gone, the other worker's stay
+    assert cml.labs.list(worker.worker_id) == [] and len(cml.labs.list(other.worker_id)) == 2
+    # And its token secret is scheduled for deletion (restorable for the recovery window)
+    described = client("secretsmanager", "us-east-1").describe_secret(SecretId=SECRET.format(worker_id=worker.worker_id))
+    assert "DeletedDate" in described
+    # And deleting a worker that never had a licence leaves nothing behind either
+    assert api.call("DELETE", f"/workers/{other.worker_id}")[0] == 200
+    assert cml.labs.list(other.worker_id) == []

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from cmlcm.adapters.labs_repo import InMemoryLabRepository
+from cmlcm.adapters.licence_tokens import InMemoryTokenStore
 from cmlcm.adapters.memory import (
     InMemoryJobRepository,
     InMemoryRefreshLimiter,
@@ -159,7 +161,11 @@ def world(monkeypatch):  # noqa: ANN001, ANN201
         collect=SimpleNamespace(samples=NoSamples()),  # refresh_worker itself is replaced above
         schedules_=NoSchedules(),
     )
-    deps.override_labs(LabPorts(workers, Unused(), Unused()), LicencePorts(workers, Unused(), Unused()))
+    # Deleting a worker also forgets its lab rows and token secret: those two are real twins.
+    deps.override_labs(
+        LabPorts(workers, InMemoryLabRepository(), Unused()),
+        LicencePorts(workers, InMemoryTokenStore(), Unused()),
+    )
     yield SimpleNamespace(workers=workers, settings=settings, ec2=ec2, refreshed=refreshed)
     deps.override_labs(None, None)
     deps.override(None)

@@ -14,6 +14,8 @@ from cmlcm.domain.workers import MANAGED_BY_TAG, MANAGED_BY_VALUE, WORKER_ID_TAG
 
 #: Secret names are `cmlcm/licence/<worker id>`; the API Lambda's grant is scoped to this prefix.
 LICENCE_SECRET_PREFIX = "cmlcm/licence/"
+#: A forgotten token can still be restored for this long (Secrets Manager's recovery window).
+RECOVERY_WINDOW_DAYS = 7
 
 
 def licence_secret_name(worker_id: str) -> str:
@@ -45,6 +47,20 @@ class SecretsManagerTokenStore:
                 raise map_client_error(put_exc, action="PutSecretValue") from None
         return name
 
+    def forget(self, worker_id: str) -> bool:
+        try:
+            client("secretsmanager", self._region).delete_secret(
+                SecretId=licence_secret_name(worker_id), RecoveryWindowInDays=RECOVERY_WINDOW_DAYS
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return False
+            # Already scheduled for deletion: as good as forgotten.
+            if exc.response.get("Error", {}).get("Code") == "InvalidRequestException" and "deletion" in str(exc):
+                return True
+            raise map_client_error(exc, action="DeleteSecret") from None
+        return True
+
 
 class InMemoryTokenStore:
     """Twin for unit tests: remembers tokens by secret name."""
@@ -58,6 +74,10 @@ class InMemoryTokenStore:
         with self._lock:
             self.secrets[name] = token
         return name
+
+    def forget(self, worker_id: str) -> bool:
+        with self._lock:
+            return self.secrets.pop(licence_secret_name(worker_id), None) is not None
 
 
 __all__ = ["LICENCE_SECRET_PREFIX", "InMemoryTokenStore", "SecretsManagerTokenStore", "licence_secret_name"]

@@ -12,8 +12,15 @@ from datetime import datetime, timedelta
 
 from cmlcm.domain.errors import Conflict, ExternalServiceError
 from cmlcm.domain.workers import Licence, LicenceOperation, Worker, WorkerError, WorkerStatus
-from cmlcm.ports import CmlController, CmlControllers, CmlLicensingDetails, LicenceTokenStore, WorkerRepository
-from cmlcm.services.labs import on_controller, require_running
+from cmlcm.ports import (
+    CmlController,
+    CmlControllers,
+    CmlLicensingDetails,
+    LabRepository,
+    LicenceTokenStore,
+    WorkerRepository,
+)
+from cmlcm.services.labs import forget_labs, on_controller, require_running
 from cmlcm.services.workers import get_worker, mutate
 
 #: How long a registration may stay pending before it is recorded as failed ("timed out").
@@ -223,3 +230,19 @@ __all__ = [
     "register_licence",
     "registration_pending",
 ]
+
+
+def forget_deleted_worker(labs: LabRepository, tokens: LicenceTokenStore, worker_id: str) -> list[str]:
+    """After a worker's record is deleted: drop its lab rows and schedule its licence token secret
+    for deletion. Best effort (the record is already gone, so a fault cannot be recorded on it):
+    returns what was left behind, for the caller to log."""
+    left: list[str] = []
+    try:
+        forget_labs(labs, worker_id)
+    except ExternalServiceError as exc:
+        left.append(f"lab rows ({exc})")
+    try:
+        tokens.forget(worker_id)
+    except ExternalServiceError as exc:
+        left.append(f"licence token secret ({exc})")
+    return left

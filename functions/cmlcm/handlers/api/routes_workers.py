@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
@@ -27,10 +28,11 @@ from cmlcm.handlers.api.models import (
     view_of,
 )
 from cmlcm.ports import WorkerQuery
-from cmlcm.services import collect, provisioning
+from cmlcm.services import collect, licences, provisioning
 from cmlcm.services import workers as svc
 
 router = Router()
+logger = Logger(child=True)
 VIEWER, OPERATOR, ADMIN = requires(Role.VIEWER), requires(Role.OPERATOR), requires(Role.ADMIN)
 
 
@@ -121,6 +123,9 @@ def delete_worker(worker_id: str, terminate_instance: Annotated[bool, Query()] =
     """`terminate_instance=true` (default) terminates the instance first; `false` releases it
     (removes the ManagedBy/WorkerId tags) and keeps it running outside the product."""
     worker = svc.delete_worker(deps.ports(), worker_id, terminate_instance=terminate_instance, now=deps.now())
+    left = licences.forget_deleted_worker(deps.labs().labs, deps.licences().tokens, worker.worker_id)
+    if left:
+        logger.warning("worker deleted; some of its data was left behind", worker_id=worker.worker_id, left=left)
     return WorkerView.of(worker)
 
 
