@@ -16,7 +16,7 @@ def test_200_slow_controllers_are_read_concurrently_through_one_pool(sim):  # no
         sim.fleet.set_faults(f"c{index}", latency=LATENCY)
 
     async def walk() -> int:
-        async with sim.session(timeout=10, max_connections=CONTROLLERS) as session:
+        async with sim.session(timeout=10) as session:
             async def read(cid: str) -> int:
                 cml = session.client(sim.url(cid))
                 await cml.ensure_ready()

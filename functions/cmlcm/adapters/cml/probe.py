@@ -8,7 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from cmlcm.adapters.cml.client import CmlClient, CmlFleetSession, TokenCache, tls_verify_from_setting
+from cmlcm.adapters.cml.client import (
+    DEFAULT_LAB_CONCURRENCY,
+    CmlClient,
+    CmlFleetSession,
+    TokenCache,
+    tls_verify_from_setting,
+)
 from cmlcm.adapters.cml.credentials import CmlCredentials, SecretsManagerCredentials
 from cmlcm.adapters.cml.endpoints import resolve_cml_base_url
 from cmlcm.adapters.cml.errors import CmlNotReady
@@ -18,8 +24,8 @@ from cmlcm.domain.workers import Worker
 
 #: Telemetry categories that mean a person used the worker (idle detection's activity signal).
 ACTIVITY_CATEGORIES = {"start_lab", "stop_lab", "start_node", "stop_node", "import_lab", "export_lab", "user_activity"}
-#: Requests one `read` has in flight at once; the pool is sized so that `cml_concurrency`
-#: concurrent reads never wait for a connection (a wait would eat into the call deadline).
+#: Requests one `read` has in flight at once; each controller's pool is sized so that a read
+#: (or a lab listing) never waits for a connection (a wait would eat into the call deadline).
 PARALLEL_REQUESTS_PER_READ = 5
 #: How far back activity is looked for (CML returns the whole history; older is irrelevant).
 ACTIVITY_WINDOW = timedelta(days=7)
@@ -116,7 +122,7 @@ class FleetProbe:
             self._credentials,
             verify=self._verify,
             timeout=self._settings.cml_timeout_seconds,
-            max_connections=self._settings.cml_concurrency * PARALLEL_REQUESTS_PER_READ,
+            connections_per_controller=max(PARALLEL_REQUESTS_PER_READ, DEFAULT_LAB_CONCURRENCY),
             token_cache=self._tokens,
             transport=self._transport,
         ) as session:
