@@ -210,6 +210,8 @@ def measure(label: str, meter: Meter, sim: Any, run: Any) -> dict[str, Any]:
         "workers_failed": result["failed"],
         "errors": result.get("errors", {}),
     }
+    if "phases_ms" in result:
+        row["phases"] = result["phases_ms"]
     return row
 
 
@@ -228,7 +230,11 @@ def run_size(size: int, latency: float, baseline_sample: int, meter: Meter, sim_
         ports, ids = build(size, latency, sim)
 
         def cycle(worker_ids: list[str]):  # noqa: ANN202
-            return lambda: asyncio.run(collect(ports, worker_ids, now=datetime.now(UTC))).as_dict()
+            def run() -> dict[str, Any]:
+                result = asyncio.run(collect(ports, worker_ids, now=datetime.now(UTC)))
+                return {**result.as_dict(), "phases_ms": result.phases_ms}
+
+            return run
 
         rows.append({"fleet": size, **measure("batched, cycle 1", meter, sim, cycle(ids))})
         rows.append({"fleet": size, **measure("batched, cycle 2 (no change)", meter, sim, cycle(ids))})
@@ -284,6 +290,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(rows, indent=2))
         return
+    phases = [(r["fleet"], r["run"], r.pop("phases")) for r in rows if "phases" in r]
     columns = list(rows[0])
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
     print(f"CML latency {args.latency * 1000:.0f} ms per request; CML concurrency {get_settings().cml_concurrency}; "
@@ -291,6 +298,14 @@ def main() -> None:
     print("  ".join(c.ljust(widths[c]) for c in columns))
     for row in rows:
         print("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
+    print()
+    print("Where the batched cycles' wall time went, seconds (ec2_status, cloudwatch and cml run at the same time;")
+    print("records, ec2_describe, ec2_status, cloudwatch, write and samples are AWS calls, here answered by moto):")
+    names = ["records", "ec2_describe", "ec2_status", "cloudwatch", "cml", "write", "pause", "samples"]
+    print("  ".join(["fleet", "run".ljust(32), *names]))
+    for fleet, run, timing in phases:
+        cells = [f"{timing.get(n, 0) / 1000:.2f}".ljust(len(n)) for n in names]
+        print("  ".join([str(fleet).ljust(5), run.ljust(32), *cells]))
 
 
 if __name__ == "__main__":

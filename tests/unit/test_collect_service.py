@@ -179,3 +179,21 @@ def test_unknown_ids_are_ignored(unknown):
     repo, ec2 = _fleet(1)
     result = asyncio.run(collect(_ports(repo, ec2, FakeCml()), unknown, now=NOW))
     assert result.workers == 0
+
+
+def test_each_step_reports_its_wall_time():
+    # Given a fleet whose controllers answer slowly
+    repo, ec2 = _fleet(10)
+    cml = FakeCml()
+    real_read = cml.read
+
+    async def slow_read(worker):  # noqa: ANN001, ANN202
+        await asyncio.sleep(0.05)
+        return await real_read(worker)
+
+    cml.read = slow_read  # type: ignore[method-assign]
+    result = asyncio.run(collect(_ports(repo, ec2, cml), [f"w-{i:04d}" for i in range(10)], now=NOW))
+    # Then every step is timed, and the slow one shows where the time went
+    assert {"records", "ec2_describe", "ec2_status", "cml", "write"} <= set(result.phases_ms)
+    assert result.phases_ms["cml"] >= 50 and result.phases_ms["cml"] <= result.duration_ms
+    assert "phases_ms" not in result.as_dict()  # the Map's summary sums counters only

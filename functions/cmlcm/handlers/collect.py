@@ -85,7 +85,7 @@ def collect_batch_handler(event: dict[str, Any], context: LambdaContext) -> dict
     """Collect one batch of workers (the Map iteration)."""
     batch = BatchInput.model_validate(event)
     result = asyncio.run(collect(wiring.collect_ports(), batch.worker_ids, now=_now()))
-    logger.info("batch collected", extra=result.as_dict())
+    logger.info("batch collected", extra={**result.as_dict(), "phases_ms": result.phases_ms})
     return result.as_dict()
 
 

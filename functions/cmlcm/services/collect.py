@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -65,7 +66,18 @@ class CollectResult:
     paused: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     duration_ms: int = 0
+    #: Wall time of each step (records, ec2_describe, ec2_status, cloudwatch, cml, write, pause,
+    #: samples); ec2_status, cloudwatch and cml overlap. Logged per batch, not summed by the Map.
+    phases_ms: dict[str, int] = field(default_factory=dict)
     updated: list[Worker] = field(default_factory=list)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases_ms[name] = self.phases_ms.get(name, 0) + int((time.perf_counter() - started) * 1000)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -190,13 +202,14 @@ async def _probe_all(ports: CollectPorts, workers: Sequence[Worker]) -> dict[str
 
 
 async def _observe_region(
-    ports: CollectPorts, region: str, workers: Sequence[Worker], now: datetime
+    ports: CollectPorts, region: str, workers: Sequence[Worker], now: datetime, result: CollectResult
 ) -> dict[str, Observation]:
     with_instance = [w for w in workers if w.instance_id]
     ids = [w.instance_id for w in with_instance]  # type: ignore[misc]
     ec2 = ports.ec2_for(region)
     try:
-        instances = await asyncio.to_thread(ec2.describe, ids)
+        with result.phase("ec2_describe"):
+            instances = await asyncio.to_thread(ec2.describe, ids)
     except ExternalServiceError as exc:
         error = WorkerError(source="ec2", kind=exc.code, message=exc.message, at=now)
         return {w.worker_id: Observation(instance=None, error=error) for w in with_instance}
@@ -205,7 +218,8 @@ async def _observe_region(
 
     async def checks() -> dict[str, tuple[str | None, str | None]] | ExternalServiceError:
         try:
-            return await asyncio.to_thread(ec2.status_checks, ids)
+            with result.phase("ec2_status"):
+                return await asyncio.to_thread(ec2.status_checks, ids)
         except ExternalServiceError as exc:
             return exc
 
@@ -213,11 +227,16 @@ async def _observe_region(
         if not running_ids:
             return {}
         try:
-            return await asyncio.to_thread(ports.cloudwatch_for(region).instance_usage, running_ids, now=now)
+            with result.phase("cloudwatch"):
+                return await asyncio.to_thread(ports.cloudwatch_for(region).instance_usage, running_ids, now=now)
         except ExternalServiceError as exc:
             return exc
 
-    status_map, usage_map, readings = await asyncio.gather(checks(), usage(), _probe_all(ports, running))
+    async def probes() -> dict[str, CmlReading | ExternalServiceError]:
+        with result.phase("cml"):
+            return await _probe_all(ports, running)
+
+    status_map, usage_map, readings = await asyncio.gather(checks(), usage(), probes())
     observations: dict[str, Observation] = {}
     for worker in with_instance:
         instance = instances.get(worker.instance_id)  # type: ignore[arg-type]
@@ -258,14 +277,16 @@ def _sample(worker: Worker, now: datetime) -> MetricSample | None:
 async def collect(ports: CollectPorts, worker_ids: Sequence[str], *, now: datetime) -> CollectResult:
     """Collect and store the state of the given workers; see the module docstring."""
     started = time.perf_counter()
-    workers = await asyncio.to_thread(ports.workers.get_many, worker_ids)
+    result = CollectResult()
+    with result.phase("records"):
+        workers = await asyncio.to_thread(ports.workers.get_many, worker_ids)
+    result.workers = len(workers)
     by_region: dict[str, list[Worker]] = defaultdict(list)
     for worker in workers:
         by_region[worker.region].append(worker)
-    per_region = await asyncio.gather(*(_observe_region(ports, r, ws, now) for r, ws in by_region.items()))
+    per_region = await asyncio.gather(*(_observe_region(ports, r, ws, now, result) for r, ws in by_region.items()))
     observations = {k: v for part in per_region for k, v in part.items()}
 
-    result = CollectResult(workers=len(workers))
     changed: list[Worker] = []
     for worker in workers:
         observation = observations.get(worker.worker_id)
@@ -278,26 +299,31 @@ async def collect(ports: CollectPorts, worker_ids: Sequence[str], *, now: dateti
         if new != worker:
             changed.append(new)
     result.changed = len(changed)
-    saved, conflicts = await asyncio.to_thread(ports.workers.save_many, changed)
-    result.updated.extend(saved)
-    for stale, _ in conflicts:
-        # Someone wrote this worker meanwhile (a user's stop, say): re-apply onto the fresh copy.
-        observation = observations[stale.worker_id]
-        try:
-            fresh = await asyncio.to_thread(mutate, ports.workers, stale.worker_id, lambda w, o=observation: observe(w, o, now=now))
-        except ConcurrentModification:
-            result.failed += 1
-            continue
-        result.updated.append(fresh)
+    with result.phase("write"):
+        saved, conflicts = await asyncio.to_thread(ports.workers.save_many, changed)
+        result.updated.extend(saved)
+        for stale, _ in conflicts:
+            # Someone wrote this worker meanwhile (a user's stop, say): re-apply onto the fresh copy.
+            observation = observations[stale.worker_id]
+            try:
+                fresh = await asyncio.to_thread(
+                    mutate, ports.workers, stale.worker_id, lambda w, o=observation: observe(w, o, now=now)
+                )
+            except ConcurrentModification:
+                result.failed += 1
+                continue
+            result.updated.append(fresh)
     result.written = len(result.updated)
     latest = {w.worker_id: w for w in workers} | {w.worker_id: w for w in result.updated}
     if ports.settings is not None:
-        paused = await asyncio.to_thread(pause_idle, ports, list(latest.values()), now)
+        with result.phase("pause"):
+            paused = await asyncio.to_thread(pause_idle, ports, list(latest.values()), now)
         result.paused = len(paused)
         latest |= {w.worker_id: w for w in paused}
     samples = [s for s in (_sample(w, now) for w in latest.values()) if s is not None]
     if samples:
-        result.samples = await asyncio.to_thread(ports.samples.put_many, samples)
+        with result.phase("samples"):
+            result.samples = await asyncio.to_thread(ports.samples.put_many, samples)
     result.duration_ms = int((time.perf_counter() - started) * 1000)
     return result
 
