@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -48,10 +47,10 @@ from cmlcm.adapters.ec2 import Ec2Gateway  # noqa: E402
 from cmlcm.adapters.operations import DynamoSampleRepository  # noqa: E402
 from cmlcm.config import get_settings  # noqa: E402
 from cmlcm.services.collect import CollectPorts, collect  # noqa: E402
-from cmlcm_local.runtime import free_port  # noqa: E402
 from cmlcm_local.scheduler import seed_cloudwatch  # noqa: E402
 from cmlcm_local.seed import fresh_backend, seed_fleet  # noqa: E402
 from cmlsim import SimulatedFleet, build_app  # noqa: E402
+from cmlsim.process import SimulatorProcess  # noqa: E402
 
 WRITE_OPS = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 
@@ -128,28 +127,14 @@ class HttpSim:
     """The simulator as its own process on loopback, like CML on its own hosts."""
 
     def __init__(self) -> None:
-        self.port = free_port()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "cmlsim", "--port", str(self.port), "--controllers", "0"],
-            env={**os.environ, "PYTHONPATH": str(ROOT / "local")}, stdout=subprocess.DEVNULL,
-        )
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.process = SimulatorProcess()
+        self.base = self.process.base
         self.password = "cml-sim-password"
         self.transport = None
         self.template = self.base + "/controllers/{instance_id}/api/v0"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(f"{self.base}/_sim/stats", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
 
     def add(self, ids: list[str], latency: float) -> None:
-        body = {"ids": ids, "labs": 2, "running_labs": 1, "faults": {"latency": latency}}
-        httpx.post(f"{self.base}/_sim/bulk", json=body, timeout=60).raise_for_status()
+        self.process.add(ids, latency=latency)
 
     def set_faults(self, cid: str, **faults: Any) -> None:
         httpx.put(f"{self.base}/_sim/controllers/{cid}/faults", json=faults, timeout=10).raise_for_status()
@@ -158,9 +143,7 @@ class HttpSim:
         return httpx.get(f"{self.base}/_sim/stats", timeout=10).json()["requests"]
 
     def close(self) -> None:
-        # Hanging (injected-timeout) requests keep uvicorn's graceful shutdown waiting: kill it.
-        self.process.kill()
-        self.process.wait(timeout=10)
+        self.process.close()
 
 
 class FixedCredentials:

@@ -4,22 +4,15 @@ does under a fleet's load."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 
 from cmlcm.adapters.cml.client import CmlFleetSession, TokenCache, _shared_tls
 from cmlcm.adapters.cml.credentials import CmlCredentials
 from cmlcm.adapters.cml.errors import CmlError
-from cmlcm_local.runtime import free_port
+from cmlsim.process import SimulatorProcess
 
-ROOT = Path(__file__).resolve().parents[2]
 CONTROLLERS = 150
 LATENCY = 0.2
 #: The collector's per-call deadline in the benchmark; one big shared pool missed it for 98 of
@@ -28,40 +21,22 @@ DEADLINE = 3.0
 
 
 @pytest.fixture(scope="module")
-def sim_url() -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cmlsim", "--port", str(port), "--controllers", "0"],
-        env={**os.environ, "PYTHONPATH": str(ROOT / "local")}, stdout=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            httpx.get(f"{base}/_sim/stats", timeout=1)
-            break
-        except httpx.TransportError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                pytest.fail("the simulator did not start")
-            time.sleep(0.1)
-    yield base
-    process.kill()
-    process.wait(timeout=10)
+def sim() -> Iterator[SimulatorProcess]:
+    with SimulatorProcess() as process:
+        yield process
 
 
-def test_a_fleet_read_at_once_over_sockets_meets_every_deadline(sim_url):  # noqa: ANN001
+def test_a_fleet_read_at_once_over_sockets_meets_every_deadline(sim):  # noqa: ANN001
     # Given 150 controllers answering in 200 ms each, behind real sockets
     ids = [f"i-http{n:013d}" for n in range(CONTROLLERS)]
-    body = {"ids": ids, "labs": 2, "running_labs": 1, "faults": {"latency": LATENCY}}
-    httpx.post(f"{sim_url}/_sim/bulk", json=body, timeout=60).raise_for_status()
+    sim.add(ids, latency=LATENCY)
     credentials = CmlCredentials("admin", "cml-sim-password")  # the simulator's default
 
     async def read_all() -> tuple[list[object], int]:
         async with CmlFleetSession(lambda: credentials, timeout=DEADLINE, token_cache=TokenCache()) as session:
 
             async def read(cid: str) -> object:
-                cml = session.client(f"{sim_url}/controllers/{cid}/api/v0")
+                cml = session.client(sim.controller_url(cid))
                 try:
                     await cml.ensure_ready()  # login, then four reads in flight at once
                     return await asyncio.gather(cml.system_health(), cml.system_stats(), cml.list_lab_ids(),
