@@ -82,3 +82,31 @@ def test_collection_leaves_a_settled_licence_alone():
                                          "authorization_status": "IN_COMPLIANCE"})
     worker = observe(_worker(settled), _observation("COMPLETED"), now=NOW)
     assert observe(worker, _observation("COMPLETED"), now=NOW + timedelta(minutes=5)) == worker
+
+
+def test_forgetting_a_deleted_worker_is_best_effort_and_says_what_was_left():
+    from datetime import UTC as _UTC
+
+    from cmlcm.adapters.labs_repo import InMemoryLabRepository
+    from cmlcm.adapters.licence_tokens import InMemoryTokenStore
+    from cmlcm.domain.errors import ExternalServiceError
+    from cmlcm.domain.labs import Lab
+    from cmlcm.services.licences import forget_deleted_worker
+
+    at = datetime(2026, 11, 30, tzinfo=_UTC)
+    labs = InMemoryLabRepository()
+    labs.write([Lab(worker_id=w, lab_id=f"lab-{w}", title="t", state="STOPPED", owner=None, node_count=1,
+                    link_count=0, created=None, modified=None, synced_at=at) for w in ("w-1", "w-2")], [])
+    tokens = InMemoryTokenStore()
+    tokens.store("w-1", "secret-token")
+    # A worker with labs and a token: both go, the neighbour's labs stay
+    assert forget_deleted_worker(labs, tokens, "w-1") == []
+    assert labs.list("w-1") == [] and len(labs.list("w-2")) == 1 and tokens.secrets == {}
+
+    class Down(InMemoryTokenStore):
+        def forget(self, worker_id: str) -> bool:
+            raise ExternalServiceError("Secrets Manager is unavailable")
+
+    # A fault forgetting the token still drops the labs, and is reported, not raised
+    left = forget_deleted_worker(labs, Down(), "w-2")
+    assert labs.list("w-2") == [] and len(left) == 1 and left[0].startswith("licence token secret")
