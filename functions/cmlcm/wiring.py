@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from cmlcm.adapters.cloudwatch import CloudWatchGateway
 from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository
@@ -28,6 +29,9 @@ from cmlcm.services.labs import LabPorts
 from cmlcm.services.licences import LicencePorts
 from cmlcm.services.provisioning import ProvisionPorts
 from cmlcm.services.workers import WorkerPorts
+
+if TYPE_CHECKING:
+    from cmlcm.adapters.cml.probe import FleetProbe
 
 
 @dataclass(frozen=True)
@@ -75,9 +79,16 @@ def ops_ports() -> OpsPorts:
 
 
 @lru_cache(maxsize=1)
-def collect_ports() -> CollectPorts:
-    from cmlcm.adapters.cml.probe import fleet_probe  # the CML client stack, built once
+def cml_probe() -> FleetProbe:
+    """The CML client stack, built once per process: every port set shares its credentials
+    (one GetSecretValue per cold start) and token cache."""
+    from cmlcm.adapters.cml.probe import fleet_probe
 
+    return fleet_probe(get_settings())
+
+
+@lru_cache(maxsize=1)
+def collect_ports() -> CollectPorts:
     settings = get_settings()
     return CollectPorts(
         workers=worker_ports().workers,
@@ -86,7 +97,7 @@ def collect_ports() -> CollectPorts:
         ),
         ec2_for=ec2_for(),
         cloudwatch_for=_PerRegion(CloudWatchGateway),
-        cml=fleet_probe(settings),
+        cml=cml_probe(),
         cml_concurrency=settings.cml_concurrency,
         settings=worker_ports().settings,
     )
@@ -94,8 +105,6 @@ def collect_ports() -> CollectPorts:
 
 @lru_cache(maxsize=1)
 def provision_ports() -> ProvisionPorts:
-    from cmlcm.adapters.cml.probe import fleet_probe
-
     settings = get_settings()
     return ProvisionPorts(
         workers=worker_ports().workers,
@@ -103,20 +112,19 @@ def provision_ports() -> ProvisionPorts:
         ec2_for=ec2_for(),
         reservations=DynamoReservations(settings.operations_table, settings.aws_region),
         workflow=StepFunctionsStarter(settings.provision_state_machine_arn, settings.aws_region),
-        cml=fleet_probe(settings),
+        cml=cml_probe(),
     )
 
 
 @lru_cache(maxsize=1)
 def lab_ports() -> LabPorts:
-    from cmlcm.adapters.cml.probe import fleet_probe
     from cmlcm.adapters.labs_repo import DynamoLabRepository
 
     settings = get_settings()
     return LabPorts(
         workers=worker_ports().workers,
         labs=DynamoLabRepository(settings.labs_table, settings.aws_region),
-        cml=fleet_probe(settings),
+        cml=cml_probe(),
     )
 
 
@@ -126,7 +134,7 @@ def licence_ports() -> LicencePorts:
 
     settings = get_settings()
     return LicencePorts(
-        workers=worker_ports().workers, tokens=SecretsManagerTokenStore(settings.aws_region), cml=lab_ports().cml
+        workers=worker_ports().workers, tokens=SecretsManagerTokenStore(settings.aws_region), cml=cml_probe()
     )
 
 
@@ -139,6 +147,8 @@ def schedules() -> EventBridgeSchedules:
 
 def reset() -> None:
     """Forget every built adapter (tests that change the environment or the moto backend)."""
-    for cached in (ec2_for, worker_ports, ops_ports, collect_ports, provision_ports, schedules, lab_ports, licence_ports):
+    for cached in (
+        ec2_for, cml_probe, worker_ports, ops_ports, collect_ports, provision_ports, schedules, lab_ports, licence_ports
+    ):
         # A test may have replaced one of these with a plain function.
         getattr(cached, "cache_clear", lambda: None)()

@@ -92,7 +92,6 @@ def install() -> None:
 import base64 as _base64  # noqa: E402
 import json as _json  # noqa: E402
 import logging as _logging  # noqa: E402
-import threading as _threading  # noqa: E402
 import traceback as _traceback  # noqa: E402
 import uuid as _uuid  # noqa: E402
 from collections.abc import Callable as _Callable  # noqa: E402

@@ -37,7 +37,7 @@ from cmlcm.ports import (
     SettingsRepository,
     WorkerRepository,
 )
-from cmlcm.services.licences import progress_licence
+from cmlcm.services.licences import observed_licence, progress_licence
 from cmlcm.services.workers import mutate
 
 
@@ -118,14 +118,13 @@ def _licence(current: Licence | None, reading: CmlReading | None, now: datetime)
     """The licence as read, with a pending registration moved on (completed, failed, timed out)."""
     if reading is None or reading.registration_status is None:
         return progress_licence(current, None, now=now)
-    base = current or Licence()
-    return progress_licence(base.model_copy(
-        update={
-            "registration_status": reading.registration_status,
-            "authorization_status": reading.authorization_status,
-            "expires": reading.licence_expires,
-        }
-    ), reading.registration_status, now=now)
+    return observed_licence(
+        current,
+        registration_status=reading.registration_status,
+        authorization_status=reading.authorization_status,
+        expires=reading.licence_expires,
+        now=now,
+    )
 
 
 def observe(worker: Worker, observation: Observation, *, now: datetime) -> Worker:

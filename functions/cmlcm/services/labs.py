@@ -90,13 +90,7 @@ def _is_missing(exc: ExternalServiceError) -> bool:
 async def sync_lab(worker: Worker, cml: CmlController, repo: LabRepository, lab_id: str, *, now: datetime) -> Lab:
     """Re-read one lab from CML and write its row if it changed; a lab CML no longer has loses
     its row and is `NotFound` (404 naming `lab_id`)."""
-    try:
-        details = await cml.get_lab(lab_id)
-    except ExternalServiceError as exc:
-        if _is_missing(exc):
-            await _forget(worker, repo, lab_id)
-            raise NotFound(f"lab {lab_id} not found on worker {worker.worker_id}", field="lab_id") from exc
-        raise
+    details = await _on_lab(worker, lab_id, cml.get_lab(lab_id), repo)
     lab = lab_from_cml(worker.worker_id, details, now)
     stored = await asyncio.to_thread(repo.get, worker.worker_id, lab_id)
     if lab.same_content(stored):
@@ -218,6 +212,7 @@ __all__ = [
     "LabSyncResult",
     "delete_lab",
     "download_lab",
+    "forget_labs",
     "import_lab",
     "lab_action",
     "lab_from_cml",

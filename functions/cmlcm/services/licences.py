@@ -70,15 +70,34 @@ def progress_licence(licence: Licence | None, registration_status: str | None, *
     return licence
 
 
-def _observed(licence: Licence | None, status: CmlLicensingDetails, now: datetime) -> Licence | None:
+def observed_licence(
+    licence: Licence | None,
+    *,
+    registration_status: str | None,
+    authorization_status: str | None,
+    expires: str | None,
+    now: datetime,
+) -> Licence | None:
+    """The licence after CML reported its status (`/licensing` here, the collector's reading
+    there), a pending registration moved on by `progress_licence`."""
     base = (licence or Licence()).model_copy(
         update={
-            "registration_status": status.registration_status,
-            "authorization_status": status.authorization_status,
-            "expires": status.registration_expires,
+            "registration_status": registration_status,
+            "authorization_status": authorization_status,
+            "expires": expires,
         }
     )
-    return progress_licence(base, status.registration_status, now=now)
+    return progress_licence(base, registration_status, now=now)
+
+
+def _observed(licence: Licence | None, status: CmlLicensingDetails, now: datetime) -> Licence | None:
+    return observed_licence(
+        licence,
+        registration_status=status.registration_status,
+        authorization_status=status.authorization_status,
+        expires=status.registration_expires,
+        now=now,
+    )
 
 
 def _with_licence(worker: Worker, licence: Licence | None, now: datetime) -> Worker:
@@ -220,18 +239,6 @@ def deregister_licence(ports: LicencePorts, key: str, *, now: datetime) -> Worke
     return mutate(ports.workers, worker.worker_id, released)
 
 
-__all__ = [
-    "REGISTRATION_DEADLINE",
-    "LicencePorts",
-    "deregister_licence",
-    "get_licence",
-    "poll_licence",
-    "progress_licence",
-    "register_licence",
-    "registration_pending",
-]
-
-
 def forget_deleted_worker(labs: LabRepository, tokens: LicenceTokenStore, worker_id: str) -> list[str]:
     """After a worker's record is deleted: drop its lab rows and schedule its licence token secret
     for deletion. Best effort (the record is already gone, so a fault cannot be recorded on it):
@@ -246,3 +253,18 @@ def forget_deleted_worker(labs: LabRepository, tokens: LicenceTokenStore, worker
     except ExternalServiceError as exc:
         left.append(f"licence token secret ({exc})")
     return left
+
+
+__all__ = [
+    "REGISTRATION_DEADLINE",
+    "LicencePorts",
+    "deregister_licence",
+    "forget_deleted_worker",
+    "get_licence",
+    "observed_licence",
+    "poll_licence",
+    "progress_licence",
+    "register_licence",
+    "registration_pending",
+]
+
