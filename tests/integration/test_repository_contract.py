@@ -266,3 +266,19 @@ def test_a_stale_settings_save_is_refused_and_changes_nothing(repos):
     assert caught.value.field == "version" and repos.settings.get() == winner
     with pytest.raises(ConcurrentModification):
         repos.settings.save(winner.model_copy(update={"version": winner.version + 5}))
+
+
+@pytest.mark.parametrize("call", ["list", "get", "write"])
+def test_a_labs_table_fault_is_an_external_service_error(aws, call):  # noqa: ANN001
+    # Given a labs repository whose table does not exist (DynamoDB answers ResourceNotFound)
+    from cmlcm.adapters.labs_repo import DynamoLabRepository
+    from cmlcm.domain.errors import ExternalServiceError
+    from cmlcm.domain.labs import Lab
+
+    repo = DynamoLabRepository("no-such-labs-table", "us-east-1")
+    lab = Lab(worker_id="w-1", lab_id="l-1", title="t", state="STOPPED", owner=None, node_count=1, link_count=0,
+              created=None, modified=None, synced_at=datetime(2026, 11, 30, tzinfo=UTC))
+    calls = {"list": lambda: repo.list("w-1"), "get": lambda: repo.get("w-1", "l-1"), "write": lambda: repo.write([lab], [])}
+    # Then the fault reaches the service as the domain's error (recorded or reported, not a 500)
+    with pytest.raises(ExternalServiceError):
+        calls[call]()

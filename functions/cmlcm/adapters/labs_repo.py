@@ -6,14 +6,18 @@ are one Query and a sync's puts and deletes go out as BatchWriteItem requests of
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 
+from botocore.exceptions import ClientError
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
-from pynamodb.exceptions import DoesNotExist
+from pynamodb.exceptions import DoesNotExist, PynamoDBException
 from pynamodb.models import Model
 
+from cmlcm.adapters.aws import map_client_error
 from cmlcm.adapters.dynamo import bind
+from cmlcm.domain.errors import ExternalServiceError
 from cmlcm.domain.labs import Lab
 
 
@@ -70,19 +74,34 @@ def item_to_lab(item: LabItem) -> Lab:
     )
 
 
+@contextmanager
+def _dynamodb_faults(action: str) -> Iterator[None]:
+    """A DynamoDB fault as the domain's `ExternalServiceError` (callers record or report it)."""
+    try:
+        yield
+    except DoesNotExist:
+        raise
+    except PynamoDBException as exc:
+        if isinstance(exc.cause, ClientError):
+            raise map_client_error(exc.cause, action=action) from exc
+        raise ExternalServiceError(f"{action} on the labs table failed: {exc.msg}") from exc
+
+
 class DynamoLabRepository:
-    """`LabRepository` on the labs table."""
+    """`LabRepository` on the labs table; DynamoDB faults surface as `ExternalServiceError`."""
 
     def __init__(self, table_name: str, region: str) -> None:
         self._model: type[LabItem] = bind(LabItem, table_name, region)  # type: ignore[assignment]
 
     def list(self, worker_id: str) -> list[Lab]:
         # The result iterator follows LastEvaluatedKey itself: every page is read.
-        return [item_to_lab(item) for item in self._model.query(worker_id, consistent_read=True)]
+        with _dynamodb_faults("Query"):
+            return [item_to_lab(item) for item in self._model.query(worker_id, consistent_read=True)]
 
     def get(self, worker_id: str, lab_id: str) -> Lab | None:
         try:
-            return item_to_lab(self._model.get(worker_id, lab_id, consistent_read=True))
+            with _dynamodb_faults("GetItem"):
+                return item_to_lab(self._model.get(worker_id, lab_id, consistent_read=True))
         except DoesNotExist:
             return None
 
@@ -91,7 +110,7 @@ class DynamoLabRepository:
         unprocessed ones."""
         if not puts and not deletes:
             return 0
-        with self._model.batch_write() as batch:
+        with _dynamodb_faults("BatchWriteItem"), self._model.batch_write() as batch:
             for lab in puts:
                 batch.save(lab_to_item(self._model, lab))
             for lab in deletes:
