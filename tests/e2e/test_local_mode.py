@@ -25,7 +25,8 @@ def local() -> Iterator[httpx.Client]:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "functions"), str(ROOT / "local")])}
     process = subprocess.Popen(
-        [sys.executable, "-m", "cmlcm_local", "--port", str(port), "--workers", "4"],
+        # Both ports from the OS: "the REST port + 1" may be some client's ephemeral port.
+        [sys.executable, "-m", "cmlcm_local", "--port", str(port), "--sim-port", str(free_port()), "--workers", "4"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
@@ -140,9 +141,13 @@ def test_a_record_lost_behind_the_reconcilers_back_is_found(local):  # noqa: ANN
 
 
 def test_labs_and_licence_as_a_new_user(local):  # noqa: ANN001
-    worker_id = next(w for w in _workers(local) if w["status"] == "running")["worker_id"]
+    # A worker whose CML answers (workers imported a moment ago may still be booting CML: 503)
+    assert local.post("/_local/jobs/collect_metrics").json()["status"] == "SUCCEEDED"
+    worker_id = next(w for w in _workers(local) if w["status"] == "running" and w["service_status"] == "available")["worker_id"]
     # List a worker's labs (synced from its controller), start one and watch it converge
-    labs = local.post(f"/workers/{worker_id}/labs/refresh", headers=OPERATOR).json()["items"]
+    refreshed = local.post(f"/workers/{worker_id}/labs/refresh", headers=OPERATOR)
+    assert refreshed.status_code == 200, (refreshed.text, local.get(f"/workers/{worker_id}", headers=VIEWER).text)
+    labs = refreshed.json()["items"]
     assert len(labs) == 2 and local.get(f"/workers/{worker_id}/labs", headers=VIEWER).json()["items"] == labs
     stopped = next(lab for lab in labs if lab["state"] != "STARTED")
     started = local.put(f"/workers/{worker_id}/labs/{stopped['lab_id']}/start", headers=OPERATOR)
