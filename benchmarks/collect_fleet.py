@@ -1,8 +1,9 @@
 """Benchmark: fleet metrics collection on simulated fleets of 100 and 1000 workers.
 
 Runs the product's `collect` service (the one behind the Step Functions Map and the refresh
-route) with its real adapters: EC2, CloudWatch and DynamoDB on moto, the CML client against the
-CML simulator (in-process, 200 ms latency per request). Prints wall time, AWS calls by API,
+route) with its real adapters: EC2, CloudWatch and DynamoDB on moto with the local mode's glue
+(`cmlcm_local.moto_glue`, which also makes moto's account-wide scans cost what AWS's lookups do),
+the CML client against the CML simulator (in-process, 200 ms latency per request). Prints wall time, AWS calls by API,
 CML requests, DynamoDB write requests and items written, for:
   - cycle 1 (every worker changes), cycle 2 (nothing changed),
   - a fleet with 10% faulty controllers (timeouts and garbage JSON),
@@ -47,6 +48,7 @@ from cmlcm.adapters.ec2 import Ec2Gateway  # noqa: E402
 from cmlcm.adapters.operations import DynamoSampleRepository  # noqa: E402
 from cmlcm.config import get_settings  # noqa: E402
 from cmlcm.services.collect import CollectPorts, collect  # noqa: E402
+from cmlcm_local import moto_ec2_glue, moto_glue  # noqa: E402
 from cmlcm_local.scheduler import seed_cloudwatch  # noqa: E402
 from cmlcm_local.seed import fresh_backend, seed_fleet  # noqa: E402
 from cmlsim import SimulatedFleet, build_app  # noqa: E402
@@ -173,13 +175,14 @@ def build(size: int, latency: float, sim: Any) -> tuple[CollectPorts, list[str]]
 def measure(label: str, meter: Meter, sim: Any, run: Any) -> dict[str, Any]:
     meter.reset()
     cml_before = sim.requests()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     result = run()
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     cml_requests = sim.requests() - cml_before
     row = {
         "run": label,
         "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),  # this process's CPU (moto's and the in-process simulator's included)
         "in_aws_calls_s": round(meter.seconds, 2),
         "ec2_calls": meter.count("ec2"),
         "ec2_describe_calls": meter.count("ec2", {"DescribeInstances", "DescribeInstanceStatus"}),
@@ -247,7 +250,7 @@ def run_size(size: int, latency: float, baseline_sample: int, meter: Meter, sim_
         if len(sample) < size:
             factor = size / len(sample)
             base["run"] = f"sequential baseline (measured on {len(sample)}, scaled x{factor:g})"
-            for key in ("wall_s", "in_aws_calls_s", "ec2_calls", "ec2_describe_calls", "cloudwatch_calls", "get_metric_data_calls",
+            for key in ("wall_s", "cpu_s", "in_aws_calls_s", "ec2_calls", "ec2_describe_calls", "cloudwatch_calls", "get_metric_data_calls",
                         "cml_requests", "dynamodb_write_requests", "dynamodb_items_written"):
                 base[key] = round(base[key] * factor, 1)
             for key in ("workers_changed", "worker_items_written", "workers_failed"):
@@ -265,6 +268,8 @@ def main() -> None:
                         help="simulator on this event loop (default: its CPU counts in the wall time) or in its own process over loopback HTTP")
     parser.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
     args = parser.parse_args()
+    moto_glue.install()
+    moto_ec2_glue.install()
     meter = Meter()
     rows: list[dict[str, Any]] = []
     with meter.installed():
@@ -277,7 +282,7 @@ def main() -> None:
     columns = list(rows[0])
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
     print(f"CML latency {args.latency * 1000:.0f} ms per request; CML concurrency {get_settings().cml_concurrency}; "
-          f"simulator: {args.sim}; AWS: moto in-process")
+          f"simulator: {args.sim}; AWS: moto in-process, with the local mode's glue; {os.cpu_count()} CPUs")
     print("  ".join(c.ljust(widths[c]) for c in columns))
     for row in rows:
         print("  ".join(str(row[c]).ljust(widths[c]) for c in columns))

@@ -1,7 +1,8 @@
 """The few places where moto (pinned 5.2.x) needs help to stand in for AWS in local mode/tests.
 
 Each patch is small, idempotent, and covered by tests/integration/test_moto_glue.py, so a moto
-upgrade that changes the patched method fails loudly instead of silently.
+upgrade that changes the patched method fails loudly instead of silently. `install()` also makes
+the paths that grow with the account cost what AWS's do (see `moto_scale_glue`).
 """
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any
 import moto
 from moto.core.responses import ActionResult
 from moto.ec2.responses.monitoring import Monitoring
+
+from cmlcm_local import moto_scale_glue
 
 SUPPORTED_MOTO = "5.2."
 
@@ -73,6 +76,7 @@ def install() -> None:
     Monitoring.unmonitor_instances = _unmonitor_instances  # type: ignore[method-assign]
     for name in DYNAMODB_WRITES:
         setattr(DynamoDBBackend, name, _serialized(getattr(DynamoDBBackend, name)))
+    moto_scale_glue.install()
 
 
 # --- Lambda invocations dispatched to in-process Python handlers -------------------------------

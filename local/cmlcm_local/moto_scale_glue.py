@@ -1,0 +1,160 @@
+"""moto 5.2 paths whose cost grows with the whole account, made to cost what the answer costs.
+
+A simulated fleet of 1000 workers otherwise measures moto, not the product: on a 2-core machine
+one collection cycle spent most of its time inside these (profiled with py-spy), where AWS answers
+in milliseconds. Each patch keeps moto's own answer, and each is compared with moto's own
+implementation by tests/integration/test_moto_scale_glue.py.
+
+- CloudWatch GetMetricData: moto compares every stored datapoint with every MetricStat query and
+  period (500 queries x 5 periods x 2000 datapoints = 5 million comparisons a call). Here each
+  MetricStat query is answered by moto's own code over only the datapoints it could select.
+- EC2 tags of one resource: for every instance it describes, moto runs DescribeTags filtered by
+  resource id, scanning every tag in the account. Here they are read from moto's tag store.
+- DynamoDB responses: moto's generic serializer walks each AttributeValue through the service
+  model, attribute by attribute (a 1000-item BatchGetItem took seconds). An AttributeValue that is
+  already in its JSON wire form, with nothing to encode (no binary), is emitted as it is.
+- DynamoDB item size: moto re-measures the whole item each time it adds an attribute (quadratic
+  in the attributes). Here the item is measured once, against the same limit.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from moto.cloudwatch.models import CloudWatchBackend
+from moto.core.serialize import BaseJSONSerializer
+from moto.dynamodb.models import dynamo_type
+from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
+from moto.ec2.models.core import TaggedEC2Resource
+from moto.ec2.models.tags import EC2_PREFIX_TO_RESOURCE, get_prefix
+
+_ORIGINAL = "_cmlcm_original"
+
+
+class _Scoped:
+    """A CloudWatch backend whose stored datapoints are narrowed to one query's candidates."""
+
+    def __init__(self, backend: CloudWatchBackend, datapoints: list[Any]) -> None:
+        self._backend = backend
+        self._datapoints = datapoints
+
+    def get_all_metrics(self) -> list[Any]:
+        return self._datapoints
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+
+def _one_dimension(dimensions: list[Any]) -> tuple[str, Any] | None:
+    if len(dimensions) != 1:
+        return None
+    return (dimensions[0].name, dimensions[0].value)
+
+
+def _get_metric_data(self: CloudWatchBackend, queries: list[dict[str, Any]], start_time: Any, end_time: Any,
+                     scan_by: str = "TimestampAscending") -> list[dict[str, Any]]:
+    original = getattr(CloudWatchBackend.get_metric_data, _ORIGINAL)
+    if not queries or any("MetricStat" not in q for q in queries):
+        # Expressions (metric math, Metrics Insights) look across queries: moto's own path.
+        return original(self, queries, start_time, end_time, scan_by)
+    # moto keeps a datapoint for a MetricStat query only if the names are equal; with one query
+    # dimension, only if the datapoint has that one dimension, equal by name and by value (a None
+    # value on either side matches any). Candidates keep moto's order, so sums are bit-identical.
+    by_name: dict[str, list[tuple[int, Any]]] = defaultdict(list)
+    by_dimension: dict[tuple[str, str, Any], list[tuple[int, Any]]] = defaultdict(list)
+    for position, datum in enumerate(self.get_all_metrics()):
+        by_name[datum.name].append((position, datum))
+        single = _one_dimension(datum.dimensions)
+        if single is not None:
+            by_dimension[(datum.name, *single)].append((position, datum))
+    results: list[dict[str, Any]] = []
+    for query in queries:
+        metric = query["MetricStat"]["Metric"]
+        dimensions = metric.get("Dimensions", [])
+        name = metric["MetricName"]
+        if len(dimensions) == 1 and dimensions[0].get("Value") is not None:
+            dim_name, value = dimensions[0]["Name"], dimensions[0]["Value"]
+            candidates = sorted(by_dimension.get((name, dim_name, value), []) + by_dimension.get((name, dim_name, None), []),
+                                key=lambda pair: pair[0])
+        else:
+            candidates = by_name.get(name, [])
+        datapoints = [datum for _, datum in candidates]
+        results += original(_Scoped(self, datapoints), [query], start_time, end_time, scan_by)
+    return results
+
+
+def _get_tags(self: Any) -> list[dict[str, str]]:
+    if not self.id:
+        return []
+    tags = self.ec2_backend.tags.get(self.id, {})
+    resource_type = EC2_PREFIX_TO_RESOURCE.get(get_prefix(self.id), "")
+    return [{"resource_id": self.id, "key": k, "value": v, "resource_type": resource_type} for k, v in list(tags.items())]
+
+
+_WIRE_STRINGS = ("S", "N")
+_WIRE_FLAGS = ("BOOL", "NULL")
+_WIRE_SETS = ("SS", "NS")
+
+
+def _wire_form(value: Any) -> bool:
+    """True if `value` is a DynamoDB AttributeValue already in its JSON wire form with no member
+    that moto's serializer would rewrite (binaries are base64-encoded by it: those take its path)."""
+    if type(value) is not dict or len(value) != 1:
+        return False
+    ((kind, inner),) = value.items()
+    if kind in _WIRE_STRINGS:
+        return type(inner) is str
+    if kind in _WIRE_FLAGS:
+        return type(inner) is bool
+    if kind in _WIRE_SETS:
+        return type(inner) is list and all(type(x) is str for x in inner)
+    if kind == "M":
+        return type(inner) is dict and all(type(k) is str and _wire_form(v) for k, v in inner.items())
+    if kind == "L":
+        return type(inner) is list and all(_wire_form(v) for v in inner)
+    return False
+
+
+def _serialize_type_structure(self: BaseJSONSerializer, serialized: Any, value: Any, shape: Any, key: str) -> None:
+    if shape.name == "AttributeValue" and key and _wire_form(value) and self.service_model.service_name == "dynamodb":
+        self._default_serialize(serialized, value, shape, key)
+        return
+    getattr(BaseJSONSerializer._serialize_type_structure, _ORIGINAL)(self, serialized, value, shape, key)
+
+
+#: moto's item size limit (LimitedSizeDict.__setitem__): 400 KB and a little slack, as on AWS.
+_ITEM_SIZE_LIMIT = 405000
+
+
+def _item_init(self: Item, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> None:
+    self.hash_key = hash_key
+    self.range_key = range_key
+    values = {key: DynamoType(value) for key, value in attrs.items()}
+    # moto re-measures the whole item at each attribute it adds; sizes are never negative, so
+    # that check fails exactly when the whole item's size (measured the same way) is over it.
+    size = sum(dynamo_type.bytesize(key) + value.size() for key, value in values.items())
+    if size > _ITEM_SIZE_LIMIT:
+        raise dynamo_type.ItemSizeTooLarge
+    self.attrs = LimitedSizeDict(values)
+
+
+def _patch(owner: type, name: str, replacement: Any) -> None:
+    current = getattr(owner, name)
+    if getattr(current, _ORIGINAL, None) is not None:
+        return
+    setattr(replacement, _ORIGINAL, current)
+    setattr(owner, name, replacement)
+
+
+def install() -> None:
+    """Apply the four patches (safe to call more than once; `moto_glue.install` calls it)."""
+    _patch(CloudWatchBackend, "get_metric_data", _get_metric_data)
+    _patch(TaggedEC2Resource, "get_tags", _get_tags)
+    _patch(Item, "__init__", _item_init)
+    _patch(BaseJSONSerializer, "_serialize_type_structure", _serialize_type_structure)
+
+
+def original(owner: type, name: str) -> Any:
+    """moto's own method under a patch (for the tests that compare the two)."""
+    current = getattr(owner, name)
+    return getattr(current, _ORIGINAL, current)

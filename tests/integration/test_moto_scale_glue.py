@@ -1,0 +1,256 @@
+"""The scale glue answers exactly as moto does: each test makes the same calls with moto's own
+implementation and with the glue's, and compares the answers (`moto_scale_glue`)."""
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from moto.cloudwatch.models import CloudWatchBackend
+from moto.core.serialize import BaseJSONSerializer
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
+from moto.ec2.models.core import TaggedEC2Resource
+
+from cmlcm.adapters.aws import client
+from cmlcm_local import moto_glue, moto_scale_glue
+from cmlcm_local.seed import cml_ami, launch_instances
+
+REGION = "us-east-1"
+PATCHED = [
+    (CloudWatchBackend, "get_metric_data"),
+    (TaggedEC2Resource, "get_tags"),
+    (BaseJSONSerializer, "_serialize_type_structure"),
+    (Item, "__init__"),
+]
+
+
+@contextmanager
+def moto_own(owner: type, name: str) -> Iterator[None]:
+    """moto's own implementation in place of the glue's, for the duration."""
+    patched = getattr(owner, name)
+    setattr(owner, name, moto_scale_glue.original(owner, name))
+    try:
+        yield
+    finally:
+        setattr(owner, name, patched)
+
+
+def both(owner: type, name: str, call: Callable[[], Any]) -> tuple[Any, Any]:
+    """(moto's answer, the glue's answer) to the same call."""
+    with moto_own(owner, name):
+        own = call()
+    return own, call()
+
+
+def outcome(call: Callable[[], Any]) -> Any:
+    try:
+        answer = call()
+    except ClientError as exc:
+        return ("error", exc.response["Error"]["Code"], exc.response["Error"]["Message"])
+    answer.pop("ResponseMetadata", None)
+    return answer
+
+
+def test_install_patches_each_path_once():
+    moto_glue.install()
+    moto_scale_glue.install()
+    for owner, name in PATCHED:
+        method = getattr(owner, name)
+        own = moto_scale_glue.original(owner, name)
+        assert own is not method, f"{owner.__name__}.{name} is not patched"
+        assert not hasattr(own, moto_scale_glue._ORIGINAL), f"{owner.__name__}.{name} is patched twice"
+
+
+# --- CloudWatch GetMetricData ----------------------------------------------------------------
+
+def _seed_metrics(now: datetime, rng: random.Random) -> list[str]:
+    cloudwatch = client("cloudwatch", REGION)
+    instances = [f"i-{n:017x}" for n in range(12)]
+    data: dict[str, list[dict[str, Any]]] = {"AWS/EC2": [], "CWAgent": [], "Custom": []}
+    for instance in instances:
+        # Scattered datapoints, and a burst inside one minute (so a sum depends on its order)
+        burst = rng.randint(2, 30)
+        stamps = [now - timedelta(minutes=m, seconds=rng.randint(0, 59)) for m in rng.sample(range(1, 40), 6)]
+        stamps += [now - timedelta(minutes=burst, seconds=s) for s in rng.sample(range(1, 59), 5)]
+        for stamp in stamps:
+            one = [{"Name": "InstanceId", "Value": instance}]
+            two = [{"Name": "AutoScalingGroupName", "Value": "fleet"}, {"Name": "InstanceId", "Value": instance}]
+            data["AWS/EC2"].append({"MetricName": "CPUUtilization", "Dimensions": one, "Timestamp": stamp,
+                                    "Value": rng.uniform(0, 100), "Unit": "Percent"})
+            data["AWS/EC2"].append({"MetricName": "CPUUtilization", "Dimensions": two, "Timestamp": stamp,
+                                    "Value": rng.uniform(0, 100), "Unit": "Percent"})
+            data["CWAgent"].append({"MetricName": "mem_used_percent", "Dimensions": one, "Timestamp": stamp,
+                                    "Value": rng.uniform(0, 100), "Unit": rng.choice(["Percent", "None"])})
+            # The same metric name in another namespace: moto's dimension branch ignores namespaces.
+            data["Custom"].append({"MetricName": "CPUUtilization", "Dimensions": one, "Timestamp": stamp,
+                                   "Value": rng.uniform(0, 100)})
+        data["Custom"].append({"MetricName": "CPUUtilization", "Timestamp": now - timedelta(minutes=3), "Value": 7.0})
+    for namespace, items in data.items():
+        for start in range(0, len(items), 500):
+            cloudwatch.put_metric_data(Namespace=namespace, MetricData=items[start : start + 500])
+    return instances
+
+
+def _queries(instances: list[str], rng: random.Random) -> list[dict[str, Any]]:
+    queries = []
+    for n, instance in enumerate(instances + ["i-00000000000000fff"]):
+        stat = {"Stat": rng.choice(["Average", "Sum", "Maximum", "Minimum", "SampleCount"]), "Period": rng.choice([60, 300])}
+        shapes = [
+            ("AWS/EC2", "CPUUtilization", [{"Name": "InstanceId", "Value": instance}], {}),
+            ("CWAgent", "mem_used_percent", [{"Name": "InstanceId", "Value": instance}], {"Unit": "Percent"}),
+            ("AWS/EC2", "CPUUtilization", [{"Name": "InstanceId", "Value": instance}, {"Name": "AutoScalingGroupName", "Value": "fleet"}], {}),
+            ("Custom", "CPUUtilization", [], {}),
+            ("CWAgent", "mem_used_percent", [{"Name": "Other", "Value": instance}], {}),
+        ]
+        for k, (namespace, name, dimensions, extra) in enumerate(shapes):
+            metric: dict[str, Any] = {"Namespace": namespace, "MetricName": name}
+            if dimensions:
+                metric["Dimensions"] = dimensions
+            query: dict[str, Any] = {"Id": f"q{n}x{k}", "MetricStat": {"Metric": metric, **stat, **extra}}
+            if k == 1 and n % 3 == 0:
+                query["ReturnData"] = False
+            if k == 0 and n % 4 == 0:
+                query["Label"] = f"cpu of {instance}"
+            queries.append(query)
+    return queries
+
+
+@pytest.mark.parametrize("scan_by", ["TimestampDescending", "TimestampAscending"])
+def test_get_metric_data_answers_as_moto_does(aws, scan_by):  # noqa: ANN001
+    # Given datapoints of several metrics, namespaces, dimension sets and units
+    now = datetime.now(UTC).replace(microsecond=0)
+    rng = random.Random(7)
+    instances = _seed_metrics(now, rng)
+    queries = _queries(instances, rng)
+    cloudwatch = client("cloudwatch", REGION)
+
+    def ask() -> Any:
+        return outcome(lambda: cloudwatch.get_metric_data(
+            MetricDataQueries=queries, StartTime=now - timedelta(minutes=45), EndTime=now, ScanBy=scan_by))
+
+    # When moto and the glue answer the same queries, then the answers are the same
+    own, glued = both(CloudWatchBackend, "get_metric_data", ask)
+    assert glued == own
+    # And they are not empty answers that agree trivially
+    assert sum(len(r["Values"]) for r in glued["MetricDataResults"]) > 100
+
+
+def test_get_metric_data_with_expressions_takes_moto_s_path(aws):  # noqa: ANN001
+    now = datetime.now(UTC).replace(microsecond=0)
+    instances = _seed_metrics(now, random.Random(3))
+    metric = {"Namespace": "AWS/EC2", "MetricName": "CPUUtilization", "Dimensions": [{"Name": "InstanceId", "Value": instances[0]}]}
+    queries = [
+        {"Id": "cpu", "MetricStat": {"Metric": metric, "Period": 300, "Stat": "Average"}, "ReturnData": False},
+        {"Id": "double", "Expression": "cpu * 2"},
+    ]
+    cloudwatch = client("cloudwatch", REGION)
+
+    def ask() -> Any:
+        return outcome(lambda: cloudwatch.get_metric_data(
+            MetricDataQueries=queries, StartTime=now - timedelta(minutes=45), EndTime=now))
+
+    own, glued = both(CloudWatchBackend, "get_metric_data", ask)
+    assert glued == own
+    assert [r["Id"] for r in glued["MetricDataResults"]] == ["double"]
+
+
+def test_get_metric_data_errors_as_moto_does(aws):  # noqa: ANN001
+    now = datetime.now(UTC).replace(microsecond=0)
+    metric = {"Namespace": "AWS/EC2", "MetricName": "CPUUtilization"}
+    cloudwatch = client("cloudwatch", REGION)
+
+    def ask() -> Any:
+        return outcome(lambda: cloudwatch.get_metric_data(
+            MetricDataQueries=[{"Id": "a", "MetricStat": {"Metric": metric, "Period": 60, "Stat": "Average"}}],
+            StartTime=now, EndTime=now - timedelta(minutes=5)))
+
+    own, glued = both(CloudWatchBackend, "get_metric_data", ask)
+    assert glued == own and glued[0] == "error"
+
+
+# --- EC2 tags ---------------------------------------------------------------------------------
+
+def test_instances_carry_the_tags_moto_reads(aws):  # noqa: ANN001
+    # Given instances with and without tags, and tags added after launch
+    ec2 = client("ec2", REGION)
+    ids = [i["InstanceId"] for i in launch_instances(REGION, 4, ami_id=cml_ami(REGION), instance_type="t3.micro")]
+    ec2.create_tags(Resources=ids[:2], Tags=[{"Key": "team", "Value": "labs"}, {"Key": "Name", "Value": "w"}])
+    ec2.create_tags(Resources=[ids[0]], Tags=[{"Key": "a*b?", "Value": "x"}])
+    ec2.delete_tags(Resources=ids[2:3], Tags=[{"Key": k} for k in ("Name", "cmlcm:worker-id", "cmlcm:managed")])
+
+    def ask() -> Any:
+        reservations = ec2.describe_instances(InstanceIds=ids)["Reservations"]
+        return {i["InstanceId"]: i.get("Tags") for r in reservations for i in r["Instances"]}
+
+    # When moto and the glue describe them, then each instance has the same tags, in the same order
+    own, glued = both(TaggedEC2Resource, "get_tags", ask)
+    assert glued == own
+    assert {t["Key"] for t in glued[ids[0]]} >= {"team", "Name", "a*b?"}
+    # And tag filters, which read the same store, still select by tag
+    found = ec2.describe_instances(Filters=[{"Name": "tag:team", "Values": ["labs"]}])["Reservations"]
+    assert sorted(i["InstanceId"] for r in found for i in r["Instances"]) == sorted(ids[:2])
+
+
+# --- DynamoDB -------------------------------------------------------------------------------
+
+TABLE = "glue-items"
+
+ITEMS = [
+    {"pk": {"S": "plain"}, "n": {"N": "12.50"}, "s": {"S": "héllo ✓"}, "empty": {"S": ""}, "yes": {"BOOL": True},
+     "no": {"BOOL": False}, "none": {"NULL": True}, "ss": {"SS": ["a", "b"]}, "ns": {"NS": ["1", "2.5"]},
+     "m": {"M": {"x": {"N": "1"}, "deep": {"M": {"l": {"L": [{"S": "a"}, {"N": "2"}, {"M": {}}]}}}}}, "l": {"L": []}},
+    {"pk": {"S": "binary"}, "b": {"B": b"\x00\x01bytes"}, "bs": {"BS": [b"a", b"b"]},
+     "m": {"M": {"inner": {"B": b"\xff"}, "s": {"S": "x"}}}, "l": {"L": [{"B": b"q"}, {"S": "r"}]}},
+]
+
+
+@pytest.fixture
+def table(aws: None) -> Any:  # noqa: ARG001
+    dynamodb = client("dynamodb", REGION)
+    dynamodb.create_table(TableName=TABLE, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+    return dynamodb
+
+
+def test_dynamodb_answers_are_the_ones_moto_serializes(table):  # noqa: ANN001
+    # Given items of every attribute type, binaries included (those keep moto's own encoding)
+    for item in ITEMS:
+        table.put_item(TableName=TABLE, Item=item)
+    keys = [{"pk": item["pk"]} for item in ITEMS]
+
+    def ask() -> Any:
+        return [
+            outcome(lambda: table.get_item(TableName=TABLE, Key=keys[0])),
+            outcome(lambda: table.get_item(TableName=TABLE, Key=keys[1])),
+            outcome(lambda: table.batch_get_item(RequestItems={TABLE: {"Keys": keys}})),
+            outcome(lambda: table.scan(TableName=TABLE)),
+            outcome(lambda: table.query(TableName=TABLE, KeyConditionExpression="pk = :p",
+                                        ExpressionAttributeValues={":p": {"S": "plain"}})),
+            outcome(lambda: table.put_item(TableName=TABLE, Item=ITEMS[0], ReturnValues="ALL_OLD")),
+        ]
+
+    # When moto and the glue serialize the answers, then they are the same
+    own, glued = both(BaseJSONSerializer, "_serialize_type_structure", ask)
+    assert glued == own
+    # And every item reads back as it was written
+    assert glued[0]["Item"] == ITEMS[0] and glued[1]["Item"] == ITEMS[1]
+
+
+@pytest.mark.parametrize("extra", [-300, -1, 0, 1, 300])
+def test_the_item_size_limit_is_moto_s(table, extra):  # noqa: ANN001
+    # Given an item whose size, measured as moto measures it, is around moto's limit
+    base = {"pk": {"S": "big"}, "a": {"N": "1"}, "m": {"M": {"k": {"S": "v"}}}, "blob": {"S": ""}}
+    measured = sum(len(k) + DynamoType(v).size() for k, v in base.items())
+    base["blob"] = {"S": "x" * (moto_scale_glue._ITEM_SIZE_LIMIT - measured + extra)}
+
+    def put() -> Any:
+        return outcome(lambda: table.put_item(TableName=TABLE, Item=base))
+
+    # When moto and the glue store it, then both store it or both refuse it, with the same error
+    own, glued = both(Item, "__init__", put)
+    assert glued == own
+    assert (glued != {}) == (extra > 0), glued
