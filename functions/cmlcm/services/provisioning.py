@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -99,6 +100,36 @@ def saga_input(worker: Worker, settings: Settings) -> dict[str, Any]:
     }
 
 
+#: How long a replay waits for the first request with its Idempotency-Key to record its worker.
+REPLAY_WAIT_SECONDS = 3.0
+
+
+def _replay_polls() -> Iterator[None]:
+    deadline = time.monotonic() + REPLAY_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        yield
+
+
+def _replayed_worker(ports: ProvisionPorts, worker_id: str, *, wait: Callable[[], Iterator[None]] | None) -> Worker:
+    """The worker recorded by the first request with the key. The key is claimed before that
+    worker is written, so a replay arriving in between waits for it; if it does not appear (the
+    first request is slow, or died), the answer is a 409 to retry, not a 404."""
+    polls = (wait or _replay_polls)()
+    while True:
+        try:
+            return ports.workers.get(worker_id)
+        except NotFound:
+            if next(polls, _GAVE_UP) is _GAVE_UP:
+                raise Conflict(
+                    "a request with this Idempotency-Key is still in progress; retry it in a moment",
+                    field="Idempotency-Key",
+                ) from None
+
+
+_GAVE_UP = object()
+
+
 def create_worker(
     ports: ProvisionPorts,
     request: CreateWorker,
@@ -106,9 +137,11 @@ def create_worker(
     worker_id: str,
     idempotency_key: str | None,
     now: datetime,
+    replay_wait: Callable[[], Iterator[None]] | None = None,
 ) -> Created:
     """Validate, claim the name, record PENDING, start the saga. The same Idempotency-Key with
-    the same request returns the first result; with another request it is a 409."""
+    the same request returns the first result (waiting a moment for a first request still in
+    flight); with another request it is a 409."""
     settings = ports.settings.get()
     defaults = settings.defaults_for(request.region)
     instance_type = request.instance_type or defaults.instance_type
@@ -125,7 +158,7 @@ def create_worker(
             earlier_id, earlier_hash = earlier
             if earlier_hash != request.fingerprint():
                 raise Conflict("this Idempotency-Key was used for a different request", field="Idempotency-Key")
-            return Created(ports.workers.get(earlier_id), execution_arn=None, replayed=True)
+            return Created(_replayed_worker(ports, earlier_id, wait=replay_wait), execution_arn=None, replayed=True)
     try:
         ports.reservations.claim_name(request.name, worker_id)
     except Conflict:
