@@ -32,7 +32,7 @@ os.environ.update(
         "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench", "POWERTOOLS_TRACE_DISABLED": "1", "LOG_LEVEL": "ERROR",
         "CML_ENDPOINT_MODE": "template", "CML_ENDPOINT_TEMPLATE": "http://sim/controllers/{instance_id}/api/v0",
-        "CML_TIMEOUT_SECONDS": "3", "CML_CONCURRENCY": "250",
+        "CML_TIMEOUT_SECONDS": "3",
     }
 )
 
@@ -47,6 +47,7 @@ from cmlcm.adapters.dynamo import DynamoWorkerRepository  # noqa: E402
 from cmlcm.adapters.ec2 import Ec2Gateway  # noqa: E402
 from cmlcm.adapters.operations import DynamoSampleRepository  # noqa: E402
 from cmlcm.config import get_settings  # noqa: E402
+from cmlcm.domain.settings import Settings  # noqa: E402
 from cmlcm.services.collect import CollectPorts, collect  # noqa: E402
 from cmlcm_local import moto_ec2_glue, moto_glue  # noqa: E402
 from cmlcm_local.scheduler import seed_cloudwatch  # noqa: E402
@@ -210,15 +211,28 @@ def simulator(kind: str):  # noqa: ANN201
         sim.close()
 
 
-def run_size(size: int, latency: float, baseline_sample: int, meter: Meter, sim_kind: str) -> list[dict[str, Any]]:
+def run_size(size: int, latency: float, baseline_sample: int, meter: Meter, sim_kind: str, batch_size: int) -> list[dict[str, Any]]:
     rows = []
     with mock_aws(), simulator(sim_kind) as sim:
         ports, ids = build(size, latency, sim)
 
         def cycle(worker_ids: list[str]):  # noqa: ANN202
             def run() -> dict[str, Any]:
-                result = asyncio.run(collect(ports, worker_ids, now=datetime.now(UTC)))
-                return {**result.as_dict(), "phases_ms": result.phases_ms}
+                # As the state machine does: batches of `batch_size` (States.ArrayPartition), each
+                # one collector task; here they run at once on one event loop (the Map's branches
+                # each get their own Lambda). With the default batch size, 1000 workers are one batch.
+                batches = [worker_ids[i : i + batch_size] for i in range(0, len(worker_ids), batch_size)]
+
+                async def all_batches() -> list[Any]:
+                    now = datetime.now(UTC)
+                    return await asyncio.gather(*(collect(ports, batch, now=now) for batch in batches))
+
+                results = asyncio.run(all_batches())
+                totals: dict[str, Any] = {k: sum(getattr(r, k) for r in results) for k in ("changed", "written", "failed")}
+                totals["errors"] = dict(sum((Counter(r.errors) for r in results), Counter()))
+                phases = [r.phases_ms for r in results]
+                totals["phases_ms"] = {name: max(p.get(name, 0) for p in phases) for name in {n for p in phases for n in p}}
+                return totals
 
             return run
 
@@ -266,6 +280,8 @@ def main() -> None:
     parser.add_argument("--baseline-sample", type=int, default=50, help="workers the sequential baseline runs on (0: all)")
     parser.add_argument("--sim", choices=["http", "inprocess"], default="inprocess",
                         help="simulator on this event loop (default: its CPU counts in the wall time) or in its own process over loopback HTTP")
+    parser.add_argument("--batch-size", type=int, default=Settings().collect_batch_size,
+                        help="workers per collector task (default: the settings' default, as deployed)")
     parser.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
     args = parser.parse_args()
     moto_glue.install()
@@ -274,7 +290,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     with meter.installed():
         for size in args.sizes:
-            rows += run_size(size, args.latency, args.baseline_sample if size > 100 else 0, meter, args.sim)
+            rows += run_size(size, args.latency, args.baseline_sample if size > 100 else 0, meter, args.sim, args.batch_size)
     if args.json:
         print(json.dumps(rows, indent=2))
         return
@@ -282,13 +298,14 @@ def main() -> None:
     columns = list(rows[0])
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
     print(f"CML latency {args.latency * 1000:.0f} ms per request; CML concurrency {get_settings().cml_concurrency}; "
-          f"simulator: {args.sim}; AWS: moto in-process, with the local mode's glue; {os.cpu_count()} CPUs")
+          f"batch size {args.batch_size}; simulator: {args.sim}; AWS: moto in-process, with the local mode's glue; {os.cpu_count()} CPUs")
     print("  ".join(c.ljust(widths[c]) for c in columns))
     for row in rows:
         print("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
     print()
     print("Where the batched cycles' wall time went, seconds (ec2_status, cloudwatch and cml run at the same time;")
-    print("records, ec2_describe, ec2_status, cloudwatch, write and samples are AWS calls, here answered by moto):")
+    print("records, ec2_describe, ec2_status, cloudwatch, write and samples are AWS calls, here answered by moto;")
+    print("with several batches, each step's slowest batch):")
     names = ["records", "ec2_describe", "ec2_status", "cloudwatch", "cml", "write", "pause", "samples"]
     print("  ".join(["fleet", "run".ljust(32), *names]))
     for fleet, run, timing in phases:

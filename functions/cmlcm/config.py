@@ -33,7 +33,9 @@ class FunctionSettings(BaseSettings):
     #: anything else is a path to a CA bundle (CML ships a self-signed certificate).
     cml_tls_verify: str = Field(default="true", alias="CML_TLS_VERIFY")
     cml_timeout_seconds: float = Field(default=10.0, alias="CML_TIMEOUT_SECONDS", gt=0)
-    cml_concurrency: int = Field(default=50, alias="CML_CONCURRENCY", ge=1, le=1000)
+    #: CML controllers read at once by one collector; each holds at most 3 sockets while it is
+    #: read, so 250 keeps a collector under Lambda's 1024 open files (see adapters/cml/probe.py).
+    cml_concurrency: int = Field(default=250, alias="CML_CONCURRENCY", ge=1, le=250)
     provision_state_machine_arn: str = Field(default="", alias="PROVISION_STATE_MACHINE_ARN")
     collect_state_machine_arn: str = Field(default="", alias="COLLECT_STATE_MACHINE_ARN")
     #: EventBridge Scheduler schedules whose rate follows the settings (empty: not managed here).

@@ -73,7 +73,9 @@ class TaskFunctions(Construct):
             handler=COLLECT_TASKS["CollectBatchFunctionArn"],
             service_name="collect",
             description="Collection: one batch of workers (EC2, CloudWatch, CML), changed ones written",
-            memory_size=1024,
+            # One full vCPU (Lambda gives CPU in proportion to memory, 1769 MB = 1 vCPU): a batch of
+            # 1000 workers is thousands of CML requests on one event loop.
+            memory_size=1769,
             timeout=BATCH_TIMEOUT,
         )
         grant_table_data(

@@ -4,13 +4,17 @@ does under a fleet's load."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 
 from cmlcm.adapters.cml.client import CmlFleetSession, TokenCache, _shared_tls
 from cmlcm.adapters.cml.credentials import CmlCredentials
 from cmlcm.adapters.cml.errors import CmlError
+from cmlcm.adapters.cml.probe import CONNECTIONS_PER_CONTROLLER, FleetProbe
+from cmlcm.config import FunctionSettings
 from cmlsim.process import SimulatorProcess
 
 CONTROLLERS = 150
@@ -61,3 +65,52 @@ def test_one_tls_context_serves_every_controller():
     context = _shared_tls(True)
     assert context is not True and context.verify_mode.name == "CERT_REQUIRED"
     assert _shared_tls(False) is False and _shared_tls(context) is context
+
+
+def open_sockets() -> int:
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+        except OSError:  # the directory listing's own descriptor, closed by now
+            pass
+    return count
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts sockets through /proc")
+def test_a_fleet_read_holds_sockets_only_for_the_controllers_being_read(sim):  # noqa: ANN001
+    # Given 80 controllers, read through the collector's probe ten at a time
+    ids = [f"i-lease{n:012d}" for n in range(80)]
+    sim.add(ids, latency=0.05)
+    settings = FunctionSettings(CML_ENDPOINT_MODE="template", CML_ENDPOINT_TEMPLATE=sim.base + "/controllers/{instance_id}/api/v0",
+                                CML_TLS_VERIFY="true")
+    probe = FleetProbe(settings, lambda: CmlCredentials("admin", "cml-sim-password"))  # type: ignore[arg-type]
+    in_flight = 10
+
+    async def read_all() -> tuple[list[object], int, int]:
+        before = open_sockets()  # the event loop's own included
+        peak = 0
+        gate = asyncio.Semaphore(in_flight)
+        async with probe.session() as reader:
+
+            async def read(cid: str) -> object:
+                nonlocal peak
+                async with gate:
+                    worker = SimpleNamespace(instance_id=cid, public_ip=None, private_ip=None)
+                    try:
+                        return await reader.read(worker)  # type: ignore[arg-type]
+                    except CmlError as exc:
+                        return exc
+                    finally:
+                        peak = max(peak, open_sockets() - before)
+
+            results = await asyncio.gather(*(read(cid) for cid in ids))
+            return results, peak, open_sockets() - before
+
+    # When the whole fleet is read
+    results, peak, left_open = asyncio.run(read_all())
+    # Then every read succeeded, a controller's sockets closed when its read was done (never more
+    # than the controllers in flight times the per-controller pool), and none is left open
+    assert not [r for r in results if isinstance(r, CmlError)]
+    assert peak <= in_flight * CONNECTIONS_PER_CONTROLLER, peak
+    assert left_open <= 0, left_open

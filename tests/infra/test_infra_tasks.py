@@ -75,7 +75,7 @@ ANY_IMAGE = {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":ec2:*::image
 
 def test_each_task_runs_once_with_its_memory_and_timeout(resources):
     # Given the template / Then every handler has one function, sized for its work
-    expected = {PLAN: (512, 60), BATCH: (1024, 300), SUMMARY: (512, 60), PROVISION: (512, 60), RECONCILE: (512, 300)}
+    expected = {PLAN: (512, 60), BATCH: (1769, 300), SUMMARY: (512, 60), PROVISION: (512, 60), RECONCILE: (512, 300)}
     for handler, (memory, timeout) in expected.items():
         props = resources[function_id(resources, handler)]["Properties"]
         assert (props["MemorySize"], props["Timeout"]) == (memory, timeout), handler

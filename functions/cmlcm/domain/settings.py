@@ -62,7 +62,11 @@ class Settings(BaseModel):
     idle_detection_enabled: bool = Field(default=True, description="Global switch for auto-pause")
     idle_timeout_minutes: int = Field(default=60, ge=5, le=7 * 24 * 60)
     collect_interval_minutes: int = Field(default=5, ge=1, le=60, description="Metrics schedule period")
-    collect_batch_size: int = Field(default=100, ge=1, le=1000, description="Workers per collector task")
+    collect_batch_size: int = Field(
+        default=1000, ge=1, le=1000,
+        description="Workers per collector task: each batch costs one DescribeInstances, one DescribeInstanceStatus "
+        "and one GetMetricData per 250 workers; smaller batches spread CML reads over parallel collectors",
+    )
     collect_max_concurrency: int = Field(default=10, ge=1, le=40, description="Map state MaxConcurrency")
     reconcile_interval_minutes: int = Field(default=15, ge=5, le=1440)
     refresh_min_interval_seconds: int = Field(default=30, ge=5, le=3600, description="On-demand refresh limit")

@@ -24,7 +24,8 @@ import logging
 import os
 import ssl
 import threading
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
@@ -499,6 +500,8 @@ class CmlFleetSession:
         )
         self._pools: dict[str, httpx.AsyncClient] = {}
         self._clients: dict[str, CmlClient] = {}
+        #: Holders of each controller's `controller()` lease; the pool closes when the last leaves.
+        self._holders: dict[str, int] = {}
 
     def _http_for(self, base_url: str) -> httpx.AsyncClient:
         if self.http is not None:
@@ -520,9 +523,28 @@ class CmlFleetSession:
             )
         return found
 
+    @asynccontextmanager
+    async def controller(self, base_url: str) -> AsyncIterator[CmlClient]:
+        """The client of one controller for one piece of work: when the last holder of that
+        controller is done, its pool closes (a read of 1000 workers must not keep 1000
+        controllers' sockets open until the end: Lambda allows 1024 open files). Its token stays
+        in the token cache."""
+        key = base_url.rstrip("/")
+        self._holders[key] = self._holders.get(key, 0) + 1
+        try:
+            yield self.client(key)
+        finally:
+            self._holders[key] -= 1
+            if not self._holders[key]:
+                del self._holders[key]
+                self._clients.pop(key, None)
+                pool = self._pools.pop(key, None)
+                if pool is not None:
+                    await pool.aclose()
+
     @property
     def pools(self) -> int:
-        """Connection pools opened so far (one per controller; 0 over an injected transport)."""
+        """Connection pools open now (one per controller in use; 0 over an injected transport)."""
         return len(self._pools)
 
     async def aclose(self) -> None:

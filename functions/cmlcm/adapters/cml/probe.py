@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from cmlcm.adapters.cml.client import (
-    DEFAULT_LAB_CONCURRENCY,
     CmlClient,
     CmlFleetSession,
     TokenCache,
@@ -24,9 +23,12 @@ from cmlcm.domain.workers import Worker
 
 #: Telemetry categories that mean a person used the worker (idle detection's activity signal).
 ACTIVITY_CATEGORIES = {"start_lab", "stop_lab", "start_node", "stop_node", "import_lab", "export_lab", "user_activity"}
-#: Requests one `read` has in flight at once; each controller's pool is sized so that a read
-#: (or a lab listing) never waits for a connection (a wait would eat into the call deadline).
-PARALLEL_REQUESTS_PER_READ = 5
+#: Sockets one controller's read may hold. A read has four calls in flight at once (readiness,
+#: stats, lab ids, licence; then lab details), so with three one of them waits a round trip for a
+#: connection (inside its deadline). Lambda allows 1024 open files: `CML_CONCURRENCY` (at most
+#: 250 controllers read at once) x 3 = 750 sockets at most, since each controller's sockets close
+#: when its read is done (`CmlFleetSession.controller`).
+CONNECTIONS_PER_CONTROLLER = 3
 #: How far back activity is looked for (CML returns the whole history; older is irrelevant).
 ACTIVITY_WINDOW = timedelta(days=7)
 
@@ -43,16 +45,22 @@ class FleetReader:
 
     async def ready(self, worker: Worker) -> bool:
         """Ready and a supported release (the saga's last gate before RUNNING)."""
-        try:
-            await self.client_for(worker).ensure_ready()
-        except CmlNotReady:
-            return False
-        return True
+        async with self._session.controller(self._probe.base_url(worker)) as cml:
+            try:
+                await cml.ensure_ready()
+            except CmlNotReady:
+                return False
+            return True
 
     async def read(self, worker: Worker) -> CmlReading:
         """All reads in parallel (two round trips: labs need ids, then details). A booting
-        controller is reported as not ready, whatever its other answers were."""
-        cml = self.client_for(worker)
+        controller is reported as not ready, whatever its other answers were. The controller's
+        sockets close when its read is done, so a fleet read holds at most (controllers read at
+        once) x `CONNECTIONS_PER_CONTROLLER` sockets."""
+        async with self._session.controller(self._probe.base_url(worker)) as cml:
+            return await self._read(cml)
+
+    async def _read(self, cml: CmlClient) -> CmlReading:
         info, *rest = await asyncio.gather(
             cml.ensure_ready(), cml.system_stats(), cml.list_labs(), cml.licensing_status(),
             return_exceptions=True,
@@ -122,7 +130,7 @@ class FleetProbe:
             self._credentials,
             verify=self._verify,
             timeout=self._settings.cml_timeout_seconds,
-            connections_per_controller=max(PARALLEL_REQUESTS_PER_READ, DEFAULT_LAB_CONCURRENCY),
+            connections_per_controller=CONNECTIONS_PER_CONTROLLER,
             token_cache=self._tokens,
             transport=self._transport,
         ) as session:
