@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 
 import httpx
@@ -84,3 +85,39 @@ def test_booting_and_unsupported_controllers(probe_env):  # noqa: ANN001
     finally:
         cmlsim.fleet.CML_VERSION = original
         cmlsim.app.CML_VERSION = original
+
+
+class InFlight(httpx.AsyncBaseTransport):
+    """Counts the requests in flight at once through the wrapped transport."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner, self.now, self.peak = inner, 0, 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+        try:
+            return await self.inner.handle_async_request(request)
+        finally:
+            self.now -= 1
+
+
+def test_a_read_keeps_three_requests_in_flight_and_takes_two_round_trips():
+    # Given a controller with two labs answering in 150 ms
+    fleet = SimulatedFleet(converge_seconds=0)
+    fleet.add("i-rtt", labs=2, running_labs=1)
+    fleet.set_faults("i-rtt", latency=0.15)
+    settings = FunctionSettings(CML_ENDPOINT_MODE="template", CML_ENDPOINT_TEMPLATE="http://sim/controllers/{instance_id}/api/v0")
+    counting = InFlight(httpx.ASGITransport(app=build_app(fleet)))
+    probe = FleetProbe(settings, lambda: CmlCredentials("admin", fleet.password), transport=counting)  # type: ignore[arg-type]
+    # When it is read with the token of an earlier read (no login in the way)
+    _read(probe, _worker("i-rtt"))
+    counting.peak = 0
+    started = time.perf_counter()
+    reading = _read(probe, _worker("i-rtt"))
+    took = time.perf_counter() - started
+    # Then the read had at most three requests in flight (one per socket of the controller's
+    # pool), and took two round trips
+    assert reading.labs_total == 2
+    assert counting.peak == 3
+    assert 0.3 <= took < 0.44, took  # three round trips would be 0.45 s

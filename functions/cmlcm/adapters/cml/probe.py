@@ -17,17 +17,18 @@ from cmlcm.adapters.cml.client import (
 from cmlcm.adapters.cml.credentials import CmlCredentials, SecretsManagerCredentials
 from cmlcm.adapters.cml.endpoints import resolve_cml_base_url
 from cmlcm.adapters.cml.errors import CmlNotReady
+from cmlcm.adapters.cml.models import LicensingStatus, SystemInformation
 from cmlcm.config import FunctionSettings
 from cmlcm.domain.cml import CmlReading
 from cmlcm.domain.workers import Worker
 
 #: Telemetry categories that mean a person used the worker (idle detection's activity signal).
 ACTIVITY_CATEGORIES = {"start_lab", "stop_lab", "start_node", "stop_node", "import_lab", "export_lab", "user_activity"}
-#: Sockets one controller's read may hold. A read has four calls in flight at once (readiness,
-#: stats, lab ids, licence; then lab details), so with three one of them waits a round trip for a
-#: connection (inside its deadline). Lambda allows 1024 open files: `CML_CONCURRENCY` (at most
-#: 250 controllers read at once) x 3 = 750 sockets at most, since each controller's sockets close
-#: when its read is done (`CmlFleetSession.controller`).
+#: Sockets one controller's read may hold: a read keeps three requests in flight (readiness then
+#: licence, stats, lab ids then details; more labs queue for a socket inside their deadline).
+#: Lambda allows 1024 open files: `CML_CONCURRENCY` (at most 250 controllers read at once) x 3 =
+#: 750 sockets at most, since each controller's sockets close when its read is done
+#: (`CmlFleetSession.controller`).
 CONNECTIONS_PER_CONTROLLER = 3
 #: How far back activity is looked for (CML returns the whole history; older is irrelevant).
 ACTIVITY_WINDOW = timedelta(days=7)
@@ -53,7 +54,7 @@ class FleetReader:
             return True
 
     async def read(self, worker: Worker) -> CmlReading:
-        """All reads in parallel (two round trips: labs need ids, then details). A booting
+        """Everything one cycle needs, in two round trips after login (see `_read`). A booting
         controller is reported as not ready, whatever its other answers were. The controller's
         sockets close when its read is done, so a fleet read holds at most (controllers read at
         once) x `CONNECTIONS_PER_CONTROLLER` sockets."""
@@ -61,16 +62,25 @@ class FleetReader:
             return await self._read(cml)
 
     async def _read(self, cml: CmlClient) -> CmlReading:
-        info, *rest = await asyncio.gather(
-            cml.ensure_ready(), cml.system_stats(), cml.list_labs(), cml.licensing_status(),
-            return_exceptions=True,
+        # Three chains at once, each two round trips at most: readiness then licence, stats, lab
+        # ids then details. So a read keeps three requests in flight (with up to two labs), one
+        # per socket of its controller's pool, and still takes two round trips after login.
+        async def ready_then_licence() -> tuple[SystemInformation, LicensingStatus | Exception]:
+            info = await cml.ensure_ready()
+            try:
+                return info, await cml.licensing_status()
+            except Exception as exc:  # noqa: BLE001 - reported below, after stats' and labs' faults
+                return info, exc
+
+        first, stats, labs = await asyncio.gather(
+            ready_then_licence(), cml.system_stats(), cml.list_labs(), return_exceptions=True
         )
-        if isinstance(info, BaseException):
-            raise info  # booting (CmlNotReady) or an unsupported release, whatever else answered
-        for outcome in rest:
+        if isinstance(first, BaseException):
+            raise first  # booting (CmlNotReady) or an unsupported release, whatever else answered
+        info, licence = first
+        for outcome in (stats, labs, licence):
             if isinstance(outcome, BaseException):
                 raise outcome
-        stats, labs, licence = rest
         activity = [lab.modified for lab in labs if lab.modified]
         if stats.running_nodes == 0:
             # Running nodes are activity enough; only an idle-looking worker needs the (whole)
