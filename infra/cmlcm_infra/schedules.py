@@ -5,8 +5,9 @@
 name when `PUT /settings` changes an interval (`grant_update`). `schedule_state_machine` and
 `schedule_function` are the generic helpers.
 
-Note: CloudFormation owns the schedules, so a deployment puts the rates back to the defaults here
-until the settings are saved again.
+Note: CloudFormation owns the schedules, so a deployment puts the rates back to the defaults here;
+the collection plan task (also granted `grant_update`) puts them back on the settings' intervals
+on every run, so the first run after a deployment restores them.
 """
 from __future__ import annotations
 

@@ -96,6 +96,11 @@ class CmlCloudManagerStack(Stack):
             self.api_function.add_environment(variable, value)
         self.workflows.provision_worker.grant_start_execution(self.api_function)
         self.schedules.grant_update(self.api_function)
+        # Each collection run puts the rates back on the settings' intervals: a deployment
+        # resets them to the template's (CloudFormation owns the schedules).
+        for variable, value in self.schedules.environment.items():
+            self.tasks.collect_plan.add_environment(variable, value)
+        self.schedules.grant_update(self.tasks.collect_plan)
 
         rest_api = RestApi(self, "RestApi", handler=self.api_function, user_pool=auth.user_pool)
 

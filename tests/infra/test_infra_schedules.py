@@ -1,5 +1,6 @@
 """EventBridge Scheduler: collection every 5 minutes (state machine), reconciler every 15 minutes
-(function), each with its own role; the API may move exactly these two schedules."""
+(function), each with its own role; the API and the collection plan may move exactly these two
+schedules."""
 from __future__ import annotations
 
 import pytest
@@ -67,6 +68,17 @@ def test_each_schedule_has_its_own_role_trusting_only_scheduler_of_this_account(
         ]
 
 
+PLAN_HANDLER = "cmlcm.handlers.collect.plan_handler"
+
+
+def test_the_collect_plan_knows_the_schedules_to_put_back_on_the_settings(resources):
+    # Each collection run restores the settings' rates a deployment reset (services.settings).
+    env = environment(resources, PLAN_HANDLER)
+    assert (env["COLLECT_SCHEDULE_NAME"], env["RECONCILE_SCHEDULE_NAME"], env["SCHEDULE_GROUP_NAME"]) == (
+        COLLECT, RECONCILE, "default"
+    )
+
+
 def test_api_knows_the_state_machines_and_the_schedules(resources):
     env = environment(resources, API_HANDLER)
     assert env["PROVISION_STATE_MACHINE_ARN"] == {"Ref": _machine_id(resources, "ProvisionFunctionArn")}
@@ -83,8 +95,9 @@ def test_api_starts_only_the_provisioning_saga(resources):
     ]
 
 
-def test_api_may_update_exactly_the_two_schedules_and_pass_only_their_roles_to_scheduler(resources, schedules):
-    statements = function_statements(resources, API_HANDLER)
+@pytest.mark.parametrize("handler", [API_HANDLER, PLAN_HANDLER])
+def test_may_update_exactly_the_two_schedules_and_pass_only_their_roles_to_scheduler(resources, schedules, handler):
+    statements = function_statements(resources, handler)
     (update,) = [s for s in statements if "scheduler:UpdateSchedule" in as_list(s["Action"])]
     assert sorted(as_list(update["Action"])) == ["scheduler:GetSchedule", "scheduler:UpdateSchedule"]
     arns = [r["Fn::Join"][1] for r in update["Resource"]]

@@ -33,7 +33,8 @@ ALL_HANDLERS = (API_HANDLER, PLAN, BATCH, SUMMARY, PROVISION, RECONCILE)
 SECRET_READ = {"secretsmanager:GetSecretValue"}
 #: Handler → every action its role holds beyond the baseline (DynamoDB is checked per table below).
 EXPECTED_ACTIONS = {
-    PLAN: set(),
+    # Puts the schedules back on the settings' intervals after a deployment reset them.
+    PLAN: {"scheduler:GetSchedule", "scheduler:UpdateSchedule", "iam:PassRole"},
     BATCH: {"ec2:DescribeInstances", "ec2:DescribeInstanceStatus", "ec2:StopInstances", "cloudwatch:GetMetricData"}
     | SECRET_READ,
     SUMMARY: set(),

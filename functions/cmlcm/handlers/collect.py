@@ -18,6 +18,7 @@ from cmlcm import wiring
 from cmlcm.config import get_settings
 from cmlcm.services import jobs
 from cmlcm.services.collect import collect
+from cmlcm.services.settings import heal_schedule_rates
 
 logger = Logger()
 tracer = Tracer()
@@ -62,12 +63,16 @@ def _now() -> datetime:
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """List the active workers (index query, ids only) and the settings that shape the run."""
+    """List the active workers (index query, ids only) and the settings that shape the run; put
+    the schedules back on the settings' intervals (a deployment resets them)."""
     ports = wiring.worker_ports()
     settings = ports.settings.get()
     now = _now()
     interval = jobs.job_intervals(settings)[jobs.COLLECT_JOB]
     jobs.record_start(wiring.ops_ports().jobs, jobs.COLLECT_JOB, interval_seconds=interval, now=now)
+    healed = heal_schedule_rates(wiring.schedules(), settings)
+    if any(result not in ("ok", "none") for result in healed.values()):
+        logger.warning("schedule rates not moved to the settings' intervals", extra={"schedules": healed})
     worker_ids = ports.workers.active_ids()
     logger.info("collection planned", extra={"workers": len(worker_ids)})
     return {

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from cmlcm.domain.errors import ValidationFailed
+from cmlcm.domain.errors import ExternalServiceError, ValidationFailed
 from cmlcm.domain.settings import Settings
 from cmlcm.ports import SettingsRepository
 from cmlcm.services.jobs import COLLECT_JOB, RECONCILE_JOB
@@ -32,3 +32,18 @@ def save_settings(
         schedules.set_interval(COLLECT_JOB, saved.collect_interval_minutes)
         schedules.set_interval(RECONCILE_JOB, saved.reconcile_interval_minutes)
     return saved
+
+
+def heal_schedule_rates(schedules: ScheduleRates, settings: Settings) -> dict[str, str]:
+    """Put both schedules back on the settings' intervals. A deployment resets them to the
+    template's rates (CloudFormation owns the schedules), so every collection run calls this:
+    after a deployment the next run restores what the operator set. Returns, per job, "ok",
+    "none" (this deployment has no such schedule) or the fault's code; never raises for a fault
+    (collection must not fail because a rate could not be moved)."""
+    outcome: dict[str, str] = {}
+    for job, minutes in ((COLLECT_JOB, settings.collect_interval_minutes), (RECONCILE_JOB, settings.reconcile_interval_minutes)):
+        try:
+            outcome[job] = "ok" if schedules.set_interval(job, minutes) else "none"
+        except ExternalServiceError as exc:
+            outcome[job] = exc.code
+    return outcome
