@@ -94,3 +94,14 @@ def test_a_collection_run_restores_the_rates_a_deployment_reset(scheduled, monke
     assert planned["workers"] == 0 and planned["batch_size"] == 1000
     get_settings.cache_clear()
     wiring.reset()
+
+
+def test_healing_survives_a_scheduler_that_does_not_answer(aws):  # noqa: ANN001, ARG001
+    from botocore.exceptions import EndpointConnectionError
+
+    class Unreachable:
+        def get_schedule(self, **_: Any) -> Any:
+            raise EndpointConnectionError(endpoint_url="https://scheduler.us-east-1.amazonaws.com")
+
+    outcome = heal_schedule_rates(EventBridgeSchedules(REGION, NAMES, scheduler=Unreachable()), Settings())
+    assert outcome == {COLLECT_JOB: "ExternalServiceError", RECONCILE_JOB: "ExternalServiceError"}

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from cmlcm.adapters.aws import client, map_client_error
+from cmlcm.domain.errors import ExternalServiceError
 
 #: UpdateSchedule replaces the whole schedule: these fields are carried over from GetSchedule.
 _KEPT = ("Description", "FlexibleTimeWindow", "Target", "State", "ScheduleExpressionTimezone", "StartDate", "EndDate")
@@ -40,4 +41,6 @@ class EventBridgeSchedules:
             )
         except ClientError as exc:
             raise map_client_error(exc, action="UpdateSchedule") from exc
+        except BotoCoreError as exc:  # no answer at all (endpoint unreachable, timeout)
+            raise ExternalServiceError(f"UpdateSchedule: {exc}") from exc
         return True
