@@ -109,7 +109,8 @@ def _wire_form(value: Any) -> bool:
     if kind in _WIRE_SETS:
         return type(inner) is list and all(type(x) is str for x in inner)
     if kind == "M":
-        return type(inner) is dict and all(type(k) is str and _wire_form(v) for k, v in inner.items())
+        # An empty key takes moto's path too (moto's serializer treats "" as "no wrapper").
+        return type(inner) is dict and all(type(k) is str and k and _wire_form(v) for k, v in inner.items())
     if kind == "L":
         return type(inner) is list and all(_wire_form(v) for v in inner)
     return False

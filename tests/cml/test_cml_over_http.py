@@ -91,26 +91,49 @@ def test_a_fleet_read_holds_sockets_only_for_the_controllers_being_read(sim):  #
         before = open_sockets()  # the event loop's own included
         peak = 0
         gate = asyncio.Semaphore(in_flight)
+
+        async def sample() -> None:  # the open sockets, every few milliseconds while reading
+            nonlocal peak
+            while True:
+                peak = max(peak, open_sockets() - before)
+                await asyncio.sleep(0.005)
+
+        sampler = asyncio.create_task(sample())
         async with probe.session() as reader:
 
             async def read(cid: str) -> object:
-                nonlocal peak
                 async with gate:
                     worker = SimpleNamespace(instance_id=cid, public_ip=None, private_ip=None)
                     try:
                         return await reader.read(worker)  # type: ignore[arg-type]
                     except CmlError as exc:
                         return exc
-                    finally:
-                        peak = max(peak, open_sockets() - before)
 
             results = await asyncio.gather(*(read(cid) for cid in ids))
-            return results, peak, open_sockets() - before
+        sampler.cancel()
+        return results, peak, open_sockets() - before
 
     # When the whole fleet is read
     results, peak, left_open = asyncio.run(read_all())
     # Then every read succeeded, a controller's sockets closed when its read was done (never more
     # than the controllers in flight times the per-controller pool), and none is left open
     assert not [r for r in results if isinstance(r, CmlError)]
-    assert peak <= in_flight * CONNECTIONS_PER_CONTROLLER, peak
+    assert 0 < peak <= in_flight * CONNECTIONS_PER_CONTROLLER, peak
     assert left_open <= 0, left_open
+
+
+def test_a_lease_never_closes_a_controller_handed_out_without_one():
+    credentials = CmlCredentials("admin", "pw")
+
+    async def go() -> tuple[bool, bool, int]:
+        async with CmlFleetSession(lambda: credentials, token_cache=TokenCache()) as session:
+            pinned = session.client("https://10.0.0.1/api/v0")  # e.g. a lab action's client
+            async with session.controller("https://10.0.0.1/api/v0") as same:
+                assert same is pinned
+            async with session.controller("https://10.0.0.2/api/v0") as leased:
+                pass
+            return pinned._http.is_closed, leased._http.is_closed, session.pools
+
+    pinned_closed, leased_closed, pools = asyncio.run(go())
+    # The pool handed out by client() stays open; the leased one closed when its lease ended
+    assert (pinned_closed, leased_closed, pools) == (False, True, 1)

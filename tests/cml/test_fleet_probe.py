@@ -103,10 +103,10 @@ class InFlight(httpx.AsyncBaseTransport):
 
 
 def test_a_read_keeps_three_requests_in_flight_and_takes_two_round_trips():
-    # Given a controller with two labs answering in 150 ms
+    # Given a controller with two labs answering in half a second
     fleet = SimulatedFleet(converge_seconds=0)
     fleet.add("i-rtt", labs=2, running_labs=1)
-    fleet.set_faults("i-rtt", latency=0.15)
+    fleet.set_faults("i-rtt", latency=0.5)
     settings = FunctionSettings(CML_ENDPOINT_MODE="template", CML_ENDPOINT_TEMPLATE="http://sim/controllers/{instance_id}/api/v0")
     counting = InFlight(httpx.ASGITransport(app=build_app(fleet)))
     probe = FleetProbe(settings, lambda: CmlCredentials("admin", fleet.password), transport=counting)  # type: ignore[arg-type]
@@ -119,5 +119,5 @@ def test_a_read_keeps_three_requests_in_flight_and_takes_two_round_trips():
     # Then the read had at most three requests in flight (one per socket of the controller's
     # pool), and took two round trips
     assert reading.labs_total == 2
-    assert counting.peak == 3
-    assert 0.3 <= took < 0.44, took  # three round trips would be 0.45 s
+    assert counting.peak <= 3  # the read before this change had four in flight
+    assert 1.0 <= took < 1.45, took  # three round trips would be 1.5 s

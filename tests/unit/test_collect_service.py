@@ -115,6 +115,20 @@ def test_one_describe_per_batch_and_bounded_cml_concurrency():
     assert repo.get("w-0001").service_status == ServiceStatus.AVAILABLE
 
 
+def test_the_cml_concurrency_bound_holds_across_regions():
+    # Given a batch whose workers are in two regions (each region is read at the same time)
+    repo, ec2 = _fleet(120)
+    for i in range(0, 120, 2):
+        worker = repo.get(f"w-{i:04d}")
+        repo.save(worker.model_copy(update={"region": "us-west-2"}))
+    cml = FakeCml()
+    # When it is collected with a bound of 20 controllers at once
+    result = asyncio.run(collect(_ports(repo, ec2, cml, concurrency=20), [f"w-{i:04d}" for i in range(120)], now=NOW))
+    # Then never more than 20 in flight in all, not 20 per region
+    assert result.workers == 120 and cml.calls == 120
+    assert cml.max_in_flight == 20
+
+
 def test_second_cycle_with_nothing_changed_writes_no_worker():
     repo, ec2 = _fleet(50)
     ports = _ports(repo, ec2, FakeCml())

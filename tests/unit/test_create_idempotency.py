@@ -119,3 +119,23 @@ def test_the_same_key_with_another_request_is_a_409(ports):  # noqa: ANN001
     other = CreateWorker(name="exam-8", region="us-east-1", ami_id="ami-0123456789abcdef0")
     with pytest.raises(Conflict, match="different request"):
         create_worker(ports, other, worker_id="w-second", idempotency_key=KEY, now=NOW)
+
+
+def test_a_saga_that_cannot_start_fails_the_worker_and_reports_the_fault(ports):  # noqa: ANN001
+    # Given Step Functions refusing the start (nothing is launched)
+    from dataclasses import replace
+
+    from cmlcm.domain.errors import ExternalServiceError
+
+    class Refusing:
+        def start(self, *, name: str, payload: dict[str, Any]) -> str:
+            raise ExternalServiceError("StartExecution: ThrottlingException: Rate exceeded")
+
+    refused = replace(ports, workflow=Refusing())
+    # When a worker is created, then the fault reaches the caller (502), not a NameError (500)
+    with pytest.raises(ExternalServiceError, match="Rate exceeded"):
+        create_worker(refused, REQUEST, worker_id="w-1", idempotency_key=None, now=NOW)
+    # And the worker is FAILED with the step and the fault recorded, not left PENDING
+    failed = ports.workers.get("w-1")
+    assert failed.status == WorkerStatus.FAILED
+    assert failed.last_error is not None and "Rate exceeded" in failed.last_error.message

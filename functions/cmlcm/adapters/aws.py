@@ -30,16 +30,23 @@ RETRY_CONFIG = Config(
     max_pool_connections=50,
 )
 
-_clients: dict[tuple[str, str], Any] = {}
+#: For small calls made on the way of something else (moving a schedule's rate during a
+#: collection run or a settings save): at most ~10 s a call, so they cannot eat a 29 s API
+#: request or a 60 s task.
+QUICK_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=3)
+
+_clients: dict[tuple[str, str, bool], Any] = {}
 _lock = threading.Lock()
 
 
-def client(service: str, region: str) -> Any:
-    """A cached boto3 client for `service` in `region`, with the shared retry config."""
-    key = (service, region)
+def client(service: str, region: str, *, quick: bool = False) -> Any:
+    """A cached boto3 client for `service` in `region`, with the shared retry config (or
+    `QUICK_CONFIG` with `quick=True`)."""
+    key = (service, region, quick)
     with _lock:
         if key not in _clients:
-            _clients[key] = boto3.session.Session().client(service, region_name=region, config=RETRY_CONFIG)
+            config = QUICK_CONFIG if quick else RETRY_CONFIG
+            _clients[key] = boto3.session.Session().client(service, region_name=region, config=config)
         return _clients[key]
 
 

@@ -30,8 +30,8 @@ class EventBridgeSchedules:
         name = self._names.get(job)
         if name is None:
             return False
-        scheduler = self._scheduler or client("scheduler", self._region)
         try:
+            scheduler = self._scheduler or client("scheduler", self._region, quick=True)
             current = scheduler.get_schedule(Name=name, GroupName=self._group)
             if current.get("ScheduleExpression") == rate_expression(minutes):
                 return True

@@ -184,10 +184,13 @@ def observe(worker: Worker, observation: Observation, *, now: datetime) -> Worke
     return candidate.model_copy(update={"updated_at": now})
 
 
-async def _probe_all(ports: CollectPorts, workers: Sequence[Worker]) -> dict[str, CmlReading | ExternalServiceError]:
+async def _probe_all(
+    ports: CollectPorts, workers: Sequence[Worker], limit: asyncio.Semaphore
+) -> dict[str, CmlReading | ExternalServiceError]:
+    """`limit` is the whole collection's (every region's), so the controllers read at once, and
+    the sockets they hold, stay within `cml_concurrency` however the batch spans regions."""
     if not workers:
         return {}
-    limit = asyncio.Semaphore(ports.cml_concurrency)
     async with ports.cml.session() as reader:
 
         async def one(worker: Worker) -> tuple[str, CmlReading | ExternalServiceError]:
@@ -201,7 +204,8 @@ async def _probe_all(ports: CollectPorts, workers: Sequence[Worker]) -> dict[str
 
 
 async def _observe_region(
-    ports: CollectPorts, region: str, workers: Sequence[Worker], now: datetime, result: CollectResult
+    ports: CollectPorts, region: str, workers: Sequence[Worker], now: datetime, result: CollectResult,
+    cml_limit: asyncio.Semaphore,
 ) -> dict[str, Observation]:
     with_instance = [w for w in workers if w.instance_id]
     ids = [w.instance_id for w in with_instance]  # type: ignore[misc]
@@ -233,7 +237,7 @@ async def _observe_region(
 
     async def probes() -> dict[str, CmlReading | ExternalServiceError]:
         with result.phase("cml"):
-            return await _probe_all(ports, running)
+            return await _probe_all(ports, running, cml_limit)
 
     status_map, usage_map, readings = await asyncio.gather(checks(), usage(), probes())
     observations: dict[str, Observation] = {}
@@ -283,7 +287,10 @@ async def collect(ports: CollectPorts, worker_ids: Sequence[str], *, now: dateti
     by_region: dict[str, list[Worker]] = defaultdict(list)
     for worker in workers:
         by_region[worker.region].append(worker)
-    per_region = await asyncio.gather(*(_observe_region(ports, r, ws, now, result) for r, ws in by_region.items()))
+    cml_limit = asyncio.Semaphore(ports.cml_concurrency)
+    per_region = await asyncio.gather(
+        *(_observe_region(ports, r, ws, now, result, cml_limit) for r, ws in by_region.items())
+    )
     observations = {k: v for part in per_region for k, v in part.items()}
 
     changed: list[Worker] = []

@@ -122,7 +122,8 @@ def _replayed_worker(ports: ProvisionPorts, worker_id: str, *, wait: Callable[[]
         except NotFound:
             if next(polls, _GAVE_UP) is _GAVE_UP:
                 raise Conflict(
-                    "a request with this Idempotency-Key is still in progress; retry it in a moment",
+                    "the first request with this Idempotency-Key has not recorded a worker: it is still in "
+                    "progress (retry in a moment), or it failed or its worker was deleted (use a new key)",
                     field="Idempotency-Key",
                 ) from None
 
@@ -183,7 +184,7 @@ def create_worker(
     )
     try:
         execution_arn = ports.workflow.start(name=worker_id, payload=saga_input(worker, settings))
-    except ExternalServiceError:
+    except ExternalServiceError as exc:
         # Nothing was launched: the worker fails here and keeps its name until deleted.
         mutate(ports.workers, worker_id, lambda w: w.fail(step="start", kind=exc.code, message=exc.message, now=now))
         raise

@@ -502,6 +502,8 @@ class CmlFleetSession:
         self._clients: dict[str, CmlClient] = {}
         #: Holders of each controller's `controller()` lease; the pool closes when the last leaves.
         self._holders: dict[str, int] = {}
+        #: Controllers handed out by `client()`: their pools stay open until the session closes.
+        self._pinned: set[str] = set()
 
     def _http_for(self, base_url: str) -> httpx.AsyncClient:
         if self.http is not None:
@@ -513,8 +515,13 @@ class CmlFleetSession:
         return pool
 
     def client(self, base_url: str) -> CmlClient:
-        """The client of one controller, on its controller's pool and this session's token cache."""
+        """The client of one controller, on its controller's pool and this session's token cache,
+        open until the session closes (a `controller()` lease never closes a pool handed out here)."""
         key = base_url.rstrip("/")
+        self._pinned.add(key)
+        return self._client(key)
+
+    def _client(self, key: str) -> CmlClient:
         found = self._clients.get(key)
         if found is None:
             found = self._clients[key] = CmlClient(
@@ -532,15 +539,19 @@ class CmlFleetSession:
         key = base_url.rstrip("/")
         self._holders[key] = self._holders.get(key, 0) + 1
         try:
-            yield self.client(key)
+            yield self._client(key)
         finally:
             self._holders[key] -= 1
             if not self._holders[key]:
                 del self._holders[key]
-                self._clients.pop(key, None)
-                pool = self._pools.pop(key, None)
-                if pool is not None:
-                    await pool.aclose()
+                if key not in self._pinned:
+                    self._clients.pop(key, None)
+                    pool = self._pools.pop(key, None)
+                    if pool is not None:
+                        try:
+                            await pool.aclose()
+                        except Exception:  # noqa: BLE001 - the read's own outcome stands; logged
+                            log.warning("closing the connection pool of %s failed", key, exc_info=True)
 
     @property
     def pools(self) -> int:

@@ -141,6 +141,8 @@ class FleetProbe:
             verify=self._verify,
             timeout=self._settings.cml_timeout_seconds,
             connections_per_controller=CONNECTIONS_PER_CONTROLLER,
+            # Lab details queue here rather than for a socket (a socket wait spends the call's deadline).
+            lab_concurrency=CONNECTIONS_PER_CONTROLLER,
             token_cache=self._tokens,
             transport=self._transport,
         ) as session:
