@@ -6,7 +6,7 @@ from typing import Protocol
 from cmlcm.domain.errors import ExternalServiceError, ValidationFailed
 from cmlcm.domain.settings import Settings
 from cmlcm.ports import SettingsRepository
-from cmlcm.services.jobs import COLLECT_JOB, RECONCILE_JOB
+from cmlcm.services.jobs import job_intervals
 
 
 class ScheduleRates(Protocol):
@@ -29,8 +29,8 @@ def save_settings(
             )
     saved = repo.save(new)
     if schedules is not None:
-        schedules.set_interval(COLLECT_JOB, saved.collect_interval_minutes)
-        schedules.set_interval(RECONCILE_JOB, saved.reconcile_interval_minutes)
+        for job, seconds in job_intervals(saved).items():
+            schedules.set_interval(job, seconds // 60)
     return saved
 
 
@@ -41,9 +41,9 @@ def heal_schedule_rates(schedules: ScheduleRates, settings: Settings) -> dict[st
     "none" (this deployment has no such schedule) or the fault's code; never raises for a fault
     (collection must not fail because a rate could not be moved)."""
     outcome: dict[str, str] = {}
-    for job, minutes in ((COLLECT_JOB, settings.collect_interval_minutes), (RECONCILE_JOB, settings.reconcile_interval_minutes)):
+    for job, seconds in job_intervals(settings).items():
         try:
-            outcome[job] = "ok" if schedules.set_interval(job, minutes) else "none"
+            outcome[job] = "ok" if schedules.set_interval(job, seconds // 60) else "none"
         except ExternalServiceError as exc:
             outcome[job] = exc.code
     return outcome
