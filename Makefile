@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 
-.PHONY: local test deps synth deploy bench clean
+.PHONY: local test lint deps synth deploy bench clean
 
 $(PY_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,13 @@ deps: $(PY_STAMP) $(NODE_STAMP)
 local: $(PY_STAMP)
 	$(PY) -m cmlcm_local $(ARGS)
 
-test: deps
+test: deps lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Static gates: ruff lint and format check over the whole tree (config in pyproject.toml).
+lint: $(PY_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 synth: deps
 	npx cdk synth --quiet

@@ -11,6 +11,7 @@ CML requests, DynamoDB write requests and items written, for:
 
     .venv/bin/python benchmarks/collect_fleet.py [--sizes 100 1000] [--latency 0.2] [--baseline-sample 50]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,9 +30,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "functions"), str(ROOT / "local")]
 os.environ.update(
     {
-        "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench", "POWERTOOLS_TRACE_DISABLED": "1", "LOG_LEVEL": "ERROR",
-        "CML_ENDPOINT_MODE": "template", "CML_ENDPOINT_TEMPLATE": "http://sim/controllers/{instance_id}/api/v0",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "POWERTOOLS_TRACE_DISABLED": "1",
+        "LOG_LEVEL": "ERROR",
+        "CML_ENDPOINT_MODE": "template",
+        "CML_ENDPOINT_TEMPLATE": "http://sim/controllers/{instance_id}/api/v0",
         "CML_TIMEOUT_SECONDS": "3",
     }
 )
@@ -168,7 +174,10 @@ def build(size: int, latency: float, sim: Any) -> tuple[CollectPorts, list[str]]
     ports = CollectPorts(
         workers=repo,
         samples=DynamoSampleRepository(settings.metrics_table, settings.aws_region, ttl=timedelta(hours=24)),
-        ec2_for=Ec2Gateway, cloudwatch_for=CloudWatchGateway, cml=probe, cml_concurrency=settings.cml_concurrency,
+        ec2_for=Ec2Gateway,
+        cloudwatch_for=CloudWatchGateway,
+        cml=probe,
+        cml_concurrency=settings.cml_concurrency,
     )
     return ports, [w.worker_id for w in workers]
 
@@ -211,7 +220,9 @@ def simulator(kind: str):  # noqa: ANN201
         sim.close()
 
 
-def run_size(size: int, latency: float, baseline_sample: int, meter: Meter, sim_kind: str, batch_size: int) -> list[dict[str, Any]]:
+def run_size(
+    size: int, latency: float, baseline_sample: int, meter: Meter, sim_kind: str, batch_size: int
+) -> list[dict[str, Any]]:
     rows = []
     with mock_aws(), simulator(sim_kind) as sim:
         ports, ids = build(size, latency, sim)
@@ -228,10 +239,14 @@ def run_size(size: int, latency: float, baseline_sample: int, meter: Meter, sim_
                     return await asyncio.gather(*(collect(ports, batch, now=now) for batch in batches))
 
                 results = asyncio.run(all_batches())
-                totals: dict[str, Any] = {k: sum(getattr(r, k) for r in results) for k in ("changed", "written", "failed")}
+                totals: dict[str, Any] = {
+                    k: sum(getattr(r, k) for r in results) for k in ("changed", "written", "failed")
+                }
                 totals["errors"] = dict(sum((Counter(r.errors) for r in results), Counter()))
                 phases = [r.phases_ms for r in results]
-                totals["phases_ms"] = {name: max(p.get(name, 0) for p in phases) for name in {n for p in phases for n in p}}
+                totals["phases_ms"] = {
+                    name: max(p.get(name, 0) for p in phases) for name in {n for p in phases for n in p}
+                }
                 return totals
 
             return run
@@ -264,8 +279,18 @@ def run_size(size: int, latency: float, baseline_sample: int, meter: Meter, sim_
         if len(sample) < size:
             factor = size / len(sample)
             base["run"] = f"sequential baseline (measured on {len(sample)}, scaled x{factor:g})"
-            for key in ("wall_s", "cpu_s", "in_aws_calls_s", "ec2_calls", "ec2_describe_calls", "cloudwatch_calls", "get_metric_data_calls",
-                        "cml_requests", "dynamodb_write_requests", "dynamodb_items_written"):
+            for key in (
+                "wall_s",
+                "cpu_s",
+                "in_aws_calls_s",
+                "ec2_calls",
+                "ec2_describe_calls",
+                "cloudwatch_calls",
+                "get_metric_data_calls",
+                "cml_requests",
+                "dynamodb_write_requests",
+                "dynamodb_items_written",
+            ):
                 base[key] = round(base[key] * factor, 1)
             for key in ("workers_changed", "worker_items_written", "workers_failed"):
                 base[key] = round(base[key] * factor)
@@ -277,11 +302,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--latency", type=float, default=0.2, help="CML latency per request, seconds")
-    parser.add_argument("--baseline-sample", type=int, default=50, help="workers the sequential baseline runs on (0: all)")
-    parser.add_argument("--sim", choices=["http", "inprocess"], default="inprocess",
-                        help="simulator on this event loop (default: its CPU counts in the wall time) or in its own process over loopback HTTP")
-    parser.add_argument("--batch-size", type=int, default=Settings().collect_batch_size,
-                        help="workers per collector task (default: the settings' default, as deployed)")
+    parser.add_argument(
+        "--baseline-sample", type=int, default=50, help="workers the sequential baseline runs on (0: all)"
+    )
+    parser.add_argument(
+        "--sim",
+        choices=["http", "inprocess"],
+        default="inprocess",
+        help="simulator on this event loop (default: its CPU counts in the wall time) or in its own process over loopback HTTP",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=Settings().collect_batch_size,
+        help="workers per collector task (default: the settings' default, as deployed)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
     args = parser.parse_args()
     moto_glue.install()
@@ -290,15 +325,19 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     with meter.installed():
         for size in args.sizes:
-            rows += run_size(size, args.latency, args.baseline_sample if size > 100 else 0, meter, args.sim, args.batch_size)
+            rows += run_size(
+                size, args.latency, args.baseline_sample if size > 100 else 0, meter, args.sim, args.batch_size
+            )
     if args.json:
         print(json.dumps(rows, indent=2))
         return
     phases = [(r["fleet"], r["run"], r.pop("phases")) for r in rows if "phases" in r]
     columns = list(rows[0])
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
-    print(f"CML latency {args.latency * 1000:.0f} ms per request; CML concurrency {get_settings().cml_concurrency}; "
-          f"batch size {args.batch_size}; simulator: {args.sim}; AWS: moto in-process, with the local mode's glue; {os.cpu_count()} CPUs")
+    print(
+        f"CML latency {args.latency * 1000:.0f} ms per request; CML concurrency {get_settings().cml_concurrency}; "
+        f"batch size {args.batch_size}; simulator: {args.sim}; AWS: moto in-process, with the local mode's glue; {os.cpu_count()} CPUs"
+    )
     print("  ".join(c.ljust(widths[c]) for c in columns))
     for row in rows:
         print("  ".join(str(row[c]).ljust(widths[c]) for c in columns))

@@ -3,6 +3,7 @@
 Context keys are documented in `cmlcm_infra.composition`. Offline synth (no layer build):
 ``npx cdk synth --quiet -c cmlcm:skipBundling=true``.
 """
+
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,5 @@
 """Shared fixtures. The environment is set before any product module is imported."""
+
 from __future__ import annotations
 
 import os
@@ -28,12 +29,12 @@ from typing import Any  # noqa: E402
 import pytest  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
+from cmlcm import wiring  # noqa: E402
 from cmlcm.adapters.aws import reset_clients  # noqa: E402
 from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository, create_tables  # noqa: E402
-from cmlcm.adapters.labs_repo import create_labs_table  # noqa: E402
 from cmlcm.adapters.ec2 import Ec2Gateway  # noqa: E402
+from cmlcm.adapters.labs_repo import create_labs_table  # noqa: E402
 from cmlcm.adapters.operations import DynamoReservations, create_metrics_table  # noqa: E402
-from cmlcm import wiring  # noqa: E402
 from cmlcm.config import get_settings  # noqa: E402
 from cmlcm.services.workers import WorkerPorts  # noqa: E402
 from cmlcm_local import moto_ec2_glue, moto_glue  # noqa: E402
@@ -79,8 +80,16 @@ class Api:
 
         self._handler = api_app.handler
 
-    def call(self, method: str, path: str, *, role: str | None = "admin", body: Any = None,
-             query: dict[str, str] | str | None = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        role: str | None = "admin",
+        body: Any = None,
+        query: dict[str, str] | str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
         claims = DEV_USERS[role] if role else None
         event = rest_event(method, path, body=body, query=query, headers=headers, claims=claims)
         response = self._handler(event, FakeLambdaContext("api"))

@@ -2,6 +2,7 @@
 
 Missing or malformed variables fail fast at import of the handler, not on the first request.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache

@@ -1,5 +1,6 @@
 """Ports: what services need from storage and the outside world. Adapters implement them with
 PynamoDB/boto3/httpx; tests pass the in-memory twins in `cmlcm.adapters.memory`."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
@@ -169,7 +170,6 @@ class SampleRepository(Protocol):
         """The worker's samples since `since`, oldest first."""
 
 
-
 class RefreshLimiter(Protocol):
     def acquire(self, worker_id: str, *, now: datetime, min_interval: timedelta) -> None:
         """Return if a refresh may run now, else raise `RateLimited` with the wait."""
@@ -250,7 +250,7 @@ class CmlController(Protocol):
     async def register_licence(self, token: str, reregister: bool = False) -> None: ...
 
     async def deregister_licence(self) -> str:
-        """"completed", "local_only" or "already_deregistered"."""
+        """ "completed", "local_only" or "already_deregistered"."""
 
 
 class CmlControllerSession(Protocol):

@@ -3,6 +3,7 @@
 Handlers (API and Step Functions tasks) get their ports from here; tests and the local mode
 swap them with `override_*`. Nothing below the handlers imports this module.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -148,7 +149,15 @@ def schedules() -> EventBridgeSchedules:
 def reset() -> None:
     """Forget every built adapter (tests that change the environment or the moto backend)."""
     for cached in (
-        ec2_for, cml_probe, worker_ports, ops_ports, collect_ports, provision_ports, schedules, lab_ports, licence_ports
+        ec2_for,
+        cml_probe,
+        worker_ports,
+        ops_ports,
+        collect_ports,
+        provision_ports,
+        schedules,
+        lab_ports,
+        licence_ports,
     ):
         # A test may have replaced one of these with a plain function.
         getattr(cached, "cache_clear", lambda: None)()

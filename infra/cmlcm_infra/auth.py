@@ -4,6 +4,7 @@ Users are created by an administrator (no self sign-up); the `cognito:groups` cl
 token carries the role the API checks. The REST API validates tokens with a Cognito authorizer;
 the WebSocket `$connect` handler will verify the same tokens.
 """
+
 from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy

@@ -8,6 +8,7 @@ command is kept as a fallback for hosts without a working pip (CDK tries the loc
 Bundling is skipped entirely (offline synth, tests) when the stack is excluded by the context key
 `aws:cdk:bundling-stacks`; see `CmlCloudManagerStack(skip_bundling=True)`.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -25,12 +26,20 @@ LAMBDA_PLATFORM = "manylinux2014_x86_64"
 def pip_install_command(requirements: Path | str, target: Path | str, python: str = sys.executable) -> list[str]:
     """The pip command that installs `requirements` as Lambda-compatible wheels into `target`."""
     return [
-        python, "-m", "pip", "install",
-        "--requirement", str(requirements),
-        "--target", str(target),
-        "--platform", LAMBDA_PLATFORM,
-        "--implementation", "cp",
-        "--python-version", LAMBDA_PYTHON_VERSION,
+        python,
+        "-m",
+        "pip",
+        "install",
+        "--requirement",
+        str(requirements),
+        "--target",
+        str(target),
+        "--platform",
+        LAMBDA_PLATFORM,
+        "--implementation",
+        "cp",
+        "--python-version",
+        LAMBDA_PYTHON_VERSION,
         # Binary wheels only: an sdist would be built for the host, not for Lambda.
         "--only-binary=:all:",
         # .pyc files compiled by the host interpreter would not match 3.12; Lambda compiles them.
@@ -73,7 +82,8 @@ def layer_bundling_options(source_dir: Path) -> cdk.BundlingOptions:
     return cdk.BundlingOptions(
         image=cdk.DockerImage.from_registry(f"public.ecr.aws/sam/build-python{LAMBDA_PYTHON_VERSION}"),
         command=[
-            "bash", "-c",
+            "bash",
+            "-c",
             "pip install --no-compile -r requirements.txt -t /asset-output/python",
         ],
         local=LocalPipLayerBundler(source_dir),

@@ -10,6 +10,7 @@ Context keys (``cdk synth -c key=value`` or cdk.json):
   * ``cmlcm:logLevel``: LOG_LEVEL of the functions.
   * ``cmlcm:stackName``: stack name (default ``CmlCloudManager``).
 """
+
 from __future__ import annotations
 
 import aws_cdk as cdk

@@ -1,4 +1,5 @@
 """The Secrets Manager secret holding the CML admin credentials (JSON {"username","password"})."""
+
 from __future__ import annotations
 
 import json

@@ -4,6 +4,7 @@ One code asset (the repo's `functions/` directory), one shared dependency layer,
 X-Ray tracing, Powertools settings, a CDK-managed log group with retention, and a role that has
 no managed policy: each function gets only the log-group write access plus what its caller grants.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -6,6 +6,7 @@ construct it is recorded on and all its children. Granular rules (IAM4, IAM5) re
 finding per wildcard, acknowledged as `RuleId[Finding]`; there is no pattern matching, so
 findings naming a resource are built from its logical id (`arn_finding`).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable

@@ -1,4 +1,5 @@
 """Repository paths the CDK app packages, resolved from this file so synth works from any cwd."""
+
 from __future__ import annotations
 
 from pathlib import Path

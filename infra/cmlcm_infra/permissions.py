@@ -5,6 +5,7 @@ the written reason for each wildcard it holds and nothing broader. Resource '*' 
 for the actions in `RESOURCE_WILDCARD_ACTIONS` (they have no resource-level permissions); the
 infra tests enforce it, and pin each function's action set.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -121,7 +122,9 @@ def grant_launch(function: lambda_.IFunction, *, worker_role_prefix: str = WORKE
     part of the launch; PassRole only of worker roles (`<prefix>*`) and only to EC2."""
     launched = [_ec2_arn(function, kind) for kind in RUN_INSTANCES_RESOURCES]
     function.add_to_role_policy(
-        iam.PolicyStatement(actions=["ec2:RunInstances"], resources=[*launched, _ec2_arn(function, "image", account="")])
+        iam.PolicyStatement(
+            actions=["ec2:RunInstances"], resources=[*launched, _ec2_arn(function, "image", account="")]
+        )
     )
     # TagSpecifications of RunInstances tag the instance only (ManagedBy, WorkerId, user tags).
     function.add_to_role_policy(

@@ -5,6 +5,7 @@ Every path is proxied to one function, which routes, validates (pydantic) and do
 validation on every method except the public `GET /health` and `GET /openapi.json`, throttling,
 access logs, execution logs and X-Ray.
 """
+
 from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
@@ -37,9 +38,7 @@ class RestApi(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
 
-        access_logs = logs.LogGroup(
-            self, "AccessLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
-        )
+        access_logs = logs.LogGroup(self, "AccessLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
         self.authorizer = apigw.CognitoUserPoolsAuthorizer(
             self,
             "Authorizer",
@@ -125,9 +124,7 @@ class RestApi(Construct):
             "The account-level API Gateway CloudWatch role uses AmazonAPIGatewayPushToCloudWatchLogs, the "
             "policy AWS documents for it: API Gateway writes execution logs to log groups it creates "
             "itself, whose names are not known here.",
-            findings=[
-                "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
-            ],
+            findings=["Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"],
         )
 
     @property

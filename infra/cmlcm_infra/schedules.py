@@ -9,6 +9,7 @@ Note: CloudFormation owns the schedules, so a deployment puts the rates back to 
 the collection plan task (also granted `grant_update`) puts them back on the settings' intervals
 on every run, so the first run after a deployment restores them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping

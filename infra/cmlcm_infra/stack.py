@@ -6,6 +6,7 @@ function → TaskFunctions (collection, saga, reconciler) → Workflows (state m
 Seam for the next construct: Realtime (WebSocket API, $connect token check, subscribe, and the
 stream-fed broadcaster).
 """
+
 from __future__ import annotations
 
 from typing import Any, Literal

@@ -5,6 +5,7 @@ the reconciler, each with only the grants its handler's code paths need.
 local mode (`cmlcm_local.runtime.task_functions`) registers the same handlers under the same
 placeholders, and `tests/infra` checks that the three (ASL, stack, local mode) agree.
 """
+
 from __future__ import annotations
 
 from aws_cdk import Duration
@@ -78,9 +79,7 @@ class TaskFunctions(Construct):
             memory_size=1769,
             timeout=BATCH_TIMEOUT,
         )
-        grant_table_data(
-            self.collect_batch, read=[data.operations], write=[data.metrics], read_write=[data.workers]
-        )
+        grant_table_data(self.collect_batch, read=[data.operations], write=[data.metrics], read_write=[data.workers])
         grant_ec2_describe(self.collect_batch, ["ec2:DescribeInstances", "ec2:DescribeInstanceStatus"])
         grant_instance_actions(self.collect_batch, ["ec2:StopInstances"])
         grant_metrics_read(self.collect_batch)

@@ -8,6 +8,7 @@ machine exactly the functions it invokes.
 summary, 15 min bound) and the provisioning saga (2 h bound). `state_machine_from_asl` is the
 generic helper both are built on.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """`python -m cmlcm_local`: run CML Cloud Manager locally (see README, "Run it locally")."""
+
 from __future__ import annotations
 
 import argparse

@@ -3,6 +3,7 @@
 The REST shape is what API Gateway sends a Lambda proxy integration behind a Cognito user pool
 authorizer: the verified claims sit in `requestContext.authorizer.claims`.
 """
+
 from __future__ import annotations
 
 import base64

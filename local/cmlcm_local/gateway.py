@@ -3,6 +3,7 @@
 Like the Cognito authorizer, it refuses calls without a valid token (401) before the Lambda runs,
 except on the public paths. Tokens are the dev users' (`Authorization: Bearer dev-admin`).
 """
+
 from __future__ import annotations
 
 import base64
@@ -33,7 +34,9 @@ def lambda_response(result: dict[str, Any]) -> Response:
     return Response(content=raw, status_code=int(result.get("statusCode", 200)), headers=headers)
 
 
-def build_gateway(api_handler: LambdaHandler, stage: str = "local", extra_routes: list[Route] | None = None) -> Starlette:
+def build_gateway(
+    api_handler: LambdaHandler, stage: str = "local", extra_routes: list[Route] | None = None
+) -> Starlette:
     """A Starlette app that proxies every path to `api_handler` (after `extra_routes`, the local
     mode's own `/_local/...` tools)."""
 
@@ -41,9 +44,7 @@ def build_gateway(api_handler: LambdaHandler, stage: str = "local", extra_routes
         path = "/" + request.path_params.get("path", "")
         claims = claims_for_token(request.headers.get("authorization"))
         if claims is None and path not in PUBLIC_PATHS:
-            return Response(
-                json.dumps({"message": "Unauthorized"}), status_code=401, media_type="application/json"
-            )
+            return Response(json.dumps({"message": "Unauthorized"}), status_code=401, media_type="application/json")
         body = await request.body()
         event = rest_event(
             request.method,

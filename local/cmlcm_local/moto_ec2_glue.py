@@ -4,6 +4,7 @@ On AWS a RunInstances retried with the same ClientToken returns the first call's
 instead of launching again; the provisioning saga depends on it (ClientToken = worker id), so the
 local mode and the tests must too.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -15,7 +16,9 @@ _MOTO_DEFAULT_TOKEN = "ABCDE"
 _original_run_instances = InstanceBackend.run_instances
 
 
-def _run_instances(self: Any, image_id: str, count: int, user_data: Any, security_group_names: list[str], **kwargs: Any) -> Any:
+def _run_instances(
+    self: Any, image_id: str, count: int, user_data: Any, security_group_names: list[str], **kwargs: Any
+) -> Any:
     token = kwargs.get("client_token")
     if token and token != _MOTO_DEFAULT_TOKEN:
         for reservation in self.reservations.values():

@@ -4,6 +4,7 @@ Each patch is small, idempotent, and covered by tests/integration/test_moto_glue
 upgrade that changes the patched method fails loudly instead of silently. `install()` also makes
 the paths that grow with the account cost what AWS's do (see `moto_scale_glue`).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -114,8 +115,9 @@ _lambda_handlers_lock = _threading.Lock()
 _ORIGINAL_INVOKE = "_cmlcm_original_invoke"
 
 
-def register_lambda_handler(account_id: str, region: str, function_name: str, handler: LambdaHandler,
-                            context_factory: ContextFactory) -> None:
+def register_lambda_handler(
+    account_id: str, region: str, function_name: str, handler: LambdaHandler, context_factory: ContextFactory
+) -> None:
     """Route invocations of moto function `function_name` (in that account/region) to `handler`."""
     with _lambda_handlers_lock:
         _lambda_handlers[(account_id, region, function_name)] = (handler, context_factory)
@@ -158,8 +160,9 @@ def _run_handler(fn: Any, handler: LambdaHandler, context_factory: ContextFactor
 def _dispatch_or(original: Any) -> Any:
     """Wraps a backend's `invoke`: registered functions run their handler, others `original`."""
 
-    def invoke(self: LambdaBackend, function_name: str, qualifier: str | None, body: Any,
-               headers: Any, response_headers: Any) -> str | bytes | None:
+    def invoke(
+        self: LambdaBackend, function_name: str, qualifier: str | None, body: Any, headers: Any, response_headers: Any
+    ) -> str | bytes | None:
         fn = self.get_function(function_name, qualifier)  # name, ARN or partial ARN, as AWS
         with _lambda_handlers_lock:
             route = _lambda_handlers.get((fn.account_id, fn.region, fn.function_name))
@@ -167,13 +170,18 @@ def _dispatch_or(original: Any) -> Any:
             return original(self, function_name, qualifier, body, headers, response_headers)
         handler, context_factory = route
         invocation_type = {str(k).lower(): v for k, v in dict(headers or {}).items()}.get(
-            "x-amz-invocation-type", "RequestResponse")
+            "x-amz-invocation-type", "RequestResponse"
+        )
         if invocation_type == "DryRun":
             return b""
         if invocation_type == "Event":
             # Asynchronous invoke: AWS queues it and answers 202 at once.
-            _threading.Thread(target=_run_handler, args=(fn, handler, context_factory, body), daemon=True,
-                              name=f"lambda-event-{fn.function_name}").start()
+            _threading.Thread(
+                target=_run_handler,
+                args=(fn, handler, context_factory, body),
+                daemon=True,
+                name=f"lambda-event-{fn.function_name}",
+            ).start()
             return b""
         payload, errored = _run_handler(fn, handler, context_factory, body)
         if errored:

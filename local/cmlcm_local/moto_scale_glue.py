@@ -16,6 +16,7 @@ implementation by tests/integration/test_moto_scale_glue.py.
 - DynamoDB item size: moto re-measures the whole item each time it adds an attribute (quadratic
   in the attributes). Here the item is measured once, against the same limit.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -51,8 +52,13 @@ def _one_dimension(dimensions: list[Any]) -> tuple[str, Any] | None:
     return (dimensions[0].name, dimensions[0].value)
 
 
-def _get_metric_data(self: CloudWatchBackend, queries: list[dict[str, Any]], start_time: Any, end_time: Any,
-                     scan_by: str = "TimestampAscending") -> list[dict[str, Any]]:
+def _get_metric_data(
+    self: CloudWatchBackend,
+    queries: list[dict[str, Any]],
+    start_time: Any,
+    end_time: Any,
+    scan_by: str = "TimestampAscending",
+) -> list[dict[str, Any]]:
     original = getattr(CloudWatchBackend.get_metric_data, _ORIGINAL)
     if not queries or any("MetricStat" not in q for q in queries):
         # Expressions (metric math, Metrics Insights) look across queries: moto's own path.
@@ -74,8 +80,10 @@ def _get_metric_data(self: CloudWatchBackend, queries: list[dict[str, Any]], sta
         name = metric["MetricName"]
         if len(dimensions) == 1 and dimensions[0].get("Value") is not None:
             dim_name, value = dimensions[0]["Name"], dimensions[0]["Value"]
-            candidates = sorted(by_dimension.get((name, dim_name, value), []) + by_dimension.get((name, dim_name, None), []),
-                                key=lambda pair: pair[0])
+            candidates = sorted(
+                by_dimension.get((name, dim_name, value), []) + by_dimension.get((name, dim_name, None), []),
+                key=lambda pair: pair[0],
+            )
         else:
             candidates = by_name.get(name, [])
         datapoints = [datum for _, datum in candidates]
@@ -88,7 +96,9 @@ def _get_tags(self: Any) -> list[dict[str, str]]:
         return []
     tags = self.ec2_backend.tags.get(self.id, {})
     resource_type = EC2_PREFIX_TO_RESOURCE.get(get_prefix(self.id), "")
-    return [{"resource_id": self.id, "key": k, "value": v, "resource_type": resource_type} for k, v in list(tags.items())]
+    return [
+        {"resource_id": self.id, "key": k, "value": v, "resource_type": resource_type} for k, v in list(tags.items())
+    ]
 
 
 _WIRE_STRINGS = ("S", "N")

@@ -4,6 +4,7 @@
 the tables, seeds a CML fleet, and serves the local gateway. `python -m cmlcm_local` runs it;
 the end-to-end tests start it in-process on free ports.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,9 +13,9 @@ import random
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -149,8 +150,14 @@ class LocalRuntime:
             SecretString=json.dumps({"username": "admin", "password": self.sim_fleet.password}),
         )
         if self.workers:
-            seed_fleet(repo, region=self.region, count=self.workers, now=datetime.now(UTC),
-                       stopped=min(self.stopped_workers, self.workers), claim_name=reservations.claim_name)
+            seed_fleet(
+                repo,
+                region=self.region,
+                count=self.workers,
+                now=datetime.now(UTC),
+                stopped=min(self.stopped_workers, self.workers),
+                claim_name=reservations.claim_name,
+            )
         self.sync_simulated_fleet(boot_seconds=0)
         self._serve(build_sim_app(self.sim_fleet), self.sim_port)
         self._serve(build_gateway(api_app.handler, extra_routes=self._local_routes(repo)), self.port)
@@ -180,11 +187,14 @@ class LocalRuntime:
         }
         self._lambdas.register("reconcile", reconcile_handler())
         collect_arn = self._machines.create(
-            "collect-metrics", STATEMACHINES / "collect_metrics.asl.json",
+            "collect-metrics",
+            STATEMACHINES / "collect_metrics.asl.json",
             {k: v for k, v in arns.items() if k.startswith("Collect")},
         )
         provision_arn = self._machines.create(
-            "provision-worker", STATEMACHINES / "provision_worker.asl.json", {"ProvisionFunctionArn": arns["ProvisionFunctionArn"]}
+            "provision-worker",
+            STATEMACHINES / "provision_worker.asl.json",
+            {"ProvisionFunctionArn": arns["ProvisionFunctionArn"]},
         )
         os.environ["COLLECT_STATE_MACHINE_ARN"] = collect_arn
         os.environ["PROVISION_STATE_MACHINE_ARN"] = provision_arn
@@ -208,7 +218,10 @@ class LocalRuntime:
             try:
                 result = await run_in_threadpool(self.run_job, request.path_params["job"])
             except KeyError:
-                return JSONResponse({"error": f"no job {request.path_params['job']!r}; jobs: {COLLECT_JOB}, {RECONCILE_JOB}"}, status_code=404)
+                return JSONResponse(
+                    {"error": f"no job {request.path_params['job']!r}; jobs: {COLLECT_JOB}, {RECONCILE_JOB}"},
+                    status_code=404,
+                )
             return JSONResponse(result)
 
         async def drop_record(request: Request) -> Response:
@@ -228,7 +241,9 @@ class LocalRuntime:
             return JSONResponse({"instance_ids": [i["InstanceId"] for i in launched]}, status_code=201)
 
         async def simulator(request: Request) -> Response:
-            return JSONResponse({"base_url": f"http://{self.host}:{self.sim_port}", "controllers": self.sim_fleet.ids()})
+            return JSONResponse(
+                {"base_url": f"http://{self.host}:{self.sim_port}", "controllers": self.sim_fleet.ids()}
+            )
 
         return [
             Route("/_local/jobs/{job}", run_job, methods=["POST"]),

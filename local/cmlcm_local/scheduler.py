@@ -1,5 +1,6 @@
 """Stands in for EventBridge in local mode: starts the same state machine and Lambda on the
 intervals the live settings say (moto never fires schedules), and keeps CloudWatch seeded."""
+
 from __future__ import annotations
 
 import logging
@@ -32,10 +33,18 @@ def seed_cloudwatch(region: str, *, now: datetime, rng: random.Random) -> int:
     ]
     for start in range(0, len(instances), 500):
         batch = instances[start : start + 500]
-        for namespace, name, low, high in (("AWS/EC2", "CPUUtilization", 2, 60), ("CWAgent", "mem_used_percent", 20, 80)):
+        for namespace, name, low, high in (
+            ("AWS/EC2", "CPUUtilization", 2, 60),
+            ("CWAgent", "mem_used_percent", 20, 80),
+        ):
             data = [
-                {"MetricName": name, "Dimensions": [{"Name": "InstanceId", "Value": iid}], "Timestamp": now,
-                 "Value": round(rng.uniform(low, high), 1), "Unit": "Percent"}
+                {
+                    "MetricName": name,
+                    "Dimensions": [{"Name": "InstanceId", "Value": iid}],
+                    "Timestamp": now,
+                    "Value": round(rng.uniform(low, high), 1),
+                    "Unit": "Percent",
+                }
                 for iid in batch
             ]
             for chunk in range(0, len(data), 1000):
@@ -76,7 +85,10 @@ class LocalScheduler:
 
     def _intervals(self) -> dict[str, float]:
         settings = self._settings.get()
-        return {COLLECT_JOB: settings.collect_interval_minutes * 60.0, RECONCILE_JOB: settings.reconcile_interval_minutes * 60.0}
+        return {
+            COLLECT_JOB: settings.collect_interval_minutes * 60.0,
+            RECONCILE_JOB: settings.reconcile_interval_minutes * 60.0,
+        }
 
     def _loop(self) -> None:
         while not self._stop.is_set():

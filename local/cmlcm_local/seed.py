@@ -2,6 +2,7 @@
 
 Used by the local mode, the tests and the benchmarks, so all three see the same shapes.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -37,8 +38,9 @@ def cml_ami(region: str, name: str = CML_AMI_NAME) -> str:
     return image_id
 
 
-def launch_instances(region: str, count: int, *, ami_id: str, tags: dict[str, str] | None = None,
-                     instance_type: str = "c5.metal") -> list[dict[str, Any]]:
+def launch_instances(
+    region: str, count: int, *, ami_id: str, tags: dict[str, str] | None = None, instance_type: str = "c5.metal"
+) -> list[dict[str, Any]]:
     """Run `count` instances (moto needs batches of its own; 100 per call keeps it quick)."""
     ec2 = client("ec2", region)
     launched: list[dict[str, Any]] = []

@@ -87,6 +87,7 @@ Diverges from AWS (ASL must not depend on these):
   `moto.stepfunctions.parser`); raise that logger's level in local mode if it is too noisy.
 - JSONata and Variables/Assign: in the parser, out of scope (the product's ASL is JSONPath).
 """
+
 from __future__ import annotations
 
 import io
@@ -174,15 +175,21 @@ class LocalLambdas:
         self._arns: dict[str, str] = {}
         self._handlers: dict[str, Callable[[Any, Any], Any]] = {}
 
-    def register(self, name: str, handler: Callable[[Any, Any], Any], *, timeout_s: int = 60,
-                 memory_mb: int = 512) -> str:
+    def register(
+        self, name: str, handler: Callable[[Any, Any], Any], *, timeout_s: int = 60, memory_mb: int = 512
+    ) -> str:
         """Create (or re-point) moto function `name` served by `handler`; returns its ARN."""
         with self._lock:
             if name not in self._arns:
                 role_arn = _ensure_role(self._iam, self._role_name, "lambda.amazonaws.com")
                 created = self._lambda.create_function(
-                    FunctionName=name, Runtime="python3.12", Role=role_arn, Handler="handler.handler",
-                    Code={"ZipFile": _dummy_zip()}, Timeout=timeout_s, MemorySize=memory_mb,
+                    FunctionName=name,
+                    Runtime="python3.12",
+                    Role=role_arn,
+                    Handler="handler.handler",
+                    Code={"ZipFile": _dummy_zip()},
+                    Timeout=timeout_s,
+                    MemorySize=memory_mb,
                 )
                 self._arns[name] = created["FunctionArn"]
             arn = self._arns[name]

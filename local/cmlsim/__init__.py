@@ -5,6 +5,7 @@ time); `build_app(fleet)` is the Starlette ASGI app serving every controller und
 `/controllers/{id}/api/v0` plus the `/_sim` admin API; `serve(host, port, fleet)` runs it with
 uvicorn (`python -m cmlsim --port 8701 --controllers 5` does the same from a shell).
 """
+
 from cmlsim.app import build_app, serve
 from cmlsim.fleet import Faults, SimulatedFleet, sample_topology
 

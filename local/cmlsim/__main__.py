@@ -1,4 +1,5 @@
 """`python -m cmlsim --port 8701 --controllers 5`: serve a simulated fleet over HTTP."""
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,10 @@ def main() -> None:
         fleet.add(controller_id, labs=args.labs, running_labs=min(1, args.labs))
         if args.latency:
             fleet.set_faults(controller_id, latency=args.latency)
-    print(f"CML simulator on http://{args.host}:{args.port}/controllers/<id>/api/v0 (password {fleet.password!r})", flush=True)
+    print(
+        f"CML simulator on http://{args.host}:{args.port}/controllers/<id>/api/v0 (password {fleet.password!r})",
+        flush=True,
+    )
     serve(args.host, args.port, fleet)
 
 

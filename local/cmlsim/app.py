@@ -16,6 +16,7 @@ Admin API (JSON in and out)::
     POST   /_sim/bulk                             {"ids": [...], "labs"?, "running_labs"?, "faults"?}
     GET    /_sim/stats                            {"controllers", "requests"}
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -76,7 +77,7 @@ def build_app(fleet: SimulatedFleet) -> Starlette:
             body = await request.json()
             token = fleet.login(controller, str(body["username"]), str(body["password"]))
         except (ValueError, KeyError, TypeError):
-            return error(400, "Expected {\"username\": ..., \"password\": ...}")
+            return error(400, 'Expected {"username": ..., "password": ...}')
         if token is None:
             return error(403, "Authentication failed!")
         return JSONResponse(token)
@@ -93,23 +94,40 @@ def build_app(fleet: SimulatedFleet) -> Starlette:
 
     async def system_information(request: Request, controller: Controller) -> Response:
         return JSONResponse(
-            {"version": CML_VERSION, "ready": fleet.ready(controller), "allow_ssh_pubkey_auth": False,
-             "oui": "52:54:00:00:00:00"}
+            {
+                "version": CML_VERSION,
+                "ready": fleet.ready(controller),
+                "allow_ssh_pubkey_auth": False,
+                "oui": "52:54:00:00:00:00",
+            }
         )
 
     async def system_health(request: Request, controller: Controller) -> Response:
         ready = fleet.ready(controller)
         licensed = fleet.licence(controller).status == "COMPLETED"
         compute = {
-            "kvm_vmx_enabled": True, "enough_cpus": True, "lld_connected": ready, "lld_synced": ready,
-            "libvirt": True, "fabric": True, "device_mux": True, "refplat_images_available": True,
-            "docker_shim": True, "valid": ready, "admission_state": "READY" if ready else "REGISTERED",
-            "is_controller": True, "hostname": "cml-controller",
+            "kvm_vmx_enabled": True,
+            "enough_cpus": True,
+            "lld_connected": ready,
+            "lld_synced": ready,
+            "libvirt": True,
+            "fabric": True,
+            "device_mux": True,
+            "refplat_images_available": True,
+            "docker_shim": True,
+            "valid": ready,
+            "admission_state": "READY" if ready else "REGISTERED",
+            "is_controller": True,
+            "hostname": "cml-controller",
         }
         return JSONResponse(
-            {"valid": ready, "is_licensed": licensed, "is_enterprise": False,
-             "computes": {controller.compute_id: compute},
-             "controller": {"core_connected": ready, "nodes_loaded": ready, "images_loaded": ready, "valid": ready}}
+            {
+                "valid": ready,
+                "is_licensed": licensed,
+                "is_enterprise": False,
+                "computes": {controller.compute_id: compute},
+                "controller": {"core_connected": ready, "nodes_loaded": ready, "images_loaded": ready, "valid": ready},
+            }
         )
 
     async def system_stats(request: Request, controller: Controller) -> Response:
@@ -120,28 +138,54 @@ def build_app(fleet: SimulatedFleet) -> Starlette:
         memory = {"used": (8 + 2 * running) * gib, "free": (256 - 8 - 2 * running) * gib, "total": 256 * gib}
         disk = {"used": 120 * gib, "free": 880 * gib, "total": 1000 * gib}
         compute = {
-            "hostname": "cml-controller", "is_controller": True,
+            "hostname": "cml-controller",
+            "is_controller": True,
             "stats": {
-                "cpu": {"count": 96, "percent": cpu, "model": "Intel Xeon (simulated)", "predicted": running, "load": [cpu / 25, cpu / 30, cpu / 35]},
-                "memory": memory, "disk": disk,
-                "dominfo": {"allocated_cpus": running, "allocated_memory": 2048 * running, "total_nodes": total_nodes,
-                            "running_nodes": running, "total_orphans": 0, "running_orphans": 0},
+                "cpu": {
+                    "count": 96,
+                    "percent": cpu,
+                    "model": "Intel Xeon (simulated)",
+                    "predicted": running,
+                    "load": [cpu / 25, cpu / 30, cpu / 35],
+                },
+                "memory": memory,
+                "disk": disk,
+                "dominfo": {
+                    "allocated_cpus": running,
+                    "allocated_memory": 2048 * running,
+                    "total_nodes": total_nodes,
+                    "running_nodes": running,
+                    "total_orphans": 0,
+                    "running_orphans": 0,
+                },
             },
         }
         return JSONResponse(
-            {"all": {"cpu": {"count": 96, "percent": cpu}, "memory": memory, "disk": disk},
-             "computes": {controller.compute_id: compute}, "controller": {"disk": disk}}
+            {
+                "all": {"cpu": {"count": 96, "percent": cpu}, "memory": memory, "disk": disk},
+                "computes": {controller.compute_id: compute},
+                "controller": {"disk": disk},
+            }
         )
 
     # --- labs ---
 
     def lab_body(lab: Any) -> dict[str, Any]:
         return {
-            "id": lab.id, "created": lab.created.isoformat(), "modified": lab.modified.isoformat(),
+            "id": lab.id,
+            "created": lab.created.isoformat(),
+            "modified": lab.modified.isoformat(),
             "lab_description": str((lab.topology.get("lab") or {}).get("description", ""))[:4096],
-            "lab_notes": "", "lab_title": lab.title, "owner": OWNER_ID, "owner_username": "admin",
-            "owner_fullname": "Administrator", "state": lab.state, "node_count": lab.node_count,
-            "link_count": lab.link_count, "groups": [], "effective_permissions": ["lab_admin", "lab_edit", "lab_exec", "lab_view"],
+            "lab_notes": "",
+            "lab_title": lab.title,
+            "owner": OWNER_ID,
+            "owner_username": "admin",
+            "owner_fullname": "Administrator",
+            "state": lab.state,
+            "node_count": lab.node_count,
+            "link_count": lab.link_count,
+            "groups": [],
+            "effective_permissions": ["lab_admin", "lab_edit", "lab_exec", "lab_view"],
         }
 
     async def list_labs(request: Request, controller: Controller) -> Response:
@@ -194,18 +238,37 @@ def build_app(fleet: SimulatedFleet) -> Starlette:
     async def licensing(request: Request, controller: Controller) -> Response:
         licence = fleet.licence(controller)
         expires = licence.expires.isoformat() if licence.expires else None
-        never = {"succeeded": None, "attempted": None, "scheduled": None, "status": None, "failure": None, "success": None}
+        never = {
+            "succeeded": None,
+            "attempted": None,
+            "scheduled": None,
+            "status": None,
+            "failure": None,
+            "success": None,
+        }
         return JSONResponse(
             {
                 "udi": {"hostname": "cml-controller", "product_uuid": controller.compute_id},
-                "registration": {"status": licence.status, "smart_account": None, "virtual_account": None,
-                                 "register_time": never, "renew_time": never, "expires": expires},
+                "registration": {
+                    "status": licence.status,
+                    "smart_account": None,
+                    "virtual_account": None,
+                    "register_time": never,
+                    "renew_time": never,
+                    "expires": expires,
+                },
                 "authorization": {"status": licence.authorization, "renew_time": never, "expires": expires},
                 "reservation_mode": False,
                 "features": [],
-                "product_license": {"active": "CML_Enterprise" if licence.status == "COMPLETED" else "", "is_enterprise": False},
-                "transport": {"proxy": {"server": None, "port": None}, "ssms": None,
-                              "default_ssms": "https://smartreceiver.cisco.com/licservice/license"},
+                "product_license": {
+                    "active": "CML_Enterprise" if licence.status == "COMPLETED" else "",
+                    "is_enterprise": False,
+                },
+                "transport": {
+                    "proxy": {"server": None, "port": None},
+                    "ssms": None,
+                    "default_ssms": "https://smartreceiver.cisco.com/licservice/license",
+                },
             }
         )
 
@@ -214,7 +277,7 @@ def build_app(fleet: SimulatedFleet) -> Starlette:
             body = await request.json()
             token = str(body["token"])
         except (ValueError, KeyError, TypeError):
-            return error(400, "Expected {\"token\": ..., \"reregister\": bool}")
+            return error(400, 'Expected {"token": ..., "reregister": bool}')
         if fleet.licence(controller).status == "COMPLETED" and not body.get("reregister"):
             return error(409, "Already registered; pass reregister=true")
         fleet.register(controller, token)
@@ -236,8 +299,12 @@ def build_app(fleet: SimulatedFleet) -> Starlette:
     async def admin_add(request: Request) -> Response:
         try:
             body = await request.json()
-            controller = fleet.add(str(body["id"]), boot_seconds=float(body.get("boot_seconds", 0)),
-                                   labs=int(body.get("labs", 0)), running_labs=int(body.get("running_labs", 0)))
+            controller = fleet.add(
+                str(body["id"]),
+                boot_seconds=float(body.get("boot_seconds", 0)),
+                labs=int(body.get("labs", 0)),
+                running_labs=int(body.get("running_labs", 0)),
+            )
         except (ValueError, KeyError, TypeError) as exc:
             return JSONResponse({"error": f"bad request: {exc}"}, status_code=400)
         return JSONResponse(admin_view(controller), status_code=201)
@@ -272,8 +339,12 @@ def build_app(fleet: SimulatedFleet) -> Starlette:
             return JSONResponse({"error": "no such controller"}, status_code=404)
         try:
             body = await request.json()
-            lab_id = fleet.add_lab(cid, str(body["title"]), nodes=int(body.get("nodes", 3)),
-                                   state=str(body.get("state", "DEFINED_ON_CORE")))
+            lab_id = fleet.add_lab(
+                cid,
+                str(body["title"]),
+                nodes=int(body.get("nodes", 3)),
+                state=str(body.get("state", "DEFINED_ON_CORE")),
+            )
         except (KeyError, ValueError, TypeError) as exc:
             return JSONResponse({"error": f"bad request: {exc}"}, status_code=400)
         return JSONResponse({"id": lab_id}, status_code=201)
@@ -298,9 +369,14 @@ def build_app(fleet: SimulatedFleet) -> Starlette:
         return Response(status_code=204)
 
     def admin_view(controller: Controller) -> dict[str, Any]:
-        return {"id": controller.id, "ready": fleet.ready(controller), "labs": len(controller.labs),
-                "running_labs": sum(1 for lab in controller.labs.values() if lab.state == "STARTED"),
-                "licence": fleet.licence(controller).status, "faults": asdict(controller.faults)}
+        return {
+            "id": controller.id,
+            "ready": fleet.ready(controller),
+            "labs": len(controller.labs),
+            "running_labs": sum(1 for lab in controller.labs.values() if lab.state == "STARTED"),
+            "licence": fleet.licence(controller).status,
+            "faults": asdict(controller.faults),
+        }
 
     routes = [
         controller_route("/authenticate", authenticate, ["POST"], auth=False),

@@ -10,6 +10,7 @@ In-process API (tests, local mode, benchmarks)::
     fleet.set_faults("i-0abc", latency=0.2, error_rate=0.1)   # see `Faults`
     fleet.boot("i-0abc", seconds=20)                           # ready=false for 20 s, tokens lost
 """
+
 from __future__ import annotations
 
 import random
@@ -97,7 +98,11 @@ def sample_topology(title: str, nodes: int = 3) -> dict[str, Any]:
     interface 1 of one router to interface 0 of the next. What /import accepts and /download returns."""
     node_list = [
         {
-            "id": f"n{i}", "label": f"r{i}", "node_definition": "iosv", "x": i * 100, "y": 0,
+            "id": f"n{i}",
+            "label": f"r{i}",
+            "node_definition": "iosv",
+            "x": i * 100,
+            "y": 0,
             "interfaces": [
                 {"id": f"i{2 * i + slot}", "label": f"GigabitEthernet0/{slot}", "slot": slot, "type": "physical"}
                 for slot in (0, 1)
@@ -109,8 +114,11 @@ def sample_topology(title: str, nodes: int = 3) -> dict[str, Any]:
         {"id": f"l{i}", "n1": f"n{i}", "i1": f"i{2 * i + 1}", "n2": f"n{i + 1}", "i2": f"i{2 * (i + 1)}"}
         for i in range(nodes - 1)
     ]
-    return {"lab": {"title": title, "description": "simulated", "notes": "", "version": "0.2.2"},
-            "nodes": node_list, "links": links}
+    return {
+        "lab": {"title": title, "description": "simulated", "notes": "", "version": "0.2.2"},
+        "nodes": node_list,
+        "links": links,
+    }
 
 
 @dataclass
@@ -301,8 +309,10 @@ class SimulatedFleet:
         will_fail = token.upper().startswith("INVALID") or controller.faults.registration_fails
         with self._lock:
             controller.licence = Licence(
-                status="IN_PROGRESS", authorization="NOT_AUTHORIZED",
-                completes_at=self.clock() + self.licence_delay, will_fail=will_fail,
+                status="IN_PROGRESS",
+                authorization="NOT_AUTHORIZED",
+                completes_at=self.clock() + self.licence_delay,
+                will_fail=will_fail,
             )
             self._event(controller, "license_info", {"action": "register"})
 

@@ -1,5 +1,6 @@
 """The simulator in its own process on loopback (`python -m cmlsim`), as CML runs on its own
 hosts: for benchmarks and tests that need real sockets between the client and the controllers."""
+
 from __future__ import annotations
 
 import os
@@ -26,7 +27,8 @@ class SimulatorProcess:
         self.base = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "cmlsim", "--port", str(self.port), "--controllers", "0"],
-            env={**os.environ, "PYTHONPATH": str(LOCAL_DIR)}, stdout=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": str(LOCAL_DIR)},
+            stdout=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + startup_seconds
         while True:

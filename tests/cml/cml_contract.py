@@ -7,6 +7,7 @@ the body must validate (Draft 2020-12, formats checked, objects closed where the
 `additionalProperties` open), a 204 must be empty, and JSON request bodies must validate too.
 Controllers a test deliberately breaks (garbage bodies) are exempted by name.
 """
+
 from __future__ import annotations
 
 import copy
@@ -22,7 +23,9 @@ import httpx
 from jsonschema import Draft202012Validator
 
 SPEC_PATH = Path(
-    os.environ.get("CML_OPENAPI_SUBSET", Path(__file__).resolve().parents[3] / "shared" / "cml" / "cml-2.9-openapi-subset.json")
+    os.environ.get(
+        "CML_OPENAPI_SUBSET", Path(__file__).resolve().parents[3] / "shared" / "cml" / "cml-2.9-openapi-subset.json"
+    )
 )
 BASE = "http://sim/controllers/{cid}/api/v0"
 _CONTROLLER = re.compile(r"^/controllers/([^/]+)/api/v0(/.*)$")
@@ -77,8 +80,13 @@ class Recorder(httpx.AsyncBaseTransport):
         body = await response.aread()
         self.exchanges.append(
             Exchange(
-                request.method, request.url.path, request.headers.get("content-type", ""), request_body,
-                response.status_code, response.headers.get("content-type", ""), body,
+                request.method,
+                request.url.path,
+                request.headers.get("content-type", ""),
+                request_body,
+                response.status_code,
+                response.headers.get("content-type", ""),
+                body,
             )
         )
         return httpx.Response(response.status_code, headers=response.headers, content=body, request=request)
@@ -142,9 +150,13 @@ class OpenApiSubset:
         where = f"{exchange.method} {api_path} {exchange.status}"
         problems: list[str] = []
         _, operation = self.operation(exchange.method, api_path)
-        request_schema = (operation.get("requestBody") or {}).get("content", {}).get("application/json", {}).get("schema")
+        request_schema = (
+            (operation.get("requestBody") or {}).get("content", {}).get("application/json", {}).get("schema")
+        )
         if request_schema and exchange.request_content_type.startswith("application/json"):
-            problems += [f"{where} request {p}" for p in self.validate(request_schema, json.loads(exchange.request_body))]
+            problems += [
+                f"{where} request {p}" for p in self.validate(request_schema, json.loads(exchange.request_body))
+            ]
         content = self.response(exchange.method, api_path, exchange.status).get("content") or {}
         if not content:
             if exchange.body:
@@ -157,5 +169,3 @@ class OpenApiSubset:
         except ValueError:
             return problems + [f"{where}: body is not JSON"]
         return problems + [f"{where} {p}" for p in self.validate(content["application/json"]["schema"], body)]
-
-

@@ -1,5 +1,6 @@
 """CML client ↔ simulator fixtures: `spec` (the OpenAPI subset checker) and `sim` (a fresh
 simulated fleet whose every recorded exchange must conform to the spec when the test ends)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator

@@ -1,5 +1,6 @@
 """Client behaviour the simulator does not exercise on its own, against scripted answers
 (`httpx.MockTransport`): classification of odd answers, re-login limits, filtering, TLS settings."""
+
 from __future__ import annotations
 
 import asyncio
@@ -33,8 +34,12 @@ Handler = Callable[[httpx.Request], Any]
 
 def _client(handler: Handler, **kwargs: Any) -> CmlClient:
     return CmlClient(
-        BASE, lambda: CmlCredentials("admin", PASSWORD), transport=httpx.MockTransport(handler),
-        token_cache=TokenCache(), timeout=kwargs.pop("timeout", 2.0), **kwargs,
+        BASE,
+        lambda: CmlCredentials("admin", PASSWORD),
+        transport=httpx.MockTransport(handler),
+        token_cache=TokenCache(),
+        timeout=kwargs.pop("timeout", 2.0),
+        **kwargs,
     )
 
 
@@ -72,7 +77,9 @@ def test_token_refused_after_relogin_is_an_auth_error_after_exactly_one_relogin(
 
 
 def test_login_refused_names_no_secret():
-    handler = _scripted({"/authenticate": httpx.Response(403, json={"code": 403, "description": "Authentication failed!"})})
+    handler = _scripted(
+        {"/authenticate": httpx.Response(403, json={"code": 403, "description": "Authentication failed!"})}
+    )
     with pytest.raises(CmlAuthError, match="Authentication failed!") as caught:
         _run(lambda cml: cml.system_health(), handler)
     assert PASSWORD not in str(caught.value) and "aaa.bbb" not in str(caught.value)
@@ -102,7 +109,9 @@ def test_login_answer_that_is_not_a_token_is_a_bad_response():
         _run(lambda cml: cml.list_lab_ids(), handler)
 
 
-@pytest.mark.parametrize(("version", "message"), [("3.0.0", "not supported"), ("2.7.2", "not supported"), ("2.9.1", "booting")])
+@pytest.mark.parametrize(
+    ("version", "message"), [("3.0.0", "not supported"), ("2.7.2", "not supported"), ("2.9.1", "booting")]
+)
 def test_ensure_ready_refuses_other_releases_and_booting(version, message):  # noqa: ANN001
     body = {"version": version, "ready": False, "allow_ssh_pubkey_auth": False, "oui": None}
     handler = _scripted({"/system_information": httpx.Response(200, json=body)})
@@ -125,12 +134,21 @@ def test_telemetry_is_filtered_client_side_by_time_and_category():
 
 
 def test_list_labs_skips_a_lab_deleted_between_calls():
-    lab = {"lab_title": "kept", "state": "STOPPED", "owner_username": "admin", "node_count": 2, "link_count": 1,
-           "created": "2026-11-20T10:00:00+00:00", "modified": "2026-11-21T10:00:00+00:00"}
-    handler = _scripted({
-        "/labs": httpx.Response(200, json=["kept", "gone"]),
-        "/labs/kept": httpx.Response(200, json=lab),
-    })
+    lab = {
+        "lab_title": "kept",
+        "state": "STOPPED",
+        "owner_username": "admin",
+        "node_count": 2,
+        "link_count": 1,
+        "created": "2026-11-20T10:00:00+00:00",
+        "modified": "2026-11-21T10:00:00+00:00",
+    }
+    handler = _scripted(
+        {
+            "/labs": httpx.Response(200, json=["kept", "gone"]),
+            "/labs/kept": httpx.Response(200, json=lab),
+        }
+    )
     labs = _run(lambda cml: cml.list_labs(), handler)
     assert [(x.id, x.title, x.node_count, x.owner) for x in labs] == [("kept", "kept", 2, "admin")]
 
@@ -158,7 +176,9 @@ def test_import_sends_raw_yaml_and_the_title():
 def test_with_timeout_bounds_each_call():
     async def slow(request: httpx.Request) -> httpx.Response:
         await asyncio.sleep(0.5)
-        return httpx.Response(200, json={"version": "2.9.0", "ready": True, "allow_ssh_pubkey_auth": False, "oui": None})
+        return httpx.Response(
+            200, json={"version": "2.9.0", "ready": True, "allow_ssh_pubkey_auth": False, "oui": None}
+        )
 
     async def main() -> tuple[bool, CmlError | None]:
         async with _client(slow, timeout=5) as cml:

@@ -1,5 +1,6 @@
 """A fleet read through one shared pool runs concurrently (a generous bound, not a benchmark:
 sequential would take 200 × 2 × 0.2 s = 80 s)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -17,6 +18,7 @@ def test_200_slow_controllers_are_read_concurrently_through_one_pool(sim):  # no
 
     async def walk() -> int:
         async with sim.session(timeout=10) as session:
+
             async def read(cid: str) -> int:
                 cml = session.client(sim.url(cid))
                 await cml.ensure_ready()

@@ -1,4 +1,5 @@
 """CML credentials from Secrets Manager (moto): read once per process, never shown."""
+
 from __future__ import annotations
 
 import json
@@ -46,7 +47,11 @@ def test_password_never_shows_in_repr_or_str(secrets):  # noqa: ANN001
 
 @pytest.mark.parametrize(
     "secret",
-    ['not json {"password": "leaky"}', json.dumps({"username": "admin"}), json.dumps({"username": "", "password": "leaky"})],
+    [
+        'not json {"password": "leaky"}',
+        json.dumps({"username": "admin"}),
+        json.dumps({"username": "", "password": "leaky"}),
+    ],
     ids=["not-json", "no-password", "empty-username"],
 )
 def test_malformed_secret_is_an_auth_error_that_quotes_nothing(secrets, secret):  # noqa: ANN001

@@ -1,4 +1,5 @@
 """Endpoint resolution: the one place a worker's CML base URL is built."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,6 +1,7 @@
 """The fleet session over real sockets: the simulator in its own process on loopback, as CML runs
 on its own hosts. In-process transports have no connection pool, so only this shows what the pool
 does under a fleet's load."""
+
 from __future__ import annotations
 
 import asyncio
@@ -43,8 +44,9 @@ def test_a_fleet_read_at_once_over_sockets_meets_every_deadline(sim):  # noqa: A
                 cml = session.client(sim.controller_url(cid))
                 try:
                     await cml.ensure_ready()  # login, then four reads in flight at once
-                    return await asyncio.gather(cml.system_health(), cml.system_stats(), cml.list_lab_ids(),
-                                                cml.licensing_status())
+                    return await asyncio.gather(
+                        cml.system_health(), cml.system_stats(), cml.list_lab_ids(), cml.licensing_status()
+                    )
                 except CmlError as exc:
                     return exc
 
@@ -82,8 +84,11 @@ def test_a_fleet_read_holds_sockets_only_for_the_controllers_being_read(sim):  #
     # Given 80 controllers, read through the collector's probe ten at a time
     ids = [f"i-lease{n:012d}" for n in range(80)]
     sim.add(ids, latency=0.05)
-    settings = FunctionSettings(CML_ENDPOINT_MODE="template", CML_ENDPOINT_TEMPLATE=sim.base + "/controllers/{instance_id}/api/v0",
-                                CML_TLS_VERIFY="true")
+    settings = FunctionSettings(
+        CML_ENDPOINT_MODE="template",
+        CML_ENDPOINT_TEMPLATE=sim.base + "/controllers/{instance_id}/api/v0",
+        CML_TLS_VERIFY="true",
+    )
     probe = FleetProbe(settings, lambda: CmlCredentials("admin", "cml-sim-password"))  # type: ignore[arg-type]
     in_flight = 10
 

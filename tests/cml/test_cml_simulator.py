@@ -1,5 +1,6 @@
 """The simulator's own surface: the `/_sim` admin API, fault validation, seeding, scale of the
 in-process app, and the HTTP mode (`python -m cmlsim`) driven by the real client."""
+
 from __future__ import annotations
 
 import asyncio
@@ -27,7 +28,9 @@ def test_admin_api_adds_inspects_breaks_and_removes_controllers(sim):  # noqa: A
             created = await admin.post("/_sim/controllers", json={"id": "i-1", "labs": 2, "running_labs": 1})
             assert created.status_code == 201 and created.json()["labs"] == 2
             assert created.json()["running_labs"] == 1
-            lab = await admin.post("/_sim/controllers/i-1/labs", json={"title": "Seeded", "nodes": 5, "state": "STARTED"})
+            lab = await admin.post(
+                "/_sim/controllers/i-1/labs", json={"title": "Seeded", "nodes": 5, "state": "STARTED"}
+            )
             assert lab.status_code == 201
             faults = await admin.put("/_sim/controllers/i-1/faults", json={"latency": 0.01, "error_rate": 1})
             assert faults.json()["latency"] == 0.01 and faults.json()["error_rate"] == 1.0
@@ -120,7 +123,9 @@ def test_http_mode_serves_the_real_client():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "local"), str(REPO / "functions")])}
     server = subprocess.Popen(
         [sys.executable, "-m", "cmlsim", "--port", str(port), "--controllers", "2", "--labs", "1"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         base = f"http://127.0.0.1:{port}"

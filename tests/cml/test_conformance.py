@@ -1,6 +1,7 @@
 """The real CML client against the simulator, every operation the product uses, success and
 error paths. The `sim` fixture validates every exchange against the CML 2.9 OpenAPI subset at
 teardown; these tests also assert that the walk covered what it claims to cover."""
+
 from __future__ import annotations
 
 import asyncio
@@ -8,10 +9,10 @@ import json
 
 import pytest
 import yaml
+from cml_contract import Exchange
 
 from cmlcm.adapters.cml.errors import CmlAuthError, CmlNotFound, CmlRejected
 from cmlsim import sample_topology
-from cml_contract import Exchange
 
 
 def _covered(sim) -> set[tuple[str, str, int]]:  # noqa: ANN001
@@ -40,7 +41,13 @@ def test_full_client_walk_conforms_and_reads_back_what_it_did(sim):  # noqa: ANN
             assert all(lab.owner == "admin" and lab.created and lab.created.tzinfo for lab in labs)
             new_id = await cml.import_lab(yaml.safe_dump(sample_topology("Imported", nodes=4)), title="From API")
             lab = await cml.get_lab(new_id)
-            assert (lab.id, lab.title, lab.node_count, lab.link_count, lab.state) == (new_id, "From API", 4, 3, "DEFINED_ON_CORE")
+            assert (lab.id, lab.title, lab.node_count, lab.link_count, lab.state) == (
+                new_id,
+                "From API",
+                4,
+                3,
+                "DEFINED_ON_CORE",
+            )
             await cml.start_lab(new_id)
             assert await cml.check_if_converged(new_id) is False
             sim.clock.advance(6)
@@ -125,12 +132,16 @@ def test_a_body_with_an_invented_field_fails_conformance(spec):  # noqa: ANN001
 
 def test_exchange_checker_catches_wrong_bodies_and_statuses(spec):  # noqa: ANN001
     def exchange(method: str, path: str, status: int, body: bytes, request: bytes = b"") -> Exchange:
-        return Exchange(method, f"/controllers/c1/api/v0{path}", "application/json", request, status, "application/json", body)
+        return Exchange(
+            method, f"/controllers/c1/api/v0{path}", "application/json", request, status, "application/json", body
+        )
 
     assert spec.check(exchange("GET", "/authok", 200, b'"OK"')) == []
     assert spec.check(exchange("GET", "/authok", 200, b"true"))  # the spec says string
     assert spec.check(exchange("PUT", "/labs/x/start", 204, b"{}"))  # a 204 has no body
-    assert spec.check(exchange("POST", "/authenticate", 403, b'{"code": 403, "description": "no"}', b'{"username": "a"}'))
+    assert spec.check(
+        exchange("POST", "/authenticate", 403, b'{"code": 403, "description": "no"}', b'{"username": "a"}')
+    )
     with pytest.raises(AssertionError, match="does not declare"):
         spec.check(exchange("GET", "/labs", 201, b"[]"))
     with pytest.raises(AssertionError, match="not in the OpenAPI subset"):

@@ -1,5 +1,6 @@
 """Each injected fault yields its classified error on that controller only, while a neighbour
 controller in the same session keeps answering; token expiry costs exactly one re-login."""
+
 from __future__ import annotations
 
 import asyncio
@@ -26,6 +27,7 @@ def _stats_of_both(sim, timeout: float = 0.5) -> tuple[Any, Any]:  # noqa: ANN00
 
     async def walk() -> list[Any]:
         async with sim.session(timeout=timeout) as session:
+
             async def one(cid: str) -> Any:
                 try:
                     return await session.client(sim.url(cid)).system_stats()
@@ -78,6 +80,7 @@ def test_latency_delays_only_its_controller(sim):  # noqa: ANN001
 
     async def walk() -> None:
         async with sim.session(timeout=2) as session:
+
             async def one(cid: str) -> None:
                 await session.client(sim.url(cid)).system_information()
                 finished.append(cid)
@@ -119,7 +122,9 @@ def test_expired_token_triggers_exactly_one_relogin(sim):  # noqa: ANN001
             await cml.list_lab_ids()
             assert sim.recorder.count("/authenticate") - before == 1
             assert [(e.api_path, e.status) for e in sim.recorder.exchanges[-3:]] == [
-                ("/labs", 401), ("/authenticate", 200), ("/labs", 200),
+                ("/labs", 401),
+                ("/authenticate", 200),
+                ("/labs", 200),
             ]
 
     asyncio.run(walk())

@@ -1,4 +1,5 @@
 """The fleet probe (what collection and the saga read) against the simulator in-process."""
+
 from __future__ import annotations
 
 import asyncio
@@ -19,15 +20,24 @@ NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
 def _worker(instance_id: str) -> Worker:
-    return Worker(worker_id=f"w-{instance_id}", name=instance_id, region="us-east-1", instance_id=instance_id,
-                  status=WorkerStatus.RUNNING, created_at=NOW, updated_at=NOW, status_changed_at=NOW)
+    return Worker(
+        worker_id=f"w-{instance_id}",
+        name=instance_id,
+        region="us-east-1",
+        instance_id=instance_id,
+        status=WorkerStatus.RUNNING,
+        created_at=NOW,
+        updated_at=NOW,
+        status_changed_at=NOW,
+    )
 
 
 @pytest.fixture
 def probe_env():  # noqa: ANN201
     fleet = SimulatedFleet(converge_seconds=0)
-    settings = FunctionSettings(CML_ENDPOINT_MODE="template",
-                                CML_ENDPOINT_TEMPLATE="http://sim/controllers/{instance_id}/api/v0")
+    settings = FunctionSettings(
+        CML_ENDPOINT_MODE="template", CML_ENDPOINT_TEMPLATE="http://sim/controllers/{instance_id}/api/v0"
+    )
     transport = httpx.ASGITransport(app=build_app(fleet))
     probe = FleetProbe(settings, lambda: CmlCredentials("admin", fleet.password), transport=transport)  # type: ignore[arg-type]
     return fleet, probe
@@ -107,7 +117,9 @@ def test_a_read_keeps_three_requests_in_flight_and_takes_two_round_trips():
     fleet = SimulatedFleet(converge_seconds=0)
     fleet.add("i-rtt", labs=2, running_labs=1)
     fleet.set_faults("i-rtt", latency=0.5)
-    settings = FunctionSettings(CML_ENDPOINT_MODE="template", CML_ENDPOINT_TEMPLATE="http://sim/controllers/{instance_id}/api/v0")
+    settings = FunctionSettings(
+        CML_ENDPOINT_MODE="template", CML_ENDPOINT_TEMPLATE="http://sim/controllers/{instance_id}/api/v0"
+    )
     counting = InFlight(httpx.ASGITransport(app=build_app(fleet)))
     probe = FleetProbe(settings, lambda: CmlCredentials("admin", fleet.password), transport=counting)  # type: ignore[arg-type]
     # When it is read with the token of an earlier read (no login in the way)

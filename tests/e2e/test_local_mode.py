@@ -1,5 +1,6 @@
 """The local mode as a new user meets it: `python -m cmlcm_local` in its own process, driven over
 HTTP only (curl's view). Slowest tests here; they prove the README's first command works."""
+
 from __future__ import annotations
 
 import os
@@ -27,7 +28,11 @@ def local() -> Iterator[httpx.Client]:
     process = subprocess.Popen(
         # Both ports from the OS: "the REST port + 1" may be some client's ephemeral port.
         [sys.executable, "-m", "cmlcm_local", "--port", str(port), "--sim-port", str(free_port()), "--workers", "4"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
     deadline = time.monotonic() + 90
@@ -103,12 +108,18 @@ def test_scheduled_collection_fills_metrics_and_health(local):  # noqa: ANN001
 
 
 def test_create_a_worker_and_watch_it_reach_running(local):  # noqa: ANN001
-    created = local.post("/workers", headers={**ADMIN, "Idempotency-Key": "e2e-create-0001"},
-                         json={"name": "e2e-lab", "region": "us-east-1"})
+    created = local.post(
+        "/workers",
+        headers={**ADMIN, "Idempotency-Key": "e2e-create-0001"},
+        json={"name": "e2e-lab", "region": "us-east-1"},
+    )
     assert created.status_code == 202, created.text
     worker_id = created.json()["worker"]["worker_id"]
-    replay = local.post("/workers", headers={**ADMIN, "Idempotency-Key": "e2e-create-0001"},
-                        json={"name": "e2e-lab", "region": "us-east-1"})
+    replay = local.post(
+        "/workers",
+        headers={**ADMIN, "Idempotency-Key": "e2e-create-0001"},
+        json={"name": "e2e-lab", "region": "us-east-1"},
+    )
     assert replay.status_code == 200 and replay.json()["worker"]["worker_id"] == worker_id
 
     def running() -> bool:
@@ -126,7 +137,9 @@ def test_import_all_instances_of_an_ami_name(local):  # noqa: ANN001
     assert {w["name"] for w in body["imported"]} == {"console-lab", f"console-lab-{sorted(by_hand)[1]}"}
     # The fleet the product already manages is reported as skipped, each with its reason.
     assert body["skipped"] and all("already managed" in s["reason"] for s in body["skipped"])
-    again = local.post("/workers/import", headers=ADMIN, json={"region": "us-east-1", "ami_name_pattern": "cml2-*"}).json()
+    again = local.post(
+        "/workers/import", headers=ADMIN, json={"region": "us-east-1", "ami_name_pattern": "cml2-*"}
+    ).json()
     assert again["imported"] == []
 
 
@@ -143,7 +156,9 @@ def test_a_record_lost_behind_the_reconcilers_back_is_found(local):  # noqa: ANN
 def test_labs_and_licence_as_a_new_user(local):  # noqa: ANN001
     # A worker whose CML answers (workers imported a moment ago may still be booting CML: 503)
     assert local.post("/_local/jobs/collect_metrics").json()["status"] == "SUCCEEDED"
-    worker_id = next(w for w in _workers(local) if w["status"] == "running" and w["service_status"] == "available")["worker_id"]
+    worker_id = next(w for w in _workers(local) if w["status"] == "running" and w["service_status"] == "available")[
+        "worker_id"
+    ]
     # List a worker's labs (synced from its controller), start one and watch it converge
     refreshed = local.post(f"/workers/{worker_id}/labs/refresh", headers=OPERATOR)
     assert refreshed.status_code == 200, (refreshed.text, local.get(f"/workers/{worker_id}", headers=VIEWER).text)
@@ -162,8 +177,12 @@ def test_labs_and_licence_as_a_new_user(local):  # noqa: ANN001
     download = local.get(f"/workers/{worker_id}/labs/{stopped['lab_id']}/download", headers=VIEWER)
     assert download.status_code == 200 and download.headers["content-type"].startswith("application/x-yaml")
     assert "nodes:" in download.text
-    imported = local.post(f"/workers/{worker_id}/labs/import", params={"title": "e2e copy"},
-                          headers={**OPERATOR, "Content-Type": "application/x-yaml"}, content=download.text)
+    imported = local.post(
+        f"/workers/{worker_id}/labs/import",
+        params={"title": "e2e copy"},
+        headers={**OPERATOR, "Content-Type": "application/x-yaml"},
+        content=download.text,
+    )
     assert imported.status_code in (200, 201), imported.text
     assert imported.json()["title"] == "e2e copy"
     assert len(local.get(f"/workers/{worker_id}/labs", headers=VIEWER).json()["items"]) == 3

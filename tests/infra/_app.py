@@ -1,5 +1,6 @@
 """The CDK app the infra tests synthesize (a module, not conftest: several test folders have a
 `conftest`, so `from conftest import ...` picks whichever was imported first)."""
+
 from __future__ import annotations
 
 import json

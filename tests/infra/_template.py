@@ -1,4 +1,5 @@
 """Lookups over a synthesized template (plain JSON), shared by the infra tests."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -71,9 +72,7 @@ def get_att_ids(value: Any) -> set[str]:
 
 def table_access(resources: dict, handler: str) -> dict[str, str]:
     """Table variable (WORKERS_TABLE, ...) → "read", "write" or "read_write" for the function."""
-    table_vars = {
-        env["Ref"]: name for name, env in environment(resources, handler).items() if name in TABLE_VARIABLES
-    }
+    table_vars = {env["Ref"]: name for name, env in environment(resources, handler).items() if name in TABLE_VARIABLES}
     access: dict[str, set[str]] = {}
     for statement in function_statements(resources, handler):
         granted = set(as_list(statement["Action"]))

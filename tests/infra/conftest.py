@@ -3,6 +3,7 @@
 The stack is built exactly as `infra/app.py` builds it, with cdk.json's feature flags, and with
 `cmlcm:skipBundling` so no layer is built (no pip, no Docker, no network).
 """
+
 from __future__ import annotations
 
 import os

@@ -1,6 +1,7 @@
 """Agreement between the stack and what it deploys for: the ASL files (placeholders, task
 handlers, timeouts), the local mode (same handlers under the same placeholders) and the PynamoDB
 models (the local mode creates tables from them; AWS gets them from CDK)."""
+
 from __future__ import annotations
 
 import importlib
@@ -10,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from _template import of_type
 
 pytestmark = pytest.mark.infra
@@ -38,8 +38,11 @@ def _asl(name: str) -> str:
 def _machine(resources: dict, asl: str) -> dict:
     """The one state machine deployed from `asl` (its DefinitionString is the file's text)."""
     text = _asl(asl)
-    found = [m for m in of_type(resources, "AWS::StepFunctions::StateMachine").values()
-             if m["Properties"]["DefinitionString"] == text]
+    found = [
+        m
+        for m in of_type(resources, "AWS::StepFunctions::StateMachine").values()
+        if m["Properties"]["DefinitionString"] == text
+    ]
     assert len(found) == 1, f"expected one state machine from {asl}, found {len(found)}"
     return found[0]
 
@@ -154,8 +157,10 @@ def test_table_indexes_are_the_models(resources, module, name, variable):
     model = _model(module, name)
     schema = model._get_schema()
     table = _table(resources, variable)
-    for schema_name, cfn_name in (("global_secondary_indexes", "GlobalSecondaryIndexes"),
-                                  ("local_secondary_indexes", "LocalSecondaryIndexes")):
+    for schema_name, cfn_name in (
+        ("global_secondary_indexes", "GlobalSecondaryIndexes"),
+        ("local_secondary_indexes", "LocalSecondaryIndexes"),
+    ):
         declared = {
             index["index_name"]: (_key_order(index["key_schema"]), index["projection"]["ProjectionType"])
             for index in schema.get(schema_name, [])
@@ -165,8 +170,9 @@ def test_table_indexes_are_the_models(resources, module, name, variable):
             for index in table.get(cfn_name, [])
         }
         assert deployed == declared, cfn_name
-    assert set(model._indexes) == {i["IndexName"] for k in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes")
-                                   for i in table.get(k, [])}
+    assert set(model._indexes) == {
+        i["IndexName"] for k in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes") for i in table.get(k, [])
+    }
 
 
 def _key_order(key_schema: list[dict]) -> list[dict]:

@@ -1,4 +1,5 @@
 """The Docker-free layer bundler: Lambda-targeted pip flags, output layout, loud failures."""
+
 from __future__ import annotations
 
 import subprocess

@@ -1,4 +1,5 @@
 """`cdk synth` through the pinned CLI (package.json), offline and without building the layer."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,19 @@ def test_pinned_cli_synthesizes_the_app_offline(tmp_path):
     env = {**os.environ, "CDK_DISABLE_CLI_TELEMETRY": "true", "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1"}
     # When it synthesizes with layer bundling skipped (`--no` forbids npx to download anything)
     result = subprocess.run(
-        ["npx", "--no", "--", "cdk", "synth", "--quiet", "--no-notices", "-c", "cmlcm:skipBundling=true",
-         "--output", str(tmp_path)],
+        [
+            "npx",
+            "--no",
+            "--",
+            "cdk",
+            "synth",
+            "--quiet",
+            "--no-notices",
+            "-c",
+            "cmlcm:skipBundling=true",
+            "--output",
+            str(tmp_path),
+        ],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,

@@ -3,6 +3,7 @@
 cdk-nag 3 is a policy-validation plugin (it no longer emits annotations), so the pack is run
 directly on the construct tree with `validate_scope`; construct annotations are checked too.
 """
+
 from __future__ import annotations
 
 import pytest

@@ -1,10 +1,10 @@
 """EventBridge Scheduler: collection every 5 minutes (state machine), reconciler every 15 minutes
 (function), each with its own role; the API and the collection plan may move exactly these two
 schedules."""
+
 from __future__ import annotations
 
 import pytest
-
 from _template import API_HANDLER, as_list, environment, function_id, function_statements, of_type, role_statements
 
 pytestmark = pytest.mark.infra
@@ -20,8 +20,11 @@ def schedules(resources) -> dict[str, dict]:
 
 def _machine_id(resources: dict, placeholder: str) -> str:
     """The state machine whose definition has `placeholder` filled."""
-    (found,) = [logical_id for logical_id, m in of_type(resources, "AWS::StepFunctions::StateMachine").items()
-                if placeholder in m["Properties"]["DefinitionSubstitutions"]]
+    (found,) = [
+        logical_id
+        for logical_id, m in of_type(resources, "AWS::StepFunctions::StateMachine").items()
+        if placeholder in m["Properties"]["DefinitionSubstitutions"]
+    ]
     return found
 
 
@@ -75,7 +78,9 @@ def test_the_collect_plan_knows_the_schedules_to_put_back_on_the_settings(resour
     # Each collection run restores the settings' rates a deployment reset (services.settings).
     env = environment(resources, PLAN_HANDLER)
     assert (env["COLLECT_SCHEDULE_NAME"], env["RECONCILE_SCHEDULE_NAME"], env["SCHEDULE_GROUP_NAME"]) == (
-        COLLECT, RECONCILE, "default"
+        COLLECT,
+        RECONCILE,
+        "default",
     )
 
 
@@ -84,14 +89,20 @@ def test_api_knows_the_state_machines_and_the_schedules(resources):
     assert env["PROVISION_STATE_MACHINE_ARN"] == {"Ref": _machine_id(resources, "ProvisionFunctionArn")}
     assert env["COLLECT_STATE_MACHINE_ARN"] == {"Ref": _machine_id(resources, "CollectBatchFunctionArn")}
     assert (env["COLLECT_SCHEDULE_NAME"], env["RECONCILE_SCHEDULE_NAME"], env["SCHEDULE_GROUP_NAME"]) == (
-        COLLECT, RECONCILE, "default"
+        COLLECT,
+        RECONCILE,
+        "default",
     )
 
 
 def test_api_starts_only_the_provisioning_saga(resources):
     starts = [s for s in function_statements(resources, API_HANDLER) if "states:StartExecution" in as_list(s["Action"])]
     assert starts == [
-        {"Action": "states:StartExecution", "Effect": "Allow", "Resource": {"Ref": _machine_id(resources, "ProvisionFunctionArn")}}
+        {
+            "Action": "states:StartExecution",
+            "Effect": "Allow",
+            "Resource": {"Ref": _machine_id(resources, "ProvisionFunctionArn")},
+        }
     ]
 
 

@@ -1,4 +1,5 @@
 """Template tests of the CmlCloudManager stack: tables, auth, the API function, the REST API, IAM."""
+
 from __future__ import annotations
 
 import pytest
@@ -366,7 +367,8 @@ def test_functions_may_control_only_this_accounts_instances(resources):
     from cmlcm_infra.permissions import EC2_INSTANCE_ACTIONS
 
     statements = [
-        s for _, s in _statements(resources)
+        s
+        for _, s in _statements(resources)
         if set(_as_list(s["Action"])) & set(EC2_INSTANCE_ACTIONS) and "Condition" not in s
     ]
     assert [s for s in statements if set(_as_list(s["Action"])) == set(EC2_INSTANCE_ACTIONS)], "API grant"
@@ -379,21 +381,27 @@ def test_functions_may_control_only_this_accounts_instances(resources):
 def test_api_function_reads_only_the_cml_secret_value(resources, template):
     secret_id = _logical_id(template, "AWS::SecretsManager::Secret", {"Name": "cmlcm/cml-credentials"})
     secret_statements = [
-        s for _, s in _statements(resources)
-        if any(a.startswith("secretsmanager:") for a in _as_list(s["Action"])) and "cmlcm/licence/" not in str(s["Resource"])
+        s
+        for _, s in _statements(resources)
+        if any(a.startswith("secretsmanager:") for a in _as_list(s["Action"]))
+        and "cmlcm/licence/" not in str(s["Resource"])
     ]
     # API, collector, provisioning (readiness) and reconciler: the CML credentials, read only.
-    assert secret_statements == [
-        {"Action": "secretsmanager:GetSecretValue", "Effect": "Allow", "Resource": {"Ref": secret_id}}
-    ] * 4
+    assert (
+        secret_statements
+        == [{"Action": "secretsmanager:GetSecretValue", "Effect": "Allow", "Resource": {"Ref": secret_id}}] * 4
+    )
 
 
 def test_api_function_may_write_only_licence_token_secrets(resources):
     tokens = [s for _, s in _statements(resources) if "cmlcm/licence/" in str(s["Resource"])]
     assert len(tokens) == 1
     assert set(_as_list(tokens[0]["Action"])) == {
-        "secretsmanager:CreateSecret", "secretsmanager:PutSecretValue", "secretsmanager:TagResource",
-        "secretsmanager:DeleteSecret"}
+        "secretsmanager:CreateSecret",
+        "secretsmanager:PutSecretValue",
+        "secretsmanager:TagResource",
+        "secretsmanager:DeleteSecret",
+    }
     assert str(tokens[0]["Resource"]).endswith("secret:cmlcm/licence/*']]}")
 
 
@@ -402,10 +410,5 @@ def test_api_function_has_item_access_to_the_four_tables_but_no_table_administra
     actions = {a for s in dynamo for a in _as_list(s["Action"])}
     assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"} <= actions
     assert not actions & {"dynamodb:DeleteTable", "dynamodb:CreateTable", "dynamodb:UpdateTable"}
-    table_arns = {
-        str(r)
-        for s in dynamo
-        for r in _as_list(s["Resource"])
-        if isinstance(r, dict) and "Fn::GetAtt" in r
-    }
+    table_arns = {str(r) for s in dynamo for r in _as_list(s["Resource"]) if isinstance(r, dict) and "Fn::GetAtt" in r}
     assert len(table_arns) == 4

@@ -1,12 +1,12 @@
 """Task functions (collection, provisioning saga, reconciler) and the API function: each runs its
 handler, gets the shared environment, and holds exactly the actions and table access its code
 paths need."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
-
 from _template import (
     API_HANDLER,
     BASELINE_ACTIONS,
@@ -39,17 +39,36 @@ EXPECTED_ACTIONS = {
     | SECRET_READ,
     SUMMARY: set(),
     PROVISION: {
-        "ec2:DescribeInstances", "ec2:RunInstances", "ec2:CreateTags", "ec2:TerminateInstances", "iam:PassRole",
-    } | SECRET_READ,
+        "ec2:DescribeInstances",
+        "ec2:RunInstances",
+        "ec2:CreateTags",
+        "ec2:TerminateInstances",
+        "iam:PassRole",
+    }
+    | SECRET_READ,
     RECONCILE: {"ec2:DescribeInstances", "ec2:DescribeImages", "ec2:TerminateInstances", "ec2:CreateTags"}
     | SECRET_READ,
     API_HANDLER: {
-        "ec2:DescribeInstances", "ec2:DescribeInstanceStatus", "ec2:DescribeImages",
-        "ec2:StartInstances", "ec2:StopInstances", "ec2:TerminateInstances", "ec2:CreateTags", "ec2:DeleteTags",
-        "ec2:MonitorInstances", "cloudwatch:GetMetricData",
-        "secretsmanager:CreateSecret", "secretsmanager:PutSecretValue", "secretsmanager:TagResource",
-        "secretsmanager:DeleteSecret", "states:StartExecution", "scheduler:GetSchedule", "scheduler:UpdateSchedule", "iam:PassRole",
-    } | SECRET_READ,
+        "ec2:DescribeInstances",
+        "ec2:DescribeInstanceStatus",
+        "ec2:DescribeImages",
+        "ec2:StartInstances",
+        "ec2:StopInstances",
+        "ec2:TerminateInstances",
+        "ec2:CreateTags",
+        "ec2:DeleteTags",
+        "ec2:MonitorInstances",
+        "cloudwatch:GetMetricData",
+        "secretsmanager:CreateSecret",
+        "secretsmanager:PutSecretValue",
+        "secretsmanager:TagResource",
+        "secretsmanager:DeleteSecret",
+        "states:StartExecution",
+        "scheduler:GetSchedule",
+        "scheduler:UpdateSchedule",
+        "iam:PassRole",
+    }
+    | SECRET_READ,
 }
 #: Handler → table access (a table not listed is not reachable at all).
 EXPECTED_TABLES = {
@@ -87,8 +106,10 @@ def test_each_task_runs_once_with_its_memory_and_timeout(resources):
 def test_every_function_gets_the_tables_secret_endpoint_mode_and_regions(resources, template, handler):
     env = environment(resources, handler)
     keys = {
-        "WORKERS_TABLE": ["worker_id"], "LABS_TABLE": ["worker_id", "lab_id"],
-        "OPERATIONS_TABLE": ["pk", "sk"], "METRICS_TABLE": ["worker_id", "ts"],
+        "WORKERS_TABLE": ["worker_id"],
+        "LABS_TABLE": ["worker_id", "lab_id"],
+        "OPERATIONS_TABLE": ["pk", "sk"],
+        "METRICS_TABLE": ["worker_id", "ts"],
     }
     tables = {
         name: logical_id
@@ -149,7 +170,10 @@ def test_provision_role_passes_only_worker_roles_and_only_to_ec2(resources):
             "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
             "Effect": "Allow",
             "Resource": {
-                "Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::", {"Ref": "AWS::AccountId"}, ":role/cml-worker*"]]
+                "Fn::Join": [
+                    "",
+                    ["arn:", {"Ref": "AWS::Partition"}, ":iam::", {"Ref": "AWS::AccountId"}, ":role/cml-worker*"],
+                ]
             },
         }
     ]
@@ -175,16 +199,18 @@ def test_every_unconditioned_tag_grant_names_instances_only(resources):
 
 def test_context_moves_regions_endpoint_mode_and_schedule_names():
     # Given an app built with other context values
+    from _app import offline_app
     from aws_cdk.assertions import Template
 
-    from _app import offline_app
     from cmlcm_infra.composition import build
 
-    app = offline_app(**{
-        "cmlcm:supportedRegions": "eu-west-1,eu-central-1",
-        "cmlcm:cmlEndpointMode": "private",
-        "cmlcm:stackName": "CmlcmStaging",
-    })
+    app = offline_app(
+        **{
+            "cmlcm:supportedRegions": "eu-west-1,eu-central-1",
+            "cmlcm:cmlEndpointMode": "private",
+            "cmlcm:stackName": "CmlcmStaging",
+        }
+    )
     resources = Template.from_stack(build(app)).to_json()["Resources"]
     # Then every function follows them, and the schedules are named after the stack
     for handler in ALL_HANDLERS:

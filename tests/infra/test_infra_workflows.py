@@ -1,13 +1,13 @@
 """The state machine (ASL file) and schedule helpers, on a throwaway definition in a tmp dir."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
+from _app import offline_app
 from aws_cdk.assertions import Match, Template
 from cdk_nag import AwsSolutionsChecks
-
-from _app import offline_app
 
 pytestmark = pytest.mark.infra
 

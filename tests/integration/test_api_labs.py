@@ -4,6 +4,7 @@ The API's CML access is the production stack (FleetProbe → CmlFleetSession →
 credentials read from a moto secret), pointed at the simulator through `httpx.ASGITransport`
 with the template endpoint mode, so each worker's instance id is its simulated controller.
 """
+
 from __future__ import annotations
 
 import json
@@ -103,8 +104,15 @@ def cml(api, dynamo_ports) -> CmlWorld:
     deps.override_labs(None)
 
 
-def raw_call(method: str, path: str, *, role: str = "admin", body: Any = None,
-             headers: dict[str, str] | None = None, query: dict[str, str] | None = None) -> dict[str, Any]:
+def raw_call(
+    method: str,
+    path: str,
+    *,
+    role: str = "admin",
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """The handler's raw answer (status, headers and the body as text)."""
     from cmlcm.handlers.api import app as api_app
 
@@ -127,7 +135,10 @@ def test_list_is_served_from_the_table_and_refresh_fills_it(api, cml):
     status, body = api.call("POST", labs_path(worker, "/refresh"), role="operator")
     assert status == 200
     assert (body["added"], body["changed"], body["unchanged"], body["deleted"]) == (2, 0, 0, 0)
-    assert [(lab["title"], lab["state"]) for lab in body["items"]] == [("Lab 1", "STARTED"), ("Lab 2", "DEFINED_ON_CORE")]
+    assert [(lab["title"], lab["state"]) for lab in body["items"]] == [
+        ("Lab 1", "STARTED"),
+        ("Lab 2", "DEFINED_ON_CORE"),
+    ]
     assert {lab["lab_id"] for lab in body["items"]} == set(cml.cml_labs(worker))
 
     status, listed = api.call("GET", labs_path(worker), role="viewer")
@@ -164,7 +175,8 @@ def test_refresh_removes_orphans_and_leaves_unchanged_labs_unwritten(api, cml):
     status, body = api.call("POST", labs_path(worker, "/refresh"), role="operator")
     assert status == 200 and body["unchanged"] == 2 and cml.writes[-1] == (0, 0)
     assert {lab.lab_id: lab.synced_at for lab in cml.labs.list(worker.worker_id)} == {
-        kept: first_sync[kept], added: NOW + timedelta(seconds=60)
+        kept: first_sync[kept],
+        added: NOW + timedelta(seconds=60),
     }
 
 
@@ -247,8 +259,12 @@ def test_import_title_overrides_the_topology(api, cml):
     worker = cml.running
     text = yaml.safe_dump(sample_topology("From file"))
     status, body = api.call(
-        "POST", labs_path(worker, "/import"), role="operator", body=text,
-        headers={"Content-Type": "application/x-yaml"}, query={"title": "Course day 1"},
+        "POST",
+        labs_path(worker, "/import"),
+        role="operator",
+        body=text,
+        headers={"Content-Type": "application/x-yaml"},
+        query={"title": "Course day 1"},
     )
     assert status == 200 and body["title"] == "Course day 1"
 
@@ -343,8 +359,12 @@ def test_viewer_reads_but_cannot_operate(api, cml):
     assert api.call("GET", labs_path(worker), role="viewer")[0] == 200
     assert raw_call("GET", labs_path(worker, f"/{lab_id}/download"), role="viewer")["statusCode"] == 200
     for method, suffix in [
-        ("PUT", f"/{lab_id}/start"), ("PUT", f"/{lab_id}/stop"), ("PUT", f"/{lab_id}/wipe"),
-        ("DELETE", f"/{lab_id}"), ("POST", "/refresh"), ("POST", "/import"),
+        ("PUT", f"/{lab_id}/start"),
+        ("PUT", f"/{lab_id}/stop"),
+        ("PUT", f"/{lab_id}/wipe"),
+        ("DELETE", f"/{lab_id}"),
+        ("POST", "/refresh"),
+        ("POST", "/import"),
     ]:
         status, body = api.call(method, labs_path(worker, suffix), role="viewer")
         assert status == 403 and body["error"] == "Forbidden", (method, suffix)
@@ -368,6 +388,10 @@ def test_a_cml_fault_maps_to_its_status_and_writes_nothing(api, cml):
 def test_lab_routes_are_in_the_openapi_document(api):
     status, doc = api.call("GET", "/openapi.json", role=None)
     assert status == 200
-    for path in ("/workers/{worker_id}/labs", "/workers/{worker_id}/labs/{lab_id}/start",
-                 "/workers/{worker_id}/labs/import", "/workers/{worker_id}/licence"):
+    for path in (
+        "/workers/{worker_id}/labs",
+        "/workers/{worker_id}/labs/{lab_id}/start",
+        "/workers/{worker_id}/labs/import",
+        "/workers/{worker_id}/licence",
+    ):
         assert path in doc["paths"]

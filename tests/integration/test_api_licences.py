@@ -1,5 +1,6 @@
 """Licence routes over moto and the CML simulator in-process: register (202, pending, then
 completed / failed / timed out), deregister, and the token never showing anywhere but its secret."""
+
 from __future__ import annotations
 
 import logging
@@ -51,7 +52,9 @@ def test_register_is_202_pending_then_completes(api, cml):
     status, view = api.call("GET", licence_path(cml), role="viewer")
     assert status == 200
     assert (view["operation_state"], view["registration_status"], view["authorization_status"]) == (
-        "completed", "COMPLETED", "IN_COMPLIANCE"
+        "completed",
+        "COMPLETED",
+        "IN_COMPLIANCE",
     )
     assert deps.ports().workers.get(worker.worker_id).licence.operation_state == "completed"
 
@@ -229,7 +232,9 @@ def test_deleting_a_worker_drops_its_lab_rows_and_schedules_its_token_secret_for
     # Then its lab rows are gone, the other worker's stay
     assert cml.labs.list(worker.worker_id) == [] and len(cml.labs.list(other.worker_id)) == 2
     # And its token secret is scheduled for deletion (restorable for the recovery window)
-    described = client("secretsmanager", "us-east-1").describe_secret(SecretId=SECRET.format(worker_id=worker.worker_id))
+    described = client("secretsmanager", "us-east-1").describe_secret(
+        SecretId=SECRET.format(worker_id=worker.worker_id)
+    )
     assert "DeletedDate" in described
     # And deleting a worker that never had a licence leaves nothing behind either
     assert api.call("DELETE", f"/workers/{other.worker_id}")[0] == 200

@@ -1,4 +1,5 @@
 """REST API over moto: what a new user does with curl, through the real handler."""
+
 from __future__ import annotations
 
 import threading
@@ -184,7 +185,9 @@ def test_settings_roundtrip_and_validation(api):
     assert status == 409
     status, body = api.call("PUT", "/settings", body={**saved, "idle_timeout_minutes": 1})
     assert status == 422 and body["field"] == "idle_timeout_minutes"
-    status, body = api.call("PUT", "/settings", body={**saved, "region_defaults": {"us-east-1": {"instance_type": "huge"}}})
+    status, body = api.call(
+        "PUT", "/settings", body={**saved, "region_defaults": {"us-east-1": {"instance_type": "huge"}}}
+    )
     assert status == 422 and body["field"].startswith("region_defaults")
     assert api.call("PUT", "/settings", role="operator", body=saved)[0] == 403
     assert api.call("GET", "/settings", role="viewer")[1]["idle_timeout_minutes"] == 90

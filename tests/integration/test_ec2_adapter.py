@@ -1,5 +1,6 @@
 """The EC2 adapter on moto: batching to API limits, unknown ids, bisection of bulk mutations,
 status checks, tags, and the one mapping from AWS error codes to domain errors."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -80,15 +81,22 @@ def test_describe_maps_the_instance(aws):  # noqa: ANN001
     [raw] = launch_instances(REGION, 1, ami_id=ami, instance_type="c5.metal", tags={"Name": "cml-1", "WorkerId": "w-1"})
     info = Ec2Gateway(REGION).describe([raw["InstanceId"]])[raw["InstanceId"]]
     assert (info.state, info.instance_type, info.image_id, info.private_ip) == (
-        "running", "c5.metal", ami, raw["PrivateIpAddress"])
+        "running",
+        "c5.metal",
+        ami,
+        raw["PrivateIpAddress"],
+    )
     assert info.tags == {"Name": "cml-1", "WorkerId": "w-1"} and info.monitoring == "disabled"
     assert info.launch_time is not None
 
 
 # --- bulk mutations --------------------------------------------------------------------------
 
-MUTATIONS = [("stop", "running", ("stopping", "stopped")), ("start", "stopped", ("pending", "running")),
-             ("terminate", "running", ("shutting-down", "terminated"))]
+MUTATIONS = [
+    ("stop", "running", ("stopping", "stopped")),
+    ("start", "stopped", ("pending", "running")),
+    ("terminate", "running", ("shutting-down", "terminated")),
+]
 
 
 @pytest.mark.parametrize("bad", [UNKNOWN, MALFORMED], ids=["unknown id", "malformed id"])
@@ -104,7 +112,8 @@ def test_one_bad_id_fails_alone_and_the_others_succeed(aws, action, from_state, 
     assert sorted(result.succeeded) == sorted(ids) and list(result.failed) == [bad]
     error = result.failed[bad]
     assert type(error) is InstanceNotFound and error.message.startswith(
-        {"stop": "StopInstances", "start": "StartInstances", "terminate": "TerminateInstances"}[action])
+        {"stop": "StopInstances", "start": "StartInstances", "terminate": "TerminateInstances"}[action]
+    )
     # And every other instance really changed
     assert all(state in to_states for state in states(ids).values())
 
@@ -186,18 +195,48 @@ def test_a_tagging_error_is_mapped_and_names_the_call():
 # --- AWS error codes → domain errors ---------------------------------------------------------
 
 ERROR_TABLE = [
-    *[(code, InstanceNotFound) for code in ("InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed",
-                                            "InvalidAMIID.NotFound")],
-    *[(code, QuotaExceeded) for code in ("InstanceLimitExceeded", "VcpuLimitExceeded",
-                                         "InsufficientInstanceCapacity", "MaxSpotInstanceCountExceeded")],
-    *[(code, AwsAuthError) for code in ("UnauthorizedOperation", "AuthFailure", "AccessDenied",
-                                        "AccessDeniedException", "OptInRequired")],
-    *[(code, AwsInvalidParameter) for code in ("InvalidParameterValue", "InvalidParameterCombination",
-                                               "InvalidParameter", "MissingParameter", "IncorrectInstanceState",
-                                               "InvalidAMIID.Malformed", "InvalidSubnetID.NotFound",
-                                               "InvalidGroup.NotFound", "ValidationException")],
-    *[(code, TransientAwsError) for code in ("RequestLimitExceeded", "Throttling", "ThrottlingException",
-                                             "InternalError", "ServiceUnavailable", "Unavailable")],
+    *[
+        (code, InstanceNotFound)
+        for code in ("InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed", "InvalidAMIID.NotFound")
+    ],
+    *[
+        (code, QuotaExceeded)
+        for code in (
+            "InstanceLimitExceeded",
+            "VcpuLimitExceeded",
+            "InsufficientInstanceCapacity",
+            "MaxSpotInstanceCountExceeded",
+        )
+    ],
+    *[
+        (code, AwsAuthError)
+        for code in ("UnauthorizedOperation", "AuthFailure", "AccessDenied", "AccessDeniedException", "OptInRequired")
+    ],
+    *[
+        (code, AwsInvalidParameter)
+        for code in (
+            "InvalidParameterValue",
+            "InvalidParameterCombination",
+            "InvalidParameter",
+            "MissingParameter",
+            "IncorrectInstanceState",
+            "InvalidAMIID.Malformed",
+            "InvalidSubnetID.NotFound",
+            "InvalidGroup.NotFound",
+            "ValidationException",
+        )
+    ],
+    *[
+        (code, TransientAwsError)
+        for code in (
+            "RequestLimitExceeded",
+            "Throttling",
+            "ThrottlingException",
+            "InternalError",
+            "ServiceUnavailable",
+            "Unavailable",
+        )
+    ],
     ("SomethingNew", ExternalServiceError),
 ]
 
@@ -214,7 +253,9 @@ def test_each_aws_error_code_maps_to_one_domain_error(code, kind):  # noqa: ANN0
     assert mapped.message == f"StopInstances: {code}: details"
 
 
-@pytest.mark.parametrize(("status", "kind"), [(500, TransientAwsError), (503, TransientAwsError), (400, ExternalServiceError)])
+@pytest.mark.parametrize(
+    ("status", "kind"), [(500, TransientAwsError), (503, TransientAwsError), (400, ExternalServiceError)]
+)
 def test_an_unknown_code_is_transient_only_on_a_server_error(status, kind):  # noqa: ANN001
     assert type(map_client_error(_client_error("SomethingNew", status), action="X")) is kind
 
@@ -230,9 +271,14 @@ def test_an_error_without_a_code_is_a_generic_external_error():
 
 @pytest.mark.parametrize(
     ("kind", "http_status", "code"),
-    [(InstanceNotFound, 404, "InstanceNotFound"), (QuotaExceeded, 429, "QuotaExceeded"), (AwsAuthError, 502, "AwsAuthError"),
-     (AwsInvalidParameter, 422, "AwsInvalidParameter"), (TransientAwsError, 503, "TransientAwsError"),
-     (ExternalServiceError, 502, "ExternalServiceError")],
+    [
+        (InstanceNotFound, 404, "InstanceNotFound"),
+        (QuotaExceeded, 429, "QuotaExceeded"),
+        (AwsAuthError, 502, "AwsAuthError"),
+        (AwsInvalidParameter, 422, "AwsInvalidParameter"),
+        (TransientAwsError, 503, "TransientAwsError"),
+        (ExternalServiceError, 502, "ExternalServiceError"),
+    ],
 )
 def test_each_domain_error_has_its_http_status_and_name(kind, http_status, code):  # noqa: ANN001
     assert (kind.http_status, kind.code) == (http_status, code)

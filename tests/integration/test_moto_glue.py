@@ -1,5 +1,6 @@
 """The moto glue: each patch does what the product relies on, and the glue refuses a moto it was
 not written for (so a moto upgrade fails loudly here instead of silently elsewhere)."""
+
 from __future__ import annotations
 
 import threading

@@ -1,5 +1,6 @@
 """The scale glue answers exactly as moto does: each test makes the same calls with moto's own
 implementation and with the glue's, and compares the answers (`moto_scale_glue`)."""
+
 from __future__ import annotations
 
 import random
@@ -67,6 +68,7 @@ def test_install_patches_each_path_once():
 
 # --- CloudWatch GetMetricData ----------------------------------------------------------------
 
+
 def _seed_metrics(now: datetime, rng: random.Random) -> list[str]:
     cloudwatch = client("cloudwatch", REGION)
     instances = [f"i-{n:017x}" for n in range(12)]
@@ -79,15 +81,37 @@ def _seed_metrics(now: datetime, rng: random.Random) -> list[str]:
         for stamp in stamps:
             one = [{"Name": "InstanceId", "Value": instance}]
             two = [{"Name": "AutoScalingGroupName", "Value": "fleet"}, {"Name": "InstanceId", "Value": instance}]
-            data["AWS/EC2"].append({"MetricName": "CPUUtilization", "Dimensions": one, "Timestamp": stamp,
-                                    "Value": rng.uniform(0, 100), "Unit": "Percent"})
-            data["AWS/EC2"].append({"MetricName": "CPUUtilization", "Dimensions": two, "Timestamp": stamp,
-                                    "Value": rng.uniform(0, 100), "Unit": "Percent"})
-            data["CWAgent"].append({"MetricName": "mem_used_percent", "Dimensions": one, "Timestamp": stamp,
-                                    "Value": rng.uniform(0, 100), "Unit": rng.choice(["Percent", "None"])})
+            data["AWS/EC2"].append(
+                {
+                    "MetricName": "CPUUtilization",
+                    "Dimensions": one,
+                    "Timestamp": stamp,
+                    "Value": rng.uniform(0, 100),
+                    "Unit": "Percent",
+                }
+            )
+            data["AWS/EC2"].append(
+                {
+                    "MetricName": "CPUUtilization",
+                    "Dimensions": two,
+                    "Timestamp": stamp,
+                    "Value": rng.uniform(0, 100),
+                    "Unit": "Percent",
+                }
+            )
+            data["CWAgent"].append(
+                {
+                    "MetricName": "mem_used_percent",
+                    "Dimensions": one,
+                    "Timestamp": stamp,
+                    "Value": rng.uniform(0, 100),
+                    "Unit": rng.choice(["Percent", "None"]),
+                }
+            )
             # The same metric name in another namespace: moto's dimension branch ignores namespaces.
-            data["Custom"].append({"MetricName": "CPUUtilization", "Dimensions": one, "Timestamp": stamp,
-                                   "Value": rng.uniform(0, 100)})
+            data["Custom"].append(
+                {"MetricName": "CPUUtilization", "Dimensions": one, "Timestamp": stamp, "Value": rng.uniform(0, 100)}
+            )
         data["Custom"].append({"MetricName": "CPUUtilization", "Timestamp": now - timedelta(minutes=3), "Value": 7.0})
     for namespace, items in data.items():
         for start in range(0, len(items), 500):
@@ -98,11 +122,19 @@ def _seed_metrics(now: datetime, rng: random.Random) -> list[str]:
 def _queries(instances: list[str], rng: random.Random) -> list[dict[str, Any]]:
     queries = []
     for n, instance in enumerate(instances + ["i-00000000000000fff"]):
-        stat = {"Stat": rng.choice(["Average", "Sum", "Maximum", "Minimum", "SampleCount"]), "Period": rng.choice([60, 300])}
+        stat = {
+            "Stat": rng.choice(["Average", "Sum", "Maximum", "Minimum", "SampleCount"]),
+            "Period": rng.choice([60, 300]),
+        }
         shapes = [
             ("AWS/EC2", "CPUUtilization", [{"Name": "InstanceId", "Value": instance}], {}),
             ("CWAgent", "mem_used_percent", [{"Name": "InstanceId", "Value": instance}], {"Unit": "Percent"}),
-            ("AWS/EC2", "CPUUtilization", [{"Name": "InstanceId", "Value": instance}, {"Name": "AutoScalingGroupName", "Value": "fleet"}], {}),
+            (
+                "AWS/EC2",
+                "CPUUtilization",
+                [{"Name": "InstanceId", "Value": instance}, {"Name": "AutoScalingGroupName", "Value": "fleet"}],
+                {},
+            ),
             ("Custom", "CPUUtilization", [], {}),
             ("CWAgent", "mem_used_percent", [{"Name": "Other", "Value": instance}], {}),
         ]
@@ -129,8 +161,11 @@ def test_get_metric_data_answers_as_moto_does(aws, scan_by):  # noqa: ANN001
     cloudwatch = client("cloudwatch", REGION)
 
     def ask() -> Any:
-        return outcome(lambda: cloudwatch.get_metric_data(
-            MetricDataQueries=queries, StartTime=now - timedelta(minutes=45), EndTime=now, ScanBy=scan_by))
+        return outcome(
+            lambda: cloudwatch.get_metric_data(
+                MetricDataQueries=queries, StartTime=now - timedelta(minutes=45), EndTime=now, ScanBy=scan_by
+            )
+        )
 
     # When moto and the glue answer the same queries, then the answers are the same
     own, glued = both(CloudWatchBackend, "get_metric_data", ask)
@@ -142,7 +177,11 @@ def test_get_metric_data_answers_as_moto_does(aws, scan_by):  # noqa: ANN001
 def test_get_metric_data_with_expressions_takes_moto_s_path(aws):  # noqa: ANN001
     now = datetime.now(UTC).replace(microsecond=0)
     instances = _seed_metrics(now, random.Random(3))
-    metric = {"Namespace": "AWS/EC2", "MetricName": "CPUUtilization", "Dimensions": [{"Name": "InstanceId", "Value": instances[0]}]}
+    metric = {
+        "Namespace": "AWS/EC2",
+        "MetricName": "CPUUtilization",
+        "Dimensions": [{"Name": "InstanceId", "Value": instances[0]}],
+    }
     queries = [
         {"Id": "cpu", "MetricStat": {"Metric": metric, "Period": 300, "Stat": "Average"}, "ReturnData": False},
         {"Id": "double", "Expression": "cpu * 2"},
@@ -150,8 +189,11 @@ def test_get_metric_data_with_expressions_takes_moto_s_path(aws):  # noqa: ANN00
     cloudwatch = client("cloudwatch", REGION)
 
     def ask() -> Any:
-        return outcome(lambda: cloudwatch.get_metric_data(
-            MetricDataQueries=queries, StartTime=now - timedelta(minutes=45), EndTime=now))
+        return outcome(
+            lambda: cloudwatch.get_metric_data(
+                MetricDataQueries=queries, StartTime=now - timedelta(minutes=45), EndTime=now
+            )
+        )
 
     own, glued = both(CloudWatchBackend, "get_metric_data", ask)
     assert glued == own
@@ -164,15 +206,20 @@ def test_get_metric_data_errors_as_moto_does(aws):  # noqa: ANN001
     cloudwatch = client("cloudwatch", REGION)
 
     def ask() -> Any:
-        return outcome(lambda: cloudwatch.get_metric_data(
-            MetricDataQueries=[{"Id": "a", "MetricStat": {"Metric": metric, "Period": 60, "Stat": "Average"}}],
-            StartTime=now, EndTime=now - timedelta(minutes=5)))
+        return outcome(
+            lambda: cloudwatch.get_metric_data(
+                MetricDataQueries=[{"Id": "a", "MetricStat": {"Metric": metric, "Period": 60, "Stat": "Average"}}],
+                StartTime=now,
+                EndTime=now - timedelta(minutes=5),
+            )
+        )
 
     own, glued = both(CloudWatchBackend, "get_metric_data", ask)
     assert glued == own and glued[0] == "error"
 
 
 # --- EC2 tags ---------------------------------------------------------------------------------
+
 
 def test_instances_carry_the_tags_moto_reads(aws):  # noqa: ANN001
     # Given instances with and without tags, and tags added after launch
@@ -200,19 +247,38 @@ def test_instances_carry_the_tags_moto_reads(aws):  # noqa: ANN001
 TABLE = "glue-items"
 
 ITEMS = [
-    {"pk": {"S": "plain"}, "n": {"N": "12.50"}, "s": {"S": "héllo ✓"}, "empty": {"S": ""}, "yes": {"BOOL": True},
-     "no": {"BOOL": False}, "none": {"NULL": True}, "ss": {"SS": ["a", "b"]}, "ns": {"NS": ["1", "2.5"]},
-     "m": {"M": {"x": {"N": "1"}, "deep": {"M": {"l": {"L": [{"S": "a"}, {"N": "2"}, {"M": {}}]}}}}}, "l": {"L": []}},
-    {"pk": {"S": "binary"}, "b": {"B": b"\x00\x01bytes"}, "bs": {"BS": [b"a", b"b"]},
-     "m": {"M": {"inner": {"B": b"\xff"}, "s": {"S": "x"}}}, "l": {"L": [{"B": b"q"}, {"S": "r"}]}},
+    {
+        "pk": {"S": "plain"},
+        "n": {"N": "12.50"},
+        "s": {"S": "héllo ✓"},
+        "empty": {"S": ""},
+        "yes": {"BOOL": True},
+        "no": {"BOOL": False},
+        "none": {"NULL": True},
+        "ss": {"SS": ["a", "b"]},
+        "ns": {"NS": ["1", "2.5"]},
+        "m": {"M": {"x": {"N": "1"}, "deep": {"M": {"l": {"L": [{"S": "a"}, {"N": "2"}, {"M": {}}]}}}}},
+        "l": {"L": []},
+    },
+    {
+        "pk": {"S": "binary"},
+        "b": {"B": b"\x00\x01bytes"},
+        "bs": {"BS": [b"a", b"b"]},
+        "m": {"M": {"inner": {"B": b"\xff"}, "s": {"S": "x"}}},
+        "l": {"L": [{"B": b"q"}, {"S": "r"}]},
+    },
 ]
 
 
 @pytest.fixture
 def table(aws: None) -> Any:  # noqa: ARG001
     dynamodb = client("dynamodb", REGION)
-    dynamodb.create_table(TableName=TABLE, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+    dynamodb.create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
     return dynamodb
 
 
@@ -228,8 +294,11 @@ def test_dynamodb_answers_are_the_ones_moto_serializes(table):  # noqa: ANN001
             outcome(lambda: table.get_item(TableName=TABLE, Key=keys[1])),
             outcome(lambda: table.batch_get_item(RequestItems={TABLE: {"Keys": keys}})),
             outcome(lambda: table.scan(TableName=TABLE)),
-            outcome(lambda: table.query(TableName=TABLE, KeyConditionExpression="pk = :p",
-                                        ExpressionAttributeValues={":p": {"S": "plain"}})),
+            outcome(
+                lambda: table.query(
+                    TableName=TABLE, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "plain"}}
+                )
+            ),
             outcome(lambda: table.put_item(TableName=TABLE, Item=ITEMS[0], ReturnValues="ALL_OLD")),
         ]
 

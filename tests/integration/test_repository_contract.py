@@ -1,5 +1,6 @@
 """The repository contract: the same cases run on the in-memory twins and on the DynamoDB
 repositories (moto), so unit tests that use the twins keep meaning something."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,15 @@ from cmlcm.adapters.memory import InMemorySettingsRepository, InMemoryWorkerRepo
 from cmlcm.config import get_settings
 from cmlcm.domain.errors import ConcurrentModification, Conflict, NotFound, ValidationFailed
 from cmlcm.domain.settings import RegionDefaults, Settings
-from cmlcm.domain.workers import Licence, LicenceOperation, ServiceStatus, Worker, WorkerError, WorkerMetrics, WorkerStatus
+from cmlcm.domain.workers import (
+    Licence,
+    LicenceOperation,
+    ServiceStatus,
+    Worker,
+    WorkerError,
+    WorkerMetrics,
+    WorkerStatus,
+)
 from cmlcm.ports import WorkerQuery
 
 S = WorkerStatus
@@ -21,8 +30,17 @@ LATER = NOW + timedelta(minutes=5)
 
 
 def make(i: int, status: WorkerStatus = S.RUNNING, region: str = "us-east-1", **extra: object) -> Worker:
-    return Worker(worker_id=f"w-{i:03d}", name=f"cml-{i}", region=region, instance_id=f"i-{i:017x}", status=status,
-                  created_at=NOW, updated_at=NOW, status_changed_at=NOW, **extra)
+    return Worker(
+        worker_id=f"w-{i:03d}",
+        name=f"cml-{i}",
+        region=region,
+        instance_id=f"i-{i:017x}",
+        status=status,
+        created_at=NOW,
+        updated_at=NOW,
+        status_changed_at=NOW,
+        **extra,
+    )
 
 
 @pytest.fixture(params=["memory", "dynamo"])
@@ -31,8 +49,10 @@ def repos(request):  # noqa: ANN001, ANN201
         return SimpleNamespace(workers=InMemoryWorkerRepository(), settings=InMemorySettingsRepository())
     request.getfixturevalue("aws")
     s = get_settings()
-    return SimpleNamespace(workers=DynamoWorkerRepository(s.workers_table, s.aws_region),
-                           settings=DynamoSettingsRepository(s.operations_table, s.aws_region))
+    return SimpleNamespace(
+        workers=DynamoWorkerRepository(s.workers_table, s.aws_region),
+        settings=DynamoSettingsRepository(s.operations_table, s.aws_region),
+    )
 
 
 def _all_pages(workers, **query) -> list[str]:  # noqa: ANN001, ANN003
@@ -72,15 +92,42 @@ def test_adding_the_same_id_twice_is_a_conflict_and_keeps_the_first(repos):
 def test_every_field_survives_the_round_trip(repos):
     # Given a worker with every optional part filled in
     rich = make(
-        7, status=S.STOPPED, instance_type="c5.metal", ami_id="ami-0123456789abcdef0", ami_name="cml2-2.9",
-        owner="ann@example.com", tags={"ManagedBy": "CmlCloudManager", "WorkerId": "w-007", "Course": "ccna"},
-        service_status=ServiceStatus.UNREACHABLE, ec2_state="stopped", public_ip="3.3.3.3", private_ip="10.0.0.7",
-        status_reason="paused: idle", idle_detection_enabled=False, detailed_monitoring=True, pause_count=3,
-        resume_count=2, last_pause_reason="idle", last_paused_at=LATER, last_resumed_at=NOW,
-        metrics=WorkerMetrics(collected_at=LATER, ec2_state="stopped", cpu_percent=12.5, labs_total=4, labs_running=0,
-                              cml_ready=False, licensed=True, last_activity_at=NOW),
-        licence=Licence(registration_status="REGISTERED", operation=LicenceOperation.REGISTERING,
-                        operation_state="pending", operation_started_at=NOW, token_secret_ref="cmlcm/w-007"),
+        7,
+        status=S.STOPPED,
+        instance_type="c5.metal",
+        ami_id="ami-0123456789abcdef0",
+        ami_name="cml2-2.9",
+        owner="ann@example.com",
+        tags={"ManagedBy": "CmlCloudManager", "WorkerId": "w-007", "Course": "ccna"},
+        service_status=ServiceStatus.UNREACHABLE,
+        ec2_state="stopped",
+        public_ip="3.3.3.3",
+        private_ip="10.0.0.7",
+        status_reason="paused: idle",
+        idle_detection_enabled=False,
+        detailed_monitoring=True,
+        pause_count=3,
+        resume_count=2,
+        last_pause_reason="idle",
+        last_paused_at=LATER,
+        last_resumed_at=NOW,
+        metrics=WorkerMetrics(
+            collected_at=LATER,
+            ec2_state="stopped",
+            cpu_percent=12.5,
+            labs_total=4,
+            labs_running=0,
+            cml_ready=False,
+            licensed=True,
+            last_activity_at=NOW,
+        ),
+        licence=Licence(
+            registration_status="REGISTERED",
+            operation=LicenceOperation.REGISTERING,
+            operation_state="pending",
+            operation_started_at=NOW,
+            token_secret_ref="cmlcm/w-007",
+        ),
         last_error=WorkerError(source="cml", kind="Timeout", message="no answer", at=LATER),
     )
     # When stored and read back, then it is the same worker
@@ -141,7 +188,9 @@ def test_save_of_a_never_stored_worker_is_a_programming_error(repos):
 def test_save_many_returns_the_saved_and_the_failed(repos):
     a, b, c = (repos.workers.add(make(i)) for i in (1, 2, 3))
     repos.workers.save(b.touch(LATER, owner="someone else"))
-    saved, failed = repos.workers.save_many([a.touch(LATER, owner="x"), b.touch(LATER, owner="y"), c.touch(LATER, owner="z")])
+    saved, failed = repos.workers.save_many(
+        [a.touch(LATER, owner="x"), b.touch(LATER, owner="y"), c.touch(LATER, owner="z")]
+    )
     assert sorted((w.worker_id, w.owner, w.version) for w in saved) == [("w-001", "x", 2), ("w-003", "z", 2)]
     assert [(w.worker_id, type(e)) for w, e in failed] == [("w-002", ConcurrentModification)]
     assert repos.workers.get("w-002").owner == "someone else"
@@ -155,8 +204,9 @@ def test_save_many_returns_the_saved_and_the_failed(repos):
 def fleet(repos):  # noqa: ANN001, ANN201
     """25 active workers (every 5th in us-west-2, every 4th stopped) and 3 terminated ones."""
     for i in range(25):
-        repos.workers.add(make(i, status=S.STOPPED if i % 4 == 0 else S.RUNNING,
-                               region="us-west-2" if i % 5 == 0 else "us-east-1"))
+        repos.workers.add(
+            make(i, status=S.STOPPED if i % 4 == 0 else S.RUNNING, region="us-west-2" if i % 5 == 0 else "us-east-1")
+        )
     for i in (90, 91, 92):
         repos.workers.add(make(i, status=S.TERMINATED, region="us-west-2" if i == 90 else "us-east-1"))
     return repos.workers
@@ -219,7 +269,10 @@ def test_a_worker_that_becomes_terminated_leaves_the_active_index_but_stays_gett
     # But it can still be read directly, by instance id, and listed on request
     assert repos.workers.get("w-002") == terminated
     assert repos.workers.find_by_instance_id(gone.instance_id) == terminated
-    assert sorted(w.worker_id for w in repos.workers.list(WorkerQuery(include_terminated=True)).items) == ["w-001", "w-002"]
+    assert sorted(w.worker_id for w in repos.workers.list(WorkerQuery(include_terminated=True)).items) == [
+        "w-001",
+        "w-002",
+    ]
 
 
 # --- delete ----------------------------------------------------------------------------------
@@ -246,11 +299,20 @@ def test_settings_default_before_the_first_save(repos):
 
 def test_settings_save_round_trips_and_bumps_the_version(repos):
     current = repos.settings.get()
-    changed = current.model_copy(update={
-        "idle_timeout_minutes": 90, "reconcile_policy_unrecorded": "adopt",
-        "region_defaults": {"us-west-2": RegionDefaults(instance_type="m5zn.metal", ami_id="ami-0123456789abcdef0",
-                                                        security_group_ids=("sg-1", "sg-2"), user_data="#cloud-config")},
-    })
+    changed = current.model_copy(
+        update={
+            "idle_timeout_minutes": 90,
+            "reconcile_policy_unrecorded": "adopt",
+            "region_defaults": {
+                "us-west-2": RegionDefaults(
+                    instance_type="m5zn.metal",
+                    ami_id="ami-0123456789abcdef0",
+                    security_group_ids=("sg-1", "sg-2"),
+                    user_data="#cloud-config",
+                )
+            },
+        }
+    )
     saved = repos.settings.save(changed)
     assert saved.version == current.version + 1
     assert repos.settings.get() == saved == changed.model_copy(update={"version": saved.version})
@@ -276,9 +338,23 @@ def test_a_labs_table_fault_is_an_external_service_error(aws, call):  # noqa: AN
     from cmlcm.domain.labs import Lab
 
     repo = DynamoLabRepository("no-such-labs-table", "us-east-1")
-    lab = Lab(worker_id="w-1", lab_id="l-1", title="t", state="STOPPED", owner=None, node_count=1, link_count=0,
-              created=None, modified=None, synced_at=datetime(2026, 11, 30, tzinfo=UTC))
-    calls = {"list": lambda: repo.list("w-1"), "get": lambda: repo.get("w-1", "l-1"), "write": lambda: repo.write([lab], [])}
+    lab = Lab(
+        worker_id="w-1",
+        lab_id="l-1",
+        title="t",
+        state="STOPPED",
+        owner=None,
+        node_count=1,
+        link_count=0,
+        created=None,
+        modified=None,
+        synced_at=datetime(2026, 11, 30, tzinfo=UTC),
+    )
+    calls = {
+        "list": lambda: repo.list("w-1"),
+        "get": lambda: repo.get("w-1", "l-1"),
+        "write": lambda: repo.write([lab], []),
+    }
     # Then the fault reaches the service as the domain's error (recorded or reported, not a 500)
     with pytest.raises(ExternalServiceError):
         calls[call]()

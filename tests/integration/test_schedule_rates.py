@@ -1,5 +1,6 @@
 """The schedules' rates follow the settings: `PUT /settings` moves them, and every collection run
 puts them back after a deployment reset them to the template's (EventBridge Scheduler on moto)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -18,9 +19,12 @@ from cmlcm_local.events import FakeLambdaContext
 
 REGION = "us-east-1"
 NAMES = {COLLECT_JOB: "cmlcm-collect-metrics", RECONCILE_JOB: "cmlcm-reconcile"}
-TARGET = {"Arn": "arn:aws:states:us-east-1:123456789012:stateMachine:collect",
-          "RoleArn": "arn:aws:iam::123456789012:role/collect-schedule", "Input": '{"trigger": "schedule"}',
-          "RetryPolicy": {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 300}}
+TARGET = {
+    "Arn": "arn:aws:states:us-east-1:123456789012:stateMachine:collect",
+    "RoleArn": "arn:aws:iam::123456789012:role/collect-schedule",
+    "Input": '{"trigger": "schedule"}',
+    "RetryPolicy": {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 300},
+}
 
 
 def deploy(rates: dict[str, str]) -> Any:
@@ -31,8 +35,14 @@ def deploy(rates: dict[str, str]) -> Any:
             scheduler.delete_schedule(Name=name, GroupName="default")
         except scheduler.exceptions.ResourceNotFoundException:
             pass
-        scheduler.create_schedule(Name=name, GroupName="default", ScheduleExpression=rates[job],
-                                  FlexibleTimeWindow={"Mode": "OFF"}, Target=TARGET, Description=f"{job} job")
+        scheduler.create_schedule(
+            Name=name,
+            GroupName="default",
+            ScheduleExpression=rates[job],
+            FlexibleTimeWindow={"Mode": "OFF"},
+            Target=TARGET,
+            Description=f"{job} job",
+        )
     return scheduler
 
 
@@ -50,9 +60,18 @@ def test_a_rate_moves_and_the_rest_of_the_schedule_stays(scheduled):  # noqa: AN
     assert schedules.set_interval(COLLECT_JOB, 1) is True
     moved = scheduled.get_schedule(Name=NAMES[COLLECT_JOB], GroupName="default")
     assert moved["ScheduleExpression"] == "rate(1 minute)"
-    assert (moved["Target"]["Arn"], moved["Target"]["Input"], moved["Description"]) == (TARGET["Arn"], TARGET["Input"], f"{COLLECT_JOB} job")
+    assert (moved["Target"]["Arn"], moved["Target"]["Input"], moved["Description"]) == (
+        TARGET["Arn"],
+        TARGET["Input"],
+        f"{COLLECT_JOB} job",
+    )
     # A job this deployment has no schedule for is skipped
-    assert EventBridgeSchedules(REGION, {COLLECT_JOB: NAMES[COLLECT_JOB], RECONCILE_JOB: ""}).set_interval(RECONCILE_JOB, 30) is False
+    assert (
+        EventBridgeSchedules(REGION, {COLLECT_JOB: NAMES[COLLECT_JOB], RECONCILE_JOB: ""}).set_interval(
+            RECONCILE_JOB, 30
+        )
+        is False
+    )
 
 
 def test_healing_puts_both_rates_back_on_the_settings(scheduled):  # noqa: ANN001

@@ -1,14 +1,15 @@
 """Fixtures for executing ASL under moto with Lambda tasks served by in-process handlers."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
 from moto import mock_aws
+from sfn_harness import Sfn
 
 from cmlcm_local import moto_glue
 from cmlcm_local.stepfunctions import MOTO_CONFIG, LocalLambdas, LocalStateMachines
-from sfn_harness import Sfn
 
 
 @pytest.fixture

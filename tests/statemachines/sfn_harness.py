@@ -1,4 +1,5 @@
 """The statemachine tests' harness: one moto account with the executor on, plus fixture paths."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,8 +1,8 @@
 """The collection ASL under moto: plan → Map of batch collectors → summary, with the real handlers."""
+
 from __future__ import annotations
 
 import contextlib
-
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -72,7 +72,9 @@ def env(sfn, monkeypatch) -> Env:  # noqa: ANN001
     ports = CollectPorts(
         workers=repo,
         samples=DynamoSampleRepository(s.metrics_table, s.aws_region, ttl=timedelta(hours=1)),
-        ec2_for=Ec2Gateway, cloudwatch_for=CloudWatchGateway, cml=Probe(),
+        ec2_for=Ec2Gateway,
+        cloudwatch_for=CloudWatchGateway,
+        cml=Probe(),
     )
     monkeypatch.setattr(wiring, "collect_ports", lambda: ports)
     subs = {
@@ -109,7 +111,9 @@ def test_a_failing_batch_is_recorded_and_the_others_complete(env, monkeypatch):
     ports = wiring.collect_ports()
     poisoned = env.workers[0].worker_id
     monkeypatch.setattr(
-        wiring, "collect_ports", lambda: CollectPorts(**{**ports.__dict__, "workers": PoisonedRepo(env.repo, {poisoned})})
+        wiring,
+        "collect_ports",
+        lambda: CollectPorts(**{**ports.__dict__, "workers": PoisonedRepo(env.repo, {poisoned})}),
     )
     status, output = env.sfn.machines.run("collect", {}, timeout_s=60)
     assert status == "SUCCEEDED", output

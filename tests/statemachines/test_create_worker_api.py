@@ -1,9 +1,9 @@
 """POST /workers end to end: the API records PENDING, starts the real saga ASL under moto, and
 the worker reaches RUNNING. Idempotency-Key replays never create a second worker or instance."""
+
 from __future__ import annotations
 
 import contextlib
-
 import threading
 import time
 from pathlib import Path
@@ -21,7 +21,7 @@ from cmlcm.handlers import provision
 from cmlcm.handlers.api import deps
 from cmlcm.services.provisioning import ProvisionPorts
 from cmlcm.services.workers import WorkerPorts
-from cmlcm_local.seed import fresh_backend, cml_ami, launch_instances
+from cmlcm_local.seed import cml_ami, fresh_backend, launch_instances
 from tests.conftest import Api
 
 ASL = Path(__file__).resolve().parents[2] / "statemachines" / "provision_worker.asl.json"
@@ -47,8 +47,14 @@ def api_with_saga(sfn, monkeypatch):  # noqa: ANN001
     repo = DynamoWorkerRepository(s.workers_table, s.aws_region)
     arn = sfn.lambdas.register("provision", provision.handler)
     machine = sfn.machines.create("provision", ASL, {"ProvisionFunctionArn": arn})
-    ports = ProvisionPorts(workers=repo, settings=settings, ec2_for=Ec2Gateway, reservations=reservations,
-                           workflow=StepFunctionsStarter(machine, "us-east-1"), cml=ReadyProbe())
+    ports = ProvisionPorts(
+        workers=repo,
+        settings=settings,
+        ec2_for=Ec2Gateway,
+        reservations=reservations,
+        workflow=StepFunctionsStarter(machine, "us-east-1"),
+        cml=ReadyProbe(),
+    )
     monkeypatch.setattr(wiring, "provision_ports", lambda: ports)
     deps.override(WorkerPorts(repo, settings, Ec2Gateway, reservations.release_name), provision=ports)
     yield Api(), sfn, repo, ami
@@ -72,7 +78,9 @@ def _instances_of(worker_id: str) -> list[str]:
 
 def test_create_returns_202_and_the_worker_reaches_running(api_with_saga):
     api, sfn, repo, _ = api_with_saga
-    status, body = api.call("POST", "/workers", body={"name": "lab-01", "region": "us-east-1", "tags": {"Course": "ccna"}})
+    status, body = api.call(
+        "POST", "/workers", body={"name": "lab-01", "region": "us-east-1", "tags": {"Course": "ccna"}}
+    )
     assert status == 202, body
     assert body["worker"]["status"] == "pending" and body["execution_arn"].endswith(body["worker"]["worker_id"])
     worker_id = body["worker"]["worker_id"]
@@ -104,14 +112,19 @@ def test_double_submit_with_one_key_creates_one_worker_and_one_instance(api_with
     listed = api.call("GET", "/workers", role="viewer")[1]["items"]
     assert [w["name"] for w in listed] == ["exam-7"]
     # Same key, different request: refused, nothing created.
-    status, body = api.call("POST", "/workers", body={**request, "name": "exam-8"}, headers={"Idempotency-Key": "key-exam-7-0001"})
+    status, body = api.call(
+        "POST", "/workers", body={**request, "name": "exam-8"}, headers={"Idempotency-Key": "key-exam-7-0001"}
+    )
     assert status == 409 and body["field"] == "Idempotency-Key"
 
 
 def test_create_validates_before_writing(api_with_saga):
     api, _, repo, _ = api_with_saga
     assert api.call("POST", "/workers", body={"name": "x", "region": "mars-1"})[1]["field"] == "region"
-    assert api.call("POST", "/workers", body={"name": "x", "region": "us-east-1", "ami_id": "nope"})[1]["field"] == "ami_id"
+    assert (
+        api.call("POST", "/workers", body={"name": "x", "region": "us-east-1", "ami_id": "nope"})[1]["field"]
+        == "ami_id"
+    )
     assert api.call("POST", "/workers", role="operator", body={"name": "x", "region": "us-east-1"})[0] == 403
     assert api.call("GET", "/workers", role="viewer")[1]["items"] == []
 
@@ -119,7 +132,9 @@ def test_create_validates_before_writing(api_with_saga):
 def test_import_one_and_all_of_an_ami_name(api_with_saga):
     api, _, repo, ami = api_with_saga
     named = launch_instances("us-east-1", 3, ami_id=ami, tags={"Name": "legacy"})
-    status, body = api.call("POST", "/workers/import", body={"region": "us-east-1", "instance_id": named[0]["InstanceId"]})
+    status, body = api.call(
+        "POST", "/workers/import", body={"region": "us-east-1", "instance_id": named[0]["InstanceId"]}
+    )
     assert status == 200 and [w["name"] for w in body["imported"]] == ["legacy"]
     status, body = api.call("POST", "/workers/import", body={"region": "us-east-1", "ami_name_pattern": "cml2-*"})
     assert status == 200
@@ -127,5 +142,7 @@ def test_import_one_and_all_of_an_ami_name(api_with_saga):
     assert all(w["name"].startswith("legacy-i-") for w in body["imported"])
     assert [s["instance_id"] for s in body["skipped"]] == [named[0]["InstanceId"]]
     assert "already managed" in body["skipped"][0]["reason"]
-    status, body = api.call("POST", "/workers/import", body={"region": "us-east-1", "instance_id": "i-0123456789abcdef0"})
+    status, body = api.call(
+        "POST", "/workers/import", body={"region": "us-east-1", "instance_id": "i-0123456789abcdef0"}
+    )
     assert status == 404 and body["field"] == "instance_id"

@@ -1,4 +1,5 @@
 """cmlcm_local.stepfunctions: ASL files executed by moto with Lambda tasks run in-process."""
+
 from __future__ import annotations
 
 import json
@@ -10,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sfn_harness import FIXTURES, Sfn
 
 from cmlcm_local.stepfunctions import AslPlaceholderError, load_asl
-
-from sfn_harness import FIXTURES, Sfn
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -43,8 +43,11 @@ def test_two_lambda_tasks_pass_data_along(sfn: Sfn) -> None:
         return {"summary": f"{event['count']} workers", "first": event["ids"][0]}
 
     plan_arn = sfn.lambdas.register("plan", plan)
-    sfn.create("two-tasks", "two_tasks.asl.json",
-               {"PlanFunctionArn": plan_arn, "SummariseFunctionArn": sfn.lambdas.register("summarise", summarise)})
+    sfn.create(
+        "two-tasks",
+        "two_tasks.asl.json",
+        {"PlanFunctionArn": plan_arn, "SummariseFunctionArn": sfn.lambdas.register("summarise", summarise)},
+    )
 
     # When it runs
     execution_arn = sfn.machines.start("two-tasks", {"worker_ids": ["w-2", "w-1"]})
@@ -92,10 +95,14 @@ def test_named_error_is_caught_compensated_and_surfaced_by_fail(sfn: Sfn) -> Non
         compensations.append(event)
         return {"terminated": event["worker_id"]}
 
-    sfn.create("saga", "saga_catch.asl.json", {
-        "LaunchFunctionArn": sfn.lambdas.register("launch", launch),
-        "CompensateFunctionArn": sfn.lambdas.register("compensate", compensate),
-    })
+    sfn.create(
+        "saga",
+        "saga_catch.asl.json",
+        {
+            "LaunchFunctionArn": sfn.lambdas.register("launch", launch),
+            "CompensateFunctionArn": sfn.lambdas.register("compensate", compensate),
+        },
+    )
 
     # When it runs
     execution_arn = sfn.machines.start("saga", {"worker_id": "w-1"})
@@ -109,8 +116,11 @@ def test_named_error_is_caught_compensated_and_surfaced_by_fail(sfn: Sfn) -> Non
     assert cause["errorMessage"] == "worker w-1 is STOPPING"
     assert len(compensations) == 1
     assert compensations[0]["failure"]["Error"] == "IllegalTransition"
-    states = [e["stateEnteredEventDetails"]["name"] for e in sfn.machines.history(execution_arn)
-              if "stateEnteredEventDetails" in e]
+    states = [
+        e["stateEnteredEventDetails"]["name"]
+        for e in sfn.machines.history(execution_arn)
+        if "stateEnteredEventDetails" in e
+    ]
     assert states == ["Launch", "Compensate", "LaunchFailed"]
 
 
@@ -186,11 +196,21 @@ def test_intrinsics_in_parameters(sfn: Sfn) -> None:
     sfn.create("intrinsics", "intrinsics.asl.json", {"EchoFunctionArn": echo_arn})
 
     # When it runs
-    status, output = sfn.machines.run("intrinsics", {
-        "ids": ["a", "b", "c", "d", "e"], "batch_size": 2, "name": "w-1", "region": "us-east-1",
-        "defaults": {"x": 1, "y": 2}, "overrides": {"y": 3}, "attempt": 4, "raw": '{"k": [1, 2]}',
-        "csv": "a,b,c",
-    }, timeout_s=10)
+    status, output = sfn.machines.run(
+        "intrinsics",
+        {
+            "ids": ["a", "b", "c", "d", "e"],
+            "batch_size": 2,
+            "name": "w-1",
+            "region": "us-east-1",
+            "defaults": {"x": 1, "y": 2},
+            "overrides": {"y": 3},
+            "attempt": 4,
+            "raw": '{"k": [1, 2]}',
+            "csv": "a,b,c",
+        },
+        timeout_s=10,
+    )
 
     # Then each evaluated as on AWS
     assert status == "SUCCEEDED"
@@ -208,7 +228,9 @@ def test_intrinsics_in_parameters(sfn: Sfn) -> None:
     assert computed["parts"] == ["a", "b", "c"]
     assert len(computed["id"]) == 36
     assert output["task"]["echo"] == {
-        "batches": [["a", "b"], ["c", "d"], ["e"]], "greeting": "hello w-1", "second_batch": ["c", "d"],
+        "batches": [["a", "b"], ["c", "d"], ["e"]],
+        "greeting": "hello w-1",
+        "second_batch": ["c", "d"],
     }
 
 
@@ -226,11 +248,17 @@ def test_non_json_result_fails_the_task_with_marshal_error(sfn: Sfn) -> None:
 
 def test_concurrent_executions_from_several_threads(sfn: Sfn) -> None:
     # Given a two-task machine
-    sfn.create("two-tasks", "two_tasks.asl.json", {
-        "PlanFunctionArn": sfn.lambdas.register(
-            "plan", lambda e, c: {"count": len(e["worker_ids"]), "ids": e["worker_ids"], "execution": e["execution"]}),
-        "SummariseFunctionArn": sfn.lambdas.register("summarise", lambda e, c: {"n": e["count"]}),
-    })
+    sfn.create(
+        "two-tasks",
+        "two_tasks.asl.json",
+        {
+            "PlanFunctionArn": sfn.lambdas.register(
+                "plan",
+                lambda e, c: {"count": len(e["worker_ids"]), "ids": e["worker_ids"], "execution": e["execution"]},
+            ),
+            "SummariseFunctionArn": sfn.lambdas.register("summarise", lambda e, c: {"n": e["count"]}),
+        },
+    )
 
     # When 12 executions are started and awaited from 6 threads at once
     with ThreadPoolExecutor(max_workers=6) as pool:
@@ -250,8 +278,9 @@ def test_run_times_out_with_the_last_events() -> None:
 
     with mock_aws(config=MOTO_CONFIG):
         machines = LocalStateMachines()
-        machines.create_from_definition("sleepy", json.dumps(
-            {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 30, "End": True}}}))
+        machines.create_from_definition(
+            "sleepy", json.dumps({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 30, "End": True}}})
+        )
         with pytest.raises(TimeoutError, match="WaitStateEntered"):
             machines.run("sleepy", {}, timeout_s=0.3)
 

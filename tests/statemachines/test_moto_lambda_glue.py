@@ -1,4 +1,5 @@
 """moto_glue's Lambda dispatch, Retry scaling and restart fix, exercised directly through boto3."""
+
 from __future__ import annotations
 
 import base64
@@ -11,10 +12,9 @@ import moto
 import pytest
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from sfn_harness import Sfn
 
 from cmlcm_local import moto_glue
-
-from sfn_harness import Sfn
 
 
 class IllegalTransition(Exception):
@@ -70,7 +70,8 @@ def test_event_invocation_runs_the_handler_in_the_background(sfn: Sfn) -> None:
 
     # When invoked asynchronously / Then AWS's 202 comes back and the handler runs
     response = boto3.client("lambda", region_name="us-east-1").invoke(
-        FunctionName="async", InvocationType="Event", Payload=b"{}")
+        FunctionName="async", InvocationType="Event", Payload=b"{}"
+    )
     assert response["StatusCode"] == 202
     assert done.wait(5)
 
@@ -80,8 +81,13 @@ def test_unregistered_functions_keep_motos_behaviour(sfn: Sfn) -> None:
     client = boto3.client("lambda", region_name="us-east-1")
     sfn.lambdas.register("closed", lambda event, context: "handled")
     role = client.get_function(FunctionName="closed")["Configuration"]["Role"]
-    client.create_function(FunctionName="plain", Runtime="python3.12", Role=role, Handler="h.h",
-                           Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18})
+    client.create_function(
+        FunctionName="plain",
+        Runtime="python3.12",
+        Role=role,
+        Handler="h.h",
+        Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18},
+    )
     sfn.lambdas.close()
 
     # When invoked / Then moto's simple backend echoes the payload, unknown names are 404s
@@ -100,13 +106,17 @@ def test_install_is_idempotent_and_wraps_both_backends() -> None:
     # Then both backends are wrapped exactly once
     assert (LambdaBackend.__dict__["invoke"], LambdaSimpleBackend.__dict__["invoke"]) == once
     assert all(hasattr(invoke, "_cmlcm_original_invoke") for invoke in once)
-    assert not hasattr(getattr(once[1], "_cmlcm_original_invoke"), "_cmlcm_original_invoke")
+    assert not hasattr(once[1]._cmlcm_original_invoke, "_cmlcm_original_invoke")
 
 
-@pytest.mark.parametrize("install", [
-    moto_glue.install_lambda_dispatch, moto_glue.install_sfn_restart_fix,
-    lambda: moto_glue.set_retry_interval_scale(0.5),
-])
+@pytest.mark.parametrize(
+    "install",
+    [
+        moto_glue.install_lambda_dispatch,
+        moto_glue.install_sfn_restart_fix,
+        lambda: moto_glue.set_retry_interval_scale(0.5),
+    ],
+)
 def test_glue_refuses_an_unpinned_moto(monkeypatch: pytest.MonkeyPatch, install: Any) -> None:
     # Given a moto version other than the pinned minor / Then the glue refuses to patch it
     monkeypatch.setattr(moto, "__version__", "5.3.0")

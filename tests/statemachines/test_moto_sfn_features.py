@@ -2,6 +2,7 @@
 
 These pin the behaviour the product's ASL relies on, so a moto upgrade that changes it fails here.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,10 +12,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
+from sfn_harness import Sfn
 
 from cmlcm_local import moto_glue
-
-from sfn_harness import Sfn
 
 
 class ItemRejected(Exception):
@@ -108,8 +108,11 @@ def test_wait_seconds_path_must_be_an_integer(sfn: Sfn) -> None:
 def test_task_timeout_seconds_raises_states_timeout(sfn: Sfn) -> None:
     # Given a task with TimeoutSeconds 1 whose handler blocks until released
     release = threading.Event()
-    sfn.create("timeout", "task_timeout.asl.json",
-               {"SlowFunctionArn": sfn.lambdas.register("slow", lambda e, c: release.wait(10))})
+    sfn.create(
+        "timeout",
+        "task_timeout.asl.json",
+        {"SlowFunctionArn": sfn.lambdas.register("slow", lambda e, c: release.wait(10))},
+    )
 
     # When it runs
     try:
@@ -154,9 +157,12 @@ def test_sdk_and_dynamodb_integrations_use_motos_own_backends(sfn: Sfn) -> None:
     image_id = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     instance_ids = [i["InstanceId"] for i in ec2.run_instances(ImageId=image_id, MinCount=2, MaxCount=2)["Instances"]]
     dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-    dynamodb.create_table(TableName="items", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                          BillingMode="PAY_PER_REQUEST")
+    dynamodb.create_table(
+        TableName="items",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
     dynamodb.put_item(TableName="items", Item={"pk": {"S": "w-1"}, "status": {"S": "PENDING"}})
     sfn.create("sdk", "sdk_integrations.asl.json")
 
@@ -181,8 +187,11 @@ def test_sdk_and_dynamodb_integrations_use_motos_own_backends(sfn: Sfn) -> None:
 def test_wait_for_task_token_resumes_on_send_task_success(sfn: Sfn) -> None:
     # Given a task that hands its token to a handler and waits
     tokens: list[str] = []
-    sfn.create("token", "task_token.asl.json",
-               {"AskFunctionArn": sfn.lambdas.register("ask", lambda e, c: tokens.append(e["token"]))})
+    sfn.create(
+        "token",
+        "task_token.asl.json",
+        {"AskFunctionArn": sfn.lambdas.register("ask", lambda e, c: tokens.append(e["token"]))},
+    )
     execution_arn = sfn.machines.start("token", {})
 
     # When someone answers with the token
@@ -191,7 +200,8 @@ def test_wait_for_task_token_resumes_on_send_task_success(sfn: Sfn) -> None:
         time.sleep(0.01)
     assert tokens, "the task never received its token"
     boto3.client("stepfunctions", region_name="us-east-1").send_task_success(
-        taskToken=tokens[0], output=json.dumps({"approved": True}))
+        taskToken=tokens[0], output=json.dumps({"approved": True})
+    )
 
     # Then the execution ends with that output
     assert sfn.machines.wait(execution_arn, 10) == ("SUCCEEDED", {"approved": True})
@@ -219,8 +229,7 @@ def test_plain_arn_resource_error_names_and_history(sfn: Sfn) -> None:
     def handler(event: dict, context: Any) -> None:
         raise CmlNotReady("controller 10.0.0.1 answers 503")
 
-    sfn.create("plain", "plain_arn_error.asl.json",
-               {"FailingFunctionArn": sfn.lambdas.register("failing", handler)})
+    sfn.create("plain", "plain_arn_error.asl.json", {"FailingFunctionArn": sfn.lambdas.register("failing", handler)})
 
     # When it runs
     execution_arn = sfn.machines.start("plain", {})

@@ -3,10 +3,10 @@
 Each fault test fails one step and then checks the invariant: no live instance is left without a
 RUNNING or reconcilable (FAILED) record, and the worker is FAILED with the step and the reason.
 """
+
 from __future__ import annotations
 
 import contextlib
-
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +25,7 @@ from cmlcm.domain.workers import WORKER_ID_TAG, WorkerStatus
 from cmlcm.handlers import provision
 from cmlcm.services import provisioning
 from cmlcm.services.reconcile import reconcile
-from cmlcm_local.seed import fresh_backend, cml_ami
+from cmlcm_local.seed import cml_ami, fresh_backend
 
 ASL = Path(__file__).resolve().parents[2] / "statemachines" / "provision_worker.asl.json"
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -123,8 +123,11 @@ class Saga:
 
     def create(self, name: str) -> str:
         created = provisioning.create_worker(
-            self.ports, provisioning.CreateWorker(name=name, region="us-east-1"),
-            worker_id=f"w-{name}", idempotency_key=None, now=NOW,
+            self.ports,
+            provisioning.CreateWorker(name=name, region="us-east-1"),
+            worker_id=f"w-{name}",
+            idempotency_key=None,
+            now=NOW,
         )
         return created.worker.worker_id
 
@@ -133,8 +136,10 @@ class Saga:
 
     def live_instances(self, worker_id: str) -> list[dict[str, Any]]:
         reservations = client("ec2", "us-east-1").describe_instances(
-            Filters=[{"Name": f"tag:{WORKER_ID_TAG}", "Values": [worker_id]},
-                     {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]
+            Filters=[
+                {"Name": f"tag:{WORKER_ID_TAG}", "Values": [worker_id]},
+                {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+            ]
         )["Reservations"]
         return [i for r in reservations for i in r["Instances"]]
 
@@ -149,9 +154,12 @@ def saga(sfn, monkeypatch) -> Saga:  # noqa: ANN001
     repo = FlakyRepo(DynamoWorkerRepository(settings.workers_table, settings.aws_region))
     probe = FakeProbe()
     ports = provisioning.ProvisionPorts(
-        workers=repo, settings=settings_repo, ec2_for=lambda region: ec2,
+        workers=repo,
+        settings=settings_repo,
+        ec2_for=lambda region: ec2,
         reservations=DynamoReservations(settings.operations_table, settings.aws_region),
-        workflow=RecordingStarter(), cml=probe,
+        workflow=RecordingStarter(),
+        cml=probe,
     )
     monkeypatch.setattr(wiring, "provision_ports", lambda: ports)
     arn = sfn.lambdas.register("provision", provision.handler)
@@ -216,7 +224,9 @@ def test_db_write_failure_after_launch_finds_the_instance_by_tag(saga):
     assert status == "FAILED"
     saga.repo.fail_recording_instance = False
     worker = saga.repo.get(worker_id)
-    assert worker.status == WorkerStatus.FAILED and worker.status_reason.startswith("record_instance: DatabaseUnavailable")
+    assert worker.status == WorkerStatus.FAILED and worker.status_reason.startswith(
+        "record_instance: DatabaseUnavailable"
+    )
     assert saga.live_instances(worker_id) == []
     assert worker.instance_id  # compensation recorded which instance it terminated
 
@@ -253,8 +263,10 @@ def test_a_second_execution_for_the_same_worker_launches_no_second_instance(saga
     assert saga.run(worker_id)[0] == "SUCCEEDED"
     # Replaying launch: ClientToken = worker id returns the same instance.
     first = saga.repo.get(worker_id).instance_id
-    again = saga.ec2.real.launch(provisioning.LaunchSpec(client_token=worker_id, ami_id=saga.ami,
-                                                         instance_type="c5.metal",
-                                                         tags=saga.repo.get(worker_id).tags))
+    again = saga.ec2.real.launch(
+        provisioning.LaunchSpec(
+            client_token=worker_id, ami_id=saga.ami, instance_type="c5.metal", tags=saga.repo.get(worker_id).tags
+        )
+    )
     assert again.instance_id == first
     assert len(saga.live_instances(worker_id)) == 1

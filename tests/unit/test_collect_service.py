@@ -1,9 +1,9 @@
 """The collect service over in-memory twins and fakes: batching, change detection, fault isolation."""
+
 from __future__ import annotations
 
-import contextlib
-
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -94,14 +94,30 @@ def _fleet(n: int, *, state: str = "running") -> tuple[InMemoryWorkerRepository,
     for i in range(n):
         iid = f"i-{i:017x}"
         states[iid] = state
-        repo.add(Worker(worker_id=f"w-{i:04d}", name=f"cml-{i}", region="us-east-1", instance_id=iid,
-                        status=WorkerStatus.RUNNING, created_at=NOW, updated_at=NOW, status_changed_at=NOW))
+        repo.add(
+            Worker(
+                worker_id=f"w-{i:04d}",
+                name=f"cml-{i}",
+                region="us-east-1",
+                instance_id=iid,
+                status=WorkerStatus.RUNNING,
+                created_at=NOW,
+                updated_at=NOW,
+                status_changed_at=NOW,
+            )
+        )
     return repo, FakeEc2(states)
 
 
 def _ports(repo, ec2, cml, samples=None, cw=None, concurrency=50) -> CollectPorts:
-    return CollectPorts(workers=repo, samples=samples or Samples(), ec2_for=lambda r: ec2,
-                        cloudwatch_for=lambda r: cw or FakeCloudWatch(), cml=cml, cml_concurrency=concurrency)
+    return CollectPorts(
+        workers=repo,
+        samples=samples or Samples(),
+        ec2_for=lambda r: ec2,
+        cloudwatch_for=lambda r: cw or FakeCloudWatch(),
+        cml=cml,
+        cml_concurrency=concurrency,
+    )
 
 
 def test_one_describe_per_batch_and_bounded_cml_concurrency():
@@ -173,7 +189,9 @@ def test_stopped_instances_are_not_probed_and_status_follows_ec2():
 def test_observe_is_pure_and_returns_the_same_worker_when_nothing_changed():
     repo, _ = _fleet(1)
     worker = repo.get("w-0000")
-    observation = Observation(instance=InstanceInfo(worker.instance_id, "running"), reading=CmlReading(version="2.9.0", ready=False))
+    observation = Observation(
+        instance=InstanceInfo(worker.instance_id, "running"), reading=CmlReading(version="2.9.0", ready=False)
+    )
     once = observe(worker, observation, now=NOW)
     assert once.service_status == ServiceStatus.BOOTING and once.updated_at == NOW
     again = observe(once, observation, now=NOW + timedelta(minutes=5))

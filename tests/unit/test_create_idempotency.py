@@ -1,5 +1,6 @@
 """Create with an Idempotency-Key while the first request with that key is still in flight: the
 key is claimed before the worker is written, so a replay in between must wait, not answer 404."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -25,7 +26,9 @@ class Reservations:
         self.keys: dict[str, tuple[str, str]] = {}
         self.names: dict[str, str] = {}
 
-    def claim_idempotency(self, key: str, *, request_hash: str, worker_id: str, now: datetime) -> tuple[str, str] | None:
+    def claim_idempotency(
+        self, key: str, *, request_hash: str, worker_id: str, now: datetime
+    ) -> tuple[str, str] | None:
         if key in self.keys:
             return self.keys[key]
         self.keys[key] = (worker_id, request_hash)
@@ -58,8 +61,11 @@ class Workflow:
 @pytest.fixture
 def ports() -> ProvisionPorts:
     return ProvisionPorts(
-        workers=InMemoryWorkerRepository(), settings=InMemorySettingsRepository(), ec2_for=lambda region: None,  # type: ignore[arg-type, return-value]
-        reservations=Reservations(), workflow=Workflow(),  # type: ignore[arg-type]
+        workers=InMemoryWorkerRepository(),
+        settings=InMemorySettingsRepository(),
+        ec2_for=lambda region: None,  # type: ignore[arg-type, return-value]
+        reservations=Reservations(),
+        workflow=Workflow(),  # type: ignore[arg-type]
     )
 
 
@@ -69,8 +75,15 @@ def first_request_in_flight(ports: ProvisionPorts) -> None:
 
 
 def first_worker() -> Worker:
-    return Worker(worker_id="w-first", name="exam-7", region="us-east-1", status=WorkerStatus.PENDING,
-                  created_at=NOW, updated_at=NOW, status_changed_at=NOW)
+    return Worker(
+        worker_id="w-first",
+        name="exam-7",
+        region="us-east-1",
+        status=WorkerStatus.PENDING,
+        created_at=NOW,
+        updated_at=NOW,
+        status_changed_at=NOW,
+    )
 
 
 def test_a_replay_waits_for_the_first_request_to_record_its_worker(ports):  # noqa: ANN001
@@ -97,7 +110,9 @@ def test_a_replay_waits_for_the_first_request_to_record_its_worker(ports):  # no
 def test_a_replay_whose_first_request_never_records_is_a_409_to_retry(ports):  # noqa: ANN001
     first_request_in_flight(ports)
     with pytest.raises(Conflict, match="still in progress") as caught:
-        create_worker(ports, REQUEST, worker_id="w-second", idempotency_key=KEY, now=NOW, replay_wait=lambda: iter([None] * 3))
+        create_worker(
+            ports, REQUEST, worker_id="w-second", idempotency_key=KEY, now=NOW, replay_wait=lambda: iter([None] * 3)
+        )
     assert caught.value.field == "Idempotency-Key"
     assert ports.workflow.started == []
 

@@ -1,4 +1,5 @@
 """Idle detection: the pure policy, and the collector pausing idle workers in one StopInstances."""
+
 from __future__ import annotations
 
 import asyncio
@@ -18,13 +19,27 @@ NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 LONG_AGO = NOW - timedelta(hours=3)
 
 
-def _worker(i: int, *, nodes: int = 0, activity: datetime | None = None, enabled: bool = True,
-            status: WorkerStatus = WorkerStatus.RUNNING, changed: datetime = LONG_AGO) -> Worker:
+def _worker(
+    i: int,
+    *,
+    nodes: int = 0,
+    activity: datetime | None = None,
+    enabled: bool = True,
+    status: WorkerStatus = WorkerStatus.RUNNING,
+    changed: datetime = LONG_AGO,
+) -> Worker:
     return Worker(
-        worker_id=f"w-{i}", name=f"w{i}", region="us-east-1", instance_id=f"i-{i:017x}", status=status,
-        service_status=ServiceStatus.AVAILABLE, idle_detection_enabled=enabled,
+        worker_id=f"w-{i}",
+        name=f"w{i}",
+        region="us-east-1",
+        instance_id=f"i-{i:017x}",
+        status=status,
+        service_status=ServiceStatus.AVAILABLE,
+        idle_detection_enabled=enabled,
         metrics=WorkerMetrics(collected_at=NOW, nodes_running=nodes, last_activity_at=activity),
-        created_at=LONG_AGO, updated_at=LONG_AGO, status_changed_at=changed,
+        created_at=LONG_AGO,
+        updated_at=LONG_AGO,
+        status_changed_at=changed,
     )
 
 
@@ -58,7 +73,9 @@ class IdleCml:
 
     async def read(self, worker) -> CmlReading:  # noqa: ANN001
         busy = worker.worker_id == "w-0"
-        return CmlReading(version="2.9.0", ready=True, nodes_running=4 if busy else 0, labs_total=1, labs_running=int(busy))
+        return CmlReading(
+            version="2.9.0", ready=True, nodes_running=4 if busy else 0, labs_total=1, labs_running=int(busy)
+        )
 
 
 class CountingStops(FakeEc2):
@@ -79,8 +96,14 @@ def test_collector_pauses_idle_workers_with_one_stop_call():
         repo.add(worker)
         states[worker.instance_id] = "running"
     ec2 = CountingStops(states)
-    ports = CollectPorts(workers=repo, samples=Samples(), ec2_for=lambda r: ec2, cloudwatch_for=lambda r: FakeCloudWatch(),
-                         cml=IdleCml(), settings=InMemorySettingsRepository(Settings(idle_timeout_minutes=60)))
+    ports = CollectPorts(
+        workers=repo,
+        samples=Samples(),
+        ec2_for=lambda r: ec2,
+        cloudwatch_for=lambda r: FakeCloudWatch(),
+        cml=IdleCml(),
+        settings=InMemorySettingsRepository(Settings(idle_timeout_minutes=60)),
+    )
     result = asyncio.run(collect(ports, [f"w-{i}" for i in range(5)], now=NOW))
     assert result.paused == 4
     assert len(ec2.stop_calls) == 1 and len(ec2.stop_calls[0]) == 4

@@ -1,5 +1,6 @@
 """Lab sync without the network: the pure plan, `sync_labs` over the in-memory table and a fake
 controller, and the YAML check that guards imports."""
+
 from __future__ import annotations
 
 import asyncio
@@ -18,8 +19,14 @@ from cmlcm.services.labs import sync_lab, sync_labs
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(minutes=5)
 WORKER = Worker(
-    worker_id="w-1", name="cml-1", region="us-east-1", instance_id="i-0123456789abcdef0",
-    status=WorkerStatus.RUNNING, created_at=NOW, updated_at=NOW, status_changed_at=NOW,
+    worker_id="w-1",
+    name="cml-1",
+    region="us-east-1",
+    instance_id="i-0123456789abcdef0",
+    status=WorkerStatus.RUNNING,
+    created_at=NOW,
+    updated_at=NOW,
+    status_changed_at=NOW,
 )
 
 
@@ -54,8 +61,15 @@ class FakeController:
 
 
 def lab(lab_id: str, title: str = "Lab", *, at: datetime = NOW, **changes: object) -> Lab:
-    fields: dict[str, object] = {"state": "DEFINED_ON_CORE", "owner": "admin", "node_count": 3, "link_count": 2,
-                                 "created": NOW, "modified": NOW, **changes}
+    fields: dict[str, object] = {
+        "state": "DEFINED_ON_CORE",
+        "owner": "admin",
+        "node_count": 3,
+        "link_count": 2,
+        "created": NOW,
+        "modified": NOW,
+        **changes,
+    }
     return Lab(worker_id="w-1", lab_id=lab_id, title=title, synced_at=at, **fields)  # type: ignore[arg-type]
 
 

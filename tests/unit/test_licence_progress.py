@@ -1,4 +1,5 @@
 """The pure rule that moves a pending licence registration on, and the collection cycle using it."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -52,15 +53,26 @@ def test_only_a_pending_registration_moves():
 
 def _worker(licence: Licence | None) -> Worker:
     return Worker(
-        worker_id="w-1", name="cml-1", region="us-east-1", instance_id="i-0123456789abcdef0",
-        status=WorkerStatus.RUNNING, ec2_state="running", created_at=NOW, updated_at=NOW,
-        status_changed_at=NOW, licence=licence,
+        worker_id="w-1",
+        name="cml-1",
+        region="us-east-1",
+        instance_id="i-0123456789abcdef0",
+        status=WorkerStatus.RUNNING,
+        ec2_state="running",
+        created_at=NOW,
+        updated_at=NOW,
+        status_changed_at=NOW,
+        licence=licence,
     )
 
 
 def _observation(registration_status: str | None) -> Observation:
-    reading = CmlReading(version="2.9.0", ready=True, registration_status=registration_status,
-                         authorization_status="IN_COMPLIANCE" if registration_status == "COMPLETED" else None)
+    reading = CmlReading(
+        version="2.9.0",
+        ready=True,
+        registration_status=registration_status,
+        authorization_status="IN_COMPLIANCE" if registration_status == "COMPLETED" else None,
+    )
     return Observation(instance=InstanceInfo("i-0123456789abcdef0", "running"), reading=reading)
 
 
@@ -78,8 +90,13 @@ def test_collection_fails_a_registration_past_its_deadline_even_without_a_readin
 
 
 def test_collection_leaves_a_settled_licence_alone():
-    settled = PENDING.model_copy(update={"operation_state": "completed", "registration_status": "COMPLETED",
-                                         "authorization_status": "IN_COMPLIANCE"})
+    settled = PENDING.model_copy(
+        update={
+            "operation_state": "completed",
+            "registration_status": "COMPLETED",
+            "authorization_status": "IN_COMPLIANCE",
+        }
+    )
     worker = observe(_worker(settled), _observation("COMPLETED"), now=NOW)
     assert observe(worker, _observation("COMPLETED"), now=NOW + timedelta(minutes=5)) == worker
 
@@ -95,8 +112,24 @@ def test_forgetting_a_deleted_worker_is_best_effort_and_says_what_was_left():
 
     at = datetime(2026, 11, 30, tzinfo=_UTC)
     labs = InMemoryLabRepository()
-    labs.write([Lab(worker_id=w, lab_id=f"lab-{w}", title="t", state="STOPPED", owner=None, node_count=1,
-                    link_count=0, created=None, modified=None, synced_at=at) for w in ("w-1", "w-2")], [])
+    labs.write(
+        [
+            Lab(
+                worker_id=w,
+                lab_id=f"lab-{w}",
+                title="t",
+                state="STOPPED",
+                owner=None,
+                node_count=1,
+                link_count=0,
+                created=None,
+                modified=None,
+                synced_at=at,
+            )
+            for w in ("w-1", "w-2")
+        ],
+        [],
+    )
     tokens = InMemoryTokenStore()
     tokens.store("w-1", "secret-token")
     # A worker with labs and a token: both go, the neighbour's labs stay

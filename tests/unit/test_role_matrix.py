@@ -7,6 +7,7 @@ matrix then calls the real Lambda handler with API Gateway events over in-memory
 that a caller gets 403 exactly when their role is below the route's, and that a refused call
 changes nothing.
 """
+
 from __future__ import annotations
 
 import json
@@ -148,10 +149,22 @@ class Unused:
 @pytest.fixture
 def world(monkeypatch):  # noqa: ANN001, ANN201
     refreshed: list[str] = []
-    monkeypatch.setattr(collect, "refresh_worker", lambda ports, limiter, worker, **kw: refreshed.append(worker.worker_id) or worker)
+    monkeypatch.setattr(
+        collect, "refresh_worker", lambda ports, limiter, worker, **kw: refreshed.append(worker.worker_id) or worker
+    )
     workers = InMemoryWorkerRepository()
-    workers.add(Worker(worker_id="w-1", name="w1", region="us-east-1", instance_id="i-0000000000000001",
-                       status=WorkerStatus.RUNNING, created_at=NOW, updated_at=NOW, status_changed_at=NOW))
+    workers.add(
+        Worker(
+            worker_id="w-1",
+            name="w1",
+            region="us-east-1",
+            instance_id="i-0000000000000001",
+            status=WorkerStatus.RUNNING,
+            created_at=NOW,
+            updated_at=NOW,
+            status_changed_at=NOW,
+        )
+    )
     settings = InMemorySettingsRepository()
     ec2 = RecordingEc2()
     deps.override(
@@ -183,8 +196,9 @@ BODIES = {"tags": {"tags": {"Course": "ccna"}}, "idle-detection": {"enabled": Fa
 
 def _call(method: str, path: str, caller: str | None) -> tuple[int, Any]:
     concrete = _concrete(path)
-    event = rest_event(method, concrete, body=BODIES.get(concrete.rsplit("/", 1)[-1]),
-                       claims=DEV_USERS[caller] if caller else None)
+    event = rest_event(
+        method, concrete, body=BODIES.get(concrete.rsplit("/", 1)[-1]), claims=DEV_USERS[caller] if caller else None
+    )
     response = api_app.handler(event, FakeLambdaContext("api"))
     try:
         body = json.loads(response.get("body") or "null")

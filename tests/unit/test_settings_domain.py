@@ -1,4 +1,5 @@
 """Fleet settings as a specification: every bound, the messages users see, region defaults."""
+
 from __future__ import annotations
 
 import pytest
@@ -26,7 +27,11 @@ def _errors(exc: pytest.ExceptionInfo[ValidationError]) -> list[tuple[str, str]]
 
 def test_defaults_are_valid_and_documented_values():
     settings = Settings()
-    assert (settings.idle_detection_enabled, settings.idle_timeout_minutes, settings.collect_interval_minutes) == (True, 60, 5)
+    assert (settings.idle_detection_enabled, settings.idle_timeout_minutes, settings.collect_interval_minutes) == (
+        True,
+        60,
+        5,
+    )
     assert (settings.reconcile_policy_unrecorded, settings.reconcile_policy_failed_live) == ("mark", "terminate")
     assert settings.region_defaults == {} and settings.version == 0
     for field, (low, high) in BOUNDS.items():
@@ -66,7 +71,8 @@ def test_settings_are_immutable():
 
 
 @pytest.mark.parametrize(
-    "value", ["c5.metal", "m5zn.metal", "t3.micro", "x2iedn.32xlarge", "u-6tb1.metal", "mac2-m2pro.metal", "g4dn.xlarge"]
+    "value",
+    ["c5.metal", "m5zn.metal", "t3.micro", "x2iedn.32xlarge", "u-6tb1.metal", "mac2-m2pro.metal", "g4dn.xlarge"],
 )
 def test_real_instance_types_are_accepted(value):
     assert check_instance_type(value) == value
@@ -128,15 +134,22 @@ def test_a_bad_region_default_names_the_nested_field():
 
 def test_defaults_for_a_configured_region_and_the_fallback_for_others():
     # Given defaults for us-east-1 only
-    configured = RegionDefaults(instance_type="m5zn.metal", ami_id="ami-0123456789abcdef0", security_group_ids=("sg-1",))
+    configured = RegionDefaults(
+        instance_type="m5zn.metal", ami_id="ami-0123456789abcdef0", security_group_ids=("sg-1",)
+    )
     settings = Settings(region_defaults={"us-east-1": configured})
     # Then that region gets them and every other region the built-in defaults
     assert settings.defaults_for("us-east-1") == configured
     fallback = settings.defaults_for("us-west-2")
     assert fallback == RegionDefaults() and (fallback.instance_type, fallback.ami_id, fallback.ami_name_pattern) == (
-        "c5.metal", None, "cml2*")
+        "c5.metal",
+        None,
+        "cml2*",
+    )
 
 
 def test_the_document_round_trips_through_json():
-    settings = Settings(idle_timeout_minutes=90, region_defaults={"us-west-2": {"ami_id": "ami-0123456789abcdef0"}}, version=3)
+    settings = Settings(
+        idle_timeout_minutes=90, region_defaults={"us-west-2": {"ami_id": "ami-0123456789abcdef0"}}, version=3
+    )
     assert Settings.model_validate_json(settings.model_dump_json()) == settings

@@ -3,6 +3,7 @@ state mapping, how observations of EC2 are recorded, pause/resume bookkeeping, t
 
 Pure domain code: no AWS, no clock (every `now` is given).
 """
+
 from __future__ import annotations
 
 import types
@@ -30,15 +31,30 @@ T2 = T0 + timedelta(minutes=2)
 
 #: The transition table as the product is specified, independent of the code's own table.
 SPEC_ALLOWED: set[tuple[WorkerStatus, WorkerStatus]] = {
-    (S.PENDING, S.PROVISIONING), (S.PENDING, S.FAILED), (S.PENDING, S.TERMINATING),
-    (S.PROVISIONING, S.RUNNING), (S.PROVISIONING, S.FAILED), (S.PROVISIONING, S.TERMINATING),
-    (S.RUNNING, S.STOPPING), (S.RUNNING, S.TERMINATING), (S.RUNNING, S.FAILED),
-    (S.STOPPING, S.STOPPED), (S.STOPPING, S.TERMINATING),
-    (S.STOPPED, S.STARTING), (S.STOPPED, S.TERMINATING),
-    (S.STARTING, S.RUNNING), (S.STARTING, S.STOPPING), (S.STARTING, S.TERMINATING),
-    (S.TERMINATING, S.TERMINATED), (S.TERMINATING, S.FAILED),
-    (S.FAILED, S.TERMINATING), (S.FAILED, S.TERMINATED),
-    (S.UNKNOWN, S.STARTING), (S.UNKNOWN, S.STOPPING), (S.UNKNOWN, S.TERMINATING), (S.UNKNOWN, S.FAILED),
+    (S.PENDING, S.PROVISIONING),
+    (S.PENDING, S.FAILED),
+    (S.PENDING, S.TERMINATING),
+    (S.PROVISIONING, S.RUNNING),
+    (S.PROVISIONING, S.FAILED),
+    (S.PROVISIONING, S.TERMINATING),
+    (S.RUNNING, S.STOPPING),
+    (S.RUNNING, S.TERMINATING),
+    (S.RUNNING, S.FAILED),
+    (S.STOPPING, S.STOPPED),
+    (S.STOPPING, S.TERMINATING),
+    (S.STOPPED, S.STARTING),
+    (S.STOPPED, S.TERMINATING),
+    (S.STARTING, S.RUNNING),
+    (S.STARTING, S.STOPPING),
+    (S.STARTING, S.TERMINATING),
+    (S.TERMINATING, S.TERMINATED),
+    (S.TERMINATING, S.FAILED),
+    (S.FAILED, S.TERMINATING),
+    (S.FAILED, S.TERMINATED),
+    (S.UNKNOWN, S.STARTING),
+    (S.UNKNOWN, S.STOPPING),
+    (S.UNKNOWN, S.TERMINATING),
+    (S.UNKNOWN, S.FAILED),
 }
 ALL_PAIRS = list(product(WorkerStatus, WorkerStatus))
 EC2_STATES = ["pending", "running", "stopping", "stopped", "shutting-down", "terminated"]
@@ -46,8 +62,14 @@ EC2_STATES = ["pending", "running", "stopping", "stopped", "shutting-down", "ter
 
 def worker(status: WorkerStatus = S.RUNNING, **extra: object) -> Worker:
     fields: dict[str, object] = {
-        "worker_id": "w-1", "name": "w1", "region": "us-east-1", "instance_id": "i-0000000000000001",
-        "status": status, "created_at": T0, "updated_at": T0, "status_changed_at": T0,
+        "worker_id": "w-1",
+        "name": "w1",
+        "region": "us-east-1",
+        "instance_id": "i-0000000000000001",
+        "status": status,
+        "created_at": T0,
+        "updated_at": T0,
+        "status_changed_at": T0,
     }
     return Worker(**{**fields, **extra})
 
@@ -70,9 +92,9 @@ def test_an_allowed_transition_moves_and_stamps_the_given_time(start, target):
     after = before.transition(target, now=T1, reason="because")
     # Then status, both timestamps and the reason follow; nothing else changes
     assert (after.status, after.status_changed_at, after.updated_at, after.status_reason) == (target, T1, T1, "because")
-    assert after.model_dump(exclude={"status", "status_changed_at", "updated_at", "status_reason"}) == before.model_dump(
+    assert after.model_dump(
         exclude={"status", "status_changed_at", "updated_at", "status_reason"}
-    )
+    ) == before.model_dump(exclude={"status", "status_changed_at", "updated_at", "status_reason"})
     assert before.status == start and before.updated_at == T0  # the original is untouched
 
 
@@ -107,9 +129,16 @@ def test_terminated_is_the_only_inactive_status():
 @pytest.mark.parametrize(
     ("ec2_state", "status"),
     [
-        ("pending", S.STARTING), ("running", S.RUNNING), ("stopping", S.STOPPING), ("stopped", S.STOPPED),
-        ("shutting-down", S.TERMINATING), ("terminated", S.TERMINATED),
-        ("rebooting", S.UNKNOWN), ("Running", S.UNKNOWN), ("", S.UNKNOWN), (None, S.UNKNOWN),
+        ("pending", S.STARTING),
+        ("running", S.RUNNING),
+        ("stopping", S.STOPPING),
+        ("stopped", S.STOPPED),
+        ("shutting-down", S.TERMINATING),
+        ("terminated", S.TERMINATED),
+        ("rebooting", S.UNKNOWN),
+        ("Running", S.UNKNOWN),
+        ("", S.UNKNOWN),
+        (None, S.UNKNOWN),
     ],
 )
 def test_every_ec2_state_maps_to_one_worker_status(ec2_state, status):
@@ -151,8 +180,11 @@ def test_provisioning_keeps_its_status_while_the_instance_boots(status, ec2_stat
 
 @pytest.mark.parametrize(
     ("status", "ec2_state", "expected"),
-    [(S.PENDING, "terminated", S.TERMINATED), (S.PROVISIONING, "stopped", S.STOPPED),
-     (S.PROVISIONING, "shutting-down", S.TERMINATING)],
+    [
+        (S.PENDING, "terminated", S.TERMINATED),
+        (S.PROVISIONING, "stopped", S.STOPPED),
+        (S.PROVISIONING, "shutting-down", S.TERMINATING),
+    ],
 )
 def test_provisioning_follows_ec2_when_the_instance_goes_away(status, ec2_state, expected):
     assert worker(status).observe_ec2_state(ec2_state, now=T1).status == expected
@@ -187,7 +219,11 @@ def test_an_observation_that_changes_nothing_returns_an_equal_worker(status, ec2
 def test_pause_stops_counts_and_keeps_the_reason():
     paused = worker(S.RUNNING, pause_count=3).pause(now=T1, reason="idle 70 min")
     assert (paused.status, paused.pause_count, paused.last_pause_reason, paused.last_paused_at) == (
-        S.STOPPING, 4, "idle 70 min", T1)
+        S.STOPPING,
+        4,
+        "idle 70 min",
+        T1,
+    )
     assert paused.status_reason == "paused: idle 70 min" and paused.resume_count == 0
 
 
@@ -204,7 +240,11 @@ def test_resume_after_a_pause_counts_and_a_second_pause_counts_again():
     resumed = stopped.resume(now=T2)
     # Then it is starting and the resume is counted
     assert (resumed.status, resumed.resume_count, resumed.last_resumed_at, resumed.status_reason) == (
-        S.STARTING, 1, T2, "resumed")
+        S.STARTING,
+        1,
+        T2,
+        "resumed",
+    )
     # And once running it can be paused and resumed again, with both counters moving on
     again = resumed.observe_ec2_state("running", now=T2).pause(now=T2 + timedelta(hours=1), reason="night")
     again = again.observe_ec2_state("stopped", now=T2 + timedelta(hours=1)).resume(now=T2 + timedelta(hours=2))
@@ -247,7 +287,9 @@ def test_replace_keeps_only_reserved_tags_and_the_given_non_null_ones():
     assert tagged.with_tags({}, mode="replace", now=T1).tags == OWNED
 
 
-@pytest.mark.parametrize(("key", "mode", "value"), list(product(sorted(RESERVED_TAGS), ["merge", "replace"], ["x", None])))
+@pytest.mark.parametrize(
+    ("key", "mode", "value"), list(product(sorted(RESERVED_TAGS), ["merge", "replace"], ["x", None]))
+)
 def test_reserved_tags_cannot_be_set_or_removed(key, mode, value):
     tagged = worker(tags=dict(OWNED))
     with pytest.raises(ValidationFailed) as caught:

@@ -2,6 +2,7 @@
 refused command touches nothing, that EC2 faults are recorded on the worker, and how the
 optimistic-locking loop (`mutate`) retries and gives up.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -86,10 +87,15 @@ class World:
 
     def add(self, status: WorkerStatus = S.RUNNING, worker_id: str = "w-1", **extra: Any) -> Worker:
         fields: dict[str, Any] = {
-            "worker_id": worker_id, "name": worker_id.replace("w-", "cml-"), "region": "us-west-2",
-            "instance_id": IID if worker_id == "w-1" else f"i-{worker_id[2:]:0>16}", "status": status,
+            "worker_id": worker_id,
+            "name": worker_id.replace("w-", "cml-"),
+            "region": "us-west-2",
+            "instance_id": IID if worker_id == "w-1" else f"i-{worker_id[2:]:0>16}",
+            "status": status,
             "tags": {**managed_tags(worker_id), "Course": "ccna"},
-            "created_at": T0, "updated_at": T0, "status_changed_at": T0,
+            "created_at": T0,
+            "updated_at": T0,
+            "status_changed_at": T0,
         }
         return self.repo.add(Worker(**{**fields, **extra}))
 
@@ -140,11 +146,20 @@ def test_pause_and_resume_keep_counts_and_reason(world):
 
 
 REFUSED = [
-    ("start", S.RUNNING, {}), ("start", S.STARTING, {}), ("start", S.TERMINATED, {}),
-    ("stop", S.STOPPED, {}), ("stop", S.PENDING, {}), ("stop", S.TERMINATING, {}),
-    ("pause", S.STOPPED, {}), ("pause", S.FAILED, {}),
-    ("resume", S.STOPPED, {}), ("resume", S.RUNNING, PAUSED), ("resume", S.STOPPING, PAUSED),
-    ("terminate", S.TERMINATED, {}), ("terminate", S.TERMINATING, {}), ("stop", S.STOPPING, {}),
+    ("start", S.RUNNING, {}),
+    ("start", S.STARTING, {}),
+    ("start", S.TERMINATED, {}),
+    ("stop", S.STOPPED, {}),
+    ("stop", S.PENDING, {}),
+    ("stop", S.TERMINATING, {}),
+    ("pause", S.STOPPED, {}),
+    ("pause", S.FAILED, {}),
+    ("resume", S.STOPPED, {}),
+    ("resume", S.RUNNING, PAUSED),
+    ("resume", S.STOPPING, PAUSED),
+    ("terminate", S.TERMINATED, {}),
+    ("terminate", S.TERMINATING, {}),
+    ("stop", S.STOPPING, {}),
 ]
 
 
@@ -195,7 +210,11 @@ def test_an_ec2_failure_is_recorded_on_the_worker_and_reraised(world, command, h
     after = world.repo.get("w-1")
     assert after.status == status
     assert after.last_error.model_dump() == {
-        "source": "ec2", "kind": "TransientAwsError", "message": fault.message, "at": NOW}
+        "source": "ec2",
+        "kind": "TransientAwsError",
+        "message": fault.message,
+        "at": NOW,
+    }
 
 
 def test_a_concurrent_write_during_the_ec2_call_is_kept(world):
@@ -236,9 +255,7 @@ def test_delete_of_a_terminated_worker_or_one_without_instance_calls_no_ec2(worl
     assert world.ec2.calls == [] and world.repo.list(WorkerQuery(include_terminated=True)).items == []
 
 
-@pytest.mark.parametrize(
-    ("terminate_instance", "where"), [(True, "fails"), (True, "raises"), (False, "raises")]
-)
+@pytest.mark.parametrize(("terminate_instance", "where"), [(True, "fails"), (True, "raises"), (False, "raises")])
 def test_delete_of_a_worker_whose_instance_ec2_forgot_still_deletes(world, terminate_instance, where):
     world.add(S.RUNNING)
     call = "terminate" if terminate_instance else "set_tags"
@@ -328,7 +345,9 @@ def test_enabling_monitoring_calls_ec2_and_records_it_once(world):
     assert world.repo.writes == writes
 
 
-@pytest.mark.parametrize(("status", "instance_id", "field"), [(S.TERMINATED, IID, "status"), (S.PENDING, None, "instance_id")])
+@pytest.mark.parametrize(
+    ("status", "instance_id", "field"), [(S.TERMINATED, IID, "status"), (S.PENDING, None, "instance_id")]
+)
 def test_monitoring_is_refused_for_terminated_workers_and_workers_without_instance(world, status, instance_id, field):
     world.add(status, instance_id=instance_id)
     writes = world.repo.writes
@@ -379,8 +398,17 @@ class RacingRepository(InMemoryWorkerRepository):
 
 
 def _stored(repo: InMemoryWorkerRepository) -> Worker:
-    return repo.add(Worker(worker_id="w-1", name="cml-1", region="us-east-1", status=S.RUNNING,
-                           created_at=T0, updated_at=T0, status_changed_at=T0))
+    return repo.add(
+        Worker(
+            worker_id="w-1",
+            name="cml-1",
+            region="us-east-1",
+            status=S.RUNNING,
+            created_at=T0,
+            updated_at=T0,
+            status_changed_at=T0,
+        )
+    )
 
 
 def test_mutate_rereads_and_reapplies_after_a_lost_race(world):

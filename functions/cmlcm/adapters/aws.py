@@ -3,6 +3,7 @@
 Every AWS call in the product goes through a client made here, so retries behave the same
 everywhere and tests can count calls by wrapping `client()`.
 """
+
 from __future__ import annotations
 
 import threading
@@ -70,7 +71,14 @@ _INVALID = {
     "InvalidGroup.NotFound",
     "ValidationException",
 }
-_TRANSIENT = {"RequestLimitExceeded", "Throttling", "ThrottlingException", "InternalError", "ServiceUnavailable", "Unavailable"}
+_TRANSIENT = {
+    "RequestLimitExceeded",
+    "Throttling",
+    "ThrottlingException",
+    "InternalError",
+    "ServiceUnavailable",
+    "Unavailable",
+}
 
 
 def map_client_error(exc: ClientError, *, action: str) -> ExternalServiceError:

@@ -3,6 +3,7 @@
 GetMetricData takes at most 500 queries per call; each instance needs two (CPU, memory), so one
 call covers 250 instances and 1000 workers cost 4 calls.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -51,7 +52,9 @@ class CloudWatchGateway:
     def __init__(self, region: str, cloudwatch_client: Any | None = None) -> None:
         self._cw = cloudwatch_client or client("cloudwatch", region)
 
-    def instance_usage(self, instance_ids: Iterable[str], *, now: datetime, period: int = 300) -> dict[str, InstanceUsage]:
+    def instance_usage(
+        self, instance_ids: Iterable[str], *, now: datetime, period: int = 300
+    ) -> dict[str, InstanceUsage]:
         ids = list(dict.fromkeys(instance_ids))
         latest: dict[str, tuple[datetime, float]] = {}
         queries = _queries(ids, period)

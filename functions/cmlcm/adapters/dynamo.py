@@ -3,6 +3,7 @@
 Table names come from `FunctionSettings`; model classes are built per table name so tests and the
 local mode can point the same code at other tables without import-time environment tricks.
 """
+
 from __future__ import annotations
 
 import base64
@@ -10,7 +11,7 @@ import binascii
 import json
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from pynamodb.attributes import (
@@ -134,7 +135,7 @@ class OperationItem(Model):
     version = VersionAttribute()
 
 
-@lru_cache(maxsize=None)
+@cache
 def bind(model: type[Model], table_name: str, region: str) -> type[Model]:
     """A subclass of `model` pointing at `table_name` in `region` (PynamoDB keeps these on Meta)."""
     meta = type("Meta", (model.Meta,), {"table_name": table_name, "region": region})
@@ -250,9 +251,7 @@ class DynamoWorkerRepository:
             condition = by_region if condition is None else condition & by_region
         start = decode_token(query.next_token)
         if query.include_terminated or query.status == WorkerStatus.TERMINATED:
-            results = self._model.scan(
-                filter_condition=condition, limit=query.limit, last_evaluated_key=start
-            )
+            results = self._model.scan(filter_condition=condition, limit=query.limit, last_evaluated_key=start)
         else:
             results = self._model.active_index.query(
                 ACTIVE_SHARD, filter_condition=condition, limit=query.limit, last_evaluated_key=start
@@ -268,8 +267,7 @@ class DynamoWorkerRepository:
     def active_ids(self) -> list[str]:
         """Ids of every non-terminated worker: the index query reads only the key attribute."""
         return [
-            item.worker_id
-            for item in self._model.active_index.query(ACTIVE_SHARD, attributes_to_get=["worker_id"])
+            item.worker_id for item in self._model.active_index.query(ACTIVE_SHARD, attributes_to_get=["worker_id"])
         ]
 
 
@@ -291,9 +289,7 @@ class DynamoSettingsRepository:
         return Settings.model_validate({**_plain(item.data), "version": item.version or 0})
 
     def save(self, settings: Settings) -> Settings:
-        item = self._model(
-            SETTINGS_PK, SETTINGS_SK, data=settings.model_dump(mode="json", exclude={"version"})
-        )
+        item = self._model(SETTINGS_PK, SETTINGS_SK, data=settings.model_dump(mode="json", exclude={"version"}))
         if settings.version:
             item.version = settings.version
         try:

@@ -3,6 +3,7 @@
 One `Ec2Gateway` per region. Mutations take many ids at once and report per-id outcomes: a bad id
 never fails the other ids of the batch (the batch is split in halves until the culprit is alone).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -43,7 +44,9 @@ def _instance_info(raw: dict[str, Any]) -> InstanceInfo:
 def _not_found_ids(exc: ClientError) -> set[str]:
     """EC2 names the unknown ids in the message of InvalidInstanceID.NotFound."""
     message = exc.response.get("Error", {}).get("Message", "")
-    return {token.strip("'\",.") for token in message.replace(",", " ").split() if token.strip("'\",.").startswith("i-")}
+    return {
+        token.strip("'\",.") for token in message.replace(",", " ").split() if token.strip("'\",.").startswith("i-")
+    }
 
 
 def _skipping_unknown(action: str, ids: list[str], call: Callable[[list[str]], dict[str, Any]]) -> dict[str, Any]:
@@ -80,7 +83,8 @@ class Ec2Gateway:
 
     def _describe_batch(self, ids: list[str]) -> dict[str, InstanceInfo]:
         return _skipping_unknown(
-            "DescribeInstances", ids,
+            "DescribeInstances",
+            ids,
             lambda known: {info.instance_id: info for info in self._paginate_instances(InstanceIds=known)},
         )
 
@@ -106,7 +110,10 @@ class Ec2Gateway:
 
         def checks(known: list[str]) -> dict[str, tuple[str | None, str | None]]:
             return {
-                raw["InstanceId"]: (raw.get("SystemStatus", {}).get("Status"), raw.get("InstanceStatus", {}).get("Status"))
+                raw["InstanceId"]: (
+                    raw.get("SystemStatus", {}).get("Status"),
+                    raw.get("InstanceStatus", {}).get("Status"),
+                )
                 for page in paginator.paginate(InstanceIds=known, IncludeAllInstances=True)
                 for raw in page.get("InstanceStatuses", [])
             }
@@ -151,9 +158,7 @@ class Ec2Gateway:
         remove = list(remove)
         try:
             if add:
-                self._ec2.create_tags(
-                    Resources=[instance_id], Tags=[{"Key": k, "Value": v} for k, v in add.items()]
-                )
+                self._ec2.create_tags(Resources=[instance_id], Tags=[{"Key": k, "Value": v} for k, v in add.items()])
             if remove:
                 self._ec2.delete_tags(Resources=[instance_id], Tags=[{"Key": k} for k in remove])
         except ClientError as exc:

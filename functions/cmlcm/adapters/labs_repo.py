@@ -3,6 +3,7 @@
 Key: `worker_id` (partition) + `lab_id` (sort), as the CDK table defines it, so one worker's labs
 are one Query and a sync's puts and deletes go out as BatchWriteItem requests of 25.
 """
+
 from __future__ import annotations
 
 import threading

@@ -3,6 +3,7 @@
 The token goes into the secret and nowhere else: the worker record keeps the secret's name, and
 no message built here quotes the token (AWS error messages do not echo SecretString).
 """
+
 from __future__ import annotations
 
 import threading

@@ -3,6 +3,7 @@
 Used by unit tests and benchmarks that isolate the service from DynamoDB. A contract test runs
 the same cases against these and the DynamoDB adapters, so the twins cannot drift.
 """
+
 from __future__ import annotations
 
 import math
@@ -52,9 +53,7 @@ class InMemoryWorkerRepository:
         with self._lock:
             current = self._items.get(worker.worker_id)
             if current is None or current.version != worker.version:
-                raise ConcurrentModification(
-                    f"worker {worker.worker_id} was changed by someone else", field="version"
-                )
+                raise ConcurrentModification(f"worker {worker.worker_id} was changed by someone else", field="version")
             stored = worker.model_copy(update={"version": worker.version + 1})
             self._items[worker.worker_id] = stored
             self.writes += 1
@@ -135,6 +134,7 @@ class InMemoryRefreshLimiter:
         not_before = self._not_before.get(worker_id)
         if not_before is not None and now < not_before:
             wait = max(1, math.ceil((not_before - now).total_seconds()))
-            raise RateLimited(f"worker {worker_id} was refreshed moments ago; try again in {wait} s",
-                              retry_after_seconds=wait)
+            raise RateLimited(
+                f"worker {worker_id} was refreshed moments ago; try again in {wait} s", retry_after_seconds=wait
+            )
         self._not_before[worker_id] = now + min_interval

@@ -3,6 +3,7 @@
 The operations table is keyed (pk, sk): `JOB/<name>` heartbeats and `REFRESH/<worker id>`
 rate-limit markers live beside the settings document, each with a TTL where it is disposable.
 """
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """EventBridge Scheduler: keep the schedules' rates equal to the settings' intervals."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -19,7 +20,9 @@ def rate_expression(minutes: int) -> str:
 class EventBridgeSchedules:
     """`ScheduleRates` over named schedules in one group; jobs without a name are skipped."""
 
-    def __init__(self, region: str, names: dict[str, str], group: str = "default", scheduler: Any | None = None) -> None:
+    def __init__(
+        self, region: str, names: dict[str, str], group: str = "default", scheduler: Any | None = None
+    ) -> None:
         self._names = {job: name for job, name in names.items() if name}
         self._group = group
         self._region = region

@@ -1,4 +1,5 @@
 """Starting Step Functions executions (the provisioning saga, the collection run)."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """What the product reads from a worker's CML controller, in domain terms (no HTTP, no raw JSON)."""
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -1,5 +1,6 @@
 """Typed domain errors. Each maps to one HTTP status in the API's single exception handler,
 and to one named error that Step Functions `Catch` clauses can match."""
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """Idle detection: a pure policy over the activity signals collection gathered (`now` is an argument)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -44,7 +45,10 @@ def decide_idle(workers: Iterable[Worker], settings: Settings, *, now: datetime)
         if quiet >= timeout:
             minutes = int(quiet.total_seconds() // 60)
             decisions.append(
-                IdleDecision(worker.worker_id, f"idle: no running nodes and no activity for {minutes} min "
-                                               f"(timeout {settings.idle_timeout_minutes} min)")
+                IdleDecision(
+                    worker.worker_id,
+                    f"idle: no running nodes and no activity for {minutes} min "
+                    f"(timeout {settings.idle_timeout_minutes} min)",
+                )
             )
     return decisions

@@ -1,4 +1,5 @@
 """Scheduled-job heartbeats and metric samples: small value objects with pure rules."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta

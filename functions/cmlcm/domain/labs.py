@@ -3,6 +3,7 @@
 Pure domain code: no AWS, HTTP or DynamoDB. `synced_at` is when the row was last written; it
 is not part of a lab's content, so a lab CML reports unchanged is never rewritten.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -3,6 +3,7 @@
 Unlike `cmlcm.config` (deployment environment, fixed per stack), these change at run time and
 every value here is read by the code that it names.
 """
+
 from __future__ import annotations
 
 import re
@@ -63,7 +64,9 @@ class Settings(BaseModel):
     idle_timeout_minutes: int = Field(default=60, ge=5, le=7 * 24 * 60)
     collect_interval_minutes: int = Field(default=5, ge=1, le=60, description="Metrics schedule period")
     collect_batch_size: int = Field(
-        default=1000, ge=1, le=1000,
+        default=1000,
+        ge=1,
+        le=1000,
         description="Workers per collector task: each batch costs one DescribeInstances, one DescribeInstanceStatus "
         "and one GetMetricData per 250 workers; smaller batches spread CML reads over parallel collectors",
     )

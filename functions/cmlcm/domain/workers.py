@@ -3,6 +3,7 @@
 Pure domain code: no AWS, HTTP or DynamoDB. Time comes in as an argument; every change returns
 a new immutable `Worker`, so services can compare before/after and write only what changed.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -185,9 +186,7 @@ class Worker(BaseModel):
     def transition(self, to: WorkerStatus, *, now: datetime, reason: str | None = None) -> Worker:
         """Move to `to` if the table allows it, else raise `IllegalTransition` (HTTP 409)."""
         if to == self.status:
-            raise IllegalTransition(
-                f"worker {self.worker_id} is already {self.status.value}", field="status"
-            )
+            raise IllegalTransition(f"worker {self.worker_id} is already {self.status.value}", field="status")
         if to not in ALLOWED_TRANSITIONS[self.status]:
             raise IllegalTransition(
                 f"worker {self.worker_id} cannot go from {self.status.value} to {to.value}",
@@ -267,8 +266,13 @@ class Worker(BaseModel):
         reason = f"{step}: {kind}: {message}"[:500]
         error = WorkerError(source=source, kind=kind, message=f"{step}: {message}"[:500], at=now)  # type: ignore[arg-type]
         return self.model_copy(
-            update={"status": WorkerStatus.FAILED, "status_changed_at": now, "updated_at": now,
-                    "status_reason": reason, "last_error": error}
+            update={
+                "status": WorkerStatus.FAILED,
+                "status_changed_at": now,
+                "updated_at": now,
+                "status_reason": reason,
+                "last_error": error,
+            }
         )
 
     def instance_vanished(self, *, now: datetime) -> Worker:

@@ -3,6 +3,7 @@
 Each handler parses its input into a model, calls one service function and returns JSON. Named
 errors (the exception class names) reach the state machine's Retry/Catch clauses.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -102,7 +103,8 @@ def summarize_handler(event: dict[str, Any], context: LambdaContext) -> dict[str
     run = SummaryInput.model_validate(event)
     now = _now()
     totals = {
-        key: sum(getattr(r, key) for r in run.results) for key in ("workers", "changed", "failed", "written", "samples", "paused")
+        key: sum(getattr(r, key) for r in run.results)
+        for key in ("workers", "changed", "failed", "written", "samples", "paused")
     }
     batches_failed = sum(1 for r in run.results if r.batch_failed)
     duration_ms = int((now - run.started_at).total_seconds() * 1000)

@@ -4,6 +4,7 @@ Step Functions passes `{"step": ..., "worker_id": ..., ...}`; each step parses i
 service function and returns JSON. Exceptions keep their class names (QuotaExceeded,
 TransientAwsError, ...) so the ASL's Retry and Catch clauses can match them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -27,7 +28,9 @@ get_settings()  # fail fast on a broken environment, at cold start
 class StepInput(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    step: Literal["launch", "record_instance", "instance_state", "cml_ready", "mark_running", "compensate", "mark_for_reconciler"]
+    step: Literal[
+        "launch", "record_instance", "instance_state", "cml_ready", "mark_running", "compensate", "mark_for_reconciler"
+    ]
     worker_id: str
     instance_id: str | None = None
     failed_step: str = "unknown"

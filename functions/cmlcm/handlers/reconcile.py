@@ -1,4 +1,5 @@
 """The reconciler's Lambda (EventBridge schedule; the local scheduler loop in local mode)."""
+
 from __future__ import annotations
 
 import uuid
@@ -27,9 +28,7 @@ def run_reconciler(now: datetime) -> list[Finding]:
     ports = wiring.provision_ports()
     interval = jobs.job_intervals(ports.settings.get())[jobs.RECONCILE_JOB]
     jobs.record_start(wiring.ops_ports().jobs, jobs.RECONCILE_JOB, interval_seconds=interval, now=now)
-    findings = reconcile(
-        ports, regions=get_settings().regions, now=now, new_id=lambda: f"w-{uuid.uuid4().hex[:17]}"
-    )
+    findings = reconcile(ports, regions=get_settings().regions, now=now, new_id=lambda: f"w-{uuid.uuid4().hex[:17]}")
     counts = Counter(f.kind for f in findings)
     for finding in findings:
         logger.warning("reconciler finding", extra={"event": "reconcile.finding", **finding.as_dict()})
@@ -38,8 +37,12 @@ def run_reconciler(now: datetime) -> list[Finding]:
     summary: dict[str, int | float | str] = {kind: n for kind, n in counts.items()}
     summary["findings"] = len(findings)
     jobs.record_finish(
-        wiring.ops_ports().jobs, jobs.RECONCILE_JOB, interval_seconds=interval, now=datetime.now(UTC),
-        succeeded=not any(f.action == "failed" for f in findings), summary=summary,
+        wiring.ops_ports().jobs,
+        jobs.RECONCILE_JOB,
+        interval_seconds=interval,
+        now=datetime.now(UTC),
+        succeeded=not any(f.action == "failed" for f in findings),
+        summary=summary,
     )
     return findings
 

@@ -5,6 +5,7 @@ instances and one GetMetricData per 250 instances (500 queries), probes the CML 
 running workers concurrently (bounded), computes each worker's new state with the pure
 `observe()`, and writes only the workers that changed. A fault is recorded on its worker only.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -134,7 +135,9 @@ def observe(worker: Worker, observation: Observation, *, now: datetime) -> Worke
         error = WorkerError(
             source="ec2", kind="InstanceNotFound", message=f"EC2 does not know instance {worker.instance_id}", at=now
         )
-        if worker.last_error is not None and worker.last_error.model_dump(exclude={"at"}) == error.model_dump(exclude={"at"}):
+        if worker.last_error is not None and worker.last_error.model_dump(exclude={"at"}) == error.model_dump(
+            exclude={"at"}
+        ):
             return worker
         return worker.record_error(error)
     instance = observation.instance
@@ -167,8 +170,10 @@ def observe(worker: Worker, observation: Observation, *, now: datetime) -> Worke
         metrics = worker.metrics  # type: ignore[assignment]
     # An error seen again is the same error: keep its first time, so nothing is rewritten.
     error = observation.error
-    if error is not None and worker.last_error is not None and (
-        worker.last_error.model_dump(exclude={"at"}) == error.model_dump(exclude={"at"})
+    if (
+        error is not None
+        and worker.last_error is not None
+        and (worker.last_error.model_dump(exclude={"at"}) == error.model_dump(exclude={"at"}))
     ):
         error = worker.last_error
     candidate = updated.model_copy(
@@ -204,7 +209,11 @@ async def _probe_all(
 
 
 async def _observe_region(
-    ports: CollectPorts, region: str, workers: Sequence[Worker], now: datetime, result: CollectResult,
+    ports: CollectPorts,
+    region: str,
+    workers: Sequence[Worker],
+    now: datetime,
+    result: CollectResult,
     cml_limit: asyncio.Semaphore,
 ) -> dict[str, Observation]:
     with_instance = [w for w in workers if w.instance_id]
@@ -256,7 +265,9 @@ async def _observe_region(
             instance=instance,
             instance_missing=instance is None,
             checks=status_map.get(worker.instance_id, (None, None)) if isinstance(status_map, dict) else (None, None),  # type: ignore[arg-type]
-            usage=usage_map.get(worker.instance_id, InstanceUsage()) if isinstance(usage_map, dict) else InstanceUsage(),  # type: ignore[arg-type]
+            usage=usage_map.get(worker.instance_id, InstanceUsage())
+            if isinstance(usage_map, dict)
+            else InstanceUsage(),  # type: ignore[arg-type]
             reading=reading,
             error=error,
         )

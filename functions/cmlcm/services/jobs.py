@@ -1,4 +1,5 @@
 """Scheduled-job heartbeats and the health report built from them."""
+
 from __future__ import annotations
 
 from datetime import datetime

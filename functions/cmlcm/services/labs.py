@@ -5,6 +5,7 @@ Reads are served from the table; anything that touches CML needs a RUNNING worke
 through one CML session per request (`asyncio.run`: the API is synchronous). After each CML
 action the affected row is re-synced, so the table (and the stream behind it) follows CML.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -188,9 +189,7 @@ def delete_lab(ports: LabPorts, key: str, lab_id: str) -> None:
 def download_lab(ports: LabPorts, key: str, lab_id: str) -> str:
     """The lab's topology as CML YAML."""
     worker = _running_worker(ports, key)
-    return on_controller(
-        ports.cml, worker, lambda cml: _on_lab(worker, lab_id, cml.download_lab(lab_id), ports.labs)
-    )
+    return on_controller(ports.cml, worker, lambda cml: _on_lab(worker, lab_id, cml.download_lab(lab_id), ports.labs))
 
 
 def import_lab(ports: LabPorts, key: str, yaml_text: str, *, title: str | None, now: datetime) -> Lab:

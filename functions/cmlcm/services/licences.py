@@ -5,6 +5,7 @@ by the API's poll and the collection cycle.
 The token is written to its secret and sent to CML, nothing else: the worker keeps the secret's
 name, and no message, log line or error built here contains the token.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -65,7 +66,10 @@ def progress_licence(licence: Licence | None, registration_status: str | None, *
         within = f" within {minutes} min" if minutes else ""
         last = f" (last CML status: {registration_status})" if registration_status else ""
         return licence.model_copy(
-            update={"operation_state": "failed", "operation_reason": f"timed out: registration did not complete{within}{last}"}
+            update={
+                "operation_state": "failed",
+                "operation_reason": f"timed out: registration did not complete{within}{last}",
+            }
         )
     return licence
 
@@ -126,9 +130,10 @@ def poll_licence(ports: LicencePorts, worker: Worker, *, now: datetime) -> Worke
             updated = _with_licence(current, _observed(current.licence, status, now), now)
         else:
             updated = _with_licence(current, progress_licence(current.licence, None, now=now), now)
-        if error is None or (current.last_error is not None and (
-            current.last_error.model_dump(exclude={"at"}) == error.model_dump(exclude={"at"})
-        )):
+        if error is None or (
+            current.last_error is not None
+            and (current.last_error.model_dump(exclude={"at"}) == error.model_dump(exclude={"at"}))
+        ):
             return updated  # the same fault seen again keeps its first time: no rewrite per poll
         return updated.record_error(error)
 
@@ -177,12 +182,13 @@ def register_licence(ports: LicencePorts, key: str, token: str, *, reregister: b
         on_controller(ports.cml, worker, send)
     except ExternalServiceError as exc:
         reason = f"CML refused the registration: {exc.message}"[:500]
+        fault = _cml_error(exc, now)
 
         def failed(current: Worker) -> Worker:
             licence = (current.licence or Licence()).model_copy(
                 update={"operation_state": "failed", "operation_reason": reason}
             )
-            return current.touch(now, licence=licence).record_error(_cml_error(exc, now))
+            return current.touch(now, licence=licence).record_error(fault)
 
         mutate(ports.workers, worker.worker_id, failed)
         raise
@@ -267,4 +273,3 @@ __all__ = [
     "register_licence",
     "registration_pending",
 ]
-

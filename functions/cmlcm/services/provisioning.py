@@ -5,6 +5,7 @@ one Lambda task of `statemachines/provision_worker.asl.json`. Any failure after 
 `compensate`, which finds the instance (by id, else by tag/ClientToken), terminates it and marks
 the worker FAILED with the step and reason: never a zombie instance.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -45,7 +46,9 @@ class Reservations(Protocol):
 
     def name_owner(self, name: str) -> str | None: ...
 
-    def claim_idempotency(self, key: str, *, request_hash: str, worker_id: str, now: datetime) -> tuple[str, str] | None: ...
+    def claim_idempotency(
+        self, key: str, *, request_hash: str, worker_id: str, now: datetime
+    ) -> tuple[str, str] | None: ...
 
     def release_idempotency(self, key: str) -> None: ...
 
@@ -186,7 +189,10 @@ def create_worker(
         execution_arn = ports.workflow.start(name=worker_id, payload=saga_input(worker, settings))
     except ExternalServiceError as exc:
         # Nothing was launched: the worker fails here and keeps its name until deleted.
-        mutate(ports.workers, worker_id, lambda w: w.fail(step="start", kind=exc.code, message=exc.message, now=now))
+        fault = exc  # bound by name: the closure below must not see the except-clause variable
+        mutate(
+            ports.workers, worker_id, lambda w: w.fail(step="start", kind=fault.code, message=fault.message, now=now)
+        )
         raise
     return Created(worker, execution_arn)
 
@@ -199,7 +205,9 @@ def launch(ports: ProvisionPorts, worker_id: str, *, now: datetime) -> InstanceI
     the same instance)."""
     worker = ports.workers.get(worker_id)
     if worker.status == WorkerStatus.PENDING:
-        worker = mutate(ports.workers, worker_id, lambda w: w.transition(WorkerStatus.PROVISIONING, now=now, reason="launching"))
+        worker = mutate(
+            ports.workers, worker_id, lambda w: w.transition(WorkerStatus.PROVISIONING, now=now, reason="launching")
+        )
     elif worker.status != WorkerStatus.PROVISIONING:
         raise IllegalTransition(f"worker {worker_id} is {worker.status.value}, not pending", field="status")
     defaults = ports.settings.get().defaults_for(worker.region)
@@ -260,7 +268,9 @@ def mark_running(ports: ProvisionPorts, worker_id: str, *, now: datetime) -> Wor
     return mutate(
         ports.workers,
         worker_id,
-        lambda w: w if w.status == WorkerStatus.RUNNING else w.transition(WorkerStatus.RUNNING, now=now, reason="provisioned"),
+        lambda w: (
+            w if w.status == WorkerStatus.RUNNING else w.transition(WorkerStatus.RUNNING, now=now, reason="provisioned")
+        ),
     )
 
 
@@ -281,7 +291,9 @@ def compensate(
     candidates = {i.instance_id for i in ec2.find_by_tag(WORKER_ID_TAG, worker_id)}
     if worker.instance_id:
         candidates.add(worker.instance_id)
-    live = [i for i, info in ec2.describe(sorted(candidates)).items() if info.state not in ("terminated", "shutting-down")]
+    live = [
+        i for i, info in ec2.describe(sorted(candidates)).items() if info.state not in ("terminated", "shutting-down")
+    ]
     terminated: list[str] = []
     if live:
         result = ec2.terminate(live)

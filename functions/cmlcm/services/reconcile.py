@@ -8,6 +8,7 @@ Three findings, per region:
 - `vanished_instance`: an active record whose instance EC2 no longer knows → always marked
   TERMINATED (there is nothing left to stop or pay for).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -66,12 +67,16 @@ def reconcile(
         try:
             managed = ec2.find_by_tag(MANAGED_BY_TAG, MANAGED_BY_VALUE)
         except ExternalServiceError as exc:
-            findings.append(Finding("unrecorded_instance", region, None, None, "failed", f"listing failed: {exc.message}"))
+            findings.append(
+                Finding("unrecorded_instance", region, None, None, "failed", f"listing failed: {exc.message}")
+            )
             continue
         for instance in managed:
             owner = by_instance.get(instance.instance_id) or by_id.get(instance.tags.get(WORKER_ID_TAG, ""))
             if owner is None:
-                findings.append(_unrecorded(ports, settings.reconcile_policy_unrecorded, region, instance.instance_id, now, new_id))
+                findings.append(
+                    _unrecorded(ports, settings.reconcile_policy_unrecorded, region, instance.instance_id, now, new_id)
+                )
             elif owner.status in (WorkerStatus.FAILED, WorkerStatus.TERMINATED):
                 findings.append(_failed_live(ports, settings.reconcile_policy_failed_live, owner, instance.instance_id))
         regional = [w for w in workers if w.region == region and w.is_active and w.instance_id]
@@ -83,8 +88,14 @@ def reconcile(
             if worker.instance_id not in known:
                 mutate(ports.workers, worker.worker_id, lambda w: w.instance_vanished(now=now))
                 findings.append(
-                    Finding("vanished_instance", region, worker.instance_id, worker.worker_id, "marked",
-                            "record marked terminated")
+                    Finding(
+                        "vanished_instance",
+                        region,
+                        worker.instance_id,
+                        worker.worker_id,
+                        "marked",
+                        "record marked terminated",
+                    )
                 )
     return findings
 
@@ -120,8 +131,20 @@ def _failed_live(ports: provisioning.ProvisionPorts, policy: str, worker: Worker
     if policy == "terminate":
         result = ports.ec2_for(worker.region).terminate([instance_id])
         if instance_id in result.failed:
-            return Finding("failed_with_live_instance", worker.region, instance_id, worker.worker_id, "failed",
-                           result.failed[instance_id].message)
+            return Finding(
+                "failed_with_live_instance",
+                worker.region,
+                instance_id,
+                worker.worker_id,
+                "failed",
+                result.failed[instance_id].message,
+            )
         return Finding("failed_with_live_instance", worker.region, instance_id, worker.worker_id, "terminated")
-    return Finding("failed_with_live_instance", worker.region, instance_id, worker.worker_id, "marked",
-                   "policy is mark: left running")
+    return Finding(
+        "failed_with_live_instance",
+        worker.region,
+        instance_id,
+        worker.worker_id,
+        "marked",
+        "policy is mark: left running",
+    )

@@ -1,4 +1,5 @@
 """Settings use cases: validate against the deployment, save, and apply what runs elsewhere."""
+
 from __future__ import annotations
 
 from typing import Protocol

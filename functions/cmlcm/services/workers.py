@@ -3,6 +3,7 @@
 Each command checks the transition on the stored worker before touching EC2, so a rejected
 request changes nothing; the write after the EC2 call is optimistically locked and retried.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -103,7 +104,9 @@ def _ec2_command(
 
 def start_worker(ports: WorkerPorts, key: str, now: datetime) -> Worker:
     return _ec2_command(
-        ports, key, now,
+        ports,
+        key,
+        now,
         lambda w: w.transition(WorkerStatus.STARTING, now=now, reason="start requested"),
         lambda ec2, iid: ec2.start([iid]),
     )
@@ -111,16 +114,16 @@ def start_worker(ports: WorkerPorts, key: str, now: datetime) -> Worker:
 
 def stop_worker(ports: WorkerPorts, key: str, now: datetime) -> Worker:
     return _ec2_command(
-        ports, key, now,
+        ports,
+        key,
+        now,
         lambda w: w.transition(WorkerStatus.STOPPING, now=now, reason="stop requested"),
         lambda ec2, iid: ec2.stop([iid]),
     )
 
 
 def pause_worker(ports: WorkerPorts, key: str, now: datetime, reason: str) -> Worker:
-    return _ec2_command(
-        ports, key, now, lambda w: w.pause(now=now, reason=reason), lambda ec2, iid: ec2.stop([iid])
-    )
+    return _ec2_command(ports, key, now, lambda w: w.pause(now=now, reason=reason), lambda ec2, iid: ec2.stop([iid]))
 
 
 def resume_worker(ports: WorkerPorts, key: str, now: datetime) -> Worker:
@@ -129,7 +132,9 @@ def resume_worker(ports: WorkerPorts, key: str, now: datetime) -> Worker:
 
 def terminate_worker(ports: WorkerPorts, key: str, now: datetime) -> Worker:
     return _ec2_command(
-        ports, key, now,
+        ports,
+        key,
+        now,
         lambda w: w.transition(WorkerStatus.TERMINATING, now=now, reason="terminate requested"),
         lambda ec2, iid: ec2.terminate([iid]),
     )

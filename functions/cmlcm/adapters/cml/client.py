@@ -16,6 +16,7 @@ every body is parsed into a model from `models.py`.
 A client and its session belong to one event loop (httpx connections do); the token cache is the
 only state shared across loops.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -241,7 +242,9 @@ class CmlClient:
             # httpx times each phase separately; the outer deadline bounds the whole call, so a
             # controller that drips bytes cannot hold a worker past `timeout`.
             return await asyncio.wait_for(
-                self._http.request(method, f"{self.base_url}{path}", headers=all_headers, timeout=self.timeout, **kwargs),
+                self._http.request(
+                    method, f"{self.base_url}{path}", headers=all_headers, timeout=self.timeout, **kwargs
+                ),
                 timeout=self.timeout,
             )
         except (httpx.TimeoutException, TimeoutError) as exc:
@@ -257,7 +260,9 @@ class CmlClient:
                 return cached  # another task logged in while this one waited
             credentials = self._credentials()
             response = await self._send(
-                "POST", "/authenticate", token=None,
+                "POST",
+                "/authenticate",
+                token=None,
                 json={"username": credentials.username, "password": credentials.password},
             )
             if response.status_code in (401, 403):
@@ -429,7 +434,7 @@ class CmlClient:
         await self._request("POST", "/licensing/registration", json={"token": token, "reregister": reregister})
 
     async def deregister_licence(self) -> DeregistrationOutcome:
-        """"completed" (204), "local_only" (202: released on the controller, Cisco's side not
+        """ "completed" (204), "local_only" (202: released on the controller, Cisco's side not
         told), or "already_deregistered" (400: nothing to release; safe to repeat)."""
         response = await self._request("DELETE", "/licensing/deregistration", accept={400})
         if response.status_code == 400:
@@ -451,8 +456,7 @@ class CmlClient:
         wanted = set(categories) if categories is not None else None
         events = [self._model(TelemetryEvent, item, "GET /telemetry/events") for item in raw]
         return [
-            e for e in events
-            if (since is None or e.timestamp >= since) and (wanted is None or e.category in wanted)
+            e for e in events if (since is None or e.timestamp >= since) and (wanted is None or e.category in wanted)
         ]
 
 
@@ -511,7 +515,9 @@ class CmlFleetSession:
         # Keyed by controller URL, not host: simulated controllers share one host and port.
         pool = self._pools.get(base_url)
         if pool is None:
-            pool = self._pools[base_url] = httpx.AsyncClient(verify=self._verify, timeout=self.timeout, limits=self._limits)
+            pool = self._pools[base_url] = httpx.AsyncClient(
+                verify=self._verify, timeout=self.timeout, limits=self._limits
+            )
         return pool
 
     def client(self, base_url: str) -> CmlClient:
@@ -525,7 +531,11 @@ class CmlFleetSession:
         found = self._clients.get(key)
         if found is None:
             found = self._clients[key] = CmlClient(
-                key, self.credentials, timeout=self.timeout, token_cache=self.tokens, http=self._http_for(key),
+                key,
+                self.credentials,
+                timeout=self.timeout,
+                token_cache=self.tokens,
+                http=self._http_for(key),
                 lab_concurrency=self.lab_concurrency,
             )
         return found

@@ -3,6 +3,7 @@
 The secret is JSON `{"username": ..., "password": ...}`. A provider is a zero-argument callable
 returning `CmlCredentials`, so tests and local mode can pass `lambda: CmlCredentials(...)`.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Where a worker's CML API is: the one place that builds base URLs (no hosts or ports elsewhere)."""
+
 from __future__ import annotations
 
 from typing import Literal

@@ -3,6 +3,7 @@
 Messages are safe to store and show: they name the call and CML's own error description, never
 a password, a token or a request body.
 """
+
 from __future__ import annotations
 
 from cmlcm.domain.errors import ExternalServiceError

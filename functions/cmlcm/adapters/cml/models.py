@@ -4,6 +4,7 @@ Parsing is lenient where CML may add fields (extra keys are ignored) and strict 
 depends on a value (required fields, types). The client turns any `ValidationError` into
 `CmlBadResponse`; a raw dict never leaves the adapter.
 """
+
 from __future__ import annotations
 
 from datetime import UTC, datetime

@@ -1,4 +1,5 @@
 """`CmlProbe` over the CML client: what collection and the saga read from each worker's CML."""
+
 from __future__ import annotations
 
 import asyncio
@@ -117,7 +118,9 @@ class FleetProbe:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._settings = settings
-        self._credentials = credentials or SecretsManagerCredentials(settings.cml_credentials_secret, settings.aws_region)
+        self._credentials = credentials or SecretsManagerCredentials(
+            settings.cml_credentials_secret, settings.aws_region
+        )
         self._verify = tls_verify_from_setting(settings.cml_tls_verify)
         self._tokens = TokenCache()  # lives as long as the cold start: tokens survive invocations
         self._transport = transport

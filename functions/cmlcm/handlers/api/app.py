@@ -1,4 +1,5 @@
 """The REST API Lambda: one Powertools resolver, validation from pydantic, errors mapped once."""
+
 from __future__ import annotations
 
 import json

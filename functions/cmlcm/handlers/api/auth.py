@@ -3,6 +3,7 @@
 API Gateway's Cognito authorizer has already verified the token; this module only reads the
 `cognito:groups` claim and compares the caller's highest role with what the route requires.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -13,7 +14,6 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
 from cmlcm.domain.errors import Forbidden
-
 
 #: Routes API Gateway serves without the Cognito authorizer (the CDK stack and the local gateway
 #: both read this, so they cannot disagree).

@@ -1,4 +1,5 @@
 """What the API routes use: the ports from `cmlcm.wiring`, unless a test overrides them."""
+
 from __future__ import annotations
 
 import uuid

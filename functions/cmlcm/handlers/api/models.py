@@ -1,4 +1,5 @@
 """API request and response models (the API's own; mapped explicitly from the domain)."""
+
 from __future__ import annotations
 
 import re

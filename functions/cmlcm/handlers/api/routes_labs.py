@@ -1,6 +1,7 @@
 """Lab and licence routes of a worker. Each body: parse (done by the resolver), call one service,
 return a view. Viewers read labs from the table; operators act on labs through CML; admins
 register and deregister licences. The licence token is accepted here and never shown again."""
+
 from __future__ import annotations
 
 import binascii
@@ -102,8 +103,12 @@ def refresh_labs(worker_id: str) -> LabRefresh:
     """New and changed labs are written, unchanged ones left alone, labs gone from CML removed."""
     worker, result = svc.refresh_labs(deps.labs(), worker_id, now=deps.now())
     return LabRefresh(
-        worker_id=worker.worker_id, items=[LabView.of(lab) for lab in result.labs],
-        added=result.added, changed=result.changed, unchanged=result.unchanged, deleted=result.deleted,
+        worker_id=worker.worker_id,
+        items=[LabView.of(lab) for lab in result.labs],
+        added=result.added,
+        changed=result.changed,
+        unchanged=result.unchanged,
+        deleted=result.deleted,
     )
 
 
@@ -145,12 +150,16 @@ def download_lab(worker_id: str, lab_id: str) -> Response[str]:
     text = svc.download_lab(deps.labs(), worker_id, lab_id)
     filename = _FILENAME_UNSAFE.sub("_", lab_id)[:80] or "lab"
     return Response(
-        status_code=200, content_type=YAML_CONTENT_TYPE, body=text,
+        status_code=200,
+        content_type=YAML_CONTENT_TYPE,
+        body=text,
         headers={"Content-Disposition": f'attachment; filename="{filename}.yaml"'},
     )
 
 
-@router.get("/workers/<worker_id>/licence", middlewares=[VIEWER], summary="A worker's licence and registration progress")
+@router.get(
+    "/workers/<worker_id>/licence", middlewares=[VIEWER], summary="A worker's licence and registration progress"
+)
 def get_licence(worker_id: str) -> LicenceView:
     """A pending registration is polled from CML first (completed, failed, or timed out)."""
     return _licence_view(licences.get_licence(deps.licences(), worker_id, now=deps.now()))

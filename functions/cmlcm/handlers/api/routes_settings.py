@@ -1,4 +1,5 @@
 """Settings and health routes."""
+
 from __future__ import annotations
 
 from aws_lambda_powertools.event_handler.api_gateway import Router

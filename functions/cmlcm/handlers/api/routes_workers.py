@@ -1,4 +1,5 @@
 """Worker routes. Each body: parse (done by the resolver), call one service, return a view."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -71,14 +72,22 @@ def create_worker(
     Idempotency-Key returns the same worker (200) and never creates a second one."""
     _check_region(body.region)
     request = provisioning.CreateWorker(
-        name=body.name, region=body.region, instance_type=body.instance_type, ami_id=body.ami_id,
-        owner=body.owner or caller_name(router.current_event.raw_event), tags=body.tags,
+        name=body.name,
+        region=body.region,
+        instance_type=body.instance_type,
+        ami_id=body.ami_id,
+        owner=body.owner or caller_name(router.current_event.raw_event),
+        tags=body.tags,
     )
     created = provisioning.create_worker(
         deps.provision_ports(), request, worker_id=deps.new_worker_id(), idempotency_key=idempotency_key, now=deps.now()
     )
-    result = CreatedWorker(worker=WorkerView.of(created.worker), execution_arn=created.execution_arn, replayed=created.replayed)
-    return Response(status_code=200 if created.replayed else 202, content_type=content_types.APPLICATION_JSON, body=result)
+    result = CreatedWorker(
+        worker=WorkerView.of(created.worker), execution_arn=created.execution_arn, replayed=created.replayed
+    )
+    return Response(
+        status_code=200 if created.replayed else 202, content_type=content_types.APPLICATION_JSON, body=result
+    )
 
 
 @router.post("/workers/import", middlewares=[ADMIN], summary="Import existing instances")
@@ -86,8 +95,12 @@ def import_workers(body: ImportWorkersRequest) -> ImportResult:
     """One instance by id, or every live instance of AMIs matching a name pattern."""
     _check_region(body.region)
     report = provisioning.import_instances(
-        deps.provision_ports(), region=body.region, instance_id=body.instance_id,
-        ami_name_pattern=body.ami_name_pattern, now=deps.now(), new_id=deps.new_worker_id,
+        deps.provision_ports(),
+        region=body.region,
+        instance_id=body.instance_id,
+        ami_name_pattern=body.ami_name_pattern,
+        now=deps.now(),
+        new_id=deps.new_worker_id,
     )
     return ImportResult(imported=[WorkerView.of(w) for w in report.imported], skipped=report.skipped)
 
