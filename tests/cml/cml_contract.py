@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,11 +21,10 @@ from typing import Any
 import httpx
 from jsonschema import Draft202012Validator
 
-SPEC_PATH = Path(
-    os.environ.get(
-        "CML_OPENAPI_SUBSET", Path(__file__).resolve().parents[3] / "shared" / "cml" / "cml-2.9-openapi-subset.json"
-    )
-)
+from cmlsim import OPENAPI_SUBSET
+
+#: The subset vendored in the repository (local/cmlsim/openapi/), never a copy beside the checkout.
+SPEC_PATH = OPENAPI_SUBSET
 BASE = "http://sim/controllers/{cid}/api/v0"
 _CONTROLLER = re.compile(r"^/controllers/([^/]+)/api/v0(/.*)$")
 
