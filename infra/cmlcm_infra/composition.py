@@ -9,12 +9,18 @@ Context keys (``cdk synth -c key=value`` or cdk.json):
     are not attached to a VPC yet (``private`` needs VPC access to the workers).
   * ``cmlcm:logLevel``: LOG_LEVEL of the functions.
   * ``cmlcm:stackName``: stack name (default ``CmlCloudManager``).
+  * ``cmlcm:alarmEmail``: an e-mail address subscribed to the alarm topic (none if absent).
+  * ``cmlcm:collectOverdueMinutes`` / ``cmlcm:reconcileOverdueMinutes``: how long without a job
+    heartbeat before its overdue alarm fires (15 / 45: three default periods). Raise them when the
+    settings move the collect / reconcile interval above 5 / 15 minutes.
 """
 
 from __future__ import annotations
 
 import aws_cdk as cdk
+from aws_cdk import Duration
 
+from cmlcm_infra.monitoring import COLLECT_OVERDUE, RECONCILE_OVERDUE
 from cmlcm_infra.nag import add_aws_solutions_checks
 from cmlcm_infra.stack import CmlCloudManagerStack
 
@@ -24,6 +30,16 @@ DEFAULT_STACK_NAME = "CmlCloudManager"
 def _flag(value: object) -> bool:
     """Context from `-c` arrives as a string, from cdk.json or tests as JSON."""
     return value is True or str(value).lower() in {"1", "true", "yes"}
+
+
+def _minutes(value: object, default: Duration) -> Duration:
+    """A positive whole number of minutes from the context, or `default` when absent."""
+    if value is None or value == "":
+        return default
+    minutes = int(str(value))
+    if minutes < 1:
+        raise ValueError(f"expected a positive number of minutes, got {value!r}")
+    return Duration.minutes(minutes)
 
 
 def build(app: cdk.App) -> CmlCloudManagerStack:
@@ -37,6 +53,9 @@ def build(app: cdk.App) -> CmlCloudManagerStack:
         cml_endpoint_mode=context("cmlcm:cmlEndpointMode") or "public",
         log_level=context("cmlcm:logLevel") or "INFO",
         skip_bundling=_flag(context("cmlcm:skipBundling")),
+        alarm_email=context("cmlcm:alarmEmail") or None,
+        collect_overdue=_minutes(context("cmlcm:collectOverdueMinutes"), COLLECT_OVERDUE),
+        reconcile_overdue=_minutes(context("cmlcm:reconcileOverdueMinutes"), RECONCILE_OVERDUE),
         # No env: account and region come from the deploying credentials (environment-agnostic).
     )
     add_aws_solutions_checks(app)

@@ -20,9 +20,11 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as targets
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from cmlcm_infra.dead_letters import DeadLetters
 from cmlcm_infra.nag import acknowledge, arn_finding
 from cmlcm_infra.permissions import grant_pass_role
 
@@ -43,11 +45,13 @@ def schedule_state_machine(
     execution_input: Mapping[str, Any] | None = None,
     schedule_name: str | None = None,
     role: iam.IRole | None = None,
+    dead_letter_queue: sqs.IQueue,
 ) -> scheduler.Schedule:
     """A schedule starting `state_machine` with `execution_input`; its role may only start it.
 
     Retries are few and short: a missed run is covered by the next one, and the job heartbeat
-    shows an overdue job.
+    shows an overdue job. A start that still fails (throttled, state machine gone, role broken)
+    lands in `dead_letter_queue` (the role is granted SendMessage on it).
     """
     target = targets.StepFunctionsStartExecution(
         state_machine,
@@ -55,6 +59,7 @@ def schedule_state_machine(
         role=role,
         retry_attempts=2,
         max_event_age=Duration.minutes(5),
+        dead_letter_queue=dead_letter_queue,
     )
     return scheduler.Schedule(
         scope, construct_id, schedule=schedule, target=target, description=description, schedule_name=schedule_name
@@ -70,12 +75,22 @@ def schedule_function(
     description: str,
     schedule_name: str | None = None,
     role: iam.IRole | None = None,
+    dead_letter_queue: sqs.IQueue,
 ) -> scheduler.Schedule:
     """A schedule invoking `function` (asynchronously); its role may only invoke it.
 
     Like the state machine schedules: one retry, a short event age, the next run catches up.
+    An invocation Scheduler cannot hand to Lambda lands in `dead_letter_queue`; a run that fails
+    inside the function is Lambda's async retry and on-failure destination's business
+    (`DeadLetters.protect_async_invocations`).
     """
-    target = targets.LambdaInvoke(function, role=role, retry_attempts=1, max_event_age=Duration.minutes(10))
+    target = targets.LambdaInvoke(
+        function,
+        role=role,
+        retry_attempts=1,
+        max_event_age=Duration.minutes(10),
+        dead_letter_queue=dead_letter_queue,
+    )
     return scheduler.Schedule(
         scope, construct_id, schedule=schedule, target=target, description=description, schedule_name=schedule_name
     )
@@ -91,6 +106,7 @@ class Schedules(Construct):
         *,
         collect_metrics: sfn.IStateMachine,
         reconcile: lambda_.IFunction,
+        dead_letters: DeadLetters,
     ) -> None:
         super().__init__(scope, construct_id)
         stack_name = Stack.of(self).stack_name
@@ -119,6 +135,7 @@ class Schedules(Construct):
             execution_input={"trigger": "schedule"},
             schedule_name=self.collect_schedule_name,
             role=self.collect_role,
+            dead_letter_queue=dead_letters.queue("CollectMetricsSchedule"),
         )
         self.reconcile = schedule_function(
             self,
@@ -128,6 +145,7 @@ class Schedules(Construct):
             description="Reconciler (rate follows the reconcile_interval_minutes setting)",
             schedule_name=self.reconcile_schedule_name,
             role=self.reconcile_role,
+            dead_letter_queue=dead_letters.queue("ReconcileSchedule"),
         )
         acknowledge(
             self.reconcile_role,

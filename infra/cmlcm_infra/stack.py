@@ -17,7 +17,9 @@ from constructs import Construct
 from cmlcm_infra.auth import Auth
 from cmlcm_infra.credentials import CmlCredentials
 from cmlcm_infra.data import Data
+from cmlcm_infra.dead_letters import DeadLetters
 from cmlcm_infra.functions import Functions
+from cmlcm_infra.monitoring import COLLECT_OVERDUE, RECONCILE_OVERDUE, Monitoring
 from cmlcm_infra.permissions import (
     grant_fleet_control,
     grant_licence_token_secrets,
@@ -47,10 +49,14 @@ class CmlCloudManagerStack(Stack):
         cml_endpoint_mode: Literal["public", "private", "template"] = "public",
         log_level: str = "INFO",
         skip_bundling: bool = False,
+        alarm_email: str | None = None,
+        collect_overdue: Duration = COLLECT_OVERDUE,
+        reconcile_overdue: Duration = RECONCILE_OVERDUE,
         **kwargs: Any,
     ) -> None:
         """`supported_regions` (comma-separated) defaults to the stack's own region.
-        `skip_bundling` stages the layer unbuilt (offline synth, tests): never deploy that."""
+        `skip_bundling` stages the layer unbuilt (offline synth, tests): never deploy that.
+        `alarm_email` subscribes to the alarm topic; the overdue windows bound the job heartbeats."""
         super().__init__(scope, construct_id, **kwargs)
         if skip_bundling:
             # Read by every asset of this stack (Stack.bundlingRequired); the CLI sets the same
@@ -88,8 +94,15 @@ class CmlCloudManagerStack(Stack):
 
         self.tasks = TaskFunctions(self, "Tasks", functions=functions, data=data, credentials=credentials.secret)
         self.workflows = Workflows(self, "Workflows", tasks=self.tasks)
+        # Every asynchronous invocation ends in a dead-letter queue when its retries are spent.
+        self.dead_letters = DeadLetters(self, "DeadLetters")
+        self.dead_letters.protect_async_invocations(self.tasks.reconcile)  # Scheduler invokes it async
         self.schedules = Schedules(
-            self, "Schedules", collect_metrics=self.workflows.collect_metrics, reconcile=self.tasks.reconcile
+            self,
+            "Schedules",
+            collect_metrics=self.workflows.collect_metrics,
+            reconcile=self.tasks.reconcile,
+            dead_letters=self.dead_letters,
         )
         # The API starts the saga, runs refreshes and imports in-process (the grants above),
         # and moves the schedules' rates when the settings change.
@@ -105,9 +118,21 @@ class CmlCloudManagerStack(Stack):
 
         rest_api = RestApi(self, "RestApi", handler=self.api_function, user_pool=auth.user_pool)
 
+        # Keep Monitoring LAST: it alarms on every function, state machine, queue, table and
+        # stream consumer already in the stack, whoever added them.
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            rest_api=rest_api.api,
+            alarm_email=alarm_email,
+            collect_overdue=collect_overdue,
+            reconcile_overdue=reconcile_overdue,
+        )
+
         CfnOutput(self, "RestApiUrl", value=rest_api.url, description="REST API base URL (stage included)")
         CfnOutput(self, "UserPoolId", value=auth.user_pool.user_pool_id)
         CfnOutput(self, "UserPoolClientId", value=auth.client.user_pool_client_id)
         CfnOutput(self, "CmlCredentialsSecretArn", value=credentials.secret.secret_arn)
+        CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn, description="Subscribe to alarms")
         for variable, table in data.tables.items():
             CfnOutput(self, variable.title().replace("_", ""), value=table.table_name, description=variable)

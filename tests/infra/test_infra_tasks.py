@@ -47,7 +47,9 @@ EXPECTED_ACTIONS = {
     }
     | SECRET_READ,
     RECONCILE: {"ec2:DescribeInstances", "ec2:DescribeImages", "ec2:TerminateInstances", "ec2:CreateTags"}
-    | SECRET_READ,
+    | SECRET_READ
+    # Lambda's on-failure destination (the reconciler's async-failures queue) sends as the function.
+    | {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"},
     API_HANDLER: {
         "ec2:DescribeInstances",
         "ec2:DescribeInstanceStatus",

@@ -41,6 +41,7 @@ def workflow(asl_path):
     import aws_cdk as cdk
     from aws_cdk import aws_scheduler as scheduler
 
+    from cmlcm_infra.dead_letters import dead_letter_queue
     from cmlcm_infra.functions import Functions
     from cmlcm_infra.nag import add_aws_solutions_checks
     from cmlcm_infra.schedules import schedule_state_machine
@@ -68,6 +69,7 @@ def workflow(asl_path):
         schedule=scheduler.ScheduleExpression.rate(cdk.Duration.minutes(1)),
         description="probe schedule",
         execution_input={"source": "schedule"},
+        dead_letter_queue=dead_letter_queue(stack, "EveryMinuteDeadLetters"),
     )
     add_aws_solutions_checks(app)
     return app, Template.from_stack(stack)
@@ -133,7 +135,11 @@ def test_schedule_starts_the_state_machine_with_its_input(workflow):
         "AWS::IAM::Policy",
         {
             "PolicyDocument": {
-                "Statement": [{"Action": "states:StartExecution", "Effect": "Allow", "Resource": {"Ref": machine_id}}]
+                "Statement": [
+                    {"Action": "states:StartExecution", "Effect": "Allow", "Resource": {"Ref": machine_id}},
+                    # the failed starts' dead-letter queue
+                    {"Action": "sqs:SendMessage", "Effect": "Allow", "Resource": Match.any_value()},
+                ]
             }
         },
     )

@@ -7,6 +7,7 @@ errors (the exception class names) reach the state machine's Retry/Catch clauses
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -130,5 +131,13 @@ def summarize_handler(event: dict[str, Any], context: LambdaContext) -> dict[str
     metrics.add_metric(name="WorkersFailed", unit=MetricUnit.Count, value=totals["failed"])
     metrics.add_metric(name="BatchesFailed", unit=MetricUnit.Count, value=batches_failed)
     metrics.add_metric(name="WorkersPausedIdle", unit=MetricUnit.Count, value=totals["paused"])
+    # 0 or 1 per run: the CollectionFailed alarm stays red until a run succeeds.
+    metrics.add_metric(name="CollectRunFailed", unit=MetricUnit.Count, value=0 if succeeded else 1)
+    # One metric per error class (AWS or CML code): the dashboard's SEARCH graphs them all.
+    errors: Counter[str] = Counter()
+    for result in run.results:
+        errors.update(result.errors)
+    for kind, count in sorted(errors.items()):
+        metrics.add_metric(name=f"CollectErrors_{kind}", unit=MetricUnit.Count, value=count)
     logger.info("collection finished", extra=summary)
     return {**summary, "succeeded": succeeded}

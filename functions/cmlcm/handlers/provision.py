@@ -11,7 +11,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict
 
@@ -21,6 +22,7 @@ from cmlcm.services import provisioning as saga
 
 logger = Logger()
 tracer = Tracer()
+metrics = Metrics()
 
 get_settings()  # fail fast on a broken environment, at cold start
 
@@ -42,6 +44,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _count(name: str) -> None:
+    """Publish one saga outcome now (EMF): the alarms and the dashboard count them. Flushed here,
+    not by a handler decorator, so the steps that publish nothing log no empty-metrics warning."""
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    metrics.flush_metrics()
+
+
 def _launch(ports: saga.ProvisionPorts, step: StepInput) -> dict[str, Any]:
     instance = saga.launch(ports, step.worker_id, now=_now())
     return {"instance_id": instance.instance_id}
@@ -61,7 +70,9 @@ def _ready(ports: saga.ProvisionPorts, step: StepInput) -> dict[str, Any]:
 
 
 def _running(ports: saga.ProvisionPorts, step: StepInput) -> dict[str, Any]:
-    return {"status": saga.mark_running(ports, step.worker_id, now=_now()).status.value}
+    status = saga.mark_running(ports, step.worker_id, now=_now()).status.value
+    _count("SagaSucceeded")
+    return {"status": status}
 
 
 def _compensate(ports: saga.ProvisionPorts, step: StepInput) -> dict[str, Any]:
@@ -69,12 +80,14 @@ def _compensate(ports: saga.ProvisionPorts, step: StepInput) -> dict[str, Any]:
         ports, step.worker_id, step=step.failed_step, error=step.error, cause=step.cause[:1000], now=_now()
     )
     logger.warning("saga compensated", extra={"worker_id": step.worker_id, "terminated": done.terminated})
+    _count("SagaCompensated")
     return {"terminated": done.terminated, "status": done.status.value}
 
 
 def _reconciler(ports: saga.ProvisionPorts, step: StepInput) -> dict[str, Any]:
     worker = saga.mark_for_reconciler(ports, step.worker_id, step=step.failed_step, error=step.error, now=_now())
     logger.error("compensation failed; worker left to the reconciler", extra={"worker_id": step.worker_id})
+    _count("SagaLeftForReconciler")
     return {"status": worker.status.value}
 
 
