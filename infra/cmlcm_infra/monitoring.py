@@ -132,16 +132,20 @@ class Monitoring(Construct):
 
         self._job_alarms(collect_overdue, reconcile_overdue)
         self._api_alarms(rest_api)
-        root = stack
-        for function in cfn_resources(root, "AWS::Lambda::Function"):
+        # What the stack holds now, whoever added it (the dashboard graphs the same lists).
+        self.functions = cfn_resources(stack, "AWS::Lambda::Function")
+        self.state_machines = cfn_resources(stack, "AWS::StepFunctions::StateMachine")
+        self.queues = cfn_resources(stack, "AWS::SQS::Queue")
+        self.tables = cfn_resources(stack, "AWS::DynamoDB::Table")
+        for function in self.functions:
             self._function_alarms(function)
-        for machine in cfn_resources(root, "AWS::StepFunctions::StateMachine"):
+        for machine in self.state_machines:
             self._state_machine_alarm(machine)
-        for queue in cfn_resources(root, "AWS::SQS::Queue"):
+        for queue in self.queues:
             self._queue_alarm(queue)
-        for table in cfn_resources(root, "AWS::DynamoDB::Table"):
+        for table in self.tables:
             self._table_alarm(table)
-        for mapping in cfn_resources(root, "AWS::Lambda::EventSourceMapping"):
+        for mapping in cfn_resources(stack, "AWS::Lambda::EventSourceMapping"):
             self._iterator_age_alarm(mapping)
 
     # ------------------------------------------------------------------ helpers

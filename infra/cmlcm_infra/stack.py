@@ -16,6 +16,7 @@ from constructs import Construct
 
 from cmlcm_infra.auth import Auth
 from cmlcm_infra.credentials import CmlCredentials
+from cmlcm_infra.dashboard import OpsDashboard
 from cmlcm_infra.data import Data
 from cmlcm_infra.dead_letters import DeadLetters
 from cmlcm_infra.functions import Functions
@@ -128,11 +129,22 @@ class CmlCloudManagerStack(Stack):
             collect_overdue=collect_overdue,
             reconcile_overdue=reconcile_overdue,
         )
+        self.dashboard = OpsDashboard(
+            self,
+            "Dashboard",
+            rest_api=rest_api.api,
+            functions=self.monitoring.functions,
+            state_machines=self.monitoring.state_machines,
+            queues=self.monitoring.queues,
+            tables=self.monitoring.tables,
+            alarms=list(self.monitoring.alarms.values()),
+        )
 
         CfnOutput(self, "RestApiUrl", value=rest_api.url, description="REST API base URL (stage included)")
         CfnOutput(self, "UserPoolId", value=auth.user_pool.user_pool_id)
         CfnOutput(self, "UserPoolClientId", value=auth.client.user_pool_client_id)
         CfnOutput(self, "CmlCredentialsSecretArn", value=credentials.secret.secret_arn)
+        CfnOutput(self, "DashboardName", value=self.dashboard.dashboard.dashboard_name)
         CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn, description="Subscribe to alarms")
         for variable, table in data.tables.items():
             CfnOutput(self, variable.title().replace("_", ""), value=table.table_name, description=variable)

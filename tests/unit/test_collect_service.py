@@ -229,3 +229,20 @@ def test_each_step_reports_its_wall_time():
     assert {"records", "ec2_describe", "ec2_status", "cml", "write"} <= set(result.phases_ms)
     assert result.phases_ms["cml"] >= 50 and result.phases_ms["cml"] <= result.duration_ms
     assert "phases_ms" not in result.as_dict()  # the Map's summary sums counters only
+
+
+def test_the_batch_reports_its_workers_by_status_and_the_paused_ones():
+    # Given four workers whose instances are stopped, one of them paused (and not resumed since)
+    repo, ec2 = _fleet(4, state="stopped")
+    paused = repo.get("w-0001")
+    repo.save(paused.model_copy(update={"last_paused_at": NOW - timedelta(hours=1), "last_pause_reason": "idle"}))
+    resumed = repo.get("w-0002")
+    repo.save(
+        resumed.model_copy(
+            update={"last_paused_at": NOW - timedelta(hours=2), "last_resumed_at": NOW - timedelta(hours=1)}
+        )
+    )
+    # When the batch is collected
+    result = asyncio.run(collect(_ports(repo, ec2, FakeCml()), [f"w-{i:04d}" for i in range(4)], now=NOW))
+    # Then the fleet counts are by status after the cycle, and only the still-paused one is paused
+    assert result.fleet == {"stopped": 4, "paused": 1}

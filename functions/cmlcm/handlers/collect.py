@@ -93,6 +93,12 @@ def collect_batch_handler(event: dict[str, Any], context: LambdaContext) -> dict
     batch = BatchInput.model_validate(event)
     result = asyncio.run(collect(wiring.collect_ports(), batch.worker_ids, now=_now()))
     logger.info("batch collected", extra={**result.as_dict(), "phases_ms": result.phases_ms})
+    # The batch's workers by status (and paused): summed over a run's batches by CloudWatch, they
+    # are the dashboard's fleet by status and hours saved. Flushed here: an empty batch publishes none.
+    for status, count in sorted(result.fleet.items()):
+        metrics.add_metric(name=f"Fleet_{status}", unit=MetricUnit.Count, value=count)
+    if result.fleet:
+        metrics.flush_metrics()
     return result.as_dict()
 
 

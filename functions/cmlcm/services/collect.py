@@ -26,6 +26,7 @@ from cmlcm.domain.workers import (
     Worker,
     WorkerError,
     WorkerMetrics,
+    WorkerStatus,
 )
 from cmlcm.ports import (
     CloudWatchPort,
@@ -71,6 +72,9 @@ class CollectResult:
     #: samples); ec2_status, cloudwatch and cml overlap. Logged per batch, not summed by the Map.
     phases_ms: dict[str, int] = field(default_factory=dict)
     updated: list[Worker] = field(default_factory=list)
+    #: The batch's workers by status after this cycle, plus `paused` (stopped by a pause and not
+    #: resumed since): EMF metrics for the dashboard's fleet and hours-saved graphs; not summed by the Map.
+    fleet: dict[str, int] = field(default_factory=dict)
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -337,12 +341,23 @@ async def collect(ports: CollectPorts, worker_ids: Sequence[str], *, now: dateti
             paused = await asyncio.to_thread(pause_idle, ports, list(latest.values()), now)
         result.paused = len(paused)
         latest |= {w.worker_id: w for w in paused}
+    result.fleet = dict(Counter(w.status.value for w in latest.values()))
+    result.fleet["paused"] = sum(1 for w in latest.values() if _paused(w))
     samples = [s for s in (_sample(w, now) for w in latest.values()) if s is not None]
     if samples:
         with result.phase("samples"):
             result.samples = await asyncio.to_thread(ports.samples.put_many, samples)
     result.duration_ms = int((time.perf_counter() - started) * 1000)
     return result
+
+
+def _paused(worker: Worker) -> bool:
+    """Stopped (or stopping) by a pause that no resume has undone yet."""
+    return (
+        worker.status in (WorkerStatus.STOPPED, WorkerStatus.STOPPING)
+        and worker.last_paused_at is not None
+        and (worker.last_resumed_at is None or worker.last_resumed_at < worker.last_paused_at)
+    )
 
 
 def pause_idle(ports: CollectPorts, workers: Sequence[Worker], now: datetime) -> list[Worker]:
