@@ -180,6 +180,14 @@ class JobRepository(Protocol):
 
     def put(self, heartbeat: JobHeartbeat) -> None: ...
 
+    def claim_lease(self, job: str, run_id: str, *, now: datetime, until: datetime) -> str | None:
+        """Take the job's run lease for `run_id` until `until`, atomically (a conditional write):
+        granted when nobody holds it, when it expired, or when `run_id` already holds it (a retried
+        task). Returns None when granted, else the run id that holds it."""
+
+    def release_lease(self, job: str, run_id: str) -> None:
+        """Give the lease back if `run_id` still holds it (a later run's lease is left alone)."""
+
 
 # --- labs and licences (one worker's CML controller, driven from the API) ---
 

@@ -132,3 +132,39 @@ def test_health_shows_an_overdue_job(env):
     report = health_report(env.jobs, env.settings.get(), now=NOW)
     assert report["status"] == "degraded"
     assert all(j["overdue"] and j["never_ran"] for j in report["jobs"])
+
+
+def test_a_run_that_finds_another_run_holding_the_lease_ends_at_once_as_skipped(env):
+    # Given a run of the collection still in progress (it holds the job's lease)
+    assert (
+        env.jobs.claim_lease(
+            COLLECT_JOB, "arn:running", now=datetime.now(UTC), until=datetime.now(UTC) + timedelta(minutes=15)
+        )
+        is None
+    )
+    # When the schedule starts another one
+    status, output = env.sfn.machines.run("collect", {}, timeout_s=60)
+    # Then it succeeds without collecting anything, and the skip is on the heartbeat
+    assert status == "SUCCEEDED", output
+    assert output["plan"]["skipped"] is True and "results" not in output
+    assert all(env.repo.get(w.worker_id).metrics is None for w in env.workers)
+    assert env.jobs.get(COLLECT_JOB).skipped_runs == 1
+    # And once the first run gives the lease back, the next run collects
+    env.jobs.release_lease(COLLECT_JOB, "arn:running")
+    status, output = env.sfn.machines.run("collect", {}, timeout_s=60)
+    assert status == "SUCCEEDED" and output["workers"] == 5
+
+
+def test_each_run_gives_its_lease_back_so_runs_in_a_row_all_collect(env):
+    for _ in range(2):
+        status, output = env.sfn.machines.run("collect", {}, timeout_s=60)
+        assert status == "SUCCEEDED" and output["workers"] == 5
+    assert env.jobs.get(COLLECT_JOB).skipped_runs == 0
+
+
+def test_the_lease_lasts_as_long_as_the_state_machine_may_run():
+    import json
+
+    from cmlcm.services.jobs import RUN_LEASE_SECONDS
+
+    assert json.loads(ASL.read_text())["TimeoutSeconds"] == RUN_LEASE_SECONDS[COLLECT_JOB]

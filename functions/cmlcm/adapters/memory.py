@@ -116,12 +116,25 @@ class InMemorySettingsRepository:
 class InMemoryJobRepository:
     def __init__(self) -> None:
         self._beats: dict[str, JobHeartbeat] = {}
+        #: job → (run id, lease end)
+        self._leases: dict[str, tuple[str, datetime]] = {}
 
     def get(self, job: str) -> JobHeartbeat | None:
         return self._beats.get(job)
 
     def put(self, heartbeat: JobHeartbeat) -> None:
         self._beats[heartbeat.job] = heartbeat
+
+    def claim_lease(self, job: str, run_id: str, *, now: datetime, until: datetime) -> str | None:
+        held = self._leases.get(job)
+        if held is not None and held[1] > now and held[0] != run_id:
+            return held[0]
+        self._leases[job] = (run_id, until)
+        return None
+
+    def release_lease(self, job: str, run_id: str) -> None:
+        if self._leases.get(job, ("", None))[0] == run_id:
+            del self._leases[job]
 
 
 class InMemoryRefreshLimiter:

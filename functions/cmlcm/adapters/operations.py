@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
-from pynamodb.exceptions import DoesNotExist, PutError
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
 from pynamodb.models import Model
 
 from cmlcm.adapters.dynamo import OperationItem, _is_condition_failure, _plain, bind
@@ -25,6 +25,9 @@ RECONCILE_PK = "RECONCILE"
 #: How long an Idempotency-Key is remembered.
 IDEMPOTENCY_TTL = timedelta(hours=24)
 REFRESH_PK = "REFRESH"
+#: One run lease per scheduled job (`LEASE/<job>`), apart from the heartbeat: heartbeats are
+#: written whole, and must not clobber (or be refused by) the lease.
+LEASE_PK = "LEASE"
 
 
 class DynamoJobRepository:
@@ -46,6 +49,30 @@ class DynamoJobRepository:
 
     def all(self) -> list[JobHeartbeat]:
         return [JobHeartbeat.model_validate(_plain(i.data)) for i in self._model.query(JOB_PK)]
+
+    def claim_lease(self, job: str, run_id: str, *, now: datetime, until: datetime) -> str | None:
+        item = self._model(LEASE_PK, job, expires_at=until, data={"run": run_id})
+        # TTL deletion is lazy, so an expired lease may still be there: compare, don't just test existence.
+        condition = (
+            self._model.pk.does_not_exist() | (self._model.expires_at <= now) | (self._model.data["run"] == run_id)
+        )
+        try:
+            item.save(condition=condition, add_version_condition=False)
+            return None
+        except PutError as exc:
+            if not _is_condition_failure(exc):
+                raise
+        try:
+            return str(_plain(self._model.get(LEASE_PK, job, consistent_read=True).data)["run"])
+        except DoesNotExist:  # released between the write and the read: say who, not whether
+            return "(released just now)"
+
+    def release_lease(self, job: str, run_id: str) -> None:
+        try:
+            self._model(LEASE_PK, job).delete(condition=self._model.data["run"] == run_id, add_version_condition=False)
+        except DeleteError as exc:
+            if not _is_condition_failure(exc):
+                raise
 
 
 class DynamoRefreshLimiter:

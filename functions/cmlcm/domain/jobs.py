@@ -19,6 +19,9 @@ class JobHeartbeat(BaseModel):
     last_finished_at: datetime | None = None
     last_status: Literal["running", "succeeded", "failed"] | None = None
     last_summary: dict[str, int | float | str] = {}
+    #: Runs that found another run of the job still holding its lease and ended at once.
+    skipped_runs: int = 0
+    last_skipped_at: datetime | None = None
 
     def overdue(self, now: datetime, *, grace: float = 2.0) -> bool:
         """Overdue when no run finished within `grace` intervals (a missed schedule or a

@@ -7,6 +7,7 @@ errors (the exception class names) reach the state machine's Retry/Catch clauses
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -56,6 +57,8 @@ class SummaryInput(BaseModel):
     started_at: datetime
     results: list[BatchOutcome] = []
     failure: dict[str, Any] | None = None
+    #: The execution whose lease the summary gives back.
+    execution: str | None = None
 
 
 def _now() -> datetime:
@@ -65,19 +68,29 @@ def _now() -> datetime:
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """List the active workers (index query, ids only) and the settings that shape the run; put
-    the schedules back on the settings' intervals (a deployment resets them)."""
+    """Take the run's lease (another run still going: end at once, recorded as skipped), list the
+    active workers (index query, ids only) and the settings that shape the run; put the schedules
+    back on the settings' intervals (a deployment resets them)."""
     ports = wiring.worker_ports()
     settings = ports.settings.get()
     now = _now()
+    run_id = str(event.get("execution") or f"direct-{uuid.uuid4()}")
     interval = jobs.job_intervals(settings)[jobs.COLLECT_JOB]
-    jobs.record_start(wiring.ops_ports().jobs, jobs.COLLECT_JOB, interval_seconds=interval, now=now)
-    healed = heal_schedule_rates(wiring.schedules(), settings)
+    if jobs.begin_run(wiring.ops_ports().jobs, jobs.COLLECT_JOB, run_id, interval_seconds=interval, now=now) is None:
+        logger.warning("collection skipped: another run holds the lease", extra={"execution": run_id})
+        return {"skipped": True, "worker_ids": [], "workers": 0, "batch_size": 1, "max_concurrency": 1,
+                "started_at": now.isoformat()}  # fmt: skip
+    try:
+        healed = heal_schedule_rates(wiring.schedules(), settings)
+        worker_ids = ports.workers.active_ids()
+    except Exception:
+        jobs.end_run(wiring.ops_ports().jobs, jobs.COLLECT_JOB, run_id)  # the run ends here: the next need not wait
+        raise
     if any(result not in ("ok", "none") for result in healed.values()):
         logger.warning("schedule rates not moved to the settings' intervals", extra={"schedules": healed})
-    worker_ids = ports.workers.active_ids()
     logger.info("collection planned", extra={"workers": len(worker_ids)})
     return {
+        "skipped": False,
         "worker_ids": worker_ids,
         "workers": len(worker_ids),
         "batch_size": settings.collect_batch_size,
@@ -131,6 +144,8 @@ def summarize_handler(event: dict[str, Any], context: LambdaContext) -> dict[str
         succeeded=succeeded,
         summary=summary,
     )
+    if run.execution:
+        jobs.end_run(wiring.ops_ports().jobs, jobs.COLLECT_JOB, run.execution)
     metrics.add_metric(name="CollectDuration", unit=MetricUnit.Milliseconds, value=duration_ms)
     metrics.add_metric(name="WorkersCollected", unit=MetricUnit.Count, value=totals["workers"])
     metrics.add_metric(name="WorkersChanged", unit=MetricUnit.Count, value=totals["changed"])

@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from cmlcm import wiring
 from cmlcm.config import get_settings
 from cmlcm.services import jobs
+from cmlcm.services.provisioning import ProvisionPorts
 from cmlcm.services.reconcile import Finding, reconcile
 
 logger = Logger()
@@ -23,11 +24,22 @@ metrics = Metrics()
 get_settings()  # fail fast on a broken environment, at cold start
 
 
-def run_reconciler(now: datetime) -> list[Finding]:
-    """One reconciliation with heartbeat, EMF metrics and one log event per finding."""
+def run_reconciler(now: datetime, run_id: str) -> list[Finding] | None:
+    """One reconciliation with heartbeat, EMF metrics and one log event per finding; None when
+    another run holds the job's lease (recorded as skipped)."""
     ports = wiring.provision_ports()
     interval = jobs.job_intervals(ports.settings.get())[jobs.RECONCILE_JOB]
-    jobs.record_start(wiring.ops_ports().jobs, jobs.RECONCILE_JOB, interval_seconds=interval, now=now)
+    ops = wiring.ops_ports()
+    if jobs.begin_run(ops.jobs, jobs.RECONCILE_JOB, run_id, interval_seconds=interval, now=now) is None:
+        logger.warning("reconciler skipped: another run holds the lease", extra={"run": run_id})
+        return None
+    try:
+        return _reconcile_run(ports, ops, interval, now)
+    finally:
+        jobs.end_run(ops.jobs, jobs.RECONCILE_JOB, run_id)
+
+
+def _reconcile_run(ports: ProvisionPorts, ops: wiring.OpsPorts, interval: int, now: datetime) -> list[Finding]:
     findings = reconcile(ports, regions=get_settings().regions, now=now, new_id=lambda: f"w-{uuid.uuid4().hex[:17]}")
     counts = Counter(f.kind for f in findings)
     for finding in findings:
@@ -37,7 +49,7 @@ def run_reconciler(now: datetime) -> list[Finding]:
     summary: dict[str, int | float | str] = {kind: n for kind, n in counts.items()}
     summary["findings"] = len(findings)
     jobs.record_finish(
-        wiring.ops_ports().jobs,
+        ops.jobs,
         jobs.RECONCILE_JOB,
         interval_seconds=interval,
         now=datetime.now(UTC),
@@ -51,5 +63,8 @@ def run_reconciler(now: datetime) -> list[Finding]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    findings = run_reconciler(datetime.now(UTC))
-    return {"findings": [f.as_dict() for f in findings]}
+    # An async invocation retried by Lambda keeps its request id, so a retry reclaims its own lease.
+    findings = run_reconciler(datetime.now(UTC), run_id=context.aws_request_id)
+    if findings is None:
+        return {"skipped": True, "findings": []}
+    return {"skipped": False, "findings": [f.as_dict() for f in findings]}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from cmlcm.domain.jobs import JobHeartbeat
@@ -19,6 +19,32 @@ def job_intervals(settings: Settings) -> dict[str, int]:
         COLLECT_JOB: settings.collect_interval_minutes * 60,
         RECONCILE_JOB: settings.reconcile_interval_minutes * 60,
     }
+
+
+#: How long a run may hold its job's lease: the collection state machine's TimeoutSeconds (a test
+#: holds the ASL to it), and the reconciler Lambda's timeout with room to spare. A run that dies
+#: without releasing blocks the next runs for at most this long.
+RUN_LEASE_SECONDS = {COLLECT_JOB: 900, RECONCILE_JOB: 900}
+
+
+def begin_run(
+    jobs: JobRepository, job: str, run_id: str, *, interval_seconds: int, now: datetime
+) -> JobHeartbeat | None:
+    """Start one run of `job` if no other run holds its lease: take the lease, record the start,
+    return the heartbeat. When another run holds it, record the skip and return None: two runs of
+    one job at once (a run longer than the schedule's interval, a manual run beside a scheduled
+    one) would only double the load that made the first one slow."""
+    holder = jobs.claim_lease(job, run_id, now=now, until=now + timedelta(seconds=RUN_LEASE_SECONDS[job]))
+    if holder is not None:
+        previous = jobs.get(job) or JobHeartbeat(job=job, interval_seconds=interval_seconds)
+        jobs.put(previous.model_copy(update={"skipped_runs": previous.skipped_runs + 1, "last_skipped_at": now}))
+        return None
+    return record_start(jobs, job, interval_seconds=interval_seconds, now=now)
+
+
+def end_run(jobs: JobRepository, job: str, run_id: str) -> None:
+    """Give the job's lease back (after its heartbeat is recorded)."""
+    jobs.release_lease(job, run_id)
 
 
 def record_start(jobs: JobRepository, job: str, *, interval_seconds: int, now: datetime) -> JobHeartbeat:

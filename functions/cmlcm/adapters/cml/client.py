@@ -67,6 +67,12 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 #: must not take the whole shared pool (and eat its neighbours' deadlines while they wait).
 DEFAULT_LAB_CONCURRENCY = 8
 
+#: Idle pooled connections are dropped after this long: under the usual web servers' idle timeouts
+#: (uvicorn's 5 s, nginx's 75 s), so the client closes an idle connection before the server does
+#: instead of racing it (httpx's default is 5 s, the same as uvicorn's). A read's requests follow
+#: each other within milliseconds, so nothing a read needs is lost.
+KEEPALIVE_EXPIRY_SECONDS = 4.0
+
 _insecure_warned = threading.Event()
 
 
@@ -176,6 +182,22 @@ def _classify(response: httpx.Response, what: str) -> CmlError:
     return CmlBadResponse(f"{what}: HTTP {status}: {detail}")
 
 
+#: What a request sent on a connection the server had already closed fails with ("Server
+#: disconnected without sending a response", a reset while reading or writing). A refused or
+#: timed-out connect is not among them: that controller is down, and asking again only waits.
+_STALE_CONNECTION = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+
+
+def _safe_to_repeat(method: str, path: str) -> bool:
+    """Reads, and the login (a second token is harmless), may be sent twice; a lab start, a
+    licence registration or an import must not be."""
+    return method in ("GET", "HEAD", "OPTIONS") or (method == "POST" and path == "/authenticate")
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc)[:160] or type(exc).__name__
+
+
 class CmlClient:
     """One controller's API (`base_url` ends with `/api/v0`). Methods return models from
     `models.py` or raise a `CmlError`; `timeout` bounds each HTTP call, login included."""
@@ -238,20 +260,34 @@ class CmlClient:
         all_headers = dict(headers or {})
         if token:
             all_headers["Authorization"] = f"Bearer {token}"
-        try:
-            # httpx times each phase separately; the outer deadline bounds the whole call, so a
-            # controller that drips bytes cannot hold a worker past `timeout`.
-            return await asyncio.wait_for(
-                self._http.request(
-                    method, f"{self.base_url}{path}", headers=all_headers, timeout=self.timeout, **kwargs
-                ),
-                timeout=self.timeout,
-            )
-        except (httpx.TimeoutException, TimeoutError) as exc:
-            raise CmlTimeout(f"{method} {path}: no answer within {self.timeout:g} s") from exc
-        except httpx.TransportError as exc:
-            reason = str(exc)[:160] or type(exc).__name__
-            raise CmlUnreachable(f"{method} {path}: {type(exc).__name__}: {reason}") from exc
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        retried = False
+        while True:
+            # httpx times each phase separately; the outer deadline bounds the whole call (a retry
+            # included), so a controller that drips bytes cannot hold a worker past `timeout`.
+            remaining = deadline - loop.time()
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                return await asyncio.wait_for(
+                    self._http.request(
+                        method, f"{self.base_url}{path}", headers=all_headers, timeout=remaining, **kwargs
+                    ),
+                    timeout=remaining,
+                )
+            except (httpx.TimeoutException, TimeoutError) as exc:
+                raise CmlTimeout(f"{method} {path}: no answer within {self.timeout:g} s") from exc
+            except _STALE_CONNECTION as exc:
+                if not retried and _safe_to_repeat(method, path):
+                    # A pooled keep-alive connection the server had closed (CML's web server closes
+                    # idle ones too): the request never got an answer, so send it once more; httpcore
+                    # drops the dead connection and opens a fresh one.
+                    retried = True
+                    continue
+                raise CmlUnreachable(f"{method} {path}: {type(exc).__name__}: {_reason(exc)}") from exc
+            except httpx.TransportError as exc:
+                raise CmlUnreachable(f"{method} {path}: {type(exc).__name__}: {_reason(exc)}") from exc
 
     async def _login(self, stale: str | None) -> str:
         async with self._login_lock:
@@ -496,7 +532,9 @@ class CmlFleetSession:
         self.lab_concurrency = lab_concurrency
         self._verify = _shared_tls(verify)
         self._limits = httpx.Limits(
-            max_connections=connections_per_controller, max_keepalive_connections=connections_per_controller
+            max_connections=connections_per_controller,
+            max_keepalive_connections=connections_per_controller,
+            keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS,
         )
         #: The client over an injected transport; None when each controller has its own pool.
         self.http: httpx.AsyncClient | None = (
