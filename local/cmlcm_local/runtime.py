@@ -200,14 +200,24 @@ class LocalRuntime:
         os.environ["PROVISION_STATE_MACHINE_ARN"] = provision_arn
         get_settings.cache_clear()
 
-    def run_job(self, job: str) -> Any:
-        """Run a scheduled job now, as its schedule would (collection waits for the execution)."""
-        if job == COLLECT_JOB:
-            status, output = self._machines.run("collect-metrics", {"trigger": "local"}, timeout_s=120)
-            return {"status": status, "output": output}
-        if job == RECONCILE_JOB:
-            return self._lambdas.handler("reconcile")({}, FakeLambdaContext("reconcile"))
-        raise KeyError(job)
+    def run_job(self, job: str, *, timeout_s: float = 120.0) -> Any:
+        """Run a scheduled job now, as its schedule would, and wait for it. One run of a job at a
+        time: while another run holds the job's lease (the scheduler loop's, say), the schedule's
+        run would end at once as skipped; this tool waits for that run to end and runs again."""
+        if job not in (COLLECT_JOB, RECONCILE_JOB):
+            raise KeyError(job)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if job == COLLECT_JOB:
+                status, output = self._machines.run("collect-metrics", {"trigger": "local"}, timeout_s=timeout_s)
+                result: Any = {"status": status, "output": output}
+                skipped = isinstance(output, dict) and output.get("plan", {}).get("skipped") is True
+            else:
+                result = self._lambdas.handler("reconcile")({}, FakeLambdaContext("reconcile"))
+                skipped = result.get("skipped") is True
+            if not skipped or time.monotonic() > deadline:
+                return result
+            time.sleep(0.5)
 
     def _local_routes(self, repo: Any) -> list[Route]:
         """Local-only tools, no auth: run a job now; lose a record behind the product's back;
