@@ -7,8 +7,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
+# The dashboard's third-party assets, copied from the versions pinned in package-lock.json.
+WEB_VENDOR := web/assets/vendor
+WEB_STAMP := $(WEB_VENDOR)/.copied-stamp
 
-.PHONY: local test lint deps synth deploy bench clean
+.PHONY: local test lint deps web synth deploy bench bench-dashboard clean
 
 $(PY_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +25,18 @@ $(NODE_STAMP): package.json package-lock.json
 
 deps: $(PY_STAMP) $(NODE_STAMP)
 
-local: $(PY_STAMP)
+# The dashboard (web/) is plain ES modules; its only library, uPlot, is copied next to them.
+$(WEB_STAMP): $(NODE_STAMP)
+	mkdir -p $(WEB_VENDOR)
+	cp node_modules/uplot/dist/uPlot.esm.js node_modules/uplot/dist/uPlot.min.css $(WEB_VENDOR)/
+	touch $@
+
+web: $(WEB_STAMP)
+
+local: $(PY_STAMP) web
 	$(PY) -m cmlcm_local $(ARGS)
 
-test: deps lint
+test: deps lint web
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Static gates: ruff lint and format check over the whole tree (config in pyproject.toml).
@@ -42,5 +53,8 @@ deploy: deps
 bench: $(PY_STAMP)
 	$(PY) benchmarks/collect_fleet.py
 
+bench-dashboard: $(PY_STAMP) web
+	$(PY) benchmarks/dashboard_first_render.py
+
 clean:
-	rm -rf $(VENV) node_modules cdk.out .pytest_cache
+	rm -rf $(VENV) node_modules cdk.out .pytest_cache $(WEB_VENDOR) test-artifacts

@@ -20,6 +20,7 @@ def main() -> None:
     print(f"CML Cloud Manager (local) on {runtime.base_url}")
     print("  tokens: Authorization: Bearer dev-admin | dev-operator | dev-viewer")
     print(f"  try:    curl -H 'Authorization: Bearer dev-viewer' {runtime.base_url}/workers")
+    print(f"  dashboard: {runtime.base_url}/ (sign in as a dev user, e.g. {runtime.base_url}/?user=dev-admin)")
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

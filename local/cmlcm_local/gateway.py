@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +40,13 @@ def build_gateway(
 ) -> Starlette:
     """A Starlette app that proxies every path to `api_handler` (after `extra_routes`, the local
     mode's own `/_local/...` tools)."""
+    # A Lambda instance serves one request at a time, and the Powertools resolver keeps the
+    # current request in module state: concurrent browser requests would mix their routes up.
+    one_at_a_time = threading.Lock()
+
+    def invoke(event: dict[str, Any]) -> dict[str, Any]:
+        with one_at_a_time:
+            return api_handler(event, FakeLambdaContext("api"))
 
     async def proxy(request: Request) -> Response:
         path = "/" + request.path_params.get("path", "")
@@ -55,7 +63,7 @@ def build_gateway(
             claims=claims,
             stage=stage,
         )
-        result = await run_in_threadpool(api_handler, event, FakeLambdaContext("api"))
+        result = await run_in_threadpool(invoke, event)
         return lambda_response(result)
 
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH"]

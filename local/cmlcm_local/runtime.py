@@ -160,7 +160,11 @@ class LocalRuntime:
             )
         self.sync_simulated_fleet(boot_seconds=0)
         self._serve(build_sim_app(self.sim_fleet), self.sim_port)
-        self._serve(build_gateway(api_app.handler, extra_routes=self._local_routes(repo)), self.port)
+        from cmlcm_local.web import web_routes
+
+        # The dashboard's routes come before the API proxy (which answers every other path).
+        routes = [*web_routes(self.host, self.port), *self._local_routes(repo)]
+        self._serve(build_gateway(api_app.handler, extra_routes=routes), self.port)
         if self.scheduler:
             rng = random.Random(7)
             self._scheduler = LocalScheduler(

@@ -1,0 +1,132 @@
+"""Browser tests: the dashboard in Debian's Chromium (driven by Playwright for Python) against the
+local mode started as a subprocess on free ports, as a user meets it (`make local`, a browser).
+
+Chromium comes from the Debian package (`apt-get install -y chromium`), never from
+`playwright install` (which downloads browser builds). Without /usr/bin/chromium the tests skip
+with that hint, except in CI (CI=true), where `.ci/run` installs it and a missing browser fails.
+Each test leaves a screenshot in test-artifacts/browser/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, HEADERS, ROOT, require_chromium
+
+from cmlcm_local.runtime import free_port
+
+
+@pytest.fixture(scope="session")
+def local_url() -> Iterator[str]:
+    """`python -m cmlcm_local` on two free ports, 4 seeded workers, one collection done."""
+    require_chromium()
+    if not (ROOT / "web" / "assets" / "vendor" / "uPlot.esm.js").exists():
+        pytest.fail("web/assets/vendor is empty: run `make web` (make test does)", pytrace=False)
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "functions"), str(ROOT / "local")]),
+        # EC2 refuses instance types it does not know; moto does too with this switch, which is
+        # how a create is made to fail (test_create_failure_shows_the_reason).
+        "MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION": "true",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cmlcm_local", "--port", str(port), "--sim-port", str(free_port()), "--workers", "4"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    with httpx.Client(base_url=base, timeout=60) as client:
+        while True:
+            try:
+                if client.get("/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"local mode did not start:\n{process.stdout.read() if process.stdout else ''}")
+            time.sleep(0.3)
+        # Metrics and CML facts for every worker (charts, labs), as the scheduler would soon do.
+        assert client.post("/_local/jobs/collect_metrics").json()["status"] == "SUCCEEDED"
+        for worker in client.get("/workers", headers=HEADERS["viewer"]).json()["items"]:
+            if worker["status"] == "running":  # the labs table is filled by a sync
+                assert client.post(
+                    f"/workers/{worker['worker_id']}/labs/refresh", headers=HEADERS["operator"]
+                ).is_success
+    yield base
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="session")
+def rest(local_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=local_url, timeout=60) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def browser(local_url: str) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class Tab:
+    """A signed-in page plus what its console said (errors and uncaught exceptions)."""
+
+    def __init__(self, page: Any, base: str) -> None:
+        self.page = page
+        self.base = base
+        self.errors: list[str] = []
+        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
+
+    def open(self, hash_route: str = "") -> Any:
+        self.page.goto(f"{self.base}/{hash_route}")
+        return self.page
+
+    def shot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+@pytest.fixture
+def signed_in(browser: Any, local_url: str, request: pytest.FixtureRequest) -> Iterator[Callable[[str], Tab]]:
+    """`signed_in("viewer")` → a Tab on the fleet view as dev-viewer (via `/?user=dev-viewer`)."""
+    contexts = []
+
+    def open_as(role: str) -> Tab:
+        context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-GB")
+        contexts.append(context)
+        tab = Tab(context.new_page(), local_url)
+        tab.page.goto(f"{local_url}/?user=dev-{role}")
+        tab.page.wait_for_selector("#fleet tbody tr")
+        return tab
+
+    yield open_as
+    for index, context in enumerate(contexts):
+        if context.pages:
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            context.pages[0].screenshot(path=str(ARTIFACTS / f"{request.node.name}-{index}.png"), full_page=True)
+        context.close()

@@ -1,0 +1,209 @@
+// Fleet view: every worker in one table, live from the `fleet` topic. Rows whose content changed
+// are patched in place; the table is rebuilt only when the visible order changes.
+
+import { count, esc, ms, percent, timeTag } from "./format.js";
+import { STATUSES, idleCountdown, licenceText, newer } from "./workers.js";
+import { showError, statusBadge } from "./ui.js";
+
+const COLUMNS = [
+  { key: "name", label: "Name", value: (w) => w.name.toLowerCase() },
+  { key: "status", label: "Status", value: (w) => w.status },
+  { key: "region", label: "Region", value: (w) => w.region },
+  { key: "instance_type", label: "Instance type", value: (w) => w.instance_type || "" },
+  { key: "cpu", label: "CPU", value: (w) => w.metrics?.cpu_percent ?? -1, numeric: true },
+  { key: "memory", label: "Memory", value: (w) => w.metrics?.memory_percent ?? -1, numeric: true },
+  { key: "labs", label: "Running labs", value: (w) => w.metrics?.labs_running ?? -1, numeric: true },
+  { key: "licence", label: "Licence", value: (w) => licenceText(w) },
+  { key: "last_seen", label: "Last seen", value: (w) => ms(w.metrics?.collected_at) ?? 0, numeric: true },
+  { key: "idle", label: "Idle pause in", value: (w, s, now) => idleCountdown(w, s, now).sortValue, numeric: true },
+];
+
+function rowCells(w, settings, now) {
+  const m = w.metrics || {};
+  const idle = idleCountdown(w, settings, now);
+  return (
+    `<td><a href="#/workers/${encodeURIComponent(w.worker_id)}">${esc(w.name)}</a></td>` +
+    `<td>${statusBadge(w.status)}</td>` +
+    `<td>${esc(w.region)}</td>` +
+    `<td>${esc(w.instance_type || "—")}</td>` +
+    `<td class="num">${percent(m.cpu_percent)}</td>` +
+    `<td class="num">${percent(m.memory_percent)}</td>` +
+    `<td class="num">${count(m.labs_running)}</td>` +
+    `<td>${esc(licenceText(w))}</td>` +
+    `<td>${timeTag(m.collected_at, now)}</td>` +
+    `<td>${esc(idle.text)}</td>`
+  );
+}
+
+export async function render(ctx) {
+  const { api, live, main, session } = ctx;
+  document.title = "Fleet · CML Cloud Manager";
+  const started = performance.now();
+  main.innerHTML = `
+    <h1>Fleet</h1>
+    <div class="toolbar">
+      <div id="counts" class="counts" aria-label="Workers by status"></div>
+      ${session.can("admin") ? `<a class="button primary" href="#/create">Create or import worker</a>` : ""}
+    </div>
+    <form class="filters" role="search" aria-label="Filter workers">
+      <div><label for="f-status">Status</label> <select id="f-status" name="status"><option value="">all</option>${STATUSES.map(
+        (s) => `<option>${s}</option>`,
+      ).join("")}</select></div>
+      <div><label for="f-region">Region</label> <select id="f-region" name="region"><option value="">all</option></select></div>
+      <div><label for="f-text">Search</label> <input id="f-text" name="text" type="search" placeholder="name, id, instance, owner"></div>
+      <span id="shown" class="muted" aria-live="polite"></span>
+    </form>
+    <p id="fleet-error" class="error" role="alert" hidden></p>
+    <div class="table-wrap">
+      <table id="fleet" aria-describedby="shown">
+        <thead><tr>${COLUMNS.map(
+          (c) => `<th scope="col" aria-sort="none"><button type="button" data-sort="${c.key}">${c.label}</button></th>`,
+        ).join("")}</tr></thead>
+        <tbody></tbody>
+      </table>
+    </div>`;
+  const form = main.querySelector("form.filters");
+  const tbody = main.querySelector("tbody");
+  const countsEl = main.querySelector("#counts");
+  const shownEl = main.querySelector("#shown");
+  const regionSelect = form.elements.region;
+  const workers = new Map();
+  const rows = new Map(); // worker_id -> { tr, html }
+  let order = [];
+  let settings = null;
+  let sort = { key: "name", dir: 1 };
+  let snapshotSeen = false;
+  let firstRenderDone = false;
+  let frame = 0;
+
+  function visible(now) {
+    const status = form.elements.status.value;
+    const region = regionSelect.value;
+    const text = form.elements.text.value.trim().toLowerCase();
+    const column = COLUMNS.find((c) => c.key === sort.key);
+    const list = [];
+    for (const w of workers.values()) {
+      if (status && w.status !== status) continue;
+      if (region && w.region !== region) continue;
+      if (text && ![w.name, w.worker_id, w.instance_id, w.owner].some((v) => v && v.toLowerCase().includes(text))) continue;
+      list.push(w);
+    }
+    const keyed = list.map((w) => [column.value(w, settings, now), w]);
+    keyed.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1].name.localeCompare(b[1].name)) * sort.dir);
+    return keyed.map((pair) => pair[1]);
+  }
+
+  function renderCounts() {
+    const byStatus = {};
+    for (const w of workers.values()) byStatus[w.status] = (byStatus[w.status] || 0) + 1;
+    countsEl.innerHTML =
+      `<span class="count total">${workers.size} workers</span>` +
+      STATUSES.filter((s) => byStatus[s])
+        .map((s) => `<button type="button" class="count" data-status="${s}" aria-label="Show ${byStatus[s]} ${s}">${statusBadge(s)} ${byStatus[s]}</button>`)
+        .join("");
+    const regions = [...new Set([...workers.values()].map((w) => w.region))].sort();
+    const current = regionSelect.value;
+    const wanted = ["", ...regions].join("|");
+    if (regionSelect.dataset.options !== wanted) {
+      regionSelect.innerHTML = `<option value="">all</option>` + regions.map((r) => `<option>${esc(r)}</option>`).join("");
+      regionSelect.value = regions.includes(current) ? current : "";
+      regionSelect.dataset.options = wanted;
+    }
+  }
+
+  function renderNow() {
+    frame = 0;
+    const now = Date.now();
+    const list = visible(now);
+    const ids = list.map((w) => w.worker_id);
+    const sameOrder = ids.length === order.length && ids.every((id, i) => id === order[i]);
+    if (sameOrder) {
+      for (const w of list) {
+        const html = rowCells(w, settings, now);
+        const row = rows.get(w.worker_id);
+        if (row.html !== html) {
+          row.tr.innerHTML = html;
+          row.html = html;
+        }
+      }
+    } else {
+      const parts = [];
+      const htmls = list.map((w) => rowCells(w, settings, now));
+      for (let i = 0; i < list.length; i++) parts.push(`<tr data-id="${esc(list[i].worker_id)}">${htmls[i]}</tr>`);
+      tbody.innerHTML = parts.join("");
+      rows.clear();
+      const trs = tbody.rows;
+      for (let i = 0; i < list.length; i++) rows.set(ids[i], { tr: trs[i], html: htmls[i] });
+      order = ids;
+    }
+    renderCounts();
+    shownEl.textContent = `${list.length} of ${workers.size} shown`;
+    for (const th of main.querySelectorAll("th")) {
+      const key = th.querySelector("button").dataset.sort;
+      th.setAttribute("aria-sort", key === sort.key ? (sort.dir === 1 ? "ascending" : "descending") : "none");
+    }
+    if (!firstRenderDone && workers.size > 0) {
+      firstRenderDone = true;
+      // Read by the browser tests and the first-render benchmark.
+      performance.measure("fleet-first-render", { start: 0, end: performance.now() });
+      performance.measure("fleet-view-render", { start: started, end: performance.now() });
+    }
+  }
+
+  function schedule() {
+    if (!frame) frame = requestAnimationFrame(renderNow);
+  }
+
+  form.addEventListener("input", schedule);
+  form.addEventListener("submit", (event) => event.preventDefault());
+  countsEl.addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-status]");
+    if (!button) return;
+    form.elements.status.value = form.elements.status.value === button.dataset.status ? "" : button.dataset.status;
+    schedule();
+  });
+  main.querySelector("thead").addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-sort]");
+    if (!button) return;
+    sort = { key: button.dataset.sort, dir: sort.key === button.dataset.sort ? -sort.dir : 1 };
+    schedule();
+  });
+
+  const stopLive = live.subscribe("fleet", (message) => {
+    if (message.type === "snapshot") {
+      snapshotSeen = true;
+      workers.clear();
+      for (const w of message.data.workers) workers.set(w.worker_id, w);
+    } else if (message.type === "worker.deleted") {
+      workers.delete(message.data.worker_id);
+    } else if (message.data && message.data.worker_id) {
+      workers.set(message.data.worker_id, newer(workers.get(message.data.worker_id), message.data));
+    }
+    schedule();
+  });
+  // Relative times and idle countdowns move with the clock.
+  const ticker = setInterval(schedule, 15_000);
+
+  ctx.settings().then(
+    (value) => {
+      settings = value;
+      schedule();
+    },
+    () => {},
+  );
+  try {
+    const items = await api.allWorkers();
+    if (!snapshotSeen) {
+      for (const w of items) workers.set(w.worker_id, newer(workers.get(w.worker_id), w));
+    }
+    schedule();
+    if (items.length === 0) shownEl.textContent = "No workers yet.";
+  } catch (error) {
+    showError(main.querySelector("#fleet-error"), error);
+  }
+  return () => {
+    stopLive();
+    clearInterval(ticker);
+    if (frame) cancelAnimationFrame(frame);
+  };
+}
