@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from cmlsim.labs import Lab, SimNode, build_lab
+
 CML_VERSION = "2.9.0"
 LAB_STATES = {"DEFINED_ON_CORE", "STOPPED", "STARTED"}
 USERNAME = "admin"
@@ -74,25 +76,6 @@ class Faults:
             setattr(self, key, value)
 
 
-@dataclass
-class Lab:
-    id: str
-    title: str
-    topology: dict[str, Any]
-    created: datetime
-    modified: datetime
-    state: str = "DEFINED_ON_CORE"
-    converged_at: datetime | None = None
-
-    @property
-    def node_count(self) -> int:
-        return len(self.topology.get("nodes") or [])
-
-    @property
-    def link_count(self) -> int:
-        return len(self.topology.get("links") or [])
-
-
 def sample_topology(title: str, nodes: int = 3) -> dict[str, Any]:
     """A small valid CML topology (the spec's `Topology`): routers in a chain, each link joining
     interface 1 of one router to interface 0 of the next. What /import accepts and /download returns."""
@@ -128,6 +111,7 @@ class Licence:
     completes_at: datetime | None = None
     will_fail: bool = False
     expires: datetime | None = None
+    product_license: str = "CML_Enterprise"
 
 
 @dataclass
@@ -141,6 +125,9 @@ class Controller:
     licence: Licence = field(default_factory=Licence)
     events: list[dict[str, Any]] = field(default_factory=list)
     compute_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    maintenance_mode: bool = False
+    web_session_timeout: int = 14400  # seconds, CML's default
+    telemetry_opt_in: bool | None = None
 
 
 class SimulatedFleet:
@@ -178,7 +165,7 @@ class SimulatedFleet:
         for index in range(labs):
             lab = self.import_lab(controller, sample_topology(f"Lab {index + 1}"), None)
             if index < running_labs:
-                lab.state, lab.converged_at = "STARTED", now
+                lab.set_state("STARTED", now, None)
         return controller
 
     def remove(self, controller_id: str) -> None:
@@ -204,7 +191,7 @@ class SimulatedFleet:
             raise ValueError(f"state must be one of {sorted(LAB_STATES)}")
         lab = self.import_lab(self._require(controller_id), sample_topology(title, nodes), None)
         with self._lock:
-            lab.state, lab.converged_at = state, None
+            lab.set_state(state, self.clock(), None)
         return lab.id
 
     def record_event(
@@ -258,6 +245,25 @@ class SimulatedFleet:
             self._event(controller, "user_activity", {"action": "login", "user": username})
         return token
 
+    def logout(self, controller: Controller, token: str, *, everywhere: bool = False) -> None:
+        """Invalidate `token` (every token of the controller with `everywhere`)."""
+        with self._lock:
+            if everywhere:
+                controller.tokens.clear()
+            controller.tokens.discard(token)
+
+    def set_maintenance(self, controller: Controller, on: bool) -> None:
+        """`PATCH /system/maintenance_mode`: a `maintenance_state_change` telemetry event."""
+        with self._lock:
+            if controller.maintenance_mode != on:
+                controller.maintenance_mode = on
+                self._event(controller, "maintenance_state_change", {"maintenance_mode": on})
+
+    def set_product_license(self, controller: Controller, name: str) -> None:
+        """`PUT /licensing/product_license`: the licence's product, kept across re-registration."""
+        with self._lock:
+            controller.licence.product_license = name
+
     def authorized(self, controller: Controller, token: str | None) -> bool:
         """Whether `token` is valid; an armed `expire_tokens` fault first forgets every token."""
         with self._lock:
@@ -270,39 +276,67 @@ class SimulatedFleet:
         controller.events.append({"category": category, "timestamp": self.clock().isoformat(), "data": data})
 
     def import_lab(self, controller: Controller, topology: dict[str, Any], title: str | None) -> Lab:
-        """Create a lab from a parsed topology (`title` overrides the topology's own)."""
+        """Create a lab from a parsed topology (`title` overrides the topology's own); ValueError
+        when the topology does not hold together."""
         now = self.clock()
         lab_title = (title or (topology.get("lab") or {}).get("title") or "Imported lab")[:64]
-        lab = Lab(id=str(uuid.uuid4()), title=lab_title, topology=topology, created=now, modified=now)
+        try:
+            lab = build_lab(str(uuid.uuid4()), topology, str(lab_title), now)
+        except (TypeError, AttributeError) as exc:
+            raise ValueError(f"invalid topology: {exc}") from None
         with self._lock:
             controller.labs[lab.id] = lab
             self._event(controller, "import_lab", {"lab_id": lab.id})
         return lab
 
     def lab_action(self, controller: Controller, lab: Lab, action: str) -> str | None:
-        """Apply start/stop/wipe; returns an error description when the state forbids it."""
+        """Apply start/stop/wipe; returns an error description when the state forbids it.
+        Start and stop converge `converge_seconds` later; a wipe is immediate."""
         now = self.clock()
         with self._lock:
             if action == "start":
-                lab.state, lab.converged_at = "STARTED", now + self.converge
+                lab.set_state("STARTED", now, now + self.converge)
                 self._event(controller, "start_lab", {"lab_id": lab.id})
             elif action == "stop":
-                lab.state, lab.converged_at = "STOPPED", now + self.converge
-                self._event(controller, "stop_lab", {"lab_id": lab.id})
+                if lab.state == "STARTED":
+                    lab.set_state("STOPPED", now, now + self.converge)
+                    self._event(controller, "stop_lab", {"lab_id": lab.id})
             elif action == "wipe":
                 if lab.state == "STARTED":
                     return f"Lab {lab.id} must be stopped before it is wiped"
-                lab.state, lab.converged_at = "DEFINED_ON_CORE", now
-            lab.modified = now
+                for node in lab.nodes.values():
+                    if node.state != "DEFINED_ON_CORE":
+                        self._event(controller, "wipe_node", {"lab_id": lab.id, "node_id": node.id})
+                lab.set_state("DEFINED_ON_CORE", now, None)
+        return None
+
+    def node_action(self, controller: Controller, lab: Lab, node: SimNode, action: str) -> None:
+        """Start or stop one node of `lab` (it converges like a lab action)."""
+        now = self.clock()
+        with self._lock:
+            lab.set_node_state(node, "STARTED" if action == "start" else "STOPPED", now, now + self.converge)
+            self._event(controller, f"{action}_node", {"lab_id": lab.id, "node_id": node.id})
+
+    def exported(self, controller: Controller, lab: Lab) -> None:
+        """A download is an `export_lab` telemetry event."""
+        with self._lock:
+            self._event(controller, "export_lab", {"lab_id": lab.id})
+
+    def delete_lab(self, controller: Controller, lab: Lab) -> str | None:
+        """Remove a lab; refused (description returned) while it runs, as CML does."""
+        with self._lock:
+            if lab.state == "STARTED":
+                return f"Lab {lab.id} is running: stop and wipe it first"
+            controller.labs.pop(lab.id, None)
         return None
 
     def converged(self, lab: Lab) -> bool:
-        """`check_if_converged`: true once `converge_seconds` passed since the last action."""
-        return lab.converged_at is None or self.clock() >= lab.converged_at
+        """`check_if_converged`: true once every element reached the state last asked of it."""
+        return lab.converged(self.clock())
 
     def running_nodes(self, controller: Controller) -> int:
-        """Nodes of started labs (drives `system_stats`)."""
-        return sum(lab.node_count for lab in controller.labs.values() if lab.state == "STARTED")
+        """Nodes started, in every lab (drives `system_stats`)."""
+        return sum(1 for lab in controller.labs.values() for node in lab.nodes.values() if node.state == "STARTED")
 
     def register(self, controller: Controller, token: str) -> None:
         """Start a registration that completes (or fails) `licence_seconds` later."""
@@ -313,6 +347,7 @@ class SimulatedFleet:
                 authorization="NOT_AUTHORIZED",
                 completes_at=self.clock() + self.licence_delay,
                 will_fail=will_fail,
+                product_license=controller.licence.product_license,
             )
             self._event(controller, "license_info", {"action": "register"})
 
@@ -321,11 +356,17 @@ class SimulatedFleet:
         with self._lock:
             licence = controller.licence
             if licence.status == "IN_PROGRESS" and licence.completes_at and self.clock() >= licence.completes_at:
+                product = licence.product_license
                 if licence.will_fail:
-                    controller.licence = Licence(status="FAILED", authorization="NOT_AUTHORIZED")
+                    controller.licence = Licence(
+                        status="FAILED", authorization="NOT_AUTHORIZED", product_license=product
+                    )
                 else:
                     controller.licence = Licence(
-                        status="COMPLETED", authorization="IN_COMPLIANCE", expires=self.clock() + timedelta(days=365)
+                        status="COMPLETED",
+                        authorization="IN_COMPLIANCE",
+                        expires=self.clock() + timedelta(days=365),
+                        product_license=product,
                     )
             return controller.licence
 
@@ -334,7 +375,7 @@ class SimulatedFleet:
         with self._lock:
             if self.licence(controller).status not in ("COMPLETED", "IN_PROGRESS"):
                 return 400
-            controller.licence = Licence()
+            controller.licence = Licence(product_license=controller.licence.product_license)
             self._event(controller, "license_info", {"action": "deregister"})
             return 202 if controller.faults.deregister_local_only else 204
 

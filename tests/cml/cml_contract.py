@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 from jsonschema import Draft202012Validator
 
 from cmlsim import OPENAPI_SUBSET
@@ -93,6 +94,12 @@ class Recorder(httpx.AsyncBaseTransport):
         return sum(1 for e in self.exchanges if e.api_path == api_path and (status is None or e.status == status))
 
 
+#: Schemas left open: `Stub` is the document's placeholder for an opaque object, and a `LabUi`
+#: tile carries the lab's `LabResponse` fields besides the ones the document lists (virl2-client's
+#: `find_labs_by_title` reads `lab_title` from each tile of `GET /populate_lab_tiles`).
+OPEN_SCHEMAS = {"Stub", "LabUi"}
+
+
 def _close_objects(node: Any) -> None:
     """Make every object schema that lists `properties` but says nothing about extra keys
     reject them, so a simulator body with an invented field fails conformance."""
@@ -106,22 +113,41 @@ def _close_objects(node: Any) -> None:
             _close_objects(value)
 
 
+#: Operations whose 200 is the YAML file itself: the document declares a JSON string, but CML's
+#: own clients (virl2-client's `Lab.download`, the UI) take the body as the YAML text (see
+#: local/cmlsim/openapi/README.md). The body must then be a YAML `Topology`.
+RAW_YAML = {("GET", "/labs/{lab_id}/download")}
+
+
 class OpenApiSubset:
     """Looks up operations by concrete path + method and validates bodies (Draft 2020-12)."""
 
     def __init__(self, path: Path = SPEC_PATH) -> None:
         self.spec = json.loads(path.read_text())
         self.components = copy.deepcopy(self.spec["components"])
-        _close_objects(self.components)
+        for name, schema in self.components["schemas"].items():
+            if name not in OPEN_SCHEMAS:
+                _close_objects(schema)
         # Literal templates first, so /labs/{lab_id} never shadows a fixed path of the same shape.
         templates = sorted(self.spec["paths"], key=lambda p: p.count("{"))
         self._templates = [(re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", p) + "$"), p) for p in templates]
 
-    def operation(self, method: str, api_path: str) -> tuple[str, dict[str, Any]]:
+    def find(self, method: str, api_path: str) -> tuple[str, dict[str, Any]] | None:
+        """(path template, operation) of a concrete request, or None when the subset has none."""
         for pattern, template in self._templates:
             if pattern.match(api_path) and method.lower() in self.spec["paths"][template]:
                 return template, self.spec["paths"][template][method.lower()]
-        raise AssertionError(f"{method} {api_path} is not in the OpenAPI subset")
+        return None
+
+    def operation(self, method: str, api_path: str) -> tuple[str, dict[str, Any]]:
+        found = self.find(method, api_path)
+        if found is None:
+            raise AssertionError(f"{method} {api_path} is not in the OpenAPI subset")
+        return found
+
+    def operations(self) -> set[tuple[str, str]]:
+        """Every (METHOD, path template) of the subset."""
+        return {(m.upper(), p) for p, item in self.spec["paths"].items() for m in item if m != "parameters"}
 
     def response(self, method: str, api_path: str, status: int) -> dict[str, Any]:
         _, operation = self.operation(method, api_path)
@@ -147,11 +173,19 @@ class OpenApiSubset:
         assert api_path is not None
         where = f"{exchange.method} {api_path} {exchange.status}"
         problems: list[str] = []
-        _, operation = self.operation(exchange.method, api_path)
+        found = self.find(exchange.method, api_path)
+        if found is None:
+            # Not an operation of the subset: only CML's refusal of it conforms (404/405, Error body).
+            if exchange.status not in (404, 405):
+                return [f"{where}: not in the OpenAPI subset, yet answered {exchange.status}"]
+            return self._error_body(where, exchange)
+        template, operation = found
         request_schema = (
             (operation.get("requestBody") or {}).get("content", {}).get("application/json", {}).get("schema")
         )
-        if request_schema and exchange.request_content_type.startswith("application/json"):
+        # A request the server refused (4xx) may be invalid on purpose: only accepted ones must conform.
+        accepted = exchange.status < 400
+        if request_schema and accepted and exchange.request_content_type.startswith("application/json"):
             problems += [
                 f"{where} request {p}" for p in self.validate(request_schema, json.loads(exchange.request_body))
             ]
@@ -160,6 +194,8 @@ class OpenApiSubset:
             if exchange.body:
                 problems.append(f"{where}: the spec declares no body, got {exchange.body[:80]!r}")
             return problems
+        if (exchange.method, template) in RAW_YAML and exchange.status == 200:
+            return problems + self._yaml_body(where, exchange)
         if not exchange.content_type.startswith("application/json"):
             return problems + [f"{where}: content-type {exchange.content_type!r}"]
         try:
@@ -167,3 +203,21 @@ class OpenApiSubset:
         except ValueError:
             return problems + [f"{where}: body is not JSON"]
         return problems + [f"{where} {p}" for p in self.validate(content["application/json"]["schema"], body)]
+
+    def _error_body(self, where: str, exchange: Exchange) -> list[str]:
+        if not exchange.content_type.startswith("application/json"):
+            return [f"{where}: content-type {exchange.content_type!r}, not CML's JSON error body"]
+        try:
+            body = json.loads(exchange.body)
+        except ValueError:
+            return [f"{where}: error body is not JSON"]
+        return [f"{where} {p}" for p in self.validate(self.schema("Error"), body)]
+
+    def _yaml_body(self, where: str, exchange: Exchange) -> list[str]:
+        if not exchange.content_type.startswith(("application/x-yaml", "text/plain")):
+            return [f"{where}: content-type {exchange.content_type!r}, expected the YAML file"]
+        try:
+            topology = yaml.safe_load(exchange.body)
+        except yaml.YAMLError:
+            return [f"{where}: body is not YAML"]
+        return [f"{where} {p}" for p in self.validate(self.schema("Topology"), topology)]

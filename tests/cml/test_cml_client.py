@@ -229,3 +229,34 @@ def test_ca_bundle_path_is_checked_at_construction():
     with pytest.raises(ValueError, match="does not exist"):
         CmlClient(BASE, lambda: CmlCredentials("a", "b"), verify="/nonexistent/ca.pem")
     CmlClient(BASE, lambda: CmlCredentials("a", "b"), verify=certifi.where())  # a real bundle is accepted
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        # CML 2.9: the YAML file itself (what virl2-client's Lab.download reads)
+        (
+            httpx.Response(200, text="lab:\n  title: A\n", headers={"content-type": "application/x-yaml"}),
+            "lab:\n  title: A\n",
+        ),
+        # The document's declaration: a JSON string holding the YAML
+        (httpx.Response(200, json="lab:\n  title: A\n"), "lab:\n  title: A\n"),
+        # YAML that happens to parse as JSON stays text when it is not typed as JSON
+        (httpx.Response(200, text='"quoted"', headers={"content-type": "text/plain"}), '"quoted"'),
+    ],
+)
+def test_download_reads_the_yaml_file_or_a_json_string(answer, expected):
+    async def run() -> str:
+        async with _client(_scripted({"/labs/l1/download": answer})) as cml:
+            return await cml.download_lab("l1")
+
+    assert asyncio.run(run()) == expected
+
+
+def test_download_of_json_that_is_not_a_string_is_a_bad_response():
+    async def run() -> str:
+        async with _client(_scripted({"/labs/l1/download": httpx.Response(200, json={"lab": {}})})) as cml:
+            return await cml.download_lab("l1")
+
+    with pytest.raises(CmlBadResponse, match="download"):
+        asyncio.run(run())

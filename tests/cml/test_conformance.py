@@ -58,7 +58,7 @@ def test_full_client_walk_conforms_and_reads_back_what_it_did(sim):  # noqa: ANN
             await cml.stop_lab(new_id)
             await cml.wipe_lab(new_id)
             text = await cml.download_lab(new_id)
-            assert yaml.safe_load(text)["lab"]["title"] == "Imported"
+            assert yaml.safe_load(text)["lab"]["title"] == "From API"  # the lab as it is now
             await cml.delete_lab(new_id)
             with pytest.raises(CmlNotFound, match=f"Lab not found: {new_id}"):
                 await cml.get_lab(new_id)
@@ -139,13 +139,24 @@ def test_exchange_checker_catches_wrong_bodies_and_statuses(spec):  # noqa: ANN0
     assert spec.check(exchange("GET", "/authok", 200, b'"OK"')) == []
     assert spec.check(exchange("GET", "/authok", 200, b"true"))  # the spec says string
     assert spec.check(exchange("PUT", "/labs/x/start", 204, b"{}"))  # a 204 has no body
-    assert spec.check(
-        exchange("POST", "/authenticate", 403, b'{"code": 403, "description": "no"}', b'{"username": "a"}')
-    )
+    # An invalid request body the server accepted breaks the contract; one it refused is a
+    # correct refusal (the walks send some on purpose)
+    assert spec.check(exchange("POST", "/authenticate", 200, b'"aaa.bbb.ccc"', b'{"username": "a"}'))
+    refused = exchange("POST", "/authenticate", 422, b'{"code": 422, "description": "no"}', b'{"username": "a"}')
+    assert spec.check(refused) == []
     with pytest.raises(AssertionError, match="does not declare"):
         spec.check(exchange("GET", "/labs", 201, b"[]"))
-    with pytest.raises(AssertionError, match="not in the OpenAPI subset"):
-        spec.check(exchange("GET", "/sessions", 200, b"[]"))
+    assert "not in the OpenAPI subset" in spec.check(exchange("GET", "/sessions", 200, b"[]"))[0]
+    # An unknown path conforms only as CML's refusal: 404/405 with its JSON error body
+    assert spec.check(exchange("GET", "/sessions", 404, b'{"code": 404, "description": "Not found"}')) == []
+    plain = Exchange("GET", "/controllers/c1/api/v0/sessions", "", b"", 404, "text/plain", b"Not Found")
+    assert "not CML's JSON error body" in spec.check(plain)[0]
+    # The download is the YAML file, and it must be a CML topology
+    yaml_body = yaml.safe_dump(sample_topology("Lab", nodes=2)).encode()
+    download = Exchange("GET", "/controllers/c1/api/v0/labs/x/download", "", b"", 200, "application/x-yaml", yaml_body)
+    assert spec.check(download) == []
+    broken = Exchange("GET", download.path, "", b"", 200, "application/x-yaml", b"lab: {}\nnodes: 3\n")
+    assert spec.check(broken)
 
 
 def test_seeded_topology_is_a_valid_cml_topology(spec):  # noqa: ANN001

@@ -440,14 +440,15 @@ class CmlClient:
         return value
 
     async def download_lab(self, lab_id: str) -> str:
-        """The lab's topology as CML YAML text (CML sends it as a JSON string)."""
+        """The lab's topology as CML YAML text. CML 2.9 sends the YAML file itself (what its own
+        clients read: virl2-client's `Lab.download` returns the body's text); its OpenAPI
+        document declares a JSON string, so a JSON-typed answer holding a string is unwrapped."""
         response = await self._request("GET", f"/labs/{lab_id}/download")
-        try:
-            body = response.json()
-        except ValueError:
-            return response.text  # a proxy or an older release may send the YAML bare
+        if not response.headers.get("content-type", "").startswith("application/json"):
+            return response.text
+        body = self._json(response, f"GET /labs/{lab_id}/download")
         if not isinstance(body, str):
-            raise CmlBadResponse("download: expected the lab YAML as a string")
+            raise CmlBadResponse("download: expected the lab YAML (or a JSON string holding it)")
         return body
 
     async def import_lab(self, yaml_text: str, title: str | None = None) -> str:
