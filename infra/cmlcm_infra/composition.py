@@ -13,6 +13,8 @@ Context keys (``cdk synth -c key=value`` or cdk.json):
   * ``cmlcm:collectOverdueMinutes`` / ``cmlcm:reconcileOverdueMinutes``: how long without a job
     heartbeat before its overdue alarm fires (15 / 45: three default periods). Raise them when the
     settings move the collect / reconcile interval above 5 / 15 minutes.
+  * ``cmlcm:waf=true``: a WAF web ACL (AWS managed common rules + rate limit per IP) on the API
+    stage; off by default (about $7/month, see ``cmlcm_infra.protection``).
 """
 
 from __future__ import annotations
@@ -42,8 +44,11 @@ def _minutes(value: object, default: Duration) -> Duration:
     return Duration.minutes(minutes)
 
 
-def build(app: cdk.App) -> CmlCloudManagerStack:
-    """Add the stack to `app` and register cdk-nag AwsSolutions on the whole app."""
+def build(app: cdk.App, *, env: cdk.Environment | None = None) -> CmlCloudManagerStack:
+    """Add the stack to `app` and register cdk-nag AwsSolutions on the whole app.
+
+    `env` pins account and region (the deploy-confidence tests synthesize for several regions);
+    without it the stack is environment-agnostic."""
     context = app.node.try_get_context
     stack = CmlCloudManagerStack(
         app,
@@ -56,7 +61,9 @@ def build(app: cdk.App) -> CmlCloudManagerStack:
         alarm_email=context("cmlcm:alarmEmail") or None,
         collect_overdue=_minutes(context("cmlcm:collectOverdueMinutes"), COLLECT_OVERDUE),
         reconcile_overdue=_minutes(context("cmlcm:reconcileOverdueMinutes"), RECONCILE_OVERDUE),
-        # No env: account and region come from the deploying credentials (environment-agnostic).
+        waf=_flag(context("cmlcm:waf")),
+        # No env by default: account and region come from the deploying credentials.
+        env=env,
     )
     add_aws_solutions_checks(app)
     return stack

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from aws_cdk import Acknowledgment, CfnResource, Stack, Validations
+from aws_cdk import Acknowledgment, CfnResource, Stack, Token, Validations
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
@@ -27,8 +27,29 @@ def acknowledge(scope: IConstruct, rule_id: str, reason: str, findings: Iterable
     """Acknowledge `rule_id` (or only its `findings`) on `scope` and its children, with a reason."""
     if not reason.strip():
         raise ValueError(f"{rule_id}: an acknowledgement needs a written reason")
-    ids = [f"{rule_id}[{finding}]" for finding in findings] or [rule_id]
+    ids = [f"{rule_id}[{finding}]" for finding in _with_concrete_env(scope, findings)] or [rule_id]
     Validations.of(scope).acknowledge(*(Acknowledgment(id=rule_id_, reason=reason) for rule_id_ in ids))
+
+
+def _with_concrete_env(scope: IConstruct, findings: Iterable[str]) -> list[str]:
+    """Each finding, plus its literal form when the stack has a concrete account/region.
+
+    Findings are written with `<AWS::AccountId>`-style pseudo parameters, which is what an
+    environment-agnostic stack renders; a stack pinned to an account and region renders
+    `123456789012`, `eu-west-1` and `aws` instead, and cdk-nag reports that literal form.
+    """
+    stack = Stack.of(scope)
+    pseudo = {"<AWS::Partition>": stack.partition, "<AWS::AccountId>": stack.account, "<AWS::Region>": stack.region}
+    concrete = {name: value for name, value in pseudo.items() if not Token.is_unresolved(value)}
+    expanded: list[str] = []
+    for finding in findings:
+        expanded.append(finding)
+        literal = finding
+        for name, value in concrete.items():
+            literal = literal.replace(name, value)
+        if literal != finding:
+            expanded.append(literal)
+    return expanded
 
 
 def arn_finding(resource: IConstruct, suffix: str = "") -> str:

@@ -89,6 +89,8 @@ class RestApi(Construct):
         )
         # Invoke permissions are scoped to each method's ARN; console test-invoke ones are not needed.
         integration = apigw.LambdaIntegration(handler, proxy=True, allow_test_invoke=False)
+        # Kept for the routes added later with their own throttling (protection.throttle_routes).
+        self.integration, self.validator = integration, validator
 
         # `/` and `/{proxy+}`, any method: the function's resolver routes and answers 404/405.
         for resource in (self.api.root, self.api.root.add_resource("{proxy+}")):

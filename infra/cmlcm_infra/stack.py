@@ -28,6 +28,7 @@ from cmlcm_infra.permissions import (
     grant_secret_value,
     grant_tables_read_write,
 )
+from cmlcm_infra.protection import ApiWebAcl, throttle_routes
 from cmlcm_infra.rest_api import RestApi
 from cmlcm_infra.schedules import Schedules
 from cmlcm_infra.tasks import TaskFunctions
@@ -53,11 +54,13 @@ class CmlCloudManagerStack(Stack):
         alarm_email: str | None = None,
         collect_overdue: Duration = COLLECT_OVERDUE,
         reconcile_overdue: Duration = RECONCILE_OVERDUE,
+        waf: bool = False,
         **kwargs: Any,
     ) -> None:
         """`supported_regions` (comma-separated) defaults to the stack's own region.
         `skip_bundling` stages the layer unbuilt (offline synth, tests): never deploy that.
-        `alarm_email` subscribes to the alarm topic; the overdue windows bound the job heartbeats."""
+        `alarm_email` subscribes to the alarm topic; the overdue windows bound the job heartbeats.
+        `waf` associates a WAF web ACL with the API stage (about $7/month, see protection.py)."""
         super().__init__(scope, construct_id, **kwargs)
         if skip_bundling:
             # Read by every asset of this stack (Stack.bundlingRequired); the CLI sets the same
@@ -118,6 +121,10 @@ class CmlCloudManagerStack(Stack):
         self.schedules.grant_update(self.tasks.collect_plan)
 
         rest_api = RestApi(self, "RestApi", handler=self.api_function, user_pool=auth.user_pool)
+        # The expensive routes (create, import, refresh) get their own, lower stage throttling.
+        throttle_routes(rest_api.api, integration=rest_api.integration, validator=rest_api.validator)
+        if waf:
+            self.web_acl = ApiWebAcl(self, "WebAcl", stage=rest_api.api.deployment_stage)
 
         # Keep Monitoring LAST: it alarms on every function, state machine, queue, table and
         # stream consumer already in the stack, whoever added them.
