@@ -732,11 +732,27 @@ def build_app(fleet: SimulatedFleet) -> Starlette:
     return Starlette(routes=routes, exception_handlers={404: _http_error, 405: _http_error})
 
 
-def serve(host: str = "127.0.0.1", port: int = 8701, fleet: SimulatedFleet | None = None) -> None:
-    """Serve `fleet` (a new empty one by default) over HTTP with uvicorn until interrupted."""
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8701,
+    fleet: SimulatedFleet | None = None,
+    *,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+) -> None:
+    """Serve `fleet` (a new empty one by default) with uvicorn until interrupted: HTTPS when a
+    certificate and key are given (see `cmlsim.tls`), else HTTP."""
     import uvicorn  # a dev dependency: only the HTTP mode needs it
 
-    uvicorn.run(build_app(fleet or SimulatedFleet()), host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(
+        build_app(fleet or SimulatedFleet()),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        ssl_certfile=certfile,
+        ssl_keyfile=keyfile,
+    )
 
 
 __all__ = ["build_app", "error", "serve"]
