@@ -1,7 +1,8 @@
 """The simulator's ASGI app: the CML 2.9 API under `/controllers/{id}/api/v0`, one virtual
 controller per id, plus an admin API under `/_sim` to add controllers and inject faults.
 
-Bodies follow the vendored `openapi/cml-2.9-openapi-subset.json` (the conformance tests validate every
+What it serves and does not, and how to run it: README.md next to this file. Bodies follow the
+vendored `openapi/cml-2.9-openapi-subset.json` (the conformance tests validate every
 one of them, errors included).
 
 Admin API (JSON in and out)::
