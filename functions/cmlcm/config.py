@@ -44,6 +44,14 @@ class FunctionSettings(BaseSettings):
     reconcile_schedule_name: str = Field(default="", alias="RECONCILE_SCHEDULE_NAME")
     schedule_group_name: str = Field(default="default", alias="SCHEDULE_GROUP_NAME")
     metrics_sample_ttl_hours: int = Field(default=24, alias="METRICS_SAMPLE_TTL_HOURS", ge=1)
+    # --- live updates (WebSocket functions and the stream broadcaster) ---
+    connections_table: str = Field(default="cmlcm-connections", alias="CONNECTIONS_TABLE")
+    subscriptions_table: str = Field(default="cmlcm-subscriptions", alias="SUBSCRIPTIONS_TABLE")
+    #: The WebSocket stage's @connections endpoint (https://<api>.execute-api.<region>.amazonaws.com/<stage>).
+    websocket_callback_url: str = Field(default="", alias="WEBSOCKET_CALLBACK_URL")
+    #: The Cognito user pool's issuer (https://cognito-idp.<region>.amazonaws.com/<pool id>) and app client.
+    cognito_issuer: str = Field(default="", alias="COGNITO_ISSUER")
+    cognito_client_id: str = Field(default="", alias="COGNITO_CLIENT_ID")
 
     @property
     def regions(self) -> tuple[str, ...]:

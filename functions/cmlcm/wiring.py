@@ -146,6 +146,35 @@ def schedules() -> EventBridgeSchedules:
     return EventBridgeSchedules(settings.aws_region, names, settings.schedule_group_name)
 
 
+@lru_cache(maxsize=1)
+def connection_store():  # noqa: ANN201 - DynamoConnectionStore
+    """Connection and subscription records (WebSocket functions and the broadcaster)."""
+    from cmlcm.adapters.subscriptions import DynamoConnectionStore
+
+    settings = get_settings()
+    return DynamoConnectionStore(settings.connections_table, settings.subscriptions_table, settings.aws_region)
+
+
+@lru_cache(maxsize=1)
+def connection_poster():  # noqa: ANN201 - ApiGatewayConnections
+    """The @connections client of the WebSocket stage (one per process: keeps its HTTPS pool)."""
+    from cmlcm.adapters.connections_api import ApiGatewayConnections
+
+    settings = get_settings()
+    if not settings.websocket_callback_url:
+        raise RuntimeError("WEBSOCKET_CALLBACK_URL is not set: nowhere to post live updates")
+    return ApiGatewayConnections(settings.websocket_callback_url, settings.aws_region)
+
+
+@lru_cache(maxsize=1)
+def token_verifier():  # noqa: ANN201 - CognitoTokenVerifier
+    """Verifies `$connect` tokens against the user pool's JWKS (keys cached per process)."""
+    from cmlcm.adapters.tokens import CognitoTokenVerifier
+
+    settings = get_settings()
+    return CognitoTokenVerifier(settings.cognito_issuer, settings.cognito_client_id)
+
+
 def reset() -> None:
     """Forget every built adapter (tests that change the environment or the moto backend)."""
     for cached in (
@@ -158,6 +187,9 @@ def reset() -> None:
         schedules,
         lab_ports,
         licence_ports,
+        connection_store,
+        connection_poster,
+        token_verifier,
     ):
         # A test may have replaced one of these with a plain function.
         getattr(cached, "cache_clear", lambda: None)()

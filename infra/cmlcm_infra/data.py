@@ -57,7 +57,7 @@ class Data(Construct):
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
 
-        # Streams on workers and labs feed the change broadcaster (nobody broadcasts by hand).
+        # Streams on workers, labs and operations feed the change broadcaster (nobody broadcasts by hand).
         self.workers = _table(
             self, "Workers", partition_key="worker_id", stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES
         )
@@ -79,8 +79,14 @@ class Data(Construct):
             sort_key=("lab_id", S),
             stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
         )
+        # Its stream carries job heartbeats to the broadcaster (the mapping filters out the rest).
         self.operations = _table(
-            self, "Operations", partition_key="pk", sort_key=("sk", S), time_to_live_attribute=TTL_ATTRIBUTE
+            self,
+            "Operations",
+            partition_key="pk",
+            sort_key=("sk", S),
+            time_to_live_attribute=TTL_ATTRIBUTE,
+            stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
         )
         self.metrics = _table(
             self, "Metrics", partition_key="worker_id", sort_key=("ts", N), time_to_live_attribute=TTL_ATTRIBUTE

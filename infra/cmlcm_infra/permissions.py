@@ -41,13 +41,16 @@ RESOURCE_WILDCARD_ACTIONS = frozenset(
         "xray:PutTelemetryRecords",
         *EC2_DESCRIBE_ACTIONS,
         "cloudwatch:GetMetricData",
+        # Added by Lambda's DynamoDB event source mappings (the broadcaster's role).
+        "dynamodb:ListStreams",
     }
 )
 #: Why a function role may hold Resource '*' (acknowledged once per role by the function factory).
 RESOURCE_WILDCARD_REASON = (
     "Resource '*' is granted only for actions that support no resource-level permissions: X-Ray "
     "PutTraceSegments/PutTelemetryRecords (Tracing.ACTIVE) and, where a grant adds them, the "
-    "read-only ec2:DescribeInstances, ec2:DescribeInstanceStatus, ec2:DescribeImages and cloudwatch:GetMetricData. "
+    "read-only ec2:DescribeInstances, ec2:DescribeInstanceStatus, ec2:DescribeImages, cloudwatch:GetMetricData "
+    "and dynamodb:ListStreams (a stream event source mapping's). "
     "tests/infra checks that no other action is granted on '*'."
 )
 #: The IAM5 finding of `<type>/*` in this account, any region (see `_ec2_arn`).

@@ -3,7 +3,7 @@
 Data (tables) → Auth (Cognito) → CmlCredentials (secret) → Functions (factory) → the API
 function → TaskFunctions (collection, saga, reconciler) → Workflows (state machines from
 `statemachines/*.asl.json`) → Schedules (EventBridge Scheduler) → RestApi.
-Seam for the next construct: Realtime (WebSocket API, $connect token check, subscribe, and the
+→ Realtime (WebSocket API, connection/subscription tables, $connect token check, the
 stream-fed broadcaster).
 """
 
@@ -29,6 +29,7 @@ from cmlcm_infra.permissions import (
     grant_tables_read_write,
 )
 from cmlcm_infra.protection import ApiWebAcl, throttle_routes
+from cmlcm_infra.realtime import Realtime
 from cmlcm_infra.rest_api import RestApi
 from cmlcm_infra.schedules import Schedules
 from cmlcm_infra.tasks import TaskFunctions
@@ -125,6 +126,9 @@ class CmlCloudManagerStack(Stack):
         throttle_routes(rest_api.api, integration=rest_api.integration, validator=rest_api.validator)
         if waf:
             self.web_acl = ApiWebAcl(self, "WebAcl", stage=rest_api.api.deployment_stage)
+        self.realtime = Realtime(
+            self, "Realtime", functions=functions, data=data, user_pool=auth.user_pool, user_pool_client=auth.client
+        )
 
         # Keep Monitoring LAST: it alarms on every function, state machine, queue, table and
         # stream consumer already in the stack, whoever added them.
@@ -148,6 +152,9 @@ class CmlCloudManagerStack(Stack):
         )
 
         CfnOutput(self, "RestApiUrl", value=rest_api.url, description="REST API base URL (stage included)")
+        CfnOutput(
+            self, "WebSocketUrl", value=self.realtime.url, description="WebSocket URL (add ?token=<Cognito token>)"
+        )
         CfnOutput(self, "UserPoolId", value=auth.user_pool.user_pool_id)
         CfnOutput(self, "UserPoolClientId", value=auth.client.user_pool_client_id)
         CfnOutput(self, "CmlCredentialsSecretArn", value=credentials.secret.secret_arn)

@@ -21,6 +21,7 @@ def main() -> None:
     print("  tokens: Authorization: Bearer dev-admin | dev-operator | dev-viewer")
     print(f"  try:    curl -H 'Authorization: Bearer dev-viewer' {runtime.base_url}/workers")
     print(f"  dashboard: {runtime.base_url}/ (sign in as a dev user, e.g. {runtime.base_url}/?user=dev-admin)")
+    print(f"  live:   {runtime.base_url.replace('http://', 'ws://')}/ws?token=dev-viewer")
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

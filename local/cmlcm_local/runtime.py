@@ -109,6 +109,9 @@ class LocalRuntime:
     _lambdas: Any = None
     _machines: Any = None
     _last_metrics: datetime | None = None
+    _pump: Any = None
+    issuer: Any = None
+    websocket_api: Any = None
 
     @property
     def base_url(self) -> str:
@@ -121,6 +124,7 @@ class LocalRuntime:
         # The simulated CML fleet answers where real workers' IPs would be.
         os.environ["CML_ENDPOINT_MODE"] = "template"
         os.environ["CML_ENDPOINT_TEMPLATE"] = f"http://{self.host}:{self.sim_port}/controllers/{{instance_id}}/api/v0"
+        self._realtime_environment()
         # Imported here: product modules read the environment set just above.
         from moto import mock_aws
 
@@ -162,9 +166,12 @@ class LocalRuntime:
         self._serve(build_sim_app(self.sim_fleet), self.sim_port)
         from cmlcm_local.web import web_routes
 
+        realtime_routes = self._start_realtime(settings)
         # The dashboard's routes come before the API proxy (which answers every other path).
-        routes = [*web_routes(self.host, self.port), *self._local_routes(repo)]
+        routes = [*realtime_routes, *web_routes(self.host, self.port), *self._local_routes(repo)]
         self._serve(build_gateway(api_app.handler, extra_routes=routes), self.port)
+        if self._pump is not None:
+            self._pump.start()
         if self.scheduler:
             rng = random.Random(7)
             self._scheduler = LocalScheduler(
@@ -177,6 +184,36 @@ class LocalRuntime:
             )
             self._scheduler.start()
         return self
+
+    def _realtime_environment(self) -> None:
+        """The WebSocket functions' environment: the local issuer (JWKS on the gateway) and the
+        gateway as the @connections endpoint."""
+        from cmlcm_local.tokens import ISSUER_PATH, LOCAL_CLIENT_ID
+
+        os.environ["COGNITO_ISSUER"] = f"{self.base_url}{ISSUER_PATH}"
+        os.environ["COGNITO_CLIENT_ID"] = LOCAL_CLIENT_ID
+        os.environ["WEBSOCKET_CALLBACK_URL"] = self.base_url
+
+    def _start_realtime(self, settings: Any) -> list[Any]:
+        """Connection/subscription tables, streams on the three source tables, the WebSocket
+        routes on the gateway, and the stream pump feeding the broadcaster (started once the
+        gateway serves @connections)."""
+        from cmlcm.adapters.subscriptions import create_realtime_tables
+        from cmlcm.handlers import broadcaster, ws
+        from cmlcm_local.streams import StreamPump, enable_streams, install_iterator_glue
+        from cmlcm_local.tokens import LocalTokenIssuer
+        from cmlcm_local.websocket import LocalWebSocketApi
+
+        create_realtime_tables(settings.connections_table, settings.subscriptions_table, settings.aws_region)
+        sources = [settings.workers_table, settings.labs_table, settings.operations_table]
+        install_iterator_glue()
+        enable_streams(sources, settings.aws_region)
+        self.issuer = LocalTokenIssuer(os.environ["COGNITO_ISSUER"], os.environ["COGNITO_CLIENT_ID"])
+        self.websocket_api = LocalWebSocketApi(ws.handler, self.issuer)
+        self._pump = StreamPump(
+            broadcaster.handler, sources, operations_table=settings.operations_table, region=settings.aws_region
+        )
+        return self.websocket_api.routes()
 
     def _wire_workflows(self) -> None:
         """Register the task Lambdas in-process and create both state machines from the ASL
@@ -309,6 +346,9 @@ class LocalRuntime:
         if self._scheduler is not None:
             self._scheduler.stop()
             self._scheduler = None
+        if self._pump is not None:
+            self._pump.stop()
+            self._pump = None
         for server in self._servers:
             server.should_exit = True
         for thread in self._threads:

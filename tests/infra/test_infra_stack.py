@@ -30,9 +30,10 @@ def _as_list(value):
 
 
 def test_every_table_is_on_demand_encrypted_recoverable_and_retained(template):
-    # Given the synthesized template / Then there are four tables and each one is safe to keep
+    # Given the synthesized template / Then there are six tables (four data tables, connections and
+    # subscriptions) and each one is safe to keep
     tables = template.find_resources("AWS::DynamoDB::Table")
-    assert len(tables) == 4
+    assert len(tables) == 6
     for logical_id, table in tables.items():
         props = table["Properties"]
         assert props["BillingMode"] == "PAY_PER_REQUEST", logical_id
@@ -89,7 +90,7 @@ def test_labs_table_is_keyed_by_worker_and_lab_with_stream(template):
     )
 
 
-def test_operations_table_is_generic_pk_sk_with_ttl_and_no_stream(template):
+def test_operations_table_is_generic_pk_sk_with_ttl_and_a_stream_for_job_heartbeats(template):
     template.has_resource_properties(
         "AWS::DynamoDB::Table",
         {
@@ -98,7 +99,7 @@ def test_operations_table_is_generic_pk_sk_with_ttl_and_no_stream(template):
                 {"AttributeName": "sk", "KeyType": "RANGE"},
             ],
             "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True},
-            "StreamSpecification": Match.absent(),
+            "StreamSpecification": {"StreamViewType": "NEW_AND_OLD_IMAGES"},
         },
     )
 
@@ -414,5 +415,10 @@ def test_api_function_has_item_access_to_the_four_tables_but_no_table_administra
     actions = {a for s in dynamo for a in _as_list(s["Action"])}
     assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"} <= actions
     assert not actions & {"dynamodb:DeleteTable", "dynamodb:CreateTable", "dynamodb:UpdateTable"}
-    table_arns = {str(r) for s in dynamo for r in _as_list(s["Resource"]) if isinstance(r, dict) and "Fn::GetAtt" in r}
-    assert len(table_arns) == 4
+    table_arns = {
+        str(r)
+        for s in dynamo
+        for r in _as_list(s["Resource"])
+        if isinstance(r, dict) and "Fn::GetAtt" in r and r["Fn::GetAtt"][1] == "Arn"
+    }
+    assert len(table_arns) == 6  # the four data tables, connections and subscriptions

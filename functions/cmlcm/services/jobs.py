@@ -84,13 +84,11 @@ def health_report(jobs: JobRepository, settings: Settings, *, now: datetime) -> 
     report = []
     for job, interval in job_intervals(settings).items():
         beat = jobs.get(job) or JobHeartbeat(job=job, interval_seconds=interval)
-        beat = beat.model_copy(update={"interval_seconds": interval})
-        report.append(
-            {
-                **beat.model_dump(mode="json"),
-                "overdue": beat.overdue(now),
-                "never_ran": beat.last_started_at is None,
-            }
-        )
+        report.append(health_entry(beat.model_copy(update={"interval_seconds": interval}), now=now))
     healthy = all(not j["overdue"] and j["last_status"] != "failed" for j in report)
     return {"status": "ok" if healthy else "degraded", "now": now.isoformat(), "jobs": report}
+
+
+def health_entry(beat: JobHeartbeat, *, now: datetime) -> dict[str, Any]:
+    """One job's entry of the health report (GET /health's `jobs` items, `job.finished` events)."""
+    return {**beat.model_dump(mode="json"), "overdue": beat.overdue(now), "never_ran": beat.last_started_at is None}

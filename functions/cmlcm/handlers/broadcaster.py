@@ -1,0 +1,120 @@
+"""The change broadcaster: DynamoDB stream batches (workers, labs, job heartbeats) → live events.
+
+Each record is parsed by Powertools' batch utility (a record that cannot be parsed is reported in
+`batchItemFailures`: the event source mapping retries or bisects it and finally sends it to the
+on-failure queue, the rest of the batch is not held back). The parsed changes of the whole batch
+are then coalesced per entity and fanned out once: one subscriber Query per affected topic,
+concurrent posts, 410 Gone cleaned up. A failed post never fails the batch.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cmlcm import wiring
+from cmlcm.adapters.stream_images import StreamTables, parse_record
+from cmlcm.config import get_settings
+from cmlcm.domain.events import Change, DraftEvent, WorkerEventRules, coalesce, job_events, lab_events, worker_events
+from cmlcm.handlers.api.models import view_of
+from cmlcm.services import realtime
+from cmlcm.services.jobs import health_entry
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+get_settings()  # fail fast on a broken environment, at cold start
+
+
+def _lab_view(lab: Any) -> dict[str, Any]:
+    from cmlcm.handlers.api.routes_labs import LabView
+
+    return LabView.of(lab).model_dump(mode="json")
+
+
+def cause_of(worker: Any) -> dict[str, Any]:
+    """Who or what made the worker's latest change, as recorded on the worker."""
+    last = getattr(worker, "last_change", None)
+    if last is None:
+        return {"kind": "unknown", "by": None}
+    return {"kind": str(last.kind), "by": last.by}
+
+
+@lru_cache(maxsize=1)
+def tables() -> StreamTables:
+    settings = get_settings()
+    return StreamTables(settings.workers_table, settings.labs_table, settings.operations_table, settings.aws_region)
+
+
+@lru_cache(maxsize=1)
+def ports() -> realtime.RealtimePorts:
+    return realtime.RealtimePorts(connections=wiring.connection_store(), poster=wiring.connection_poster())
+
+
+@dataclass
+class _Batch:
+    """The parsed changes of one stream batch, by kind, in stream order."""
+
+    changes: dict[str, list[Change[Any]]] = field(default_factory=lambda: {"worker": [], "lab": [], "job": []})
+
+    def add(self, record: DynamoDBRecord) -> None:
+        parsed = parse_record(record.raw_event, tables())
+        if parsed is not None:
+            self.changes[parsed[0]].append(parsed[1])
+
+
+def drafts_of(changes: dict[str, list[Change[Any]]], *, now: datetime) -> list[DraftEvent]:
+    """Coalesce per entity, then apply the event rules with the REST API's views."""
+    rules = WorkerEventRules(view=view_of, cause_of=cause_of)
+    drafts: list[DraftEvent] = []
+    for change in coalesce(changes["worker"]):
+        drafts.extend(worker_events(change, rules))
+    for change in coalesce(changes["lab"]):
+        drafts.extend(lab_events(change, _lab_view))
+    for change in coalesce(changes["job"]):
+        drafts.extend(job_events(change, lambda beat: health_entry(beat, now=now)))
+    return drafts
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    started = time.perf_counter()
+    processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+    batch = _Batch()
+    records = event.get("Records") or []
+    with processor(records, batch.add):
+        processor.process()
+    now = datetime.now(UTC)
+    drafts = drafts_of(batch.changes, now=now)
+    report = realtime.broadcast(ports(), drafts, now=now, new_id=lambda: uuid.uuid4().hex)
+    if report.failed:
+        logger.warning("posts failed", extra={"failed": dict(list(report.failed.items())[:20])})
+    logger.info(
+        "broadcast",
+        extra={
+            "records": len(records),
+            "events": report.events,
+            "topics": report.topics,
+            "messages": report.messages,
+            "gone": len(report.gone),
+            "failed": len(report.failed),
+            "seconds": round(time.perf_counter() - started, 3),
+        },
+    )
+    metrics.add_metric(name="BroadcastMessages", unit=MetricUnit.Count, value=report.messages)
+    metrics.add_metric(name="BroadcastGoneConnections", unit=MetricUnit.Count, value=len(report.gone))
+    metrics.add_metric(name="BroadcastPostFailures", unit=MetricUnit.Count, value=len(report.failed))
+    return processor.response()

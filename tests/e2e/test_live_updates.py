@@ -1,0 +1,193 @@
+"""Live updates end to end in local mode, with a real WebSocket client: the local gateway's
+WebSocket and @connections, the real handlers, RS256 tokens verified against the local JWKS, and
+the broadcaster fed from moto's DynamoDB Streams by the stream pump.
+
+The runtime runs in this process (so the test can look at the subscription records); the fixture
+puts the environment and every cached adapter back afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+
+from cmlcm import wiring
+from cmlcm.adapters.aws import reset_clients
+from cmlcm.config import get_settings
+from cmlcm_local.runtime import LocalRuntime, free_port
+
+VIEWER = {"Authorization": "Bearer dev-viewer"}
+OPERATOR = {"Authorization": "Bearer dev-operator"}
+
+
+def _reset_caches() -> None:
+    from cmlcm.handlers import broadcaster, ws
+
+    get_settings.cache_clear()
+    wiring.reset()
+    reset_clients()
+    for cached in (ws.ports, broadcaster.ports, broadcaster.tables):
+        cached.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def local() -> Iterator[LocalRuntime]:
+    saved = dict(os.environ)
+    _reset_caches()
+    runtime = LocalRuntime(port=free_port(), sim_port=free_port(), workers=4, stopped_workers=1, scheduler=False)
+    runtime.start()
+    try:
+        yield runtime
+    finally:
+        runtime.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+        _reset_caches()
+
+
+def _ws(local: LocalRuntime, token: str | None = "dev-viewer") -> ClientConnection:
+    url = local.base_url.replace("http://", "ws://") + "/ws" + (f"?token={token}" if token is not None else "")
+    return connect(url, open_timeout=10)
+
+
+def _recv(client: ClientConnection, timeout: float = 10.0) -> dict[str, Any]:
+    return json.loads(client.recv(timeout=timeout))
+
+
+def _until(client: ClientConnection, predicate, timeout: float = 15.0) -> tuple[dict[str, Any], list[dict[str, Any]]]:  # noqa: ANN001
+    """The first message matching `predicate`, and every message seen before it."""
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(
+                f"no matching message within {timeout} s; saw {[(m['type'], m['topic']) for m in seen]}"
+            )
+        message = _recv(client, timeout=left)
+        if predicate(message):
+            return message, seen
+        seen.append(message)
+
+
+def _drain(client: ClientConnection, quiet: float = 0.5) -> list[dict[str, Any]]:
+    messages = []
+    while True:
+        try:
+            messages.append(_recv(client, timeout=quiet))
+        except TimeoutError:
+            return messages
+
+
+def _subscribe(client: ClientConnection, *topics: str) -> list[dict[str, Any]]:
+    client.send(json.dumps({"action": "subscribe", "topics": list(topics)}))
+    return [_until(client, lambda m, t=topic: m["type"] == "snapshot" and m["topic"] == t)[0] for topic in topics]
+
+
+def _workers(local: LocalRuntime) -> list[dict[str, Any]]:
+    return httpx.get(f"{local.base_url}/workers", headers=VIEWER, timeout=30).json()["items"]
+
+
+def _connection_ids(local: LocalRuntime) -> set[str]:
+    listing = httpx.get(f"{local.base_url}/_local/connections", timeout=10).json()["connections"]
+    return {c["connection_id"] for c in listing}
+
+
+def test_no_token_or_a_bad_token_is_refused_with_401(local: LocalRuntime):
+    for token in (None, "", "dev-nobody", "not.a.jwt"):
+        with pytest.raises(InvalidStatus) as refused:
+            _ws(local, token)
+        assert refused.value.response.status_code == 401, token
+    expired = local.issuer.mint("viewer", lifetime_seconds=-60)
+    other_client = local.issuer.mint("viewer", aud="someone-elses-client")
+    refresh_like = local.issuer.mint("viewer", token_use="refresh")
+    for token in (expired, other_client, refresh_like):
+        with pytest.raises(InvalidStatus) as refused:
+            _ws(local, token)
+        assert refused.value.response.status_code == 401
+    # A real token of the local issuer (not the dev shortcut) is accepted: the same verifier.
+    with _ws(local, local.issuer.mint("viewer", token_use="access")) as client:
+        client.send(json.dumps({"action": "ping"}))
+        assert _recv(client)["type"] == "pong"
+
+
+def test_a_bad_message_gets_an_error_and_the_connection_stays_open(local: LocalRuntime):
+    with _ws(local) as client:
+        for raw, code in (
+            ("not json", "MalformedMessage"),
+            (json.dumps({"action": "dance"}), "UnknownAction"),
+            (json.dumps({"action": "subscribe", "topics": ["weather"]}), "UnknownTopic"),
+            (json.dumps({"action": "subscribe", "topics": "fleet"}), "MalformedMessage"),
+            (json.dumps({"action": "subscribe", "topics": ["workers/w-does-not-exist"]}), "UnknownTopic"),
+        ):
+            client.send(raw)
+            reply = _recv(client)
+            assert reply["type"] == "error" and reply["data"]["code"] == code, (raw, reply)
+        client.send(json.dumps({"action": "ping"}))
+        assert _recv(client)["type"] == "pong"
+
+
+def test_a_subscriber_sees_its_worker_stop_and_others_see_nothing_of_it(local: LocalRuntime):
+    running = [w for w in _workers(local) if w["status"] == "running"]
+    a, b = running[0], running[1]
+    with _ws(local) as watcher_a, _ws(local) as watcher_b:
+        (snapshot_a,) = _subscribe(watcher_a, f"workers/{a['worker_id']}")
+        assert snapshot_a["data"] == httpx.get(f"{local.base_url}/workers/{a['worker_id']}", headers=VIEWER).json()
+        _subscribe(watcher_b, f"workers/{b['worker_id']}")
+        assert httpx.post(f"{local.base_url}/workers/{a['worker_id']}/stop", headers=OPERATOR).status_code == 200
+
+        stopping, _ = _until(watcher_a, lambda m: m["type"] == "worker.status_changed", timeout=10)
+        assert stopping["topic"] == f"workers/{a['worker_id']}"
+        assert stopping["detail"]["old"] == "running" and stopping["detail"]["new"] == "stopping"
+        assert stopping["data"]["worker_id"] == a["worker_id"] and stopping["data"]["status"] == "stopping"
+
+        # EC2 reports the instance stopped; the next observation of it records that.
+        assert httpx.post(f"{local.base_url}/_local/jobs/collect_metrics", timeout=120).json()["status"] == "SUCCEEDED"
+        stopped, _ = _until(
+            watcher_a, lambda m: m["type"] == "worker.status_changed" and m["detail"]["new"] == "stopped", timeout=15
+        )
+        assert stopped["detail"]["old"] == "stopping" and stopped["data"]["status"] == "stopped"
+
+        about_a = [m for m in _drain(watcher_b) if a["worker_id"] in json.dumps(m)]
+        assert about_a == []
+
+
+def test_a_client_whose_disconnect_was_lost_is_cleaned_up_on_the_next_fanout(local: LocalRuntime):
+    from cmlcm.adapters.subscriptions import DynamoConnectionStore
+
+    settings = get_settings()
+    store = DynamoConnectionStore(settings.connections_table, settings.subscriptions_table, settings.aws_region)
+    worker = next(w for w in _workers(local) if w["status"] in ("running", "stopped"))
+    topic = f"workers/{worker['worker_id']}"
+    with _ws(local) as survivor:
+        before = _connection_ids(local)
+        with _ws(local) as lost:
+            (lost_id,) = _connection_ids(local) - before
+            _subscribe(lost, topic)
+            _subscribe(survivor, topic)
+            assert lost_id in store.subscribers(topic)
+            # The socket goes away without $disconnect (API Gateway does not guarantee it).
+            assert httpx.post(f"{local.base_url}/_local/connections/{lost_id}/drop").status_code == 204
+        assert lost_id in store.subscribers(topic)
+
+        tags = httpx.put(
+            f"{local.base_url}/workers/{worker['worker_id']}/tags",
+            headers={"Authorization": "Bearer dev-admin"},
+            json={"tags": {"live": "yes"}},
+        )
+        assert tags.status_code == 200
+        changed, _ = _until(survivor, lambda m: m["type"] == "worker.changed")
+        assert changed["detail"]["changed"] == ["tags"]
+        deadline = time.monotonic() + 10
+        while lost_id in store.subscribers(topic) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert lost_id not in store.subscribers(topic)
+        assert store.get(lost_id) is None
