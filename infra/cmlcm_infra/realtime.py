@@ -29,12 +29,12 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from cmlcm.adapters.stream_images import OPERATIONS_NEWS_PK
 from cmlcm.handlers.ws import MESSAGE_ROUTES, ROUTE_SELECTION_EXPRESSION
 from cmlcm_infra.data import TTL_ATTRIBUTE, Data, _table
+from cmlcm_infra.dead_letters import DeadLetters
 from cmlcm_infra.functions import Functions
 from cmlcm_infra.nag import acknowledge
 from cmlcm_infra.permissions import grant_table_data
@@ -95,6 +95,7 @@ class Realtime(Construct):
         data: Data,
         user_pool: cognito.IUserPool,
         user_pool_client: cognito.IUserPoolClient,
+        dead_letters: DeadLetters,
         stage_name: str = "v1",
         throttling_rate_limit: int = 50,
         throttling_burst_limit: int = 100,
@@ -155,19 +156,8 @@ class Realtime(Construct):
             access_log_settings=_AccessLogSettings(apigwv2.LogGroupLogDestination(access_logs), ACCESS_LOG_FORMAT),
         )
 
-        self.failure_queue = sqs.Queue(
-            self,
-            "BroadcastFailures",
-            retention_period=Duration.days(14),
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-        )
-        acknowledge(
-            self.failure_queue,
-            "AwsSolutions-SQS3",
-            "This queue is the broadcaster's on-failure destination (a dead-letter queue itself): it "
-            "holds the stream positions of batches that failed every retry.",
-        )
+        # Stream batches that failed every retry: their positions go to a dead-letter queue.
+        self.failure_queue = dead_letters.queue("BroadcasterStreamFailures")
         self.broadcaster = functions.add_function(
             "Broadcaster",
             handler=BROADCASTER_HANDLER,

@@ -127,7 +127,13 @@ class CmlCloudManagerStack(Stack):
         if waf:
             self.web_acl = ApiWebAcl(self, "WebAcl", stage=rest_api.api.deployment_stage)
         self.realtime = Realtime(
-            self, "Realtime", functions=functions, data=data, user_pool=auth.user_pool, user_pool_client=auth.client
+            self,
+            "Realtime",
+            functions=functions,
+            data=data,
+            user_pool=auth.user_pool,
+            user_pool_client=auth.client,
+            dead_letters=self.dead_letters,
         )
 
         # Keep Monitoring LAST: it alarms on every function, state machine, queue, table and

@@ -73,7 +73,8 @@ def test_broadcaster_reads_the_three_streams_with_batching_bisect_retries_and_a_
         _table_id(resources, "worker_id", "lab_id"),
         _table_id(resources, "pk", "sk"),
     }
-    (queue_id,) = of_type(resources, "AWS::SQS::Queue")
+    (queue_id,) = get_att_ids(mappings[0]["DestinationConfig"])
+    assert resources[queue_id]["Type"] == "AWS::SQS::Queue"
     for mapping in mappings:
         assert mapping["BatchSize"] == 100 and mapping["MaximumBatchingWindowInSeconds"] == 1
         assert mapping["BisectBatchOnFunctionError"] is True and mapping["MaximumRetryAttempts"] == 3
