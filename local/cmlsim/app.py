@@ -69,6 +69,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         return error(404, f"Not found: {request.url.path}")
     if status == 405:
         return error(405, f"Method {request.method} not allowed on {request.url.path}")
+    if status == 500:
+        return error(500, "Internal Server Error")
     return error(status, str(getattr(exc, "detail", "")) or "Error")
 
 
@@ -447,7 +449,7 @@ def build_app(fleet: SimulatedFleet) -> Starlette:
         if isinstance(node, Response):
             return node
         state = node.state_at(fleet.clock())
-        return JSONResponse({"state": state, "progress": bodies._BOOT_PROGRESS.get(state, "Not running")})
+        return JSONResponse({"state": state, "progress": bodies.BOOT_PROGRESS.get(state, "Not running")})
 
     def node_action(action: str) -> Handler:
         async def act(request: Request, controller: Controller, lab: Lab) -> Response:
@@ -730,7 +732,9 @@ def build_app(fleet: SimulatedFleet) -> Starlette:
         Route("/_sim/controllers/{cid}", admin_delete, methods=["DELETE"]),
         Route("/_sim/controllers/{cid}/labs", admin_add_lab, methods=["POST"]),
     ]
-    return Starlette(routes=routes, exception_handlers={404: _http_error, 405: _http_error})
+    # A handler that raises still answers CML's error body (500), not Starlette's text page.
+    handlers = {404: _http_error, 405: _http_error, Exception: _http_error}
+    return Starlette(routes=routes, exception_handlers=handlers)
 
 
 def serve(

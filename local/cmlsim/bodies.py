@@ -12,7 +12,7 @@ from cmlsim.labs import Lab, SimInterface, SimLink, SimNode
 #: The one user of a simulated controller (`admin`, whose password is the fleet's).
 ADMIN_ID = "90f84e38-a71c-4d57-8d90-00fa8a197385"
 PERMISSIONS = ["lab_admin", "lab_edit", "lab_exec", "lab_view"]
-_BOOT_PROGRESS = {"BOOTED": "Booted", "STARTED": "Booting"}
+BOOT_PROGRESS = {"BOOTED": "Booted", "STARTED": "Booting"}
 
 #: Node definitions the simulator knows (what `sample_topology` uses, plus a switch and a host).
 NODE_DEFINITIONS: dict[str, dict[str, Any]] = {
@@ -96,7 +96,7 @@ def node(lab: Lab, node: SimNode, now: datetime, compute_id: str, *, configurati
         "parameters": {},
         **extras,
         "state": state,
-        "boot_progress": _BOOT_PROGRESS.get(state, "Not running"),
+        "boot_progress": BOOT_PROGRESS.get(state, "Not running"),
         "compute_id": compute_id if node.state == "STARTED" else None,
         "pinned_compute_id": None,
         "resource_pool": None,
@@ -305,6 +305,7 @@ def lab_diagnostics(lab: Lab, now: datetime) -> dict[str, Any]:
 
 __all__ = [
     "ADMIN_ID",
+    "BOOT_PROGRESS",
     "NODE_DEFINITIONS",
     "image_definitions",
     "interface",
