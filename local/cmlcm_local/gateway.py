@@ -49,10 +49,16 @@ def build_gateway(
             return api_handler(event, FakeLambdaContext("api"))
 
     async def proxy(request: Request) -> Response:
-        path = "/" + request.path_params.get("path", "")
+        path = request.scope["path"]
         claims = claims_for_token(request.headers.get("authorization"))
         if claims is None and path not in PUBLIC_PATHS:
-            return Response(json.dumps({"message": "Unauthorized"}), status_code=401, media_type="application/json")
+            # The API's one error shape, as API Gateway's UNAUTHORIZED gateway response answers it.
+            return Response(
+                json.dumps({"error": "Unauthorized", "message": "a valid bearer token is required", "field": None}),
+                status_code=401,
+                media_type="application/json",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         body = await request.body()
         event = rest_event(
             request.method,
@@ -66,5 +72,17 @@ def build_gateway(
         result = await run_in_threadpool(invoke, event)
         return lambda_response(result)
 
-    methods = ["GET", "POST", "PUT", "DELETE", "PATCH"]
-    return Starlette(routes=[*(extra_routes or []), Route("/{path:path}", proxy, methods=methods)])
+    # Every method reaches the function (as `ANY` does on API Gateway), which answers 405 + Allow.
+    methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
+    gateway = Starlette(routes=[*(extra_routes or []), Route("/{path:path}", proxy, methods=methods)])
+
+    async def unmatched(scope: Any, receive: Any, send: Any) -> None:
+        # Starlette's `{path:path}` does not match a path holding a newline (`%0A`); API
+        # Gateway's `{proxy+}` does, so those go to the function too instead of a text/plain 404.
+        if scope["type"] != "http":
+            return
+        response = await proxy(Request(scope, receive))
+        await response(scope, receive, send)
+
+    gateway.router.default = unmatched
+    return gateway

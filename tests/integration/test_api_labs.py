@@ -304,13 +304,23 @@ def test_oversized_import_is_413_naming_body_and_never_reaches_cml(api, cml):
 # --- not found, not running, roles, faults ---
 
 
+def test_a_lab_id_that_is_not_a_uuid_is_422_before_cml(api, cml):
+    # Given a running worker, when a lab route is called with an id that is no CML lab id
+    before = cml.fleet.requests
+    for method, suffix in [("PUT", "/x' OR 1=1/start"), ("GET", "/..%2f..%2fetc/download"), ("DELETE", "/12345")]:
+        status, body = api.call(method, labs_path(cml.running, suffix), role="operator")
+        # Then it is a 422 naming lab_id, and CML was never asked
+        assert (status, body["field"]) == (422, "lab_id"), (method, suffix, body)
+    assert cml.fleet.requests == before
+
+
 def test_labs_of_an_unknown_worker_are_404(api, cml):
     for method, suffix, role in [
         ("GET", "", "viewer"),
         ("POST", "/refresh", "operator"),
-        ("PUT", "/some-lab/start", "operator"),
-        ("GET", "/some-lab/download", "viewer"),
-        ("DELETE", "/some-lab", "operator"),
+        ("PUT", "/0b9d6c2e-5f1a-4c3b-9e8d-7a6f5e4d3c2b/start", "operator"),
+        ("GET", "/0b9d6c2e-5f1a-4c3b-9e8d-7a6f5e4d3c2b/download", "viewer"),
+        ("DELETE", "/0b9d6c2e-5f1a-4c3b-9e8d-7a6f5e4d3c2b", "operator"),
     ]:
         status, body = api.call(method, f"/workers/w-nope/labs{suffix}", role=role)
         assert (status, body["field"]) == (404, "worker_id"), (method, suffix)
@@ -344,7 +354,12 @@ def test_a_lab_gone_from_cml_loses_its_row_when_acted_on(api, cml):
 
 def test_a_worker_that_is_not_running_is_409_naming_status(api, cml):
     worker = cml.stopped
-    for method, suffix in [("POST", "/refresh"), ("PUT", "/any/start"), ("GET", "/any/download"), ("DELETE", "/any")]:
+    for method, suffix in [
+        ("POST", "/refresh"),
+        ("PUT", "/0b9d6c2e-5f1a-4c3b-9e8d-7a6f5e4d3c2b/start"),
+        ("GET", "/0b9d6c2e-5f1a-4c3b-9e8d-7a6f5e4d3c2b/download"),
+        ("DELETE", "/0b9d6c2e-5f1a-4c3b-9e8d-7a6f5e4d3c2b"),
+    ]:
         status, body = api.call(method, labs_path(worker, suffix), role="operator")
         assert (status, body["field"]) == (409, "status"), (method, suffix)
         assert "stopped" in body["message"]

@@ -64,6 +64,7 @@ EXPECTED: dict[tuple[str, str], Role | None] = {
     # settings: everyone reads, admins write
     ("GET", "/settings"): V,
     ("PUT", "/settings"): A,
+    ("PATCH", "/settings"): A,
     # labs: viewers read, operators act on labs through CML
     ("GET", "/workers/<worker_id>/labs"): V,
     ("GET", "/workers/<worker_id>/labs/<lab_id>/download"): V,
@@ -188,7 +189,7 @@ def _concrete(path: str) -> str:
     # Lab and licence routes go to a worker that does not exist: the service stops at 404
     # before any CML or Secrets Manager port, so the matrix needs no CML.
     worker_id = "w-missing" if "/labs" in path or "/licence" in path else "w-1"
-    return path.replace("<worker_id>", worker_id).replace("<lab_id>", "lab-1")
+    return path.replace("<worker_id>", worker_id).replace("<lab_id>", "00000000-0000-4000-8000-000000000001")
 
 
 BODIES = {"tags": {"tags": {"Course": "ccna"}}, "idle-detection": {"enabled": False}, "pause": {"reason": "lunch"}}

@@ -120,10 +120,13 @@ def test_region_defaults_accept_aws_region_names(region):
 
 
 @pytest.mark.parametrize("region", ["mars-1", "US-EAST-1", "us-east", "us-east-12", "useast-1", "us_east_1", ""])
-def test_region_defaults_refuse_other_keys_quoting_the_key(region):
+def test_region_defaults_refuse_other_keys_without_echoing_them(region):
+    # The message names the rule, not the value: a value sent may be a credential pasted by mistake
     with pytest.raises(ValidationError) as caught:
         Settings(region_defaults={region: {}})
-    assert f"region_defaults key {region!r} is not an AWS region name" in str(caught.value)
+    message = caught.value.errors()[0]["msg"]
+    assert "a region_defaults key is not an AWS region name" in message
+    assert not region or repr(region) not in message
 
 
 def test_a_bad_region_default_names_the_nested_field():

@@ -24,6 +24,27 @@ class ValidationFailed(DomainError):
     code = "ValidationFailed"
 
 
+class BadRequest(DomainError):
+    """A request that cannot be read at all (not JSON, not UTF-8, nested past reason)."""
+
+    http_status = 400
+    code = "BadRequest"
+
+
+class UnsupportedMediaType(DomainError):
+    """A body in a Content-Type the route does not take (names `Content-Type`)."""
+
+    http_status = 415
+    code = "UnsupportedMediaType"
+
+
+class PayloadTooLarge(DomainError):
+    """A body above what the route accepts."""
+
+    http_status = 413
+    code = "PayloadTooLarge"
+
+
 class NotFound(DomainError):
     http_status = 404
     code = "NotFound"

@@ -6,6 +6,7 @@ is not part of a lab's content, so a lab CML reports unchanged is never rewritte
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,17 +14,16 @@ from datetime import datetime
 import yaml
 from pydantic import BaseModel, ConfigDict
 
-from cmlcm.domain.errors import DomainError, ValidationFailed
+from cmlcm.domain.errors import PayloadTooLarge, ValidationFailed
+
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 
 #: Largest lab YAML the API accepts for import (CML topologies are kilobytes; this is generous).
 MAX_LAB_YAML_BYTES = 1024 * 1024
 
 
-class LabYamlTooLarge(DomainError):
+class LabYamlTooLarge(PayloadTooLarge):
     """An imported lab YAML above `MAX_LAB_YAML_BYTES`."""
-
-    http_status = 413
-    code = "PayloadTooLarge"
 
 
 class Lab(BaseModel):
@@ -102,10 +102,14 @@ def check_lab_yaml(text: str) -> dict:
         raise ValidationFailed("body is empty: send the lab's YAML as the request body", field="body")
     try:
         topology = yaml.safe_load(text)
+    except RecursionError:
+        raise ValidationFailed("body is not a CML lab topology: nested too deeply", field="body") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or type(exc).__name__
+        # PyYAML quotes pieces of the document in its problems ("found undefined alias 'x'"):
+        # the body may hold a credential, so the quoted piece is left out (line and column stay).
+        problem = _QUOTED.sub("'…'", getattr(exc, "problem", None) or type(exc).__name__)
         raise ValidationFailed(f"body is not valid YAML: {problem}{where}", field="body") from None
     if not isinstance(topology, dict) or not ({"lab", "nodes"} & set(topology)):
         raise ValidationFailed(

@@ -34,8 +34,17 @@ class RegionDefaults(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    instance_type: str = Field(default="c5.metal", description="EC2 instance type, e.g. c5.metal")
-    ami_id: str | None = Field(default=None, description="AMI id (ami-...) of the CML image")
+    # The patterns are documented (OpenAPI); the validators below enforce them with an example.
+    instance_type: str = Field(
+        default="c5.metal",
+        description="EC2 instance type, e.g. c5.metal",
+        json_schema_extra={"pattern": _INSTANCE_TYPE.pattern},
+    )
+    ami_id: str | None = Field(
+        default=None,
+        description="AMI id (ami-...) of the CML image",
+        json_schema_extra={"anyOf": [{"type": "string", "pattern": _AMI_ID.pattern}, {"type": "null"}]},
+    )
     ami_name_pattern: str = Field(default="cml2*", description="AMI name pattern used by bulk import")
     subnet_id: str | None = None
     security_group_ids: tuple[str, ...] = ()
@@ -85,7 +94,7 @@ class Settings(BaseModel):
     def _regions_named(self) -> Settings:
         for region in self.region_defaults:
             if not re.match(r"^[a-z]{2}(-gov)?-[a-z]+-\d$", region):
-                raise ValueError(f"region_defaults key {region!r} is not an AWS region name")
+                raise ValueError("a region_defaults key is not an AWS region name")
         return self
 
     def defaults_for(self, region: str) -> RegionDefaults:

@@ -230,12 +230,13 @@ class Worker(BaseModel):
         )
 
     def resume(self, *, now: datetime) -> Worker:
-        """Start a paused worker again, counting the resume."""
+        """Start a paused worker again, counting the resume. The status is checked first: a
+        terminated worker is refused as terminated, not as "not paused"."""
+        started = self.transition(WorkerStatus.STARTING, now=now, reason="resumed")
         if self.last_paused_at is None or (
             self.last_resumed_at is not None and self.last_resumed_at >= self.last_paused_at
         ):
             raise IllegalTransition(f"worker {self.worker_id} is not paused", field="status")
-        started = self.transition(WorkerStatus.STARTING, now=now, reason="resumed")
         return started.model_copy(update={"resume_count": self.resume_count + 1, "last_resumed_at": now})
 
     def with_tags(self, tags: dict[str, str | None], *, mode: Literal["merge", "replace"], now: datetime) -> Worker:

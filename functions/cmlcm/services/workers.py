@@ -140,11 +140,26 @@ def terminate_worker(ports: WorkerPorts, key: str, now: datetime) -> Worker:
     )
 
 
-def delete_worker(ports: WorkerPorts, key: str, *, terminate_instance: bool, now: datetime) -> Worker:
+@dataclass(frozen=True)
+class Deletion:
+    """What `delete_worker` did: the record as it was, and what became of its instance:
+    `terminating` (EC2 accepted the termination), `released` (tags removed, left running),
+    `gone` (EC2 no longer knew it) or `none` (no live instance to act on)."""
+
+    worker: Worker
+    instance: Literal["terminating", "released", "gone", "none"]
+
+    @property
+    def worker_id(self) -> str:
+        return self.worker.worker_id
+
+
+def delete_worker(ports: WorkerPorts, key: str, *, terminate_instance: bool, now: datetime) -> Deletion:
     """Remove the record. With `terminate_instance` the instance is terminated first; without it
     the instance is released: the product's tags are removed so the reconciler leaves it alone."""
     worker = get_worker(ports.workers, key)
     live = worker.instance_id and worker.status != WorkerStatus.TERMINATED
+    outcome: Literal["terminating", "released", "gone", "none"] = "none"
     if live:
         ec2 = ports.ec2_for(worker.region)
         try:
@@ -154,16 +169,19 @@ def delete_worker(ports: WorkerPorts, key: str, *, terminate_instance: bool, now
                 # An instance EC2 no longer knows is as good as terminated.
                 if failure is not None and failure.code != "InstanceNotFound":
                     raise failure
+                outcome = "gone" if failure is not None else "terminating"
             else:
                 ec2.set_tags(worker.instance_id, add={}, remove=sorted(RESERVED_TAGS))  # type: ignore[arg-type]
+                outcome = "released"
         except ExternalServiceError as exc:
             if exc.code != "InstanceNotFound":
                 _record_aws_failure(ports, worker, exc, now)
                 raise
+            outcome = "gone"
     ports.workers.delete(worker.worker_id)
     if ports.release_name is not None:
         ports.release_name(worker.name)
-    return worker
+    return Deletion(worker=worker, instance=outcome)
 
 
 def update_tags(

@@ -6,7 +6,6 @@ API Gateway's Cognito authorizer has already verified the token; this module onl
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from enum import IntEnum
 from typing import Any
 
@@ -46,6 +45,7 @@ def caller_role(claims: dict[str, Any] | None) -> Role | None:
 
 
 def caller_claims(event: Any) -> dict[str, Any]:
+    """The Cognito claims API Gateway's authorizer put on the event (empty without a token)."""
     context = event.get("requestContext") or {}
     return (context.get("authorizer") or {}).get("claims") or {}
 
@@ -73,31 +73,11 @@ class RoleRequirement:
 
 
 def requires(minimum: Role) -> RoleRequirement:
+    """The middleware that declares a route's minimum role."""
     return RoleRequirement(minimum)
 
 
-class AuthorizeBeforeValidation:
-    """Wraps the resolver's request-validation middleware (which Powertools always runs first)
-    so that a caller without the role gets 403 before any body or query is looked at: a
-    viewer must not learn the API's validation rules from 422s."""
-
-    def __init__(self, validation: Callable[[Any, NextMiddleware], Response]) -> None:
-        self._validation = validation
-        self.__name__ = "authorize_before_validation"  # Powertools logs middleware names
-
-    def __call__(self, app: Any, next_middleware: NextMiddleware) -> Response:
-        route = app.context.get("_route")
-        for middleware in getattr(route, "middlewares", None) or []:
-            if isinstance(middleware, RoleRequirement):
-                authorize(app.current_event.raw_event, middleware.minimum)
-        return self._validation(app, next_middleware)
-
-
-def authorize_before_validation(app: Any) -> None:
-    """Install `AuthorizeBeforeValidation` on a resolver built with enable_validation=True."""
-    app._request_validation_middleware = AuthorizeBeforeValidation(app._request_validation_middleware)
-
-
 def caller_name(event: Any) -> str | None:
+    """Who is calling, for records and logs: the e-mail, else the user name, else the subject."""
     claims = caller_claims(event)
     return claims.get("email") or claims.get("cognito:username") or claims.get("sub")

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model, field_validator, model_validator
+from pydantic_core import PydanticUndefined
 
 from cmlcm.domain.jobs import MetricSample
-from cmlcm.domain.settings import Settings, check_ami_id, check_instance_type
+from cmlcm.domain.settings import RegionDefaults, Settings, check_ami_id, check_instance_type
 from cmlcm.domain.workers import (
+    RESERVED_TAGS,
     ServiceStatus,
     Worker,
     WorkerError,
@@ -21,6 +24,17 @@ from cmlcm.domain.workers import (
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
 
+#: The tag rules of `check_tags` as JSON Schema, so the document says what is accepted (the
+#: lookahead refuses the `aws:` prefix, any case).
+TAG_KEYS_SCHEMA = {"pattern": r"^(?![aA][wW][sS]:)[\w .:/=+\-@]{1,128}$"}
+
+
+def _tags_schema(*, reserved_refused: bool) -> dict:
+    keys: dict = dict(TAG_KEYS_SCHEMA)
+    if reserved_refused:
+        keys["not"] = {"enum": sorted(RESERVED_TAGS)}
+    return {"propertyNames": keys, "maxProperties": 40}
+
 
 def check_tags(tags: dict[str, str | None]) -> dict[str, str | None]:
     """EC2's tag rules, checked before anything is sent."""
@@ -28,9 +42,11 @@ def check_tags(tags: dict[str, str | None]) -> dict[str, str | None]:
         raise ValueError("at most 40 tags per request")
     for key, value in tags.items():
         if not _TAG_KEY.match(key) or key.lower().startswith("aws:"):
-            raise ValueError(f"tag key {key!r} is not a valid EC2 tag key")
+            raise ValueError(
+                "a tag key is not a valid EC2 tag key (1-128 of letters, digits, space, _ . : / = + - @; no aws:)"
+            )
         if value is not None and len(value) > 256:
-            raise ValueError(f"tag {key!r}: value longer than 256 characters")
+            raise ValueError("a tag value is longer than 256 characters")
     return tags
 
 
@@ -101,7 +117,22 @@ class WorkerPage(ApiModel):
     next_token: str | None = Field(description="Pass back as next_token for the next page; null on the last")
 
 
+class WorkerDeleted(ApiModel):
+    """DELETE /workers/{id}: the record is gone; what became of the instance, and the record as
+    it was just before."""
+
+    worker_id: str
+    record: Literal["deleted"]
+    instance: Literal["terminating", "released", "gone", "none"] = Field(
+        description="terminating: EC2 is terminating it; released: tags removed, left running; "
+        "gone: EC2 no longer knew it; none: there was no live instance"
+    )
+    worker: WorkerView
+
+
 class ErrorBody(ApiModel):
+    """The one error shape: a code, a message for people, and the field at fault (or null)."""
+
     error: str
     message: str
     field: str | None = None
@@ -112,7 +143,9 @@ class TagsUpdate(ApiModel):
     `replace`: the worker's user tags become exactly the given ones (nulls ignored).
     The reserved tags ManagedBy and WorkerId are never changed."""
 
-    tags: dict[str, str | None] = Field(description="Tag key → value (null removes, with merge)")
+    tags: dict[str, Annotated[str, Field(max_length=256)] | None] = Field(
+        description="Tag key → value (null removes, with merge)", json_schema_extra=_tags_schema(reserved_refused=True)
+    )
     mode: Literal["merge", "replace"] = "merge"
 
     @field_validator("tags")
@@ -122,7 +155,7 @@ class TagsUpdate(ApiModel):
 
 
 class IdleDetectionUpdate(ApiModel):
-    enabled: bool
+    enabled: StrictBool
 
 
 class PauseRequest(ApiModel):
@@ -130,12 +163,26 @@ class PauseRequest(ApiModel):
 
 
 class CreateWorkerRequest(ApiModel):
-    name: str = Field(description="Unique worker name: letters, digits, . _ -, at most 63")
+    name: str = Field(description="Unique worker name: letters, digits, . _ -, at most 63", pattern=_NAME.pattern)
     region: str
-    instance_type: str | None = Field(default=None, description="Defaults to the region's setting")
-    ami_id: str | None = Field(default=None, description="Defaults to the region's setting")
+    instance_type: str | None = Field(
+        default=None,
+        description="Defaults to the region's setting",
+        json_schema_extra={
+            "anyOf": [{"type": "string", "pattern": r"^[a-z][a-z0-9-]*\d[a-z0-9-]*\.[a-z0-9]+$"}, {"type": "null"}]
+        },
+    )
+    ami_id: str | None = Field(
+        default=None,
+        description="Defaults to the region's setting",
+        json_schema_extra={"anyOf": [{"type": "string", "pattern": r"^ami-[0-9a-f]{8,17}$"}, {"type": "null"}]},
+    )
     owner: str | None = Field(default=None, max_length=128)
-    tags: dict[str, str] = Field(default_factory=dict)
+    tags: dict[str, Annotated[str, Field(max_length=256)]] = Field(
+        default_factory=dict,
+        description="User tags (ManagedBy and WorkerId are set by the product)",
+        json_schema_extra=_tags_schema(reserved_refused=False),
+    )
 
     @field_validator("name")
     @classmethod
@@ -162,6 +209,22 @@ class CreateWorkerRequest(ApiModel):
 
 class ImportWorkersRequest(ApiModel):
     """Exactly one of `instance_id` (one instance) or `ami_name_pattern` (every match)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["instance_id"],
+                    "properties": {"instance_id": {"type": "string"}, "ami_name_pattern": {"type": "null"}},
+                },
+                {
+                    "required": ["ami_name_pattern"],
+                    "properties": {"ami_name_pattern": {"type": "string"}, "instance_id": {"type": "null"}},
+                },
+            ]
+        },
+    )
 
     region: str
     instance_id: str | None = Field(default=None, pattern=r"^i-[0-9a-f]{8,17}$")
@@ -190,8 +253,57 @@ class MetricSeries(ApiModel):
     samples: list[MetricSample]
 
 
-class SettingsBody(Settings):
-    """PUT /settings body: the whole document. `version` (from GET) guards against lost edits;
-    omit it to overwrite whatever is stored."""
+def _required(field: Any) -> Any:
+    """A copy of a settings field without its default: the PUT document must name it."""
+    required = copy.copy(field)
+    required.default = PydanticUndefined
+    required.default_factory = None
+    return required
 
-    version: int | None = None  # type: ignore[assignment]
+
+#: PUT /settings body: the whole document, every field required (a partial document would reset
+#: the fields it leaves out, the per-region launch defaults among them); `version` (from GET)
+#: guards against lost edits, omit it to overwrite whatever is stored. PATCH takes a partial one.
+SettingsBody = create_model(
+    "SettingsBody",
+    __base__=Settings,
+    __doc__="The whole settings document (PUT); `version` from GET guards against lost edits.",
+    **{
+        name: ((StrictBool if field.annotation is bool else field.annotation), _required(field))
+        for name, field in Settings.model_fields.items()
+        if name != "version"
+    },
+    version=(int | None, None),
+)
+
+
+def _optional(field: Any) -> Any:
+    optional = copy.copy(field)
+    optional.default = None
+    optional.default_factory = None
+    return optional
+
+
+#: One region's launch defaults in a merge patch: given keys set, null ones back to the default.
+RegionDefaultsPatch = create_model(
+    "RegionDefaultsPatch",
+    __config__=ConfigDict(extra="forbid"),
+    **{name: (field.annotation | None, _optional(field)) for name, field in RegionDefaults.model_fields.items()},
+)
+
+_PATCHED = {
+    name: ((StrictBool if field.annotation is bool else field.annotation) | None, _optional(field))
+    for name, field in Settings.model_fields.items()
+    if name not in ("version", "region_defaults")
+}
+
+#: PATCH /settings body: a JSON merge patch (RFC 7396) of the settings document. Fields left out
+#: are kept; a field given as null goes back to its default; a region given as null is removed.
+SettingsPatch = create_model(
+    "SettingsPatch",
+    __config__=ConfigDict(extra="forbid"),
+    __doc__="A JSON merge patch of the settings; `version` (from GET) is required: 409 when stale.",
+    **_PATCHED,
+    region_defaults=(dict[str, RegionDefaultsPatch | None] | None, None),  # type: ignore[valid-type]
+    version=(int, Field(description="The version this patch was made against (GET /settings)")),
+)

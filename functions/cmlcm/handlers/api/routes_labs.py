@@ -8,11 +8,12 @@ import binascii
 import re
 from datetime import datetime
 from typing import Annotated
+from uuid import UUID
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, StrictBool, field_validator
 
 from cmlcm.domain.errors import ValidationFailed
 from cmlcm.domain.labs import Lab
@@ -29,7 +30,6 @@ VIEWER, OPERATOR, ADMIN = requires(Role.VIEWER), requires(Role.OPERATOR), requir
 YAML_CONTENT_TYPE = "application/x-yaml"
 #: CML's own rule for registration tokens (`LicensingRegistration.token`).
 _TOKEN = re.compile(r"^[a-zA-Z\d+/%=-]{1,256}$")
-_FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 class LabView(ApiModel):
@@ -66,8 +66,11 @@ class LabRefresh(LabList):
 class LicenceRegistration(ApiModel):
     """The Smart Licensing token is stored as a secret and sent to CML; it is never returned."""
 
-    token: SecretStr = Field(description="Smart Licensing registration token (CML's pattern ^[a-zA-Z\\d+/%=-]{1,256}$)")
-    reregister: bool = False
+    token: SecretStr = Field(
+        description="Smart Licensing registration token",
+        json_schema_extra={"pattern": _TOKEN.pattern, "minLength": 1, "maxLength": 256},
+    )
+    reregister: StrictBool = False
 
     @field_validator("token")
     @classmethod
@@ -120,35 +123,35 @@ def import_lab(worker_id: str, title: Annotated[str | None, Query(min_length=1, 
     return LabView.of(lab)
 
 
-def _act(worker_id: str, lab_id: str, action: svc.LabAction) -> LabView:
-    return LabView.of(svc.lab_action(deps.labs(), worker_id, lab_id, action, now=deps.now()))
+def _act(worker_id: str, lab_id: UUID, action: svc.LabAction) -> LabView:
+    return LabView.of(svc.lab_action(deps.labs(), worker_id, str(lab_id), action, now=deps.now()))
 
 
 @router.put("/workers/<worker_id>/labs/<lab_id>/start", middlewares=[OPERATOR], summary="Start a lab")
-def start_lab(worker_id: str, lab_id: str) -> LabView:
+def start_lab(worker_id: str, lab_id: UUID) -> LabView:
     return _act(worker_id, lab_id, "start")
 
 
 @router.put("/workers/<worker_id>/labs/<lab_id>/stop", middlewares=[OPERATOR], summary="Stop a lab")
-def stop_lab(worker_id: str, lab_id: str) -> LabView:
+def stop_lab(worker_id: str, lab_id: UUID) -> LabView:
     return _act(worker_id, lab_id, "stop")
 
 
 @router.put("/workers/<worker_id>/labs/<lab_id>/wipe", middlewares=[OPERATOR], summary="Wipe a stopped lab")
-def wipe_lab(worker_id: str, lab_id: str) -> LabView:
+def wipe_lab(worker_id: str, lab_id: UUID) -> LabView:
     return _act(worker_id, lab_id, "wipe")
 
 
 @router.delete("/workers/<worker_id>/labs/<lab_id>", middlewares=[OPERATOR], summary="Delete a stopped, wiped lab")
-def delete_lab(worker_id: str, lab_id: str) -> Response[None]:
-    svc.delete_lab(deps.labs(), worker_id, lab_id)
+def delete_lab(worker_id: str, lab_id: UUID) -> Response[None]:
+    svc.delete_lab(deps.labs(), worker_id, str(lab_id))
     return Response(status_code=204)
 
 
 @router.get("/workers/<worker_id>/labs/<lab_id>/download", middlewares=[VIEWER], summary="Download a lab's YAML")
-def download_lab(worker_id: str, lab_id: str) -> Response[str]:
-    text = svc.download_lab(deps.labs(), worker_id, lab_id)
-    filename = _FILENAME_UNSAFE.sub("_", lab_id)[:80] or "lab"
+def download_lab(worker_id: str, lab_id: UUID) -> Response[str]:
+    text = svc.download_lab(deps.labs(), worker_id, str(lab_id))
+    filename = str(lab_id)
     return Response(
         status_code=200,
         content_type=YAML_CONTENT_TYPE,

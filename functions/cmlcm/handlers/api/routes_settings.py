@@ -1,4 +1,4 @@
-"""Settings and health routes."""
+"""Settings routes: read, replace the whole document (PUT), or change part of it (PATCH)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from cmlcm.config import get_settings
 from cmlcm.domain.settings import Settings
 from cmlcm.handlers.api import deps
 from cmlcm.handlers.api.auth import Role, requires
-from cmlcm.handlers.api.models import SettingsBody
-from cmlcm.services.settings import save_settings
+from cmlcm.handlers.api.models import SettingsBody, SettingsPatch
+from cmlcm.services.settings import patch_settings, save_settings
 
 router = Router()
 
@@ -19,10 +19,26 @@ def get_settings_doc() -> Settings:
     return deps.ports().settings.get()
 
 
-@router.put("/settings", middlewares=[requires(Role.ADMIN)], summary="Replace the fleet settings")
-def put_settings(body: SettingsBody) -> Settings:
-    """Replaces the document; the collect and reconcile schedules follow the new intervals."""
+@router.put("/settings", middlewares=[requires(Role.ADMIN)], summary="Replace the fleet settings (every field)")
+def put_settings(body: SettingsBody) -> Settings:  # type: ignore[valid-type]
+    """Replaces the whole document: every field is required (422 names the missing ones), so
+    nothing is reset by omission; the collect and reconcile schedules follow the new intervals."""
     repo = deps.ports().settings
-    version = body.version if body.version is not None else repo.get().version
-    new = Settings.model_validate({**body.model_dump(exclude={"version"}), "version": version})
+    version = body.version if body.version is not None else repo.get().version  # type: ignore[attr-defined]
+    new = Settings.model_validate({**body.model_dump(exclude={"version"}), "version": version})  # type: ignore[attr-defined]
     return save_settings(repo, deps.schedules(), new, supported_regions=get_settings().regions)
+
+
+@router.patch("/settings", middlewares=[requires(Role.ADMIN)], summary="Change some fleet settings (merge patch)")
+def patch_settings_doc(body: SettingsPatch) -> Settings:  # type: ignore[valid-type]
+    """JSON merge patch (RFC 7396, sent as application/json): fields left out are kept, a field
+    given as null goes back to its default, a region of `region_defaults` given as null is
+    removed. `version` (from GET) is required; 409 when the settings changed since."""
+    patch = body.model_dump(mode="json", exclude_unset=True, exclude={"version"})  # type: ignore[attr-defined]
+    return patch_settings(
+        deps.ports().settings,
+        deps.schedules(),
+        patch,
+        version=body.version,  # type: ignore[attr-defined]
+        supported_regions=get_settings().regions,
+    )

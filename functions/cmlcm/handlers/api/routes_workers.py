@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response, content_types
@@ -24,6 +24,7 @@ from cmlcm.handlers.api.models import (
     MetricSeries,
     PauseRequest,
     TagsUpdate,
+    WorkerDeleted,
     WorkerPage,
     WorkerView,
     view_of,
@@ -36,11 +37,18 @@ router = Router()
 logger = Logger(child=True)
 VIEWER, OPERATOR, ADMIN = requires(Role.VIEWER), requires(Role.OPERATOR), requires(Role.ADMIN)
 
+#: Query booleans are exactly `true` or `false`: `1`, `yes` or `on` are refused (422), not guessed.
+QueryBool = Literal["true", "false"]
+
+#: Metric samples expire after this (the deployment's METRICS_SAMPLE_TTL_HOURS): asking for
+#: more hours than are kept is a 422, not a silently shorter series.
+RETENTION_HOURS = get_settings().metrics_sample_ttl_hours
+
 
 def _check_region(region: str | None) -> None:
     if region is not None and region not in get_settings().regions:
         raise ValidationFailed(
-            f"region {region!r} is not supported; use one of {', '.join(get_settings().regions)}", field="region"
+            f"region is not supported; use one of {', '.join(get_settings().regions)}", field="region"
         )
 
 
@@ -48,12 +56,12 @@ def _check_region(region: str | None) -> None:
 def list_workers(
     status: Annotated[WorkerStatus | None, Query()] = None,
     region: Annotated[str | None, Query()] = None,
-    include_terminated: Annotated[bool, Query()] = False,
+    include_terminated: Annotated[QueryBool, Query()] = "false",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     next_token: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> WorkerPage:
     _check_region(region)
-    query = WorkerQuery(status, region, include_terminated, limit, next_token)
+    query = WorkerQuery(status, region, include_terminated == "true", limit, next_token)
     page = svc.list_workers(deps.ports().workers, query)
     return WorkerPage(items=[WorkerView.of(w) for w in page.items], next_token=page.next_token)
 
@@ -132,14 +140,22 @@ def terminate_worker(worker_id: str) -> WorkerView:
 
 
 @router.delete("/workers/<worker_id>", middlewares=[ADMIN], summary="Delete the record")
-def delete_worker(worker_id: str, terminate_instance: Annotated[bool, Query()] = True) -> WorkerView:
+def delete_worker(worker_id: str, terminate_instance: Annotated[QueryBool, Query()] = "true") -> WorkerDeleted:
     """`terminate_instance=true` (default) terminates the instance first; `false` releases it
-    (removes the ManagedBy/WorkerId tags) and keeps it running outside the product."""
-    worker = svc.delete_worker(deps.ports(), worker_id, terminate_instance=terminate_instance, now=deps.now())
-    left = licences.forget_deleted_worker(deps.labs().labs, deps.licences().tokens, worker.worker_id)
+    (removes the ManagedBy/WorkerId tags) and keeps it running outside the product. The answer
+    says what happened to the instance, with the record as it was."""
+    deletion = svc.delete_worker(
+        deps.ports(), worker_id, terminate_instance=terminate_instance == "true", now=deps.now()
+    )
+    left = licences.forget_deleted_worker(deps.labs().labs, deps.licences().tokens, deletion.worker_id)
     if left:
-        logger.warning("worker deleted; some of its data was left behind", worker_id=worker.worker_id, left=left)
-    return WorkerView.of(worker)
+        logger.warning("worker deleted; some of its data was left behind", worker_id=deletion.worker_id, left=left)
+    return WorkerDeleted(
+        worker_id=deletion.worker_id,
+        record="deleted",
+        instance=deletion.instance,
+        worker=WorkerView.of(deletion.worker),
+    )
 
 
 @router.post("/workers/<worker_id>/refresh", middlewares=[OPERATOR], summary="Collect this worker now")
@@ -155,8 +171,11 @@ def refresh_worker(worker_id: str) -> WorkerView:
 
 
 @router.get("/workers/<worker_id>/metrics", middlewares=[VIEWER], summary="The worker's recent time series")
-def worker_metrics(worker_id: str, hours: Annotated[int, Query(ge=1, le=168)] = 6) -> MetricSeries:
-    """CPU, memory, running labs and nodes per collection, kept for METRICS_SAMPLE_TTL_HOURS."""
+def worker_metrics(
+    worker_id: str, hours: Annotated[int, Query(ge=1, le=RETENTION_HOURS)] = min(6, RETENTION_HOURS)
+) -> MetricSeries:
+    """CPU, memory, running labs and nodes per collection, kept for METRICS_SAMPLE_TTL_HOURS
+    (more `hours` than that is a 422 naming `hours`)."""
     worker = svc.get_worker(deps.ports().workers, worker_id)
     since = deps.now() - timedelta(hours=hours)
     samples = deps.collect_ports().samples.recent(worker.worker_id, since=since)
