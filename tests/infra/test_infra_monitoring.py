@@ -199,3 +199,16 @@ def test_monitoring_covers_what_other_constructs_add_and_subscribes_the_alarm_em
         "email",
         "ops@example.com",
     )
+
+
+def test_every_stream_consumer_of_the_template_has_an_iterator_age_alarm(resources, alarms):
+    # The broadcaster (DynamoDB streams of workers and labs) and any later stream consumer.
+    consumers = sorted(
+        {
+            str(m["Properties"]["FunctionName"])
+            for m in of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+            if "StartingPosition" in m["Properties"]
+        }
+    )
+    assert consumers, "the live-updates broadcaster reads the table streams"
+    assert sorted(set(map(str, _watched(alarms, "AWS/Lambda", "IteratorAge", "FunctionName")))) == consumers
