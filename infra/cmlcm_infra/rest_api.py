@@ -20,6 +20,28 @@ from cmlcm_infra.nag import acknowledge
 #: Paths answered without a token (GET only): liveness probes and the API description.
 PUBLIC_PATHS = ("health", "openapi.json")
 
+#: What API Gateway answers itself, before the function runs, in the API's one error shape
+#: `{error, message, field}` (the function's `ErrorBody`; the local gateway answers 401 alike):
+#: response type → (status, error code, field, extra headers). MISSING_AUTHENTICATION_TOKEN is
+#: what API Gateway says for a method a resource lacks; with `ANY` on every other resource that
+#: is only another method on the public GET paths, so it is the 405 the function would give.
+GATEWAY_RESPONSES: dict[str, tuple[str | None, str, str | None, dict[str, str]]] = {
+    "UNAUTHORIZED": ("401", "Unauthorized", None, {"WWW-Authenticate": "'Bearer'"}),
+    "ACCESS_DENIED": ("403", "Forbidden", None, {}),
+    "MISSING_AUTHENTICATION_TOKEN": ("405", "MethodNotAllowed", None, {"Allow": "'GET'"}),
+    "REQUEST_TOO_LARGE": ("413", "PayloadTooLarge", "body", {}),
+    "THROTTLED": ("429", "Throttled", None, {}),
+    "DEFAULT_4XX": (None, "BadRequest", None, {}),
+    "DEFAULT_5XX": (None, "GatewayError", None, {}),
+}
+
+
+def error_template(code: str, field: str | None) -> str:
+    """The body template of a gateway response: `$context.error.messageString` is already a
+    quoted JSON string."""
+    field_json = "null" if field is None else f'"{field}"'
+    return f'{{"error": "{code}", "message": $context.error.messageString, "field": {field_json}}}'
+
 
 class RestApi(Construct):
     """REST API: `{proxy+}` (any method, Cognito) plus the public GET paths."""
@@ -110,6 +132,16 @@ class RestApi(Construct):
                     f"GET /{path} is public on purpose: health probes and API clients/doc viewers "
                     "call it without a token; it returns no fleet data and the stage throttling applies.",
                 )
+
+        # Answers API Gateway gives itself (no token, too large, throttled, ...): the error shape too.
+        for response_type, (status, code, field, headers) in GATEWAY_RESPONSES.items():
+            self.api.add_gateway_response(
+                f"{response_type.title().replace('_', '')}Response",
+                type=apigw.ResponseType.of(response_type),
+                status_code=status,
+                response_headers=headers or None,
+                templates={"application/json": error_template(code, field)},
+            )
 
         # The stack exports the URL under a stable name (RestApiUrl); drop the hashed duplicate.
         self.api.node.try_remove_child("Endpoint")

@@ -11,7 +11,7 @@ import pytest
 from cmlcm.adapters.memory import InMemoryWorkerRepository
 from cmlcm.domain.cml import CmlReading
 from cmlcm.domain.errors import ExternalServiceError, TransientAwsError
-from cmlcm.domain.workers import ServiceStatus, Worker, WorkerStatus
+from cmlcm.domain.workers import ServiceStatus, Worker, WorkerError, WorkerStatus
 from cmlcm.ports import BulkResult, InstanceInfo, InstanceUsage
 from cmlcm.services.collect import CollectPorts, Observation, collect, observe
 
@@ -196,6 +196,22 @@ def test_observe_is_pure_and_returns_the_same_worker_when_nothing_changed():
     assert once.service_status == ServiceStatus.BOOTING and once.updated_at == NOW
     again = observe(once, observation, now=NOW + timedelta(minutes=5))
     assert again is once
+
+
+def test_a_clean_reading_keeps_a_compensated_workers_fault_and_clears_its_own():
+    # Given a worker the saga compensated (FAILED, the saga's fault in last_error)
+    repo, _ = _fleet(1)
+    failed = repo.get("w-0000").fail(step="wait_cml_ready", kind="Timeout", message="CML never came up", now=NOW)
+    clean = Observation(
+        instance=InstanceInfo(failed.instance_id, "running"), reading=CmlReading(version="2.9.0", ready=True)
+    )
+    # When the next collection reads it cleanly, then the saga's fault is still what the record says
+    after = observe(failed, clean, now=NOW + timedelta(minutes=5))
+    assert after.last_error == failed.last_error and after.last_error.source == "provisioning"
+    # But a fault collection recorded itself is cleared by a clean reading
+    cml_fault = WorkerError(source="cml", kind="unreachable", message="no answer", at=NOW)
+    running = repo.get("w-0000").record_error(cml_fault)
+    assert observe(running, clean, now=NOW + timedelta(minutes=5)).last_error is None
 
 
 def test_missing_instance_is_an_error_not_a_status_change():

@@ -263,6 +263,16 @@ def test_resume_twice_is_refused():
         resumed.observe_ec2_state("stopped", now=T2).resume(now=T2)
 
 
+@pytest.mark.parametrize("paused_first", [True, False])
+def test_resume_of_a_terminated_worker_says_terminated(paused_first):
+    # Given a terminated worker, paused before or never paused
+    base = worker().pause(now=T1, reason="idle") if paused_first else worker()
+    terminated = base.model_copy(update={"status": S.TERMINATED})
+    # When it is resumed, then the refusal names its status, not "not paused"
+    with pytest.raises(IllegalTransition, match="from terminated to starting"):
+        terminated.resume(now=T2)
+
+
 def test_resume_while_the_pause_is_still_stopping_is_refused():
     with pytest.raises(IllegalTransition, match="from stopping to starting"):
         worker().pause(now=T1, reason="idle").resume(now=T2)

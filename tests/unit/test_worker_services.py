@@ -234,6 +234,8 @@ def test_delete_terminates_the_instance_then_removes_the_record_and_releases_the
     world.add(S.RUNNING)
     deleted = svc.delete_worker(world.ports, "w-1", terminate_instance=True, now=NOW)
     assert deleted.worker_id == "w-1" and world.ec2.calls == [("terminate", [IID])]
+    # and it says what happened: the record as it was, the instance terminating
+    assert deleted.instance == "terminating" and deleted.worker.status == S.RUNNING
     assert world.released == ["cml-1"]
     with pytest.raises(NotFound):
         world.repo.get("w-1")
@@ -241,8 +243,9 @@ def test_delete_terminates_the_instance_then_removes_the_record_and_releases_the
 
 def test_delete_without_terminating_releases_the_instance_from_the_product(world):
     world.add(S.RUNNING)
-    svc.delete_worker(world.ports, IID, terminate_instance=False, now=NOW)
+    deleted = svc.delete_worker(world.ports, IID, terminate_instance=False, now=NOW)
     assert world.ec2.calls == [("set_tags", (IID, {}, ["ManagedBy", "WorkerId"]))]
+    assert deleted.instance == "released"
     assert world.repo.active_ids() == []
 
 

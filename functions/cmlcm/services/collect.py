@@ -132,6 +132,10 @@ def _licence(current: Licence | None, reading: CmlReading | None, now: datetime)
     )
 
 
+#: The `WorkerError.source`s a collection records, and so may clear when it reads cleanly.
+COLLECTION_SOURCES = frozenset({"ec2", "cloudwatch", "cml"})
+
+
 def observe(worker: Worker, observation: Observation, *, now: datetime) -> Worker:
     """The worker after this cycle's observation: pure, and equal to `worker` when nothing
     but the collection time differs (so unchanged workers are not written)."""
@@ -179,6 +183,10 @@ def observe(worker: Worker, observation: Observation, *, now: datetime) -> Worke
         and worker.last_error is not None
         and (worker.last_error.model_dump(exclude={"at"}) == error.model_dump(exclude={"at"}))
     ):
+        error = worker.last_error
+    # A clean reading clears only the faults collection records itself; the saga's (a
+    # compensated worker), the reconciler's and a licence's stay until their owner moves on.
+    if error is None and worker.last_error is not None and worker.last_error.source not in COLLECTION_SOURCES:
         error = worker.last_error
     candidate = updated.model_copy(
         update={
