@@ -72,8 +72,50 @@ def dynamo_ports(aws: None) -> WorkerPorts:
     )
 
 
+_DOCUMENT: dict[str, Any] = {}
+
+
+def check_against_the_document(method: str, path: str, response: dict[str, Any]) -> None:
+    """Every answer the integration tests get must be one the OpenAPI document promises: a
+    documented status of the operation (405 for another method) and a JSON body valid against
+    its schema (the same check schemathesis makes, for the responses the tests provoke)."""
+    import re
+
+    from jsonschema import Draft202012Validator
+
+    from cmlcm.handlers.api import app as api_app
+
+    if not _DOCUMENT:
+        _DOCUMENT.update(api_app.openapi_document())
+    status = str(response["statusCode"])
+    operation = None
+    for template, operations in _DOCUMENT["paths"].items():
+        pattern = "^" + re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(template)) + "$"
+        if re.match(pattern, path) and method.lower() in operations:
+            operation = operations[method.lower()]
+            if "{" not in template:
+                break
+    body = response.get("body") or ""
+    if operation is None or status not in operation["responses"]:
+        # no such operation: the API's 404/405 in the error shape
+        assert status in ("404", "405") or operation is not None, f"{method} {path}: {status} is not documented"
+        assert status in ("404", "405"), f"{method} {path}: {status} is not documented"
+        schema: dict[str, Any] = {"$ref": "#/components/schemas/Error"}
+    else:
+        content = operation["responses"][status].get("content") or {}
+        if "application/json" not in content:
+            return
+        schema = content["application/json"]["schema"]
+    if not body:
+        return
+    validator = Draft202012Validator({**schema, "components": _DOCUMENT["components"]})
+    errors = [e.message for e in validator.iter_errors(json.loads(body))]
+    assert not errors, f"{method} {path} {status}: the body breaks the document: {errors[:3]}"
+
+
 class Api:
-    """Calls the real API handler with API Gateway events, as a given role."""
+    """Calls the real API handler with API Gateway events, as a given role; every answer is
+    checked against the OpenAPI document."""
 
     def __init__(self) -> None:
         from cmlcm.handlers.api import app as api_app
@@ -93,6 +135,7 @@ class Api:
         claims = DEV_USERS[role] if role else None
         event = rest_event(method, path, body=body, query=query, headers=headers, claims=claims)
         response = self._handler(event, FakeLambdaContext("api"))
+        check_against_the_document(method, path, response)
         payload = response.get("body")
         try:
             payload = json.loads(payload) if payload else None
