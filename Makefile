@@ -11,7 +11,7 @@ NODE_STAMP := node_modules/.installed-stamp
 WEB_VENDOR := web/assets/vendor
 WEB_STAMP := $(WEB_VENDOR)/.copied-stamp
 
-.PHONY: local test lint deps web synth deploy bench bench-dashboard clean
+.PHONY: local test lint deps web synth deploy bench bench-broadcast bench-dashboard clean
 
 $(PY_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ deploy: deps
 
 bench: $(PY_STAMP)
 	$(PY) benchmarks/collect_fleet.py
+	$(PY) benchmarks/broadcast_fanout.py
+
+# The live-update fan-out alone (1000 connections, 100 workers, one collection cycle per batch).
+bench-broadcast: $(PY_STAMP)
+	$(PY) benchmarks/broadcast_fanout.py $(ARGS)
 
 bench-dashboard: $(PY_STAMP) web
 	$(PY) benchmarks/dashboard_first_render.py

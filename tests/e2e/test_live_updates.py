@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -34,7 +35,7 @@ def _reset_caches() -> None:
     get_settings.cache_clear()
     wiring.reset()
     reset_clients()
-    for cached in (ws.ports, broadcaster.ports, broadcaster.tables):
+    for cached in (ws.ports, broadcaster.tables):
         cached.cache_clear()
 
 
@@ -148,6 +149,7 @@ def test_a_subscriber_sees_its_worker_stop_and_others_see_nothing_of_it(local: L
         assert stopping["topic"] == f"workers/{a['worker_id']}"
         assert stopping["detail"]["old"] == "running" and stopping["detail"]["new"] == "stopping"
         assert stopping["data"]["worker_id"] == a["worker_id"] and stopping["data"]["status"] == "stopping"
+        assert stopping["detail"]["cause"] == {"kind": "user", "by": "operator@example.com"}
 
         # EC2 reports the instance stopped; the next observation of it records that.
         assert httpx.post(f"{local.base_url}/_local/jobs/collect_metrics", timeout=120).json()["status"] == "SUCCEEDED"
@@ -155,6 +157,7 @@ def test_a_subscriber_sees_its_worker_stop_and_others_see_nothing_of_it(local: L
             watcher_a, lambda m: m["type"] == "worker.status_changed" and m["detail"]["new"] == "stopped", timeout=15
         )
         assert stopped["detail"]["old"] == "stopping" and stopped["data"]["status"] == "stopped"
+        assert stopped["detail"]["cause"]["kind"] in ("collector", "ec2_event")
 
         about_a = [m for m in _drain(watcher_b) if a["worker_id"] in json.dumps(m)]
         assert about_a == []
@@ -191,3 +194,46 @@ def test_a_client_whose_disconnect_was_lost_is_cleaned_up_on_the_next_fanout(loc
             time.sleep(0.1)
         assert lost_id not in store.subscribers(topic)
         assert store.get(lost_id) is None
+
+
+def test_a_create_is_watched_live_from_pending_to_running_through_its_steps(local: LocalRuntime):
+    admin = {"Authorization": "Bearer dev-admin"}
+    # The scheduler loop is off here: give the new instance its simulated CML as its tick would.
+    done = threading.Event()
+
+    def simulate_fleet() -> None:
+        while not done.wait(0.5):
+            local.sync_simulated_fleet(boot_seconds=1)
+
+    threading.Thread(target=simulate_fleet, daemon=True).start()
+    try:
+        with _ws(local) as fleet_watcher:
+            _subscribe(fleet_watcher, "fleet")
+            created = httpx.post(
+                f"{local.base_url}/workers",
+                headers={**admin, "Idempotency-Key": "live-create-0001"},
+                json={"name": "live-lab", "region": "us-east-1"},
+                timeout=30,
+            )
+            assert created.status_code == 202, created.text
+            worker_id = created.json()["worker"]["worker_id"]
+            mine = lambda m: m.get("data", {}).get("worker_id") == worker_id  # noqa: E731
+            first, _ = _until(fleet_watcher, lambda m: mine(m) and m["type"] == "worker.created", timeout=15)
+            assert first["data"]["status"] == "pending"
+            running, seen = _until(
+                fleet_watcher,
+                lambda m: mine(m) and m["type"] == "worker.status_changed" and m["detail"]["new"] == "running",
+                timeout=90,
+            )
+            assert running["detail"]["cause"] == {"kind": "saga", "by": "mark_running"}
+            ours = [m for m in seen if mine(m)]
+            statuses = [(m["detail"]["old"], m["detail"]["new"]) for m in ours if m["type"] == "worker.status_changed"]
+            assert statuses[0] == ("pending", "provisioning")
+            steps = [m["detail"]["step"] for m in ours if m["type"] == "worker.provisioning_step"]
+            # Writes of one stream batch coalesce (a busy machine merges neighbouring steps), so the
+            # steps seen are some of the saga's, in its order, each completed.
+            order = ["launch", "record_instance", "wait_running", "mark_running"]
+            assert steps and steps == sorted(steps, key=order.index)
+            assert all(m["detail"]["state"] == "completed" for m in ours if m["type"] == "worker.provisioning_step")
+    finally:
+        done.set()

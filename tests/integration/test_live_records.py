@@ -126,7 +126,7 @@ def test_the_broadcaster_turns_real_stream_records_into_events(store: DynamoConn
     enable_streams([settings.workers_table, settings.labs_table, settings.operations_table], settings.aws_region)
     poster = MemoryConnections()
     monkeypatch.setattr(wiring, "connection_poster", lambda: poster)
-    broadcaster.ports.cache_clear()
+    broadcaster.override(None)
     broadcaster.tables.cache_clear()
     seen: list[dict[str, Any]] = []
 
@@ -168,7 +168,7 @@ def test_the_broadcaster_turns_real_stream_records_into_events(store: DynamoConn
         last = json.loads(poster.sent["c-w"][-1])
         assert last["type"] == "worker.changed" and last["detail"] == {"changed": ["tags"]}
     finally:
-        broadcaster.ports.cache_clear()
+        broadcaster.override(None)
 
 
 def test_a_record_that_cannot_be_parsed_is_a_partial_batch_failure(store: DynamoConnectionStore, monkeypatch):  # noqa: ANN001
@@ -176,7 +176,7 @@ def test_a_record_that_cannot_be_parsed_is_a_partial_batch_failure(store: Dynamo
 
     poster = MemoryConnections()
     monkeypatch.setattr(wiring, "connection_poster", lambda: poster)
-    broadcaster.ports.cache_clear()
+    broadcaster.override(None)
     broadcaster.tables.cache_clear()
     settings = get_settings()
     good = {
@@ -213,4 +213,4 @@ def test_a_record_that_cannot_be_parsed_is_a_partial_batch_failure(store: Dynamo
         (message,) = [json.loads(m) for m in poster.sent["c-l"]]
         assert message["type"] == "lab.created" and message["data"]["state"] == "STARTED"
     finally:
-        broadcaster.ports.cache_clear()
+        broadcaster.override(None)

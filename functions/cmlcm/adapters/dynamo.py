@@ -115,6 +115,7 @@ class WorkerItem(Model):
     metrics = MapAttribute(null=True)
     licence = MapAttribute(null=True)
     last_error = MapAttribute(null=True)
+    last_change = MapAttribute(null=True)
     version = VersionAttribute()
 
     active_index = ActiveIndex()

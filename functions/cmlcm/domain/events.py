@@ -180,8 +180,8 @@ def coalesce(changes: Iterable[Change[T]]) -> list[Change[T]]:
     return [c for c in merged.values() if c.old is not None or c.new is not None]
 
 
-#: View fields that change on every write without being news.
-_NOISE = frozenset({"updated_at", "version", "synced_at"})
+#: View fields that change on every write (or say who wrote it) without being news themselves.
+_NOISE = frozenset({"updated_at", "version", "synced_at", "last_change"})
 
 
 def changed_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
@@ -254,6 +254,11 @@ def worker_events(change: Change[Any], rules: WorkerEventRules) -> list[DraftEve
                 {"reason": "resumed", "by": cause.get("by"), "auto": cause.get("kind") != "user"},
             )
         )
+    cause = rules.cause_of(new)
+    if cause.get("kind") == "saga" and cause.get("by"):
+        # The saga's latest step wrote this change: a create can be watched step by step.
+        state = "failed" if str(new.status) == "failed" else "completed"
+        events.append(draft("worker.provisioning_step", new_view, {"step": cause.get("by"), "state": state}))
     licence_old = _licence_progress(old)
     licence_new = _licence_progress(new)
     if licence_new is not None and licence_new != licence_old:

@@ -93,6 +93,18 @@ class WorkerError(_Value):
     at: datetime
 
 
+CauseKind = Literal["user", "saga", "collector", "idle_policy", "ec2_event", "reconciler", "schedule"]
+
+
+class ChangeCause(_Value):
+    """Who or what made a worker's latest change: a user (`by` = their name), a saga step (`by` =
+    the step), the collector, the idle policy, an EC2 state-change event, the reconciler. Live
+    events and the API show it (e.g. who stopped a worker)."""
+
+    kind: CauseKind
+    by: str | None = None
+
+
 class WorkerMetrics(_Value):
     """One collected snapshot of a worker's health and usage."""
 
@@ -176,6 +188,8 @@ class Worker(BaseModel):
     metrics: WorkerMetrics | None = None
     licence: Licence | None = None
     last_error: WorkerError | None = None
+    #: Who or what made the latest change recorded with a cause (see `ChangeCause`).
+    last_change: ChangeCause | None = None
     #: Optimistic-locking version; 0 means "never stored".
     version: int = 0
 

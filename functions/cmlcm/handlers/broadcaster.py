@@ -45,10 +45,10 @@ def _lab_view(lab: Any) -> dict[str, Any]:
 
 def cause_of(worker: Any) -> dict[str, Any]:
     """Who or what made the worker's latest change, as recorded on the worker."""
-    last = getattr(worker, "last_change", None)
-    if last is None:
+    last = worker.last_change
+    if last is None:  # written before causes were recorded, or by a path that records none
         return {"kind": "unknown", "by": None}
-    return {"kind": str(last.kind), "by": last.by}
+    return {"kind": last.kind, "by": last.by}
 
 
 @lru_cache(maxsize=1)
@@ -57,9 +57,24 @@ def tables() -> StreamTables:
     return StreamTables(settings.workers_table, settings.labs_table, settings.operations_table, settings.aws_region)
 
 
-@lru_cache(maxsize=1)
+_override: realtime.RealtimePorts | None = None
+
+
 def ports() -> realtime.RealtimePorts:
+    """The connection store and poster: real ones from the environment, unless `override` set others."""
+    return _override or _real_ports()
+
+
+@lru_cache(maxsize=1)
+def _real_ports() -> realtime.RealtimePorts:
     return realtime.RealtimePorts(connections=wiring.connection_store(), poster=wiring.connection_poster())
+
+
+def override(ports_: realtime.RealtimePorts | None) -> None:
+    """Swap the ports (tests, benchmarks); `override(None)` goes back to the real ones."""
+    global _override
+    _override = ports_
+    _real_ports.cache_clear()
 
 
 @dataclass

@@ -21,6 +21,7 @@ from cmlcm.domain.errors import ConcurrentModification, ExternalServiceError
 from cmlcm.domain.idle import decide_idle
 from cmlcm.domain.jobs import MetricSample
 from cmlcm.domain.workers import (
+    ChangeCause,
     Licence,
     ServiceStatus,
     Worker,
@@ -41,6 +42,10 @@ from cmlcm.ports import (
 )
 from cmlcm.services.licences import observed_licence, progress_licence
 from cmlcm.services.workers import mutate
+
+#: Causes recorded on what the collector writes (live events say who changed a worker).
+COLLECTOR = ChangeCause(kind="collector")
+IDLE_POLICY = ChangeCause(kind="idle_policy", by="idle policy")
 
 
 @dataclass(frozen=True)
@@ -326,7 +331,7 @@ async def collect(ports: CollectPorts, worker_ids: Sequence[str], *, now: dateti
             result.errors = dict(Counter(result.errors) + Counter({observation.error.kind: 1}))
         new = observe(worker, observation, now=now)
         if new != worker:
-            changed.append(new)
+            changed.append(new.model_copy(update={"last_change": COLLECTOR}))
     result.changed = len(changed)
     with result.phase("write"):
         saved, conflicts = await asyncio.to_thread(ports.workers.save_many, changed)
@@ -336,7 +341,7 @@ async def collect(ports: CollectPorts, worker_ids: Sequence[str], *, now: dateti
             observation = observations[stale.worker_id]
             try:
                 fresh = await asyncio.to_thread(
-                    mutate, ports.workers, stale.worker_id, lambda w, o=observation: observe(w, o, now=now)
+                    mutate, ports.workers, stale.worker_id, lambda w, o=observation: observe(w, o, now=now), COLLECTOR
                 )
             except ConcurrentModification:
                 result.failed += 1
@@ -386,10 +391,14 @@ def pause_idle(ports: CollectPorts, workers: Sequence[Worker], now: datetime) ->
             failure = result.failed.get(worker.instance_id)  # type: ignore[arg-type]
             if failure is not None:
                 error = WorkerError(source="ec2", kind=failure.code, message=failure.message, at=now)
-                paused.append(mutate(ports.workers, worker.worker_id, lambda w, e=error: w.record_error(e)))
+                paused.append(
+                    mutate(ports.workers, worker.worker_id, lambda w, e=error: w.record_error(e), IDLE_POLICY)
+                )
                 continue
             reason = decisions[worker.worker_id].reason
-            paused.append(mutate(ports.workers, worker.worker_id, lambda w, r=reason: w.pause(now=now, reason=r)))
+            paused.append(
+                mutate(ports.workers, worker.worker_id, lambda w, r=reason: w.pause(now=now, reason=r), IDLE_POLICY)
+            )
     return paused
 
 

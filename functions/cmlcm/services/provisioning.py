@@ -29,6 +29,7 @@ from cmlcm.domain.workers import (
     MANAGED_BY_TAG,
     MANAGED_BY_VALUE,
     WORKER_ID_TAG,
+    ChangeCause,
     Worker,
     WorkerStatus,
     worker_status_from_ec2,
@@ -191,7 +192,10 @@ def create_worker(
         # Nothing was launched: the worker fails here and keeps its name until deleted.
         fault = exc  # bound by name: the closure below must not see the except-clause variable
         mutate(
-            ports.workers, worker_id, lambda w: w.fail(step="start", kind=fault.code, message=fault.message, now=now)
+            ports.workers,
+            worker_id,
+            lambda w: w.fail(step="start", kind=fault.code, message=fault.message, now=now),
+            saga_step("start"),
         )
         raise
     return Created(worker, execution_arn)
@@ -200,13 +204,21 @@ def create_worker(
 # --- saga steps (one Lambda task each) ---
 
 
+def saga_step(step: str) -> ChangeCause:
+    """The cause recorded on a worker by a saga step (live `worker.provisioning_step` events)."""
+    return ChangeCause(kind="saga", by=step)
+
+
 def launch(ports: ProvisionPorts, worker_id: str, *, now: datetime) -> InstanceInfo:
     """PENDING → PROVISIONING, then RunInstances with ClientToken = worker id (a retry returns
     the same instance)."""
     worker = ports.workers.get(worker_id)
     if worker.status == WorkerStatus.PENDING:
         worker = mutate(
-            ports.workers, worker_id, lambda w: w.transition(WorkerStatus.PROVISIONING, now=now, reason="launching")
+            ports.workers,
+            worker_id,
+            lambda w: w.transition(WorkerStatus.PROVISIONING, now=now, reason="launching"),
+            saga_step("launch"),
         )
     elif worker.status != WorkerStatus.PROVISIONING:
         raise IllegalTransition(f"worker {worker_id} is {worker.status.value}, not pending", field="status")
@@ -230,6 +242,7 @@ def record_instance(ports: ProvisionPorts, worker_id: str, instance_id: str, *, 
         ports.workers,
         worker_id,
         lambda w: w if w.instance_id == instance_id else w.touch(now, instance_id=instance_id),
+        saga_step("record_instance"),
     )
 
 
@@ -244,6 +257,7 @@ def instance_state(ports: ProvisionPorts, worker_id: str, instance_id: str, *, n
         ports.workers,
         worker_id,
         lambda w: w.observe_ec2_state(found.state, now=now, public_ip=found.public_ip, private_ip=found.private_ip),
+        saga_step("wait_running"),
     )
     return found.state
 
@@ -271,6 +285,7 @@ def mark_running(ports: ProvisionPorts, worker_id: str, *, now: datetime) -> Wor
         lambda w: (
             w if w.status == WorkerStatus.RUNNING else w.transition(WorkerStatus.RUNNING, now=now, reason="provisioned")
         ),
+        saga_step("mark_running"),
     )
 
 
@@ -309,6 +324,7 @@ def compensate(
         lambda w: (w if w.instance_id or not instance_id else w.touch(now, instance_id=instance_id)).fail(
             step=step, kind=error, message=cause, now=now
         ),
+        saga_step("compensate"),
     )
     return Compensation(worker_id, terminated, updated.status)
 
@@ -320,6 +336,7 @@ def mark_for_reconciler(ports: ProvisionPorts, worker_id: str, *, step: str, err
         ports.workers,
         worker_id,
         lambda w: w.fail(step=step, kind=error, message="compensation failed; left to the reconciler", now=now),
+        saga_step("mark_for_reconciler"),
     )
 
 

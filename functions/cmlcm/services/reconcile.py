@@ -17,10 +17,12 @@ from datetime import datetime
 from typing import Literal
 
 from cmlcm.domain.errors import ExternalServiceError
-from cmlcm.domain.workers import MANAGED_BY_TAG, MANAGED_BY_VALUE, WORKER_ID_TAG, Worker, WorkerStatus
+from cmlcm.domain.workers import MANAGED_BY_TAG, MANAGED_BY_VALUE, WORKER_ID_TAG, ChangeCause, Worker, WorkerStatus
 from cmlcm.ports import WorkerQuery, WorkerRepository
 from cmlcm.services import provisioning
 from cmlcm.services.workers import mutate
+
+RECONCILER = ChangeCause(kind="reconciler", by="reconciler")
 
 FindingKind = Literal["unrecorded_instance", "failed_with_live_instance", "vanished_instance"]
 
@@ -86,7 +88,7 @@ def reconcile(
             continue
         for worker in regional:
             if worker.instance_id not in known:
-                mutate(ports.workers, worker.worker_id, lambda w: w.instance_vanished(now=now))
+                mutate(ports.workers, worker.worker_id, lambda w: w.instance_vanished(now=now), RECONCILER)
                 findings.append(
                     Finding(
                         "vanished_instance",

@@ -17,6 +17,7 @@ from cmlcm.domain.workers import (
     MANAGED_BY_VALUE,
     RESERVED_TAGS,
     WORKER_ID_TAG,
+    ChangeCause,
     Worker,
     WorkerError,
     WorkerStatus,
@@ -25,6 +26,8 @@ from cmlcm.ports import Ec2Port, Page, SettingsRepository, WorkerQuery, WorkerRe
 
 #: Attempts of read-modify-write before a 409 ConcurrentModification reaches the caller.
 LOCK_ATTEMPTS = 5
+#: A user command whose caller is not known (the API passes the caller's name).
+USER = ChangeCause(kind="user")
 
 
 @dataclass(frozen=True)
@@ -52,13 +55,21 @@ def get_worker(repo: WorkerRepository, key: str) -> Worker:
     return repo.get(key)
 
 
-def mutate(repo: WorkerRepository, worker_id: str, change: Callable[[Worker], Worker]) -> Worker:
-    """Read, apply `change`, save with optimistic locking; re-read and re-apply on a lost race."""
+def mutate(
+    repo: WorkerRepository,
+    worker_id: str,
+    change: Callable[[Worker], Worker],
+    cause: ChangeCause | None = None,
+) -> Worker:
+    """Read, apply `change`, save with optimistic locking; re-read and re-apply on a lost race.
+    A change that changes something is recorded with its `cause` (when given)."""
     for _ in range(LOCK_ATTEMPTS):
         current = repo.get(worker_id)
         updated = change(current)
         if updated == current:
             return current
+        if cause is not None:
+            updated = updated.model_copy(update={"last_change": cause})
         try:
             return repo.save(updated)
         except ConcurrentModification:
@@ -74,9 +85,11 @@ def _require_instance(worker: Worker) -> str:
     return worker.instance_id
 
 
-def _record_aws_failure(ports: WorkerPorts, worker: Worker, exc: ExternalServiceError, now: datetime) -> None:
+def _record_aws_failure(
+    ports: WorkerPorts, worker: Worker, exc: ExternalServiceError, now: datetime, cause: ChangeCause = USER
+) -> None:
     error = WorkerError(source="ec2", kind=exc.code, message=exc.message, at=now)
-    mutate(ports.workers, worker.worker_id, lambda w: w.record_error(error))
+    mutate(ports.workers, worker.worker_id, lambda w: w.record_error(error), cause)
 
 
 def _ec2_command(
@@ -85,6 +98,7 @@ def _ec2_command(
     now: datetime,
     change: Callable[[Worker], Worker],
     action: Callable[[Ec2Port, str], object],
+    cause: ChangeCause = USER,
 ) -> Worker:
     worker = get_worker(ports.workers, key)
     change(worker)  # raises IllegalTransition before anything is touched
@@ -92,51 +106,56 @@ def _ec2_command(
     try:
         result = action(ports.ec2_for(worker.region), instance_id)
     except ExternalServiceError as exc:
-        _record_aws_failure(ports, worker, exc, now)
+        _record_aws_failure(ports, worker, exc, now, cause)
         raise
     failed = getattr(result, "failed", {})
     if instance_id in failed:
         exc = failed[instance_id]
-        _record_aws_failure(ports, worker, exc, now)
+        _record_aws_failure(ports, worker, exc, now, cause)
         raise exc
-    return mutate(ports.workers, worker.worker_id, lambda w: change(w).model_copy(update={"last_error": None}))
+    return mutate(ports.workers, worker.worker_id, lambda w: change(w).model_copy(update={"last_error": None}), cause)
 
 
-def start_worker(ports: WorkerPorts, key: str, now: datetime) -> Worker:
+def start_worker(ports: WorkerPorts, key: str, now: datetime, cause: ChangeCause = USER) -> Worker:
     return _ec2_command(
         ports,
         key,
         now,
         lambda w: w.transition(WorkerStatus.STARTING, now=now, reason="start requested"),
         lambda ec2, iid: ec2.start([iid]),
+        cause,
     )
 
 
-def stop_worker(ports: WorkerPorts, key: str, now: datetime) -> Worker:
+def stop_worker(ports: WorkerPorts, key: str, now: datetime, cause: ChangeCause = USER) -> Worker:
     return _ec2_command(
         ports,
         key,
         now,
         lambda w: w.transition(WorkerStatus.STOPPING, now=now, reason="stop requested"),
         lambda ec2, iid: ec2.stop([iid]),
+        cause,
     )
 
 
-def pause_worker(ports: WorkerPorts, key: str, now: datetime, reason: str) -> Worker:
-    return _ec2_command(ports, key, now, lambda w: w.pause(now=now, reason=reason), lambda ec2, iid: ec2.stop([iid]))
+def pause_worker(ports: WorkerPorts, key: str, now: datetime, reason: str, cause: ChangeCause = USER) -> Worker:
+    return _ec2_command(
+        ports, key, now, lambda w: w.pause(now=now, reason=reason), lambda ec2, iid: ec2.stop([iid]), cause
+    )
 
 
-def resume_worker(ports: WorkerPorts, key: str, now: datetime) -> Worker:
-    return _ec2_command(ports, key, now, lambda w: w.resume(now=now), lambda ec2, iid: ec2.start([iid]))
+def resume_worker(ports: WorkerPorts, key: str, now: datetime, cause: ChangeCause = USER) -> Worker:
+    return _ec2_command(ports, key, now, lambda w: w.resume(now=now), lambda ec2, iid: ec2.start([iid]), cause)
 
 
-def terminate_worker(ports: WorkerPorts, key: str, now: datetime) -> Worker:
+def terminate_worker(ports: WorkerPorts, key: str, now: datetime, cause: ChangeCause = USER) -> Worker:
     return _ec2_command(
         ports,
         key,
         now,
         lambda w: w.transition(WorkerStatus.TERMINATING, now=now, reason="terminate requested"),
         lambda ec2, iid: ec2.terminate([iid]),
+        cause,
     )
 
 
@@ -190,6 +209,7 @@ def update_tags(
     tags: dict[str, str | None],
     mode: Literal["merge", "replace"],
     now: datetime,
+    cause: ChangeCause = USER,
 ) -> Worker:
     """Edit user tags on the record and on the instance (reserved tags are refused)."""
     worker = get_worker(ports.workers, key)
@@ -200,21 +220,22 @@ def update_tags(
         try:
             ports.ec2_for(worker.region).set_tags(worker.instance_id, add=added, remove=removed)
         except ExternalServiceError as exc:
-            _record_aws_failure(ports, worker, exc, now)
+            _record_aws_failure(ports, worker, exc, now, cause)
             raise
-    return mutate(ports.workers, worker.worker_id, lambda w: w.with_tags(tags, mode=mode, now=now))
+    return mutate(ports.workers, worker.worker_id, lambda w: w.with_tags(tags, mode=mode, now=now), cause)
 
 
-def set_idle_detection(ports: WorkerPorts, key: str, enabled: bool, now: datetime) -> Worker:
+def set_idle_detection(ports: WorkerPorts, key: str, enabled: bool, now: datetime, cause: ChangeCause = USER) -> Worker:
     worker = get_worker(ports.workers, key)
     return mutate(
         ports.workers,
         worker.worker_id,
         lambda w: w if w.idle_detection_enabled == enabled else w.touch(now, idle_detection_enabled=enabled),
+        cause,
     )
 
 
-def enable_detailed_monitoring(ports: WorkerPorts, key: str, now: datetime) -> Worker:
+def enable_detailed_monitoring(ports: WorkerPorts, key: str, now: datetime, cause: ChangeCause = USER) -> Worker:
     worker = get_worker(ports.workers, key)
     instance_id = _require_instance(worker)
     if worker.status == WorkerStatus.TERMINATED:
@@ -222,12 +243,13 @@ def enable_detailed_monitoring(ports: WorkerPorts, key: str, now: datetime) -> W
     try:
         ports.ec2_for(worker.region).enable_detailed_monitoring(instance_id)
     except ExternalServiceError as exc:
-        _record_aws_failure(ports, worker, exc, now)
+        _record_aws_failure(ports, worker, exc, now, cause)
         raise
     return mutate(
         ports.workers,
         worker.worker_id,
         lambda w: w if w.detailed_monitoring else w.touch(now, detailed_monitoring=True),
+        cause,
     )
 
 

@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
 from cmlcm.domain.errors import Forbidden
+from cmlcm.domain.workers import ChangeCause
 
 #: Routes API Gateway serves without the Cognito authorizer (the CDK stack and the local gateway
 #: both read this, so they cannot disagree).
@@ -81,3 +82,8 @@ def caller_name(event: Any) -> str | None:
     """Who is calling, for records and logs: the e-mail, else the user name, else the subject."""
     claims = caller_claims(event)
     return claims.get("email") or claims.get("cognito:username") or claims.get("sub")
+
+
+def user_cause(event: Any) -> ChangeCause:
+    """The cause recorded on a worker changed by this request: the calling user."""
+    return ChangeCause(kind="user", by=caller_name(event))

@@ -14,6 +14,7 @@ from cmlcm.domain.jobs import MetricSample
 from cmlcm.domain.settings import RegionDefaults, Settings, check_ami_id, check_instance_type
 from cmlcm.domain.workers import (
     RESERVED_TAGS,
+    ChangeCause,
     ServiceStatus,
     Worker,
     WorkerError,
@@ -95,6 +96,9 @@ class WorkerView(ApiModel):
     metrics: WorkerMetrics | None
     licence: LicenceView | None
     last_error: WorkerError | None
+    last_change: ChangeCause | None = Field(
+        default=None, description="Who or what made the latest change: kind (user, saga, collector, ...) and by"
+    )
     version: int
 
     @classmethod

@@ -12,9 +12,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 
 from cmlcm.config import get_settings
 from cmlcm.domain.errors import ValidationFailed
-from cmlcm.domain.workers import WorkerStatus
+from cmlcm.domain.workers import ChangeCause, WorkerStatus
 from cmlcm.handlers.api import deps
-from cmlcm.handlers.api.auth import Role, caller_name, requires
+from cmlcm.handlers.api.auth import Role, caller_name, requires, user_cause
 from cmlcm.handlers.api.models import (
     CreatedWorker,
     CreateWorkerRequest,
@@ -50,6 +50,11 @@ def _check_region(region: str | None) -> None:
         raise ValidationFailed(
             f"region is not supported; use one of {', '.join(get_settings().regions)}", field="region"
         )
+
+
+def _cause() -> ChangeCause:
+    """This request's caller, recorded on the worker it changes (live events show who did it)."""
+    return user_cause(router.current_event.raw_event)
 
 
 @router.get("/workers", middlewares=[VIEWER], summary="List workers (paginated)")
@@ -115,28 +120,28 @@ def import_workers(body: ImportWorkersRequest) -> ImportResult:
 
 @router.post("/workers/<worker_id>/start", middlewares=[OPERATOR], summary="Start a stopped worker")
 def start_worker(worker_id: str) -> WorkerView:
-    return WorkerView.of(svc.start_worker(deps.ports(), worker_id, deps.now()))
+    return WorkerView.of(svc.start_worker(deps.ports(), worker_id, deps.now(), _cause()))
 
 
 @router.post("/workers/<worker_id>/stop", middlewares=[OPERATOR], summary="Stop a running worker")
 def stop_worker(worker_id: str) -> WorkerView:
-    return WorkerView.of(svc.stop_worker(deps.ports(), worker_id, deps.now()))
+    return WorkerView.of(svc.stop_worker(deps.ports(), worker_id, deps.now(), _cause()))
 
 
 @router.post("/workers/<worker_id>/pause", middlewares=[OPERATOR], summary="Pause (stop, counted, with reason)")
 def pause_worker(worker_id: str, body: PauseRequest | None = None) -> WorkerView:
     reason = (body or PauseRequest()).reason
-    return WorkerView.of(svc.pause_worker(deps.ports(), worker_id, deps.now(), reason))
+    return WorkerView.of(svc.pause_worker(deps.ports(), worker_id, deps.now(), reason, _cause()))
 
 
 @router.post("/workers/<worker_id>/resume", middlewares=[OPERATOR], summary="Resume a paused worker")
 def resume_worker(worker_id: str) -> WorkerView:
-    return WorkerView.of(svc.resume_worker(deps.ports(), worker_id, deps.now()))
+    return WorkerView.of(svc.resume_worker(deps.ports(), worker_id, deps.now(), _cause()))
 
 
 @router.post("/workers/<worker_id>/terminate", middlewares=[ADMIN], summary="Terminate the instance")
 def terminate_worker(worker_id: str) -> WorkerView:
-    return WorkerView.of(svc.terminate_worker(deps.ports(), worker_id, deps.now()))
+    return WorkerView.of(svc.terminate_worker(deps.ports(), worker_id, deps.now(), _cause()))
 
 
 @router.delete("/workers/<worker_id>", middlewares=[ADMIN], summary="Delete the record")
@@ -184,17 +189,17 @@ def worker_metrics(
 
 @router.put("/workers/<worker_id>/tags", middlewares=[ADMIN], summary="Edit tags (merge or replace)")
 def update_tags(worker_id: str, body: TagsUpdate) -> WorkerView:
-    return WorkerView.of(svc.update_tags(deps.ports(), worker_id, body.tags, body.mode, deps.now()))
+    return WorkerView.of(svc.update_tags(deps.ports(), worker_id, body.tags, body.mode, deps.now(), _cause()))
 
 
 @router.put("/workers/<worker_id>/idle-detection", middlewares=[ADMIN], summary="Toggle idle detection")
 def set_idle_detection(worker_id: str, body: IdleDetectionUpdate) -> WorkerView:
-    return WorkerView.of(svc.set_idle_detection(deps.ports(), worker_id, body.enabled, deps.now()))
+    return WorkerView.of(svc.set_idle_detection(deps.ports(), worker_id, body.enabled, deps.now(), _cause()))
 
 
 @router.post("/workers/<worker_id>/monitoring", middlewares=[ADMIN], summary="Enable detailed monitoring")
 def enable_monitoring(worker_id: str) -> WorkerView:
-    return WorkerView.of(svc.enable_detailed_monitoring(deps.ports(), worker_id, deps.now()))
+    return WorkerView.of(svc.enable_detailed_monitoring(deps.ports(), worker_id, deps.now(), _cause()))
 
 
 __all__ = ["router", "view_of"]
