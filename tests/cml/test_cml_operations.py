@@ -304,3 +304,24 @@ def test_every_operation_of_the_subset_is_exercised(sim, spec):  # noqa: ANN001
     _run(sim, everything)
     missing = spec.operations() - _templates(sim, spec)
     assert not missing, f"operations without a conformance walk: {sorted(missing)}"
+
+
+def test_a_handler_that_raises_answers_cml_error_body(monkeypatch):  # noqa: ANN001
+    from cmlsim import SimulatedFleet, build_app
+
+    fleet = SimulatedFleet()
+    fleet.add("c1")
+
+    def broken(controller: Any) -> int:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(fleet, "running_nodes", broken)
+
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=build_app(fleet), raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://sim/controllers/c1/api/v0/") as http:
+            token = (await http.post("authenticate", json={"username": "admin", "password": fleet.password})).json()
+            return await http.get("system_stats", headers={"Authorization": f"Bearer {token}"})
+
+    answer = asyncio.run(go())
+    assert answer.status_code == 500 and answer.json() == {"code": 500, "description": "Internal Server Error"}
