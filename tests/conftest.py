@@ -29,16 +29,15 @@ from typing import Any  # noqa: E402
 import pytest  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from cmlcm import wiring  # noqa: E402
 from cmlcm.adapters.aws import reset_clients  # noqa: E402
-from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository, create_tables  # noqa: E402
+from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository  # noqa: E402
 from cmlcm.adapters.ec2 import Ec2Gateway  # noqa: E402
-from cmlcm.adapters.labs_repo import create_labs_table  # noqa: E402
-from cmlcm.adapters.operations import DynamoReservations, create_metrics_table  # noqa: E402
+from cmlcm.adapters.operations import DynamoReservations  # noqa: E402
 from cmlcm.config import get_settings  # noqa: E402
 from cmlcm.services.workers import WorkerPorts  # noqa: E402
 from cmlcm_local import moto_ec2_glue, moto_glue  # noqa: E402
 from cmlcm_local.events import DEV_USERS, FakeLambdaContext, rest_event  # noqa: E402
+from cmlcm_local.seed import fresh_backend  # noqa: E402
 
 moto_glue.install()
 moto_ec2_glue.install()
@@ -48,15 +47,9 @@ NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 @pytest.fixture
 def aws() -> Iterator[None]:
-    """A fresh moto account with the product's tables."""
-    get_settings.cache_clear()
+    """A fresh moto account with the product's tables and bucket."""
     with mock_aws():
-        reset_clients()
-        wiring.reset()
-        settings = get_settings()
-        create_tables(settings.workers_table, settings.operations_table, settings.aws_region)
-        create_metrics_table(settings.metrics_table, settings.aws_region)
-        create_labs_table(settings.labs_table, settings.aws_region)
+        fresh_backend()  # the same tables (and the collect-runs bucket) as local mode
         yield
     reset_clients()
 

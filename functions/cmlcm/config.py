@@ -22,6 +22,8 @@ class FunctionSettings(BaseSettings):
     labs_table: str = Field(default="cmlcm-labs", alias="LABS_TABLE")
     operations_table: str = Field(default="cmlcm-operations", alias="OPERATIONS_TABLE")
     metrics_table: str = Field(default="cmlcm-metrics", alias="METRICS_TABLE")
+    #: A collection run's batches and outcomes (the Distributed Map reads the batches from here).
+    collect_runs_bucket: str = Field(default="cmlcm-collect-runs", alias="COLLECT_RUNS_BUCKET")
     #: Regions the fleet may live in; requests naming another region are rejected (422).
     supported_regions: str = Field(default="us-east-1,us-west-2,eu-west-1", alias="SUPPORTED_REGIONS")
     #: Secrets Manager secret (JSON {"username","password"}) with the CML admin credentials.

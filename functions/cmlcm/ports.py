@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from cmlcm.domain.cml import CmlReading
 from cmlcm.domain.jobs import JobHeartbeat, MetricSample
@@ -187,6 +187,21 @@ class JobRepository(Protocol):
 
     def release_lease(self, job: str, run_id: str) -> None:
         """Give the lease back if `run_id` still holds it (a later run's lease is left alone)."""
+
+
+class CollectRuns(Protocol):
+    """Where a collection run keeps its batches and their outcomes (not in the state's payload)."""
+
+    def put_batches(self, run: str, batches: Sequence[Sequence[str]]) -> str:
+        """Store the run's batches of worker ids; returns the key the Map's ItemReader reads."""
+
+    def batches(self, run: str) -> list[list[str]]: ...
+
+    def put_result(self, run: str, index: int, outcome: dict[str, Any]) -> None:
+        """Store batch `index`'s outcome (a retried batch overwrites its own)."""
+
+    def results(self, run: str) -> dict[int, dict[str, Any]]:
+        """Every stored outcome of the run, by batch index."""
 
 
 # --- labs and licences (one worker's CML controller, driven from the API) ---

@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from cmlcm.adapters.cloudwatch import CloudWatchGateway
+from cmlcm.adapters.collect_runs import S3CollectRuns
 from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository
 from cmlcm.adapters.ec2 import Ec2Gateway
 from cmlcm.adapters.operations import (
@@ -140,6 +141,12 @@ def licence_ports() -> LicencePorts:
 
 
 @lru_cache(maxsize=1)
+def collect_runs() -> S3CollectRuns:
+    settings = get_settings()
+    return S3CollectRuns(settings.collect_runs_bucket, settings.aws_region)
+
+
+@lru_cache(maxsize=1)
 def schedules() -> EventBridgeSchedules:
     settings = get_settings()
     names = {COLLECT_JOB: settings.collect_schedule_name, RECONCILE_JOB: settings.reconcile_schedule_name}
@@ -185,6 +192,7 @@ def reset() -> None:
         collect_ports,
         provision_ports,
         schedules,
+        collect_runs,
         lab_ports,
         licence_ports,
         connection_store,

@@ -14,6 +14,7 @@ from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 
 from cmlcm_infra.nag import acknowledge, arn_finding
@@ -238,3 +239,21 @@ def _has_indexes(table: dynamodb.Table) -> bool:
     cfn = table.node.default_child
     stack = Stack.of(table)
     return bool(stack.resolve(cfn.global_secondary_indexes) or stack.resolve(cfn.local_secondary_indexes))
+
+
+def grant_objects(grantee: iam.IGrantable, bucket: s3.IBucket, actions: list[str], key_pattern: str) -> None:
+    """Exactly `actions` (no `s3:Abort*`-style wildcards) on the objects of `bucket` matching `key_pattern`."""
+    grantee.grant_principal.add_to_principal_policy(
+        iam.PolicyStatement(actions=actions, resources=[bucket.arn_for_objects(key_pattern)])
+    )
+
+
+def grant_list(grantee: iam.IGrantable, bucket: s3.IBucket, prefix: str) -> None:
+    """s3:ListBucket on `bucket`, for keys under `prefix` only."""
+    grantee.grant_principal.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["s3:ListBucket"],
+            resources=[bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [prefix]}},
+        )
+    )

@@ -15,11 +15,14 @@ from constructs import Construct
 
 from cmlcm_infra.data import Data
 from cmlcm_infra.functions import Functions
+from cmlcm_infra.nag import acknowledge, arn_finding
 from cmlcm_infra.permissions import (
     grant_ec2_describe,
     grant_instance_actions,
     grant_launch,
+    grant_list,
     grant_metrics_read,
+    grant_objects,
     grant_secret_value,
     grant_table_data,
 )
@@ -55,6 +58,7 @@ class TaskFunctions(Construct):
         credentials: secretsmanager.ISecret,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.collect_runs = data.collect_runs
 
         # Plan: the active worker ids (active-index query), the settings (operations table),
         # the job heartbeat's start (operations table).
@@ -66,6 +70,16 @@ class TaskFunctions(Construct):
             timeout=STEP_TIMEOUT,
         )
         grant_table_data(self.collect_plan, read=[data.workers], read_write=[data.operations])
+        grant_objects(
+            self.collect_plan, data.collect_runs, ["s3:PutObject"], "runs/*/batches.json"
+        )  # the run's batches
+        acknowledge(
+            self.collect_plan.role,
+            "AwsSolutions-IAM5",
+            "Each collection run writes its own batches object, named after the execution: the key's "
+            "run segment cannot be known in advance. Only that object name, in the collect-runs bucket.",
+            findings=[arn_finding(data.collect_runs, "/runs/*/batches.json")],
+        )
 
         # Batch: EC2 + CloudWatch + CML per batch, changed workers and samples written; idle
         # workers paused with one StopInstances (the idle policy reads the settings).
@@ -80,6 +94,16 @@ class TaskFunctions(Construct):
             timeout=BATCH_TIMEOUT,
         )
         grant_table_data(self.collect_batch, read=[data.operations], write=[data.metrics], read_write=[data.workers])
+        grant_objects(
+            self.collect_batch, data.collect_runs, ["s3:PutObject"], "runs/*/results/*"
+        )  # the batch's outcome
+        acknowledge(
+            self.collect_batch.role,
+            "AwsSolutions-IAM5",
+            "Each batch writes its outcome under its run's results/ prefix (run and index known only at "
+            "run time), in the collect-runs bucket only.",
+            findings=[arn_finding(data.collect_runs, "/runs/*/results/*")],
+        )
         grant_ec2_describe(self.collect_batch, ["ec2:DescribeInstances", "ec2:DescribeInstanceStatus"])
         grant_instance_actions(self.collect_batch, ["ec2:StopInstances"])
         grant_metrics_read(self.collect_batch)
@@ -94,6 +118,15 @@ class TaskFunctions(Construct):
             timeout=STEP_TIMEOUT,
         )
         grant_table_data(self.collect_summary, read_write=[data.operations])
+        grant_objects(self.collect_summary, data.collect_runs, ["s3:GetObject"], "runs/*")  # batches and outcomes
+        grant_list(self.collect_summary, data.collect_runs, "runs/*")
+        acknowledge(
+            self.collect_summary.role,
+            "AwsSolutions-IAM5",
+            "The summary reads its run's batches and outcomes (the run is known only at run time), "
+            "in the collect-runs bucket only.",
+            findings=[arn_finding(data.collect_runs, "/runs/*")],
+        )
 
         # Provisioning saga steps: launch, record, instance state, CML readiness, compensation.
         self.provision = functions.add_function(
@@ -129,6 +162,7 @@ class TaskFunctions(Construct):
             "CollectPlanFunctionArn": self.collect_plan.function_arn,
             "CollectBatchFunctionArn": self.collect_batch.function_arn,
             "CollectSummaryFunctionArn": self.collect_summary.function_arn,
+            "CollectRunsBucketName": self.collect_runs.bucket_name,
         }
 
     @property

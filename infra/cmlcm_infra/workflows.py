@@ -16,7 +16,8 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
@@ -24,6 +25,7 @@ from constructs import Construct
 
 from cmlcm_infra.nag import acknowledge, arn_finding
 from cmlcm_infra.paths import STATEMACHINES_DIR
+from cmlcm_infra.permissions import grant_objects
 from cmlcm_infra.tasks import TaskFunctions
 
 #: `${Name}` as CloudFormation's DefinitionSubstitutions understands it.
@@ -122,6 +124,7 @@ class Workflows(Construct):
             invoked_functions=[tasks.collect_plan, tasks.collect_batch, tasks.collect_summary],
             timeout=COLLECT_TIMEOUT,
         )
+        self._allow_distributed_map(self.collect_metrics, tasks)
         self.provision_worker = state_machine_from_asl(
             self,
             "ProvisionWorker",
@@ -129,6 +132,43 @@ class Workflows(Construct):
             substitutions=tasks.provision_substitutions,
             invoked_functions=[tasks.provision],
             timeout=PROVISION_TIMEOUT,
+        )
+
+    def _allow_distributed_map(self, machine: sfn.StateMachine, tasks: TaskFunctions) -> None:
+        """The collection's Distributed Map reads the run's batches (ItemReader) and runs one child
+        execution per batch: the state machine starts, watches and stops executions of itself.
+        A Policy of its own, not the role's default policy: the state machine depends on that one,
+        and this one names the state machine (a cycle otherwise)."""
+        grant_objects(machine, tasks.collect_runs, ["s3:GetObject"], "runs/*/batches.json")
+        children = Stack.of(self).format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{machine.state_machine_name}/*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        policy = iam.Policy(
+            self,
+            "CollectMetricsChildExecutions",
+            roles=[machine.role],
+            statements=[
+                iam.PolicyStatement(actions=["states:StartExecution"], resources=[machine.state_machine_arn]),
+                iam.PolicyStatement(actions=["states:DescribeExecution", "states:StopExecution"], resources=[children]),
+            ],
+        )
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5",
+            "A Distributed Map's child executions are named by Step Functions at run time "
+            "(<state machine>/<map run>:<child>): only executions of this state machine.",
+            findings=[
+                f"Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:<{Stack.of(self).resolve(Stack.of(self).get_logical_id(machine.node.default_child))}.Name>/*"
+            ],
+        )
+        acknowledge(
+            machine.role,
+            "AwsSolutions-IAM5",
+            "The ItemReader reads the run's batches object (named after the execution) and nothing else.",
+            findings=[arn_finding(tasks.collect_runs, "/runs/*/batches.json")],
         )
 
     @property

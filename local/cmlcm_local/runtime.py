@@ -230,7 +230,10 @@ class LocalRuntime:
         collect_arn = self._machines.create(
             "collect-metrics",
             STATEMACHINES / "collect_metrics.asl.json",
-            {k: v for k, v in arns.items() if k.startswith("Collect")},
+            {
+                **{k: v for k, v in arns.items() if k.startswith("Collect")},
+                "CollectRunsBucketName": get_settings().collect_runs_bucket,
+            },
         )
         provision_arn = self._machines.create(
             "provision-worker",

@@ -115,4 +115,6 @@ def fresh_backend() -> FunctionSettings:
     create_tables(settings.workers_table, settings.operations_table, settings.aws_region)
     create_metrics_table(settings.metrics_table, settings.aws_region)
     create_labs_table(settings.labs_table, settings.aws_region)
+    # The collection run's batches and outcomes (the stack's collect-runs bucket).
+    client("s3", settings.aws_region).create_bucket(Bucket=settings.collect_runs_bucket)
     return settings

@@ -70,7 +70,7 @@ def test_substitutions_cover_exactly_the_files_placeholders(resources, asl):
 def test_each_placeholder_resolves_to_the_function_running_its_handler(resources, asl):
     expected, _ = WORKFLOWS[asl]
     substitutions = _machine(resources, asl)["Properties"]["DefinitionSubstitutions"]
-    assert set(substitutions) == set(expected)
+    assert {p for p in substitutions if p.endswith("FunctionArn")} == set(expected)
     for placeholder, handler in expected.items():
         logical_id, attribute = substitutions[placeholder]["Fn::GetAtt"]
         function = resources[logical_id]
@@ -188,3 +188,40 @@ def test_table_ttl_is_the_models_ttl_attribute(resources, module, name, variable
     ttl = [n for n, a in model.get_attributes().items() if isinstance(a, TTLAttribute)]
     spec = _table(resources, variable).get("TimeToLiveSpecification")
     assert spec == ({"AttributeName": ttl[0], "Enabled": True} if ttl else None)
+
+
+def test_the_distributed_map_reads_the_bucket_the_collection_functions_write(resources):
+    # Given the collection machine's bucket placeholder (its ItemReader's Bucket)
+    machine = _machine(resources, "collect_metrics.asl.json")
+    bucket = machine["Properties"]["DefinitionSubstitutions"]["CollectRunsBucketName"]
+    assert resources[bucket["Ref"]]["Type"] == "AWS::S3::Bucket"
+    reader = json.loads(_asl("collect_metrics.asl.json"))["States"]["CollectBatches"]["ItemReader"]
+    assert reader["Parameters"]["Bucket"] == "${CollectRunsBucketName}"
+    # Then every collection task function is told the same bucket
+    functions = of_type(resources, "AWS::Lambda::Function").values()
+    collectors = [f for f in functions if f["Properties"]["Handler"].startswith("cmlcm.handlers.collect.")]
+    assert len(collectors) == 3
+    for function in collectors:
+        assert function["Properties"]["Environment"]["Variables"]["COLLECT_RUNS_BUCKET"] == bucket
+
+
+def test_the_collection_machine_may_read_its_batches_and_run_its_own_child_executions(resources):
+    # Given the collection state machine and its role's statements (every policy attached to it)
+    from _template import role_statements
+
+    machine_id = next(
+        k for k, m in of_type(resources, "AWS::StepFunctions::StateMachine").items()
+        if m["Properties"]["DefinitionString"] == _asl("collect_metrics.asl.json")
+    )  # fmt: skip
+    role_id = resources[machine_id]["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+    statements = role_statements(resources, role_id)
+    by_action = {a: s for s in statements for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
+    # Then: starting children of itself only, watching and stopping only its own executions
+    assert by_action["states:StartExecution"]["Resource"] == {"Ref": machine_id}
+    children = json.dumps(by_action["states:DescribeExecution"]["Resource"])
+    assert f'"{machine_id}", "Name"' in children and ":execution:" in children and children.endswith('/*"]]}')
+    assert by_action["states:StopExecution"] is by_action["states:DescribeExecution"]
+    # And reading the run's batches object, nothing else of the bucket
+    reader = json.dumps(by_action["s3:GetObject"]["Resource"])
+    assert "CollectRuns" in reader and reader.endswith('"/runs/*/batches.json"]]}')
+    assert "s3:PutObject" not in by_action and "s3:ListBucket" not in by_action

@@ -34,10 +34,12 @@ SECRET_READ = {"secretsmanager:GetSecretValue"}
 #: Handler → every action its role holds beyond the baseline (DynamoDB is checked per table below).
 EXPECTED_ACTIONS = {
     # Puts the schedules back on the settings' intervals after a deployment reset them.
-    PLAN: {"scheduler:GetSchedule", "scheduler:UpdateSchedule", "iam:PassRole"},
+    # Writes the run's batches to the collect-runs bucket (the Distributed Map reads them there).
+    PLAN: {"scheduler:GetSchedule", "scheduler:UpdateSchedule", "iam:PassRole", "s3:PutObject"},
     BATCH: {"ec2:DescribeInstances", "ec2:DescribeInstanceStatus", "ec2:StopInstances", "cloudwatch:GetMetricData"}
-    | SECRET_READ,
-    SUMMARY: set(),
+    | SECRET_READ
+    | {"s3:PutObject"},  # its outcome
+    SUMMARY: {"s3:GetObject", "s3:ListBucket"},  # the run's batches and outcomes
     PROVISION: {
         "ec2:DescribeInstances",
         "ec2:RunInstances",
@@ -221,3 +223,35 @@ def test_context_moves_regions_endpoint_mode_and_schedule_names():
     names = sorted(s["Properties"]["Name"] for s in of_type(resources, "AWS::Scheduler::Schedule").values())
     assert names == ["CmlcmStaging-collect-metrics", "CmlcmStaging-reconcile"]
     assert environment(resources, API_HANDLER)["COLLECT_SCHEDULE_NAME"] == "CmlcmStaging-collect-metrics"
+
+
+#: Handler → (actions, the key pattern) it holds on the collect-runs bucket: each only its own objects.
+COLLECT_RUNS_ACCESS = {
+    PLAN: [(["s3:PutObject"], "/runs/*/batches.json")],
+    BATCH: [(["s3:PutObject"], "/runs/*/results/*")],
+    SUMMARY: [(["s3:GetObject"], "/runs/*"), (["s3:ListBucket"], "")],
+}
+
+
+@pytest.mark.parametrize("handler", sorted(COLLECT_RUNS_ACCESS))
+def test_collection_functions_reach_only_their_objects_of_the_collect_runs_bucket(resources, handler):
+    bucket = next(k for k, r in of_type(resources, "AWS::S3::Bucket").items() if "CollectRuns" in k)
+    held = []
+    for statement in function_statements(resources, handler):
+        if not any(str(a).startswith("s3:") for a in _list(statement["Action"])):
+            continue
+        resource = statement["Resource"]
+        if "Fn::Join" in resource:
+            parts = resource["Fn::Join"][1]
+            assert parts[0] == {"Fn::GetAtt": [bucket, "Arn"]}
+            suffix = "".join(parts[1:])
+        else:
+            assert resource == {"Fn::GetAtt": [bucket, "Arn"]}
+            suffix = ""
+            assert statement["Condition"] == {"StringLike": {"s3:prefix": ["runs/*"]}}
+        held.append((_list(statement["Action"]), suffix))
+    assert sorted(held) == sorted(COLLECT_RUNS_ACCESS[handler])
+
+
+def _list(value):  # noqa: ANN001, ANN202
+    return value if isinstance(value, list) else [value]

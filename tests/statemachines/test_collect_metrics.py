@@ -81,6 +81,7 @@ def env(sfn, monkeypatch) -> Env:  # noqa: ANN001
         "CollectPlanFunctionArn": sfn.lambdas.register("collect-plan", collect_handlers.plan_handler),
         "CollectBatchFunctionArn": sfn.lambdas.register("collect-batch", collect_handlers.collect_batch_handler),
         "CollectSummaryFunctionArn": sfn.lambdas.register("collect-summary", collect_handlers.summarize_handler),
+        "CollectRunsBucketName": s.collect_runs_bucket,
     }
     sfn.machines.create("collect", ASL, subs)
     return Env(sfn, repo, settings, DynamoJobRepository(s.operations_table, s.aws_region), workers)
@@ -168,3 +169,50 @@ def test_the_lease_lasts_as_long_as_the_state_machine_may_run():
     from cmlcm.services.jobs import RUN_LEASE_SECONDS
 
     assert json.loads(ASL.read_text())["TimeoutSeconds"] == RUN_LEASE_SECONDS[COLLECT_JOB]
+
+
+class ManyWorkers:
+    """A workers port that lists a very large fleet (the plan reads ids only)."""
+
+    def __init__(self, count: int) -> None:
+        self.ids = [f"w-{i:017x}" for i in range(count)]
+
+    def active_ids(self) -> list[str]:
+        return self.ids
+
+
+def test_a_50000_worker_plan_keeps_the_state_payload_small_and_every_batch_runs(env, monkeypatch):
+    # Given a fleet of 50,000 active workers in batches of 1000 (the default), and collectors that
+    # only record what they were given
+    from cmlcm.services.workers import WorkerPorts
+
+    real = wiring.worker_ports()
+    fleet = ManyWorkers(50_000)
+    monkeypatch.setattr(wiring, "worker_ports", lambda: WorkerPorts(**{**real.__dict__, "workers": fleet}))
+    env.settings.save(env.settings.get().model_copy(update={"collect_batch_size": 1000, "collect_max_concurrency": 10}))
+    seen: list[str] = []
+
+    def record_only(event, context):  # noqa: ANN001, ANN202
+        seen.extend(event["worker_ids"])
+        outcome = {"workers": len(event["worker_ids"]), "changed": 0, "failed": 0, "written": 0, "samples": 0,
+                   "paused": 0, "errors": {}}  # fmt: skip
+        wiring.collect_runs().put_result(event["run"], event["batch"], outcome)
+        return outcome
+
+    env.sfn.lambdas.register("collect-batch", record_only)
+    # When the collection runs
+    arn = env.sfn.machines.start("collect", {})
+    status, output = env.sfn.machines.wait(arn, timeout_s=120)
+    # Then every worker went to exactly one batch collector, and the summary counted them all
+    assert status == "SUCCEEDED", output
+    assert sorted(seen) == fleet.ids
+    assert (output["workers"], output["batches"], output["batches_failed"]) == (50_000, 50, 0)
+    # And no state's input or output ever carried more than a few hundred bytes
+    sizes = [
+        len(details.get(field) or "")
+        for event in env.sfn.machines.history(arn)
+        for key, details in event.items()
+        if key.endswith("EventDetails") and isinstance(details, dict)
+        for field in ("input", "output")
+    ]
+    assert sizes and max(sizes) < 1024, max(sizes)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,8 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cmlcm import wiring
 from cmlcm.config import get_settings
-from cmlcm.services import jobs
+from cmlcm.services import collect_runs, jobs
 from cmlcm.services.collect import collect
+from cmlcm.services.collect_runs import run_name
 from cmlcm.services.settings import heal_schedule_rates
 
 logger = Logger()
@@ -34,29 +34,16 @@ class BatchInput(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     worker_ids: list[str] = Field(max_length=1000)
-
-
-class BatchOutcome(BaseModel):
-    """One Map branch's result; a failed branch is turned into this shape by the ASL Catch."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    workers: int = 0
-    changed: int = 0
-    failed: int = 0
-    written: int = 0
-    samples: int = 0
-    paused: int = 0
-    errors: dict[str, int] = {}
-    batch_failed: bool = False
+    #: The run and the batch's index in it (the Distributed Map's ItemSelector): where the outcome goes.
+    run: str | None = None
+    batch: int | None = Field(default=None, ge=0)
 
 
 class SummaryInput(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     started_at: datetime
-    results: list[BatchOutcome] = []
-    failure: dict[str, Any] | None = None
+    run: str
     #: The execution whose lease the summary gives back.
     execution: str | None = None
 
@@ -78,22 +65,26 @@ def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
     interval = jobs.job_intervals(settings)[jobs.COLLECT_JOB]
     if jobs.begin_run(wiring.ops_ports().jobs, jobs.COLLECT_JOB, run_id, interval_seconds=interval, now=now) is None:
         logger.warning("collection skipped: another run holds the lease", extra={"execution": run_id})
-        return {"skipped": True, "worker_ids": [], "workers": 0, "batch_size": 1, "max_concurrency": 1,
+        return {"skipped": True, "run": "", "batches_key": "", "batches": 0, "workers": 0, "max_concurrency": 1,
                 "started_at": now.isoformat()}  # fmt: skip
     try:
         healed = heal_schedule_rates(wiring.schedules(), settings)
         worker_ids = ports.workers.active_ids()
+        key, batches = collect_runs.plan_run(
+            wiring.collect_runs(), run_name(run_id), worker_ids, batch_size=settings.collect_batch_size
+        )
     except Exception:
         jobs.end_run(wiring.ops_ports().jobs, jobs.COLLECT_JOB, run_id)  # the run ends here: the next need not wait
         raise
     if any(result not in ("ok", "none") for result in healed.values()):
         logger.warning("schedule rates not moved to the settings' intervals", extra={"schedules": healed})
-    logger.info("collection planned", extra={"workers": len(worker_ids)})
+    logger.info("collection planned", extra={"workers": len(worker_ids), "batches": batches})
     return {
         "skipped": False,
-        "worker_ids": worker_ids,
+        "run": run_name(run_id),
+        "batches_key": key,
+        "batches": batches,
         "workers": len(worker_ids),
-        "batch_size": settings.collect_batch_size,
         "max_concurrency": settings.collect_max_concurrency,
         "started_at": now.isoformat(),
     }
@@ -106,6 +97,8 @@ def collect_batch_handler(event: dict[str, Any], context: LambdaContext) -> dict
     batch = BatchInput.model_validate(event)
     result = asyncio.run(collect(wiring.collect_ports(), batch.worker_ids, now=_now()))
     logger.info("batch collected", extra={**result.as_dict(), "phases_ms": result.phases_ms})
+    if batch.run is not None and batch.batch is not None:
+        wiring.collect_runs().put_result(batch.run, batch.batch, result.as_dict())
     # The batch's workers by status (and paused): summed over a run's batches by CloudWatch, they
     # are the dashboard's fleet by status and hours saved. Flushed here: an empty batch publishes none.
     for status, count in sorted(result.fleet.items()):
@@ -122,19 +115,10 @@ def summarize_handler(event: dict[str, Any], context: LambdaContext) -> dict[str
     """Sum the batches, record the heartbeat and publish EMF metrics for the run."""
     run = SummaryInput.model_validate(event)
     now = _now()
-    totals = {
-        key: sum(getattr(r, key) for r in run.results)
-        for key in ("workers", "changed", "failed", "written", "samples", "paused")
-    }
-    batches_failed = sum(1 for r in run.results if r.batch_failed)
-    duration_ms = int((now - run.started_at).total_seconds() * 1000)
-    summary: dict[str, int | float | str] = {
-        **totals,
-        "batches": len(run.results),
-        "batches_failed": batches_failed,
-        "duration_ms": duration_ms,
-    }
-    succeeded = run.failure is None and batches_failed == 0
+    summary = collect_runs.summarize(
+        collect_runs.outcomes(wiring.collect_runs(), run.run), started_at=run.started_at, now=now
+    )
+    succeeded = summary.succeeded
     settings = wiring.worker_ports().settings.get()
     jobs.record_finish(
         wiring.ops_ports().jobs,
@@ -142,23 +126,20 @@ def summarize_handler(event: dict[str, Any], context: LambdaContext) -> dict[str
         interval_seconds=jobs.job_intervals(settings)[jobs.COLLECT_JOB],
         now=now,
         succeeded=succeeded,
-        summary=summary,
+        summary=summary.as_summary(),
     )
     if run.execution:
         jobs.end_run(wiring.ops_ports().jobs, jobs.COLLECT_JOB, run.execution)
-    metrics.add_metric(name="CollectDuration", unit=MetricUnit.Milliseconds, value=duration_ms)
-    metrics.add_metric(name="WorkersCollected", unit=MetricUnit.Count, value=totals["workers"])
-    metrics.add_metric(name="WorkersChanged", unit=MetricUnit.Count, value=totals["changed"])
-    metrics.add_metric(name="WorkersFailed", unit=MetricUnit.Count, value=totals["failed"])
-    metrics.add_metric(name="BatchesFailed", unit=MetricUnit.Count, value=batches_failed)
-    metrics.add_metric(name="WorkersPausedIdle", unit=MetricUnit.Count, value=totals["paused"])
+    metrics.add_metric(name="CollectDuration", unit=MetricUnit.Milliseconds, value=summary.duration_ms)
+    metrics.add_metric(name="WorkersCollected", unit=MetricUnit.Count, value=summary.workers)
+    metrics.add_metric(name="WorkersChanged", unit=MetricUnit.Count, value=summary.changed)
+    metrics.add_metric(name="WorkersFailed", unit=MetricUnit.Count, value=summary.failed)
+    metrics.add_metric(name="BatchesFailed", unit=MetricUnit.Count, value=summary.batches_failed)
+    metrics.add_metric(name="WorkersPausedIdle", unit=MetricUnit.Count, value=summary.paused)
     # 0 or 1 per run: the CollectionFailed alarm stays red until a run succeeds.
     metrics.add_metric(name="CollectRunFailed", unit=MetricUnit.Count, value=0 if succeeded else 1)
     # One metric per error class (AWS or CML code): the dashboard's SEARCH graphs them all.
-    errors: Counter[str] = Counter()
-    for result in run.results:
-        errors.update(result.errors)
-    for kind, count in sorted(errors.items()):
+    for kind, count in sorted(summary.errors.items()):
         metrics.add_metric(name=f"CollectErrors_{kind}", unit=MetricUnit.Count, value=count)
-    logger.info("collection finished", extra=summary)
-    return {**summary, "succeeded": succeeded}
+    logger.info("collection finished", extra=summary.as_summary())
+    return {**summary.as_summary(), "succeeded": succeeded}
