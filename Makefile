@@ -11,7 +11,7 @@ NODE_STAMP := node_modules/.installed-stamp
 WEB_VENDOR := web/assets/vendor
 WEB_STAMP := $(WEB_VENDOR)/.copied-stamp
 
-.PHONY: local test lint deps web synth deploy bench bench-broadcast bench-dashboard clean
+.PHONY: local test lint deps web synth deploy bench bench-broadcast bench-dashboard bench-payload clean
 
 $(PY_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ bench-broadcast: $(PY_STAMP)
 
 bench-dashboard: $(PY_STAMP) web
 	$(PY) benchmarks/dashboard_first_render.py
+
+# The collection's state payload by fleet size (Distributed Map, batches in S3).
+bench-payload: $(PY_STAMP)
+	$(PY) benchmarks/collect_state_payload.py
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .pytest_cache $(WEB_VENDOR) test-artifacts
