@@ -25,6 +25,8 @@ from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
@@ -40,6 +42,7 @@ from cmlcm_infra.nag import acknowledge
 from cmlcm_infra.permissions import grant_table_data
 
 WS_HANDLER = "cmlcm.handlers.ws.handler"
+EC2_EVENTS_HANDLER = "cmlcm.handlers.ec2_events.handler"
 BROADCASTER_HANDLER = "cmlcm.handlers.broadcaster.handler"
 #: Records per broadcaster invocation, and how long the mapping gathers them (latency vs. batching).
 STREAM_BATCH_SIZE = 100
@@ -219,6 +222,35 @@ class Realtime(Construct):
                     f"<{stack.get_logical_id(self.api.node.default_child)}>/{stage_name}/POST/@connections/*"
                 ],
             )
+        # EC2 state changes update workers within seconds (stop → stopped, start → running,
+        # console actions), instead of at the next collection.
+        self.ec2_events = functions.add_function(
+            "Ec2StateChanges",
+            handler=EC2_EVENTS_HANDLER,
+            service_name="ec2-events",
+            description="Applies EC2 Instance State-change Notifications to the workers",
+            timeout=Duration.seconds(30),
+        )
+        grant_table_data(self.ec2_events, read_write=[data.workers])
+        self.ec2_rule_failures = dead_letters.queue("Ec2StateRuleFailures")
+        self.ec2_rule = events.Rule(
+            self,
+            "Ec2StateChangeRule",
+            description="EC2 instance state changes → CML Cloud Manager workers",
+            event_pattern=events.EventPattern(
+                source=["aws.ec2"], detail_type=["EC2 Instance State-change Notification"]
+            ),
+        )
+        self.ec2_rule.add_target(
+            targets.LambdaFunction(
+                self.ec2_events,
+                dead_letter_queue=self.ec2_rule_failures,
+                retry_attempts=3,
+                max_event_age=Duration.hours(1),
+            )
+        )
+        dead_letters.protect_async_invocations(self.ec2_events)
+
         acknowledge(
             self.api,
             "AwsSolutions-APIG4",

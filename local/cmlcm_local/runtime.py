@@ -110,6 +110,7 @@ class LocalRuntime:
     _machines: Any = None
     _last_metrics: datetime | None = None
     _pump: Any = None
+    _ec2_rule: Any = None
     issuer: Any = None
     websocket_api: Any = None
 
@@ -172,6 +173,7 @@ class LocalRuntime:
         self._serve(build_gateway(api_app.handler, extra_routes=routes), self.port)
         if self._pump is not None:
             self._pump.start()
+        self._start_ec2_rule()
         if self.scheduler:
             rng = random.Random(7)
             self._scheduler = LocalScheduler(
@@ -214,6 +216,16 @@ class LocalRuntime:
             broadcaster.handler, sources, operations_table=settings.operations_table, region=settings.aws_region
         )
         return self.websocket_api.routes()
+
+    def _start_ec2_rule(self) -> None:
+        """EventBridge's EC2 state-change rule: moto's instance states watched on a short loop,
+        each change delivered to the rule's target handler (as the scheduler loop stands in for
+        EventBridge Scheduler)."""
+        from cmlcm.handlers import ec2_events
+        from cmlcm_local.ec2_watch import Ec2StateWatcher
+
+        self._ec2_rule = Ec2StateWatcher(ec2_events.handler, self.region)
+        self._ec2_rule.start()
 
     def _wire_workflows(self) -> None:
         """Register the task Lambdas in-process and create both state machines from the ASL
@@ -352,6 +364,9 @@ class LocalRuntime:
         if self._pump is not None:
             self._pump.stop()
             self._pump = None
+        if self._ec2_rule is not None:
+            self._ec2_rule.stop()
+            self._ec2_rule = None
         for server in self._servers:
             server.should_exit = True
         for thread in self._threads:

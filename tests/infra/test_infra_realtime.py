@@ -154,3 +154,23 @@ def _written_tables(resources: dict, handler: str) -> set[str]:
         if "dynamodb:PutItem" in as_list(s["Action"])
         for table in get_att_ids(s["Resource"])
     }
+
+
+EC2_EVENTS = "cmlcm.handlers.ec2_events.handler"
+
+
+def test_ec2_state_changes_reach_their_handler_with_a_dead_letter_queue(resources):
+    rules = [
+        r["Properties"]
+        for r in of_type(resources, "AWS::Events::Rule").values()
+        if r["Properties"].get("EventPattern", {}).get("source") == ["aws.ec2"]
+    ]
+    (rule,) = rules
+    assert rule["EventPattern"]["detail-type"] == ["EC2 Instance State-change Notification"]
+    (target,) = rule["Targets"]
+    assert get_att_ids(target["Arn"]) == {function_id(resources, EC2_EVENTS)}
+    (queue,) = get_att_ids(target["DeadLetterConfig"])
+    assert resources[queue]["Type"] == "AWS::SQS::Queue"
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] == 3
+    # It writes the workers table only (find by instance, conditional save).
+    assert _written_tables(resources, EC2_EVENTS) == {_table_id(resources, "worker_id")}
