@@ -44,10 +44,10 @@ lint: $(PY_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-synth: deps
+synth: deps web
 	npx cdk synth --quiet
 
-deploy: deps
+deploy: deps web
 	npx cdk deploy
 
 bench: $(PY_STAMP)

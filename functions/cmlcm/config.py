@@ -45,6 +45,9 @@ class FunctionSettings(BaseSettings):
     collect_schedule_name: str = Field(default="", alias="COLLECT_SCHEDULE_NAME")
     reconcile_schedule_name: str = Field(default="", alias="RECONCILE_SCHEDULE_NAME")
     schedule_group_name: str = Field(default="default", alias="SCHEDULE_GROUP_NAME")
+    #: The dashboard's origin (https://<distribution>.cloudfront.net): the only one CORS allows;
+    #: empty (local mode: same origin) turns CORS off.
+    dashboard_origin: str = Field(default="", alias="DASHBOARD_ORIGIN")
     metrics_sample_ttl_hours: int = Field(default=24, alias="METRICS_SAMPLE_TTL_HOURS", ge=1)
     # --- live updates (WebSocket functions and the stream broadcaster) ---
     connections_table: str = Field(default="cmlcm-connections", alias="CONNECTIONS_TABLE")

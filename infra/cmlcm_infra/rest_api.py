@@ -161,6 +161,40 @@ class RestApi(Construct):
             findings=["Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"],
         )
 
+    def allow_origin(self, origin: str) -> None:
+        """CORS for the dashboard's `origin`: browsers send preflights (OPTIONS) without a token, so
+        OPTIONS skips the authorizer and reaches the function, whose resolver answers it for that
+        origin only (DASHBOARD_ORIGIN); the gateway's own 4XX/5XX answers (401 from the authorizer,
+        throttling) carry the origin too, so the page can read them. Call it after every route is
+        added: each resource answering ANY (explicit ones shadow `{proxy+}`) gets its OPTIONS."""
+        resources = {m.resource.path: m.resource for m in self.api.methods if m.http_method == "ANY"}
+        for _, resource in sorted(resources.items()):
+            if resource.node.try_find_child("OPTIONS") is not None:
+                continue
+            method = resource.add_method(
+                "OPTIONS",
+                self.integration,
+                authorization_type=apigw.AuthorizationType.NONE,
+                request_validator=self.validator,
+            )
+            for rule in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):
+                acknowledge(
+                    method,
+                    rule,
+                    "CORS preflight: browsers send OPTIONS without credentials by the Fetch standard; the "
+                    "function answers it with the allowed origin, methods and headers only, no data.",
+                )
+        headers = {
+            "Access-Control-Allow-Origin": f"'{origin}'",
+            "Access-Control-Allow-Headers": "'Authorization,Content-Type,Idempotency-Key'",
+            "Vary": "'Origin'",
+        }
+        for name, kind in (
+            ("Default4xx", apigw.ResponseType.DEFAULT_4_XX),
+            ("Default5xx", apigw.ResponseType.DEFAULT_5_XX),
+        ):
+            self.api.add_gateway_response(name, type=kind, response_headers=headers)
+
     @property
     def url(self) -> str:
         """The invoke URL of the stage (ends with `/`)."""

@@ -20,6 +20,7 @@ from cmlcm_infra.dashboard import OpsDashboard
 from cmlcm_infra.data import Data
 from cmlcm_infra.dead_letters import DeadLetters
 from cmlcm_infra.functions import Functions
+from cmlcm_infra.hosting import Hosting
 from cmlcm_infra.monitoring import COLLECT_OVERDUE, RECONCILE_OVERDUE, Monitoring
 from cmlcm_infra.permissions import (
     grant_fleet_control,
@@ -136,6 +137,14 @@ class CmlCloudManagerStack(Stack):
             dead_letters=self.dead_letters,
         )
 
+        # The dashboard: S3 + CloudFront, its config.json, Cognito hosted UI; CORS for its origin.
+        # HOOK (live-updates): pass websocket_url=<the WebSocket stage URL> once Realtime exists.
+        self.hosting = Hosting(
+            self, "Hosting", user_pool=auth.user_pool, rest_api=rest_api.api, rest_api_url=rest_api.url
+        )
+        rest_api.allow_origin(self.hosting.origin)
+        self.api_function.add_environment("DASHBOARD_ORIGIN", self.hosting.origin)
+
         # Keep Monitoring LAST: it alarms on every function, state machine, queue, table and
         # stream consumer already in the stack, whoever added them.
         self.monitoring = Monitoring(
@@ -164,6 +173,9 @@ class CmlCloudManagerStack(Stack):
         CfnOutput(self, "UserPoolId", value=auth.user_pool.user_pool_id)
         CfnOutput(self, "UserPoolClientId", value=auth.client.user_pool_client_id)
         CfnOutput(self, "CmlCredentialsSecretArn", value=credentials.secret.secret_arn)
+        CfnOutput(self, "DashboardUrl", value=self.hosting.url, description="The web dashboard (CloudFront)")
+        CfnOutput(self, "DashboardClientId", value=self.hosting.client.user_pool_client_id)
+        CfnOutput(self, "HostedUiUrl", value=self.hosting.cognito_url, description="Cognito hosted UI")
         CfnOutput(self, "DashboardName", value=self.dashboard.dashboard.dashboard_name)
         CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn, description="Subscribe to alarms")
         for variable, table in data.tables.items():

@@ -130,9 +130,11 @@ def _model(module: str, name: str):  # noqa: ANN202 - a PynamoDB Model class
 
 def _table(resources: dict, variable: str) -> dict:
     """The table every function knows as `variable` (WORKERS_TABLE, ...)."""
+    # The product's functions (the CDK's own custom-resource functions, e.g. BucketDeployment, have no tables).
     refs = {
         json.dumps(f["Properties"]["Environment"]["Variables"][variable])
         for f in of_type(resources, "AWS::Lambda::Function").values()
+        if variable in f["Properties"].get("Environment", {}).get("Variables", {})
     }
     assert len(refs) == 1, f"functions disagree on {variable}: {refs}"
     return resources[json.loads(refs.pop())["Ref"]]["Properties"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from _template import product_resources
 from aws_cdk.assertions import Match
 
 pytestmark = pytest.mark.infra
@@ -206,7 +207,7 @@ def test_environment_variable_names_are_the_ones_function_settings_reads(resourc
     known = {field.alias for field in FunctionSettings.model_fields.values()}
     # Powertools reads these itself; everything else must be a FunctionSettings field.
     powertools = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL"}
-    for logical_id, resource in resources.items():
+    for logical_id, resource in product_resources(resources).items():
         if resource["Type"] == "AWS::Lambda::Function":
             names = set(resource["Properties"]["Environment"]["Variables"])
             assert names - powertools <= known, f"{logical_id}: unknown variables {names - powertools - known}"
@@ -249,10 +250,13 @@ def _methods(resources) -> dict[tuple[str, str], dict]:
 def test_only_health_and_openapi_are_public_every_other_method_uses_cognito(resources, template):
     authorizer_id = _logical_id(template, "AWS::ApiGateway::Authorizer", {"Type": "COGNITO_USER_POOLS"})
     methods = _methods(resources)
+    public = {("GET", "health"), ("GET", "openapi.json"), ("OPTIONS", "/"), ("OPTIONS", "{proxy+}")}
     # (the throttled routes' own methods: test_infra_protection)
-    assert {("ANY", "/"), ("ANY", "{proxy+}"), ("GET", "health"), ("GET", "openapi.json")} <= set(methods)
+    assert {("ANY", "/"), ("ANY", "{proxy+}")} | public <= set(methods)
+    # Every path answering ANY answers the browsers' CORS preflight (OPTIONS, sent without a token).
+    assert {path for verb, path in methods if verb == "ANY"} == {path for verb, path in methods if verb == "OPTIONS"}
     for key, props in methods.items():
-        if key in {("GET", "health"), ("GET", "openapi.json")}:
+        if key in public or key[0] == "OPTIONS":
             assert props["AuthorizationType"] == "NONE", key
             assert "AuthorizerId" not in props, key
         else:
@@ -329,7 +333,9 @@ def test_outputs_name_the_api_url_user_pool_client_and_tables(template):
 
 
 def _statements(resources, principal: str | None = None) -> list[tuple[str, dict]]:
-    """Policy statements; with `principal`, only those of roles that service assumes."""
+    """Policy statements (the product's, not the CDK-owned ones); with `principal`, only those of
+    roles that service assumes."""
+    resources = product_resources(resources)
     roles = {
         logical_id
         for logical_id, resource in resources.items()
@@ -361,7 +367,7 @@ def test_resource_star_is_only_used_by_actions_without_resource_level_permission
 
 
 def test_no_function_role_has_a_managed_policy(resources):
-    for logical_id, resource in resources.items():
+    for logical_id, resource in product_resources(resources).items():
         if resource["Type"] == "AWS::IAM::Role" and "lambda.amazonaws.com" in str(resource["Properties"]):
             assert "ManagedPolicyArns" not in resource["Properties"], logical_id
 

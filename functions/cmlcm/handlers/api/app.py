@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
@@ -33,9 +33,22 @@ from cmlcm.services.jobs import health_report
 logger = Logger()
 tracer = Tracer()
 
-get_settings()  # fail fast on a broken environment, at cold start
+_settings = get_settings()  # fail fast on a broken environment, at cold start
 
-app = APIGatewayRestResolver(enable_validation=True)
+
+def cors_config(origin: str) -> CORSConfig | None:
+    """CORS for the dashboard's origin only (preflights reach this function unauthenticated)."""
+    if not origin:
+        return None
+    return CORSConfig(
+        allow_origin=origin,
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+        expose_headers=["Retry-After"],
+        max_age=600,
+    )
+
+
+app = APIGatewayRestResolver(enable_validation=True, cors=cors_config(_settings.dashboard_origin))
 request_guard.install(app)
 app.include_router(routes_workers.router)
 app.include_router(routes_settings.router)
