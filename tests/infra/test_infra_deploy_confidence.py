@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from _app import offline_app
 from _dead_letters import async_invocations_without_dead_letter
-from _template import API_HANDLER, environment, of_type
+from _template import API_HANDLER, environment, of_type, product_resources
 
 pytestmark = pytest.mark.infra
 
@@ -51,7 +51,7 @@ def test_each_variant_runs_in_its_region_and_mode(variant):
     region, mode, _, _, resources = variant
     env = environment(resources, API_HANDLER)
     assert (env["SUPPORTED_REGIONS"], env["CML_ENDPOINT_MODE"]) == (region, mode)
-    for function in of_type(resources, "AWS::Lambda::Function").values():
+    for function in of_type(product_resources(resources), "AWS::Lambda::Function").values():
         assert function["Properties"]["Environment"]["Variables"]["CML_ENDPOINT_MODE"] == mode
 
 
