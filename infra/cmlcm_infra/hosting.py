@@ -8,8 +8,8 @@
   no referrer; standard logs to the logs bucket.
 - `config.json`, generated at deploy time next to the assets: REST URL, WebSocket URL, Cognito
   hosted-UI domain and client id (the page reads it before anything else).
-- Cognito: a hosted-UI domain on the user pool and a public app client for the dashboard
-  (authorization code + PKCE, callback and sign-out URLs on the distribution's domain).
+- Cognito: a hosted-UI domain on the user pool; the pool's web client (auth.py) gets the
+  hosted-UI settings (authorization code + PKCE, callback and sign-out URLs on the distribution).
 """
 
 from __future__ import annotations
@@ -58,14 +58,17 @@ class Hosting(Construct):
         construct_id: str,
         *,
         user_pool: cognito.IUserPool,
+        client: cognito.UserPoolClient,
         rest_api: apigw.RestApi,
         rest_api_url: str,
         websocket_url: str | None = None,
+        websocket_origin: str | None = None,
         domain_prefix: str | None = None,
         web_dir: Path = WEB_DIR,
     ) -> None:
-        """`websocket_url` (wss://…/stage) comes from the live-updates construct; `domain_prefix`
-        (globally unique per region) defaults to `<stack name>-<account>`."""
+        """`client` is the user pool's web client (its tokens are the ones REST and WebSocket accept);
+        `websocket_url` (wss://…/stage) and `websocket_origin` (wss://host) come from the Realtime
+        construct; `domain_prefix` (globally unique per region) defaults to `<stack name>-<account>`."""
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
 
@@ -112,10 +115,8 @@ class Hosting(Construct):
         # the API's deployment, which (with CORS for this distribution) waits for the distribution.
         api_origin = Fn.join("", ["https://", rest_api.rest_api_id, ".execute-api.", Aws.REGION, ".", Aws.URL_SUFFIX])
         connect = [api_origin, self.cognito_url]
-        if websocket_url:
-            connect.append(websocket_url)
-        # HOOK (live-updates): pass `websocket_url` from the WebSocket construct; it is added to
-        # connect-src here and written to config.json below.
+        if websocket_origin:
+            connect.append(websocket_origin)
 
         headers = cloudfront.ResponseHeadersPolicy(
             self,
@@ -167,23 +168,19 @@ class Hosting(Construct):
         self.origin = Fn.join("", ["https://", self.distribution.distribution_domain_name])
         self.url = Fn.join("", [self.origin, "/"])
 
-        self.client = user_pool.add_client(
-            "DashboardClient",
-            generate_secret=False,  # a browser app: public client, PKCE instead of a secret
-            auth_flows=cognito.AuthFlow(user_srp=True),
-            o_auth=cognito.OAuthSettings(
-                flows=cognito.OAuthFlows(authorization_code_grant=True),
-                scopes=[cognito.OAuthScope.OPENID, cognito.OAuthScope.EMAIL, cognito.OAuthScope.PROFILE],
-                callback_urls=[self.url],
-                logout_urls=[self.url],
-            ),
-            supported_identity_providers=[cognito.UserPoolClientIdentityProvider.COGNITO],
-            prevent_user_existence_errors=True,
-            enable_token_revocation=True,
-            access_token_validity=Duration.hours(1),
-            id_token_validity=Duration.hours(1),
-            refresh_token_validity=Duration.days(30),
-        )
+        # The web client of the Auth construct is the dashboard's (the WebSocket $connect accepts
+        # its tokens only): it gets the hosted-UI settings here, once the distribution's domain
+        # exists. Public client (no secret), authorization code grant; Cognito requires PKCE of
+        # public clients using the code grant with S256 when the request carries a challenge.
+        self.client = client
+        cfn_client = client.node.default_child
+        assert isinstance(cfn_client, cognito.CfnUserPoolClient)
+        cfn_client.allowed_o_auth_flows = ["code"]
+        cfn_client.allowed_o_auth_flows_user_pool_client = True
+        cfn_client.allowed_o_auth_scopes = ["openid", "email", "profile"]
+        cfn_client.callback_ur_ls = [self.url]
+        cfn_client.logout_ur_ls = [self.url]
+        cfn_client.supported_identity_providers = ["COGNITO"]
 
         config = {
             "mode": "aws",

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 
 import jsii
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Aws, Duration, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_integrations as integrations
@@ -263,3 +263,8 @@ class Realtime(Construct):
     def url(self) -> str:
         """`wss://<api>.execute-api.<region>.amazonaws.com/<stage>`."""
         return self.stage.url
+
+    @property
+    def origin(self) -> str:
+        """`wss://<api>.execute-api.<region>.<suffix>` (for the dashboard's Content-Security-Policy)."""
+        return Fn.join("", ["wss://", self.api.api_id, ".execute-api.", Aws.REGION, ".", Aws.URL_SUFFIX])

@@ -138,9 +138,15 @@ class CmlCloudManagerStack(Stack):
         )
 
         # The dashboard: S3 + CloudFront, its config.json, Cognito hosted UI; CORS for its origin.
-        # HOOK (live-updates): pass websocket_url=<the WebSocket stage URL> once Realtime exists.
         self.hosting = Hosting(
-            self, "Hosting", user_pool=auth.user_pool, rest_api=rest_api.api, rest_api_url=rest_api.url
+            self,
+            "Hosting",
+            user_pool=auth.user_pool,
+            client=auth.client,
+            rest_api=rest_api.api,
+            rest_api_url=rest_api.url,
+            websocket_url=self.realtime.url,
+            websocket_origin=self.realtime.origin,
         )
         rest_api.allow_origin(self.hosting.origin)
         self.api_function.add_environment("DASHBOARD_ORIGIN", self.hosting.origin)

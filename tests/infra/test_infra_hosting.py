@@ -80,7 +80,8 @@ def test_the_csp_allows_only_the_api_websocket_and_cognito_origins(resources):
     assert "unsafe-inline" not in csp and "unsafe-eval" not in csp and " * " not in csp and "https:;" not in csp
     assert "execute-api." in csp and ".amazoncognito.com" in csp
     rest_api_id, _ = _one(resources, "AWS::ApiGateway::RestApi")
-    assert rest_api_id in csp
+    websocket_api_id, _ = _one(resources, "AWS::ApiGatewayV2::Api")
+    assert rest_api_id in csp and websocket_api_id in csp and "wss://" in csp
     assert any(key.endswith("connect-src") for key in directives)
     assert security["StrictTransportSecurity"]["AccessControlMaxAgeSec"] >= 31536000
     assert security["FrameOptions"]["FrameOption"] == "DENY"
@@ -99,7 +100,8 @@ def test_assets_and_a_generated_config_json_are_deployed_and_the_cache_invalidat
     # config.json's values are filled at deploy time: REST URL, Cognito domain and client id.
     client_id, _ = _dashboard_client(resources)
     domain_id, _ = _one(resources, "AWS::Cognito::UserPoolDomain")
-    assert client_id in markers and domain_id in markers and "RestApi" in markers
+    websocket_api_id, _ = _one(resources, "AWS::ApiGatewayV2::Api")
+    assert client_id in markers and domain_id in markers and "RestApi" in markers and websocket_api_id in markers
 
 
 def test_the_dashboard_client_uses_authorization_code_with_pkce_on_the_distribution(resources):

@@ -4,7 +4,16 @@ tables, the ws function and the stream broadcaster with their mappings and exact
 from __future__ import annotations
 
 import pytest
-from _template import actions, as_list, environment, function_id, function_statements, get_att_ids, of_type
+from _template import (
+    actions,
+    as_list,
+    environment,
+    function_id,
+    function_statements,
+    get_att_ids,
+    of_type,
+    product_resources,
+)
 
 from cmlcm.handlers.ws import MESSAGE_ROUTES, ROUTE_SELECTION_EXPRESSION
 
@@ -104,7 +113,7 @@ def test_only_the_two_realtime_functions_post_and_only_to_this_apis_connections(
 
 
 def _handlers(resources: dict) -> list[str]:
-    return [f["Properties"]["Handler"] for f in of_type(resources, "AWS::Lambda::Function").values()]
+    return [f["Properties"]["Handler"] for f in of_type(product_resources(resources), "AWS::Lambda::Function").values()]
 
 
 def test_ws_function_verifies_tokens_of_this_pool_and_client_and_reads_what_snapshots_need(resources):
