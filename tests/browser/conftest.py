@@ -80,8 +80,10 @@ def rest(local_url: str) -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(local_url: str) -> Iterator[Any]:
+    """Per module, not per session: Playwright's sync API keeps an event loop marked running in
+    this thread until it stops, and later tests' `asyncio.run` would refuse to start."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
