@@ -17,7 +17,7 @@ function describe(message) {
       return { kind: "info", text: `Worker created (${w.status})` };
     case "worker.status_changed": {
       const cause = d.cause || {};
-      const who = [CAUSES[cause.kind] || cause.kind, cause.by].filter(Boolean).join(": ");
+      const who = [CAUSES[cause.kind], cause.by].filter(Boolean).join(": ");
       const reason = w.status_reason ? ` (${readableReason(w.status_reason)})` : "";
       return { kind: w.status === "failed" ? "error" : "status", text: `Status ${d.old} → ${d.new}${who ? ` ${who}` : ""}${reason}` };
     }
