@@ -73,6 +73,7 @@ export async function render(ctx) {
   let settings = null;
   let sort = { key: "name", dir: 1 };
   let snapshotSeen = false;
+  let pending = null; // a snapshot arriving in parts
   let firstRenderDone = false;
   let frame = 0;
 
@@ -171,9 +172,19 @@ export async function render(ctx) {
 
   const stopLive = live.subscribe("fleet", (message) => {
     if (message.type === "snapshot") {
-      snapshotSeen = true;
+      // A large fleet comes in parts (detail.part of detail.parts, one event id): apply it whole.
+      const part = (message.detail && message.detail.part) || 1;
+      const parts = (message.detail && message.detail.parts) || 1;
+      if (part === 1 || !pending || pending.id !== message.id) pending = { id: message.id, items: [], seen: 0 };
+      pending.items.push(...message.data.workers);
+      pending.seen += 1;
+      if (pending.seen < parts) return;
+      const previous = new Map(workers);
       workers.clear();
-      for (const w of message.data.workers) workers.set(w.worker_id, w);
+      // An event that crossed the snapshot keeps its newer version.
+      for (const w of pending.items) workers.set(w.worker_id, newer(previous.get(w.worker_id), w));
+      pending = null;
+      snapshotSeen = true;
     } else if (message.type === "worker.deleted") {
       workers.delete(message.data.worker_id);
     } else if (message.data && message.data.worker_id) {
