@@ -82,7 +82,7 @@ def main() -> None:
                 page.wait_for_selector("#fleet tbody tr")
                 while True:
                     marks = page.evaluate(
-                        "() => ['fleet-first-render', 'fleet-view-render'].map("
+                        "() => ['fleet-first-render', 'fleet-view-render', 'fleet-table-render'].map("
                         "n => (performance.getEntriesByName(n)[0] || {}).duration)"
                     )
                     if all(m is not None for m in marks):
@@ -93,7 +93,8 @@ def main() -> None:
                 views.append(marks[1])
                 print(
                     f"run {run + 1}: {rows} rows; first render {marks[0]:.0f} ms after navigation start "
-                    f"(fleet view {marks[1]:.0f} ms: GET /workers x{-(-args.workers // 500)} + render)"
+                    f"(fleet view {marks[1]:.0f} ms: GET /workers x{-(-args.workers // 500)} + render; "
+                    f"table render alone {marks[2]:.0f} ms)"
                 )
             browser.close()
         print(
