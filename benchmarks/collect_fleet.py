@@ -170,7 +170,7 @@ def build(size: int, latency: float, sim: Any) -> tuple[CollectPorts, list[str]]
     workers = seed_fleet(repo, region="us-east-1", count=size, now=datetime.now(UTC))
     seed_cloudwatch("us-east-1", now=datetime.now(UTC) - timedelta(minutes=1), rng=__import__("random").Random(1))
     sim.add([w.instance_id for w in workers], latency)
-    probe = FleetProbe(settings, FixedCredentials(sim.password), transport=sim.transport)  # type: ignore[arg-type]
+    probe = FleetProbe(settings, FixedCredentials(sim.password), transport=sim.transport)  # type: ignore[arg-type]  # same interface as the secret reader
     ports = CollectPorts(
         workers=repo,
         samples=DynamoSampleRepository(settings.metrics_table, settings.aws_region, ttl=timedelta(hours=24)),

@@ -3,6 +3,7 @@ PynamoDB/boto3/httpx; tests pass the in-memory twins in `cmlcm.adapters.memory`.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
 from cmlcm.domain.cml import CmlReading
+from cmlcm.domain.errors import ExternalServiceError
 from cmlcm.domain.jobs import JobHeartbeat, MetricSample
 from cmlcm.domain.labs import Lab
 from cmlcm.domain.settings import Settings
@@ -61,7 +63,7 @@ class WorkerRepository(Protocol):
     def iter_active(self) -> Iterator[Worker]:
         """Every non-terminated worker, read from the sparse active index (never a scan)."""
 
-    def active_ids(self) -> list[str]:
+    def active_ids(self) -> builtins.list[str]:  # `list` is the method above here
         """Just the ids of `iter_active()` (what the collection plan needs)."""
 
 
@@ -115,7 +117,7 @@ class BulkResult:
     """Outcome of a batched EC2 mutation: ids that succeeded and per-id errors."""
 
     succeeded: list[str]
-    failed: dict[str, Exception]
+    failed: dict[str, ExternalServiceError]
 
 
 class Ec2Port(Protocol):

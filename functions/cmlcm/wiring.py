@@ -6,10 +6,11 @@ swap them with `override_*`. Nothing below the handlers imports this module.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from cmlcm.adapters.cloudwatch import CloudWatchGateway
 from cmlcm.adapters.collect_runs import S3CollectRuns
@@ -34,6 +35,9 @@ from cmlcm.services.workers import WorkerPorts
 
 if TYPE_CHECKING:
     from cmlcm.adapters.cml.probe import FleetProbe
+    from cmlcm.adapters.connections_api import ApiGatewayConnections
+    from cmlcm.adapters.subscriptions import DynamoConnectionStore
+    from cmlcm.adapters.tokens import CognitoTokenVerifier
 
 
 @dataclass(frozen=True)
@@ -42,21 +46,24 @@ class OpsPorts:
     refresh_limiter: RefreshLimiter
 
 
-class _PerRegion:
+AdapterT = TypeVar("AdapterT")
+
+
+class _PerRegion(Generic[AdapterT]):
     """Caches one adapter per region (a boto3 client each)."""
 
-    def __init__(self, factory: type) -> None:
+    def __init__(self, factory: Callable[[str], AdapterT]) -> None:
         self._factory = factory
-        self._made: dict[str, object] = {}
+        self._made: dict[str, AdapterT] = {}
 
-    def __call__(self, region: str):  # noqa: ANN204 - returns the factory's type
+    def __call__(self, region: str) -> AdapterT:
         if region not in self._made:
             self._made[region] = self._factory(region)
         return self._made[region]
 
 
 @lru_cache(maxsize=1)
-def ec2_for() -> _PerRegion:
+def ec2_for() -> _PerRegion[Ec2Gateway]:
     return _PerRegion(Ec2Gateway)
 
 
@@ -154,7 +161,7 @@ def schedules() -> EventBridgeSchedules:
 
 
 @lru_cache(maxsize=1)
-def connection_store():  # noqa: ANN201 - DynamoConnectionStore
+def connection_store() -> DynamoConnectionStore:
     """Connection and subscription records (WebSocket functions and the broadcaster)."""
     from cmlcm.adapters.subscriptions import DynamoConnectionStore
 
@@ -163,7 +170,7 @@ def connection_store():  # noqa: ANN201 - DynamoConnectionStore
 
 
 @lru_cache(maxsize=1)
-def connection_poster():  # noqa: ANN201 - ApiGatewayConnections
+def connection_poster() -> ApiGatewayConnections:
     """The @connections client of the WebSocket stage (one per process: keeps its HTTPS pool)."""
     from cmlcm.adapters.connections_api import ApiGatewayConnections
 
@@ -174,7 +181,7 @@ def connection_poster():  # noqa: ANN201 - ApiGatewayConnections
 
 
 @lru_cache(maxsize=1)
-def token_verifier():  # noqa: ANN201 - CognitoTokenVerifier
+def token_verifier() -> CognitoTokenVerifier:
     """Verifies `$connect` tokens against the user pool's JWKS (keys cached per process)."""
     from cmlcm.adapters.tokens import CognitoTokenVerifier
 

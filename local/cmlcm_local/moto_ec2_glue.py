@@ -29,4 +29,4 @@ def _run_instances(
 
 def install() -> None:
     """Make RunInstances idempotent by ClientToken (safe to call more than once)."""
-    InstanceBackend.run_instances = _run_instances  # type: ignore[method-assign]
+    InstanceBackend.run_instances = _run_instances  # type: ignore[method-assign]  # monkeypatch of moto

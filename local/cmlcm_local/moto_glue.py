@@ -73,8 +73,10 @@ def install() -> None:
     """Apply the patches (safe to call more than once)."""
     if not moto.__version__.startswith(SUPPORTED_MOTO):
         raise RuntimeError(f"moto {moto.__version__} is not the pinned {SUPPORTED_MOTO}x this glue was written for")
-    Monitoring.monitor_instances = _monitor_instances  # type: ignore[method-assign]
-    Monitoring.unmonitor_instances = _unmonitor_instances  # type: ignore[method-assign]
+    # Monkeypatches of moto's handlers (method-assign); ours return moto's ActionResult where
+    # moto's annotation still says str (assignment).
+    Monitoring.monitor_instances = _monitor_instances  # type: ignore[method-assign, assignment]
+    Monitoring.unmonitor_instances = _unmonitor_instances  # type: ignore[method-assign, assignment]
     for name in DYNAMODB_WRITES:
         setattr(DynamoDBBackend, name, _serialized(getattr(DynamoDBBackend, name)))
     moto_scale_glue.install()
@@ -201,7 +203,7 @@ def install_lambda_dispatch() -> None:
     for backend in (LambdaBackend, LambdaSimpleBackend):
         current = backend.__dict__["invoke"]
         if not hasattr(current, _ORIGINAL_INVOKE):
-            backend.invoke = _dispatch_or(current)  # type: ignore[method-assign]
+            backend.invoke = _dispatch_or(current)  # type: ignore[method-assign]  # monkeypatch of moto
 
 
 # --- Step Functions Retry intervals, scaled for tests and local mode ----------------------------
@@ -236,7 +238,7 @@ def set_retry_interval_scale(scale: float) -> None:
     # Imported here: the Step Functions parser (antlr) is heavy and most users never need it.
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl as _retrier_decl
 
-    _retrier_decl.time = _time if scale == 1.0 else _ScaledSleep(scale)  # type: ignore[assignment]
+    _retrier_decl.time = _time if scale == 1.0 else _ScaledSleep(scale)  # type: ignore[assignment]  # monkeypatch: a scaled clock
 
 
 def retry_interval_scale() -> float:
@@ -288,4 +290,4 @@ def install_sfn_restart_fix() -> None:
         raise RuntimeError(f"moto {moto.__version__} is not the pinned {SUPPORTED_MOTO}x this glue was written for")
     from moto.stepfunctions.parser import models as _parser_models
 
-    _parser_models.copy = _SnapshotCopy()  # type: ignore[assignment]
+    _parser_models.copy = _SnapshotCopy()  # type: ignore[assignment]  # monkeypatch of moto's copy

@@ -103,12 +103,13 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from moto.core.config import DefaultConfig
 
 from cmlcm_local import moto_glue
 from cmlcm_local.events import FakeLambdaContext
 
 #: The moto configuration local mode and the statemachine tests run under.
-MOTO_CONFIG: dict[str, Any] = {
+MOTO_CONFIG: DefaultConfig = {
     "stepfunctions": {"execute_state_machine": True},
     "lambda": {"use_docker": False},
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 from collections.abc import Iterator
 from types import SimpleNamespace
 
@@ -65,7 +66,7 @@ def test_a_fleet_read_at_once_over_sockets_meets_every_deadline(sim):  # noqa: A
 def test_one_tls_context_serves_every_controller():
     # httpx would build (and load a CA bundle into) a context per client given `True`.
     context = _shared_tls(True)
-    assert context is not True and context.verify_mode.name == "CERT_REQUIRED"
+    assert isinstance(context, ssl.SSLContext) and context.verify_mode.name == "CERT_REQUIRED"
     assert _shared_tls(False) is False and _shared_tls(context) is context
 
 

@@ -25,7 +25,7 @@ from cmlcm.adapters.cml.errors import (
 def _stats_of_both(sim, timeout: float = 0.5) -> tuple[Any, Any]:  # noqa: ANN001
     """system_stats of the faulty controller and of its healthy neighbour, concurrently."""
 
-    async def walk() -> list[Any]:
+    async def walk() -> tuple[Any, Any]:
         async with sim.session(timeout=timeout) as session:
 
             async def one(cid: str) -> Any:

@@ -104,7 +104,9 @@ def test_each_function_times_out_no_later_than_its_task(resources, asl):
     tasks = list(_tasks(json.loads(_asl(asl))["States"]))
     assert tasks
     for task in tasks:
-        placeholder = PLACEHOLDER.fullmatch(task["Parameters"]["FunctionName"]).group(1)
+        match = PLACEHOLDER.fullmatch(task["Parameters"]["FunctionName"])
+        assert match, task["Parameters"]["FunctionName"]
+        placeholder = match.group(1)
         function = resources[substitutions[placeholder]["Fn::GetAtt"][0]]
         assert function["Properties"]["Timeout"] <= task["TimeoutSeconds"], placeholder
 

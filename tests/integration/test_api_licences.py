@@ -7,6 +7,8 @@ import logging
 import os
 from datetime import timedelta
 
+from test_api_labs import CmlWorld, cml  # noqa: F401 - `cml` is the shared fixture
+
 from cmlcm.adapters.aws import client
 from cmlcm.adapters.cloudwatch import CloudWatchGateway
 from cmlcm.adapters.ec2 import Ec2Gateway
@@ -14,7 +16,6 @@ from cmlcm.adapters.operations import DynamoSampleRepository
 from cmlcm.config import get_settings
 from cmlcm.handlers.api import deps
 from cmlcm.services.collect import CollectPorts
-from tests.integration.test_api_labs import CmlWorld, cml  # noqa: F401 - `cml` is the shared fixture
 
 TOKEN = "ODk5NzQ3ZTQtN2ZmYy00Y2Q0LWE5ZjYtZTg4NmVkMzI2NzY5LTE3MzAzMzYw%0AMDAwNDN8dGVzdA=="
 SECRET = "cmlcm/licence/{worker_id}"
@@ -107,7 +108,7 @@ def test_the_collection_cycle_moves_a_pending_registration_on(api, cml, dynamo_p
             samples=DynamoSampleRepository(settings.metrics_table, settings.aws_region, ttl=timedelta(hours=1)),
             ec2_for=Ec2Gateway,
             cloudwatch_for=CloudWatchGateway,
-            cml=deps.labs().cml,  # type: ignore[arg-type] - the same FleetProbe
+            cml=deps.labs().cml,  # type: ignore[arg-type]  # the same FleetProbe
         ),
     )
     assert register(api, cml)[0] == 202

@@ -100,8 +100,10 @@ def test_double_submit_with_one_key_creates_one_worker_and_one_instance(api_with
         results.append(api.call("POST", "/workers", body=request, headers={"Idempotency-Key": "key-exam-7-0001"}))
 
     threads = [threading.Thread(target=submit) for _ in range(2)]
-    [t.start() for t in threads]
-    [t.join() for t in threads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     statuses = sorted(s for s, _ in results)
     assert statuses == [200, 202], results
     ids = {b["worker"]["worker_id"] for _, b in results}

@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from test_collect_service import FakeCloudWatch, FakeEc2, Samples
 
 from cmlcm.adapters.memory import InMemorySettingsRepository, InMemoryWorkerRepository
 from cmlcm.domain.cml import CmlReading
@@ -13,7 +14,6 @@ from cmlcm.domain.idle import decide_idle
 from cmlcm.domain.settings import Settings
 from cmlcm.domain.workers import ServiceStatus, Worker, WorkerMetrics, WorkerStatus
 from cmlcm.services.collect import CollectPorts, collect
-from tests.unit.test_collect_service import FakeCloudWatch, FakeEc2, Samples
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 LONG_AGO = NOW - timedelta(hours=3)

@@ -9,6 +9,7 @@ other fault is an `ExternalServiceError` of that one connection.
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -34,7 +35,7 @@ class ApiGatewayConnections:
         self._lock = threading.Lock()
         self.calls = 0
 
-    def _api(self):  # noqa: ANN202 - a boto3 client
+    def _api(self) -> Any:  # a boto3 client (untyped)
         with self._lock:
             if self._client is None:
                 self._client = boto3.session.Session().client(

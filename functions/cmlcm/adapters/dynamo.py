@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import json
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from pynamodb.attributes import (
     BooleanAttribute,
@@ -95,7 +96,7 @@ class WorkerItem(Model):
     ami_id = UnicodeAttribute(null=True)
     ami_name = UnicodeAttribute(null=True)
     owner = UnicodeAttribute(null=True)
-    tags = MapAttribute(null=True)
+    tags: MapAttribute[str, Any] = MapAttribute(null=True)
     status = UnicodeAttribute()
     service_status = UnicodeAttribute()
     ec2_state = UnicodeAttribute(null=True)
@@ -112,10 +113,10 @@ class WorkerItem(Model):
     last_pause_reason = UnicodeAttribute(null=True)
     last_paused_at = UnicodeAttribute(null=True)
     last_resumed_at = UnicodeAttribute(null=True)
-    metrics = MapAttribute(null=True)
-    licence = MapAttribute(null=True)
-    last_error = MapAttribute(null=True)
-    last_change = MapAttribute(null=True)
+    metrics: MapAttribute[str, Any] = MapAttribute(null=True)
+    licence: MapAttribute[str, Any] = MapAttribute(null=True)
+    last_error: MapAttribute[str, Any] = MapAttribute(null=True)
+    last_change: MapAttribute[str, Any] = MapAttribute(null=True)
     version = VersionAttribute()
 
     active_index = ActiveIndex()
@@ -131,15 +132,25 @@ class OperationItem(Model):
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
-    data = MapAttribute(null=True)
+    data: MapAttribute[str, Any] = MapAttribute(null=True)
     expires_at = TTLAttribute(null=True)
     version = VersionAttribute()
 
 
-@cache
-def bind(model: type[Model], table_name: str, region: str) -> type[Model]:
+ModelT = TypeVar("ModelT", bound=Model)
+
+
+def bind(model: type[ModelT], table_name: str, region: str) -> type[ModelT]:
     """A subclass of `model` pointing at `table_name` in `region` (PynamoDB keeps these on Meta)."""
-    meta = type("Meta", (model.Meta,), {"table_name": table_name, "region": region})
+    # _bind builds a subclass of `model`, so the cast states what it returns.
+    return cast("type[ModelT]", _bind(model, table_name, region))
+
+
+@cache
+def _bind(model: type[Model], table_name: str, region: str) -> type[Model]:
+    """`bind`, cached: one subclass per (model, table, region)."""
+    # `Model.Meta` is typed as a protocol; at run time it is the model's own class.
+    meta = type("Meta", (cast(type, model.Meta),), {"table_name": table_name, "region": region})
     return type(model.__name__, (model,), {"Meta": meta})
 
 
@@ -173,7 +184,7 @@ class DynamoWorkerRepository:
     """`WorkerRepository` on the workers table, with optimistic locking on `version`."""
 
     def __init__(self, table_name: str, region: str) -> None:
-        self._model: type[WorkerItem] = bind(WorkerItem, table_name, region)  # type: ignore[assignment]
+        self._model: type[WorkerItem] = bind(WorkerItem, table_name, region)
 
     def get(self, worker_id: str) -> Worker:
         try:
@@ -265,7 +276,7 @@ class DynamoWorkerRepository:
         for item in self._model.active_index.query(ACTIVE_SHARD):
             yield item_to_worker(item)
 
-    def active_ids(self) -> list[str]:
+    def active_ids(self) -> builtins.list[str]:  # `list` is the method above here
         """Ids of every non-terminated worker: the index query reads only the key attribute."""
         return [
             item.worker_id for item in self._model.active_index.query(ACTIVE_SHARD, attributes_to_get=["worker_id"])
@@ -280,7 +291,7 @@ class DynamoSettingsRepository:
     """The settings document, one item in the operations table."""
 
     def __init__(self, table_name: str, region: str) -> None:
-        self._model: type[OperationItem] = bind(OperationItem, table_name, region)  # type: ignore[assignment]
+        self._model: type[OperationItem] = bind(OperationItem, table_name, region)
 
     def get(self) -> Settings:
         try:

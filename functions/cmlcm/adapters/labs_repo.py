@@ -92,7 +92,7 @@ class DynamoLabRepository:
     """`LabRepository` on the labs table; DynamoDB faults surface as `ExternalServiceError`."""
 
     def __init__(self, table_name: str, region: str) -> None:
-        self._model: type[LabItem] = bind(LabItem, table_name, region)  # type: ignore[assignment]
+        self._model: type[LabItem] = bind(LabItem, table_name, region)
 
     def list(self, worker_id: str) -> list[Lab]:
         # The result iterator follows LastEvaluatedKey itself: every page is read.

@@ -6,6 +6,7 @@ the same cases against these and the DynamoDB adapters, so the twins cannot drif
 
 from __future__ import annotations
 
+import builtins
 import math
 import threading
 from collections.abc import Iterator, Sequence
@@ -95,7 +96,7 @@ class InMemoryWorkerRepository:
     def iter_active(self) -> Iterator[Worker]:
         yield from (w for _, w in sorted(self._items.items()) if w.is_active)
 
-    def active_ids(self) -> list[str]:
+    def active_ids(self) -> builtins.list[str]:  # `list` is the method above here
         return [w.worker_id for w in self.iter_active()]
 
 

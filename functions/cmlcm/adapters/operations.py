@@ -34,7 +34,7 @@ class DynamoJobRepository:
     """Heartbeats of scheduled jobs, so an overdue job is visible on GET /health."""
 
     def __init__(self, table_name: str, region: str) -> None:
-        self._model: type[OperationItem] = bind(OperationItem, table_name, region)  # type: ignore[assignment]
+        self._model: type[OperationItem] = bind(OperationItem, table_name, region)
 
     def get(self, job: str) -> JobHeartbeat | None:
         try:
@@ -80,7 +80,7 @@ class DynamoRefreshLimiter:
     so it holds across Lambda instances (an in-memory throttle would not)."""
 
     def __init__(self, table_name: str, region: str) -> None:
-        self._model: type[OperationItem] = bind(OperationItem, table_name, region)  # type: ignore[assignment]
+        self._model: type[OperationItem] = bind(OperationItem, table_name, region)
 
     def acquire(self, worker_id: str, *, now: datetime, min_interval: timedelta) -> None:
         not_before = now + min_interval
@@ -118,7 +118,7 @@ class MetricSampleItem(Model):
 
 class DynamoSampleRepository:
     def __init__(self, table_name: str, region: str, *, ttl: timedelta) -> None:
-        self._model: type[MetricSampleItem] = bind(MetricSampleItem, table_name, region)  # type: ignore[assignment]
+        self._model: type[MetricSampleItem] = bind(MetricSampleItem, table_name, region)
         self._ttl = ttl
 
     def put_many(self, samples: Sequence[MetricSample]) -> int:
@@ -163,7 +163,7 @@ class DynamoReservations:
     """Unique worker names and Idempotency-Keys, claimed with conditional writes."""
 
     def __init__(self, table_name: str, region: str) -> None:
-        self._model: type[OperationItem] = bind(OperationItem, table_name, region)  # type: ignore[assignment]
+        self._model: type[OperationItem] = bind(OperationItem, table_name, region)
 
     def claim_name(self, name: str, worker_id: str) -> None:
         item = self._model(NAME_PK, name.lower(), data={"worker_id": worker_id})
@@ -179,7 +179,8 @@ class DynamoReservations:
 
     def name_owner(self, name: str) -> str | None:
         try:
-            return _plain(self._model.get(NAME_PK, name.lower(), consistent_read=True).data)["worker_id"]
+            owner: str = _plain(self._model.get(NAME_PK, name.lower(), consistent_read=True).data)["worker_id"]
+            return owner
         except DoesNotExist:
             return None
 

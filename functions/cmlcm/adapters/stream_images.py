@@ -16,6 +16,8 @@ from cmlcm.adapters.labs_repo import LabItem, item_to_lab
 from cmlcm.adapters.operations import JOB_PK
 from cmlcm.domain.events import Change
 from cmlcm.domain.jobs import JobHeartbeat
+from cmlcm.domain.labs import Lab
+from cmlcm.domain.workers import Worker
 
 #: The operations items that are news (the CDK event source mapping filters on the same key).
 OPERATIONS_NEWS_PK = JOB_PK
@@ -49,21 +51,30 @@ def parse_record(record: dict[str, Any], tables: StreamTables) -> tuple[str, Cha
     stream = record["dynamodb"]
     old, new = stream.get("OldImage"), stream.get("NewImage")
     if table == tables.workers:
-        model = bind(WorkerItem, table, tables.region)
-        convert = lambda image: item_to_worker(model.from_raw_data(image))  # noqa: E731
+        workers = bind(WorkerItem, table, tables.region)
+
+        def to_worker(image: Any) -> Worker:
+            return item_to_worker(workers.from_raw_data(image))
+
         worker_id = (new or old or stream["Keys"])["worker_id"]["S"]
-        return "worker", Change((worker_id,), _maybe(convert, old), _maybe(convert, new))
+        return "worker", Change((worker_id,), _maybe(to_worker, old), _maybe(to_worker, new))
     if table == tables.labs:
-        model = bind(LabItem, table, tables.region)
-        convert = lambda image: item_to_lab(model.from_raw_data(image))  # noqa: E731
+        labs = bind(LabItem, table, tables.region)
+
+        def to_lab(image: Any) -> Lab:
+            return item_to_lab(labs.from_raw_data(image))
+
         keys = stream["Keys"]
-        return "lab", Change((keys["worker_id"]["S"], keys["lab_id"]["S"]), _maybe(convert, old), _maybe(convert, new))
+        return "lab", Change((keys["worker_id"]["S"], keys["lab_id"]["S"]), _maybe(to_lab, old), _maybe(to_lab, new))
     if table == tables.operations:
         if stream["Keys"].get("pk", {}).get("S") != OPERATIONS_NEWS_PK:
             return None
-        model = bind(OperationItem, table, tables.region)
-        convert = lambda image: JobHeartbeat.model_validate(_plain(model.from_raw_data(image).data))  # noqa: E731
-        return "job", Change((stream["Keys"]["sk"]["S"],), _maybe(convert, old), _maybe(convert, new))
+        operations = bind(OperationItem, table, tables.region)
+
+        def to_job(image: Any) -> JobHeartbeat:
+            return JobHeartbeat.model_validate(_plain(operations.from_raw_data(image).data))
+
+        return "job", Change((stream["Keys"]["sk"]["S"],), _maybe(to_job, old), _maybe(to_job, new))
     raise UnknownStreamSource(f"records of table {table!r} are not read here")
 
 

@@ -74,8 +74,8 @@ class DynamoConnectionStore:
     """`ConnectionStore` on the connections and subscriptions tables."""
 
     def __init__(self, connections_table: str, subscriptions_table: str, region: str) -> None:
-        self._connections: type[ConnectionItem] = bind(ConnectionItem, connections_table, region)  # type: ignore[assignment]
-        self._subscriptions: type[SubscriptionItem] = bind(SubscriptionItem, subscriptions_table, region)  # type: ignore[assignment]
+        self._connections: type[ConnectionItem] = bind(ConnectionItem, connections_table, region)
+        self._subscriptions: type[SubscriptionItem] = bind(SubscriptionItem, subscriptions_table, region)
 
     def add(self, connection: Connection) -> None:
         item = self._connections(

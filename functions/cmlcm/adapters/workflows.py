@@ -20,9 +20,8 @@ class StepFunctionsStarter:
 
     def start(self, *, name: str, payload: dict[str, Any]) -> str:
         try:
-            return self._sfn.start_execution(stateMachineArn=self._arn, name=name, input=json.dumps(payload))[
-                "executionArn"
-            ]
+            started = self._sfn.start_execution(stateMachineArn=self._arn, name=name, input=json.dumps(payload))
+            return str(started["executionArn"])
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
                 prefix = self._arn.replace(":stateMachine:", ":execution:")

@@ -216,7 +216,9 @@ def worker_events(change: Change[Any], rules: WorkerEventRules) -> list[DraftEve
     old, new = change.old, change.new
     if new is None and old is None:
         return []
-    worker_id = (new or old).worker_id
+    latest = new if new is not None else old
+    assert latest is not None  # both None returned above
+    worker_id = latest.worker_id
     topics = (FLEET_TOPIC, worker_topic(worker_id))
 
     def draft(kind: str, data: dict[str, Any], detail: Mapping[str, Any] | None = None) -> DraftEvent:

@@ -10,6 +10,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict
@@ -89,7 +90,7 @@ def plan_lab_sync(stored: Sequence[Lab], observed: Sequence[Lab]) -> LabSyncPlan
     return plan
 
 
-def check_lab_yaml(text: str) -> dict:
+def check_lab_yaml(text: str) -> dict[str, Any]:
     """The parsed topology of an uploaded lab, or a 422 naming `body` that says what is wrong
     (checked before CML is called: a bad upload never reaches the controller). Size first, so a
     huge body is never parsed."""

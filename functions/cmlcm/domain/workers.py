@@ -279,7 +279,7 @@ class Worker(BaseModel):
         if self.status == WorkerStatus.FAILED:
             return self
         reason = f"{step}: {kind}: {message}"[:500]
-        error = WorkerError(source=source, kind=kind, message=f"{step}: {message}"[:500], at=now)  # type: ignore[arg-type]
+        error = WorkerError(source=source, kind=kind, message=f"{step}: {message}"[:500], at=now)  # type: ignore[arg-type]  # callers pass one of WorkerError's sources
         return self.model_copy(
             update={
                 "status": WorkerStatus.FAILED,

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
+from typing import Literal
 
 from cmlcm.domain.cml import CmlReading
 from cmlcm.domain.errors import ConcurrentModification, ExternalServiceError
@@ -141,18 +143,23 @@ def _licence(current: Licence | None, reading: CmlReading | None, now: datetime)
 COLLECTION_SOURCES = frozenset({"ec2", "cloudwatch", "cml"})
 
 
+def _reobserve(worker: Worker, *, observation: Observation, now: datetime) -> Worker:
+    """`observe` with keyword arguments, for `mutate` on a fresh copy."""
+    return observe(worker, observation, now=now)
+
+
 def observe(worker: Worker, observation: Observation, *, now: datetime) -> Worker:
     """The worker after this cycle's observation: pure, and equal to `worker` when nothing
     but the collection time differs (so unchanged workers are not written)."""
     if observation.instance_missing:
-        error = WorkerError(
+        missing = WorkerError(
             source="ec2", kind="InstanceNotFound", message=f"EC2 does not know instance {worker.instance_id}", at=now
         )
-        if worker.last_error is not None and worker.last_error.model_dump(exclude={"at"}) == error.model_dump(
+        if worker.last_error is not None and worker.last_error.model_dump(exclude={"at"}) == missing.model_dump(
             exclude={"at"}
         ):
             return worker
-        return worker.record_error(error)
+        return worker.record_error(missing)
     instance = observation.instance
     updated = worker
     if instance is not None:
@@ -179,8 +186,8 @@ def observe(worker: Worker, observation: Observation, *, now: datetime) -> Worke
         licensed=reading.licensed if reading else None,
         last_activity_at=reading.last_activity_at if reading else None,
     )
-    if metrics.same_reading(worker.metrics):
-        metrics = worker.metrics  # type: ignore[assignment]
+    if worker.metrics is not None and metrics.same_reading(worker.metrics):
+        metrics = worker.metrics
     # An error seen again is the same error: keep its first time, so nothing is rewritten.
     error = observation.error
     if (
@@ -234,16 +241,16 @@ async def _observe_region(
     cml_limit: asyncio.Semaphore,
 ) -> dict[str, Observation]:
     with_instance = [w for w in workers if w.instance_id]
-    ids = [w.instance_id for w in with_instance]  # type: ignore[misc]
+    ids = [w.instance_id for w in with_instance if w.instance_id]  # (filtered above; narrows the type)
     ec2 = ports.ec2_for(region)
     try:
         with result.phase("ec2_describe"):
             instances = await asyncio.to_thread(ec2.describe, ids)
     except ExternalServiceError as exc:
-        error = WorkerError(source="ec2", kind=exc.code, message=exc.message, at=now)
-        return {w.worker_id: Observation(instance=None, error=error) for w in with_instance}
-    running = [w for w in with_instance if instances.get(w.instance_id) and instances[w.instance_id].state == "running"]  # type: ignore[index]
-    running_ids = [w.instance_id for w in running]
+        described = WorkerError(source="ec2", kind=exc.code, message=exc.message, at=now)
+        return {w.worker_id: Observation(instance=None, error=described) for w in with_instance}
+    running = [w for w in with_instance if _state(instances, w.instance_id) == "running"]
+    running_ids = [w.instance_id for w in running if w.instance_id]
 
     async def checks() -> dict[str, tuple[str | None, str | None]] | ExternalServiceError:
         try:
@@ -268,23 +275,29 @@ async def _observe_region(
     status_map, usage_map, readings = await asyncio.gather(checks(), usage(), probes())
     observations: dict[str, Observation] = {}
     for worker in with_instance:
-        instance = instances.get(worker.instance_id)  # type: ignore[arg-type]
+        instance = instances.get(worker.instance_id or "")
         reading = readings.get(worker.worker_id)
         error: WorkerError | None = None
         if isinstance(reading, ExternalServiceError):
             kind = getattr(reading, "kind", reading.code)
             error = WorkerError(source="cml", kind=kind, message=reading.message, at=now)
             reading = None
-        for source, value in (("ec2", status_map), ("cloudwatch", usage_map)):
+        faults: tuple[tuple[Literal["ec2", "cloudwatch"], object], ...] = (
+            ("ec2", status_map),
+            ("cloudwatch", usage_map),
+        )
+        for source, value in faults:
             if isinstance(value, ExternalServiceError) and error is None:
-                error = WorkerError(source=source, kind=value.code, message=value.message, at=now)  # type: ignore[arg-type]
+                error = WorkerError(source=source, kind=value.code, message=value.message, at=now)
         observations[worker.worker_id] = Observation(
             instance=instance,
             instance_missing=instance is None,
-            checks=status_map.get(worker.instance_id, (None, None)) if isinstance(status_map, dict) else (None, None),  # type: ignore[arg-type]
-            usage=usage_map.get(worker.instance_id, InstanceUsage())
+            checks=status_map.get(worker.instance_id or "", (None, None))
+            if isinstance(status_map, dict)
+            else (None, None),
+            usage=usage_map.get(worker.instance_id or "", InstanceUsage())
             if isinstance(usage_map, dict)
-            else InstanceUsage(),  # type: ignore[arg-type]
+            else InstanceUsage(),
             reading=reading,
             error=error,
         )
@@ -341,7 +354,11 @@ async def collect(ports: CollectPorts, worker_ids: Sequence[str], *, now: dateti
             observation = observations[stale.worker_id]
             try:
                 fresh = await asyncio.to_thread(
-                    mutate, ports.workers, stale.worker_id, lambda w, o=observation: observe(w, o, now=now), COLLECTOR
+                    mutate,
+                    ports.workers,
+                    stale.worker_id,
+                    partial(_reobserve, observation=observation, now=now),
+                    COLLECTOR,
                 )
             except ConcurrentModification:
                 result.failed += 1
@@ -373,6 +390,12 @@ def _paused(worker: Worker) -> bool:
     )
 
 
+def _state(instances: dict[str, InstanceInfo], instance_id: str | None) -> str | None:
+    """The EC2 state of `instance_id` if EC2 described it."""
+    info = instances.get(instance_id) if instance_id else None
+    return info.state if info is not None else None
+
+
 def pause_idle(ports: CollectPorts, workers: Sequence[Worker], now: datetime) -> list[Worker]:
     """Apply the idle policy to freshly collected workers: ONE batched StopInstances per region
     (bisected on failure), then each worker paused with its reason and counters."""
@@ -386,18 +409,18 @@ def pause_idle(ports: CollectPorts, workers: Sequence[Worker], now: datetime) ->
             by_region[worker.region].append(worker)
     paused: list[Worker] = []
     for region, idle in by_region.items():
-        result = ports.ec2_for(region).stop([w.instance_id for w in idle])  # type: ignore[misc]
+        result = ports.ec2_for(region).stop([w.instance_id for w in idle if w.instance_id])
         for worker in idle:
-            failure = result.failed.get(worker.instance_id)  # type: ignore[arg-type]
+            failure = result.failed.get(worker.instance_id or "")
             if failure is not None:
                 error = WorkerError(source="ec2", kind=failure.code, message=failure.message, at=now)
                 paused.append(
-                    mutate(ports.workers, worker.worker_id, lambda w, e=error: w.record_error(e), IDLE_POLICY)
+                    mutate(ports.workers, worker.worker_id, partial(Worker.record_error, error=error), IDLE_POLICY)
                 )
                 continue
             reason = decisions[worker.worker_id].reason
             paused.append(
-                mutate(ports.workers, worker.worker_id, lambda w, r=reason: w.pause(now=now, reason=r), IDLE_POLICY)
+                mutate(ports.workers, worker.worker_id, partial(Worker.pause, now=now, reason=reason), IDLE_POLICY)
             )
     return paused
 

@@ -95,7 +95,7 @@ async def sync_lab(worker: Worker, cml: CmlController, repo: LabRepository, lab_
     lab = lab_from_cml(worker.worker_id, details, now)
     stored = await asyncio.to_thread(repo.get, worker.worker_id, lab_id)
     if lab.same_content(stored):
-        return stored  # type: ignore[return-value]
+        return stored  # type: ignore[return-value]  # same_content(None) is False, so stored is a Lab
     await asyncio.to_thread(repo.write, [lab], [])
     return lab
 

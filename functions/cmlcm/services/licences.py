@@ -155,7 +155,7 @@ def register_licence(ports: LicencePorts, key: str, token: str, *, reregister: b
     if registration_pending(worker.licence):
         raise Conflict(
             f"a licence registration of worker {worker.worker_id} is already in progress "
-            f"(times out at {worker.licence.operation_deadline.isoformat() if worker.licence.operation_deadline else '?'})",  # type: ignore[union-attr]
+            f"(times out at {worker.licence.operation_deadline.isoformat() if worker.licence.operation_deadline else '?'})",  # type: ignore[union-attr]  # licence is set while an operation runs
             field="licence",
         )
     secret_ref = ports.tokens.store(worker.worker_id, token)

@@ -269,7 +269,7 @@ def cml_ready(ports: ProvisionPorts, worker_id: str) -> bool:
     worker = ports.workers.get(worker_id)
 
     async def ask() -> bool:
-        async with ports.cml.session() as reader:  # type: ignore[union-attr]
+        async with ports.cml.session() as reader:  # type: ignore[union-attr]  # ports.cml is set for the readiness step
             return await reader.ready(worker)
 
     try:

@@ -83,7 +83,7 @@ def reconcile(
                 findings.append(_failed_live(ports, settings.reconcile_policy_failed_live, owner, instance.instance_id))
         regional = [w for w in workers if w.region == region and w.is_active and w.instance_id]
         try:
-            known = ec2.describe([w.instance_id for w in regional])  # type: ignore[misc]
+            known = ec2.describe([w.instance_id for w in regional])  # type: ignore[misc]  # these workers all have an instance id
         except ExternalServiceError:
             continue
         for worker in regional:

@@ -108,11 +108,11 @@ def _ec2_command(
     except ExternalServiceError as exc:
         _record_aws_failure(ports, worker, exc, now, cause)
         raise
-    failed = getattr(result, "failed", {})
+    failed: dict[str, ExternalServiceError] = getattr(result, "failed", {})
     if instance_id in failed:
-        exc = failed[instance_id]
-        _record_aws_failure(ports, worker, exc, now, cause)
-        raise exc
+        failure = failed[instance_id]
+        _record_aws_failure(ports, worker, failure, now, cause)
+        raise failure
     return mutate(ports.workers, worker.worker_id, lambda w: change(w).model_copy(update={"last_error": None}), cause)
 
 

@@ -79,9 +79,13 @@ class FleetReader:
         if isinstance(first, BaseException):
             raise first  # booting (CmlNotReady) or an unsupported release, whatever else answered
         info, licence = first
-        for outcome in (stats, labs, licence):
-            if isinstance(outcome, BaseException):
-                raise outcome
+        # One check per outcome (not a loop) so the type checker narrows each of them.
+        if isinstance(stats, BaseException):
+            raise stats
+        if isinstance(labs, BaseException):
+            raise labs
+        if isinstance(licence, BaseException):
+            raise licence
         activity = [lab.modified for lab in labs if lab.modified]
         if stats.running_nodes == 0:
             # Running nodes are activity enough; only an idle-looking worker needs the (whole)

@@ -57,7 +57,9 @@ app.include_router(routes_labs.router)
 OPENAPI_TITLE = "CML Cloud Manager API"
 
 
-def _error(status: int, code: str, message: str, field: str | None = None, headers: dict | None = None) -> Response:
+def _error(
+    status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None
+) -> Response[Any]:
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
@@ -67,7 +69,7 @@ def _error(status: int, code: str, message: str, field: str | None = None, heade
 
 
 @app.exception_handler(DomainError)
-def _domain_error(exc: DomainError) -> Response:
+def _domain_error(exc: DomainError) -> Response[Any]:
     if exc.http_status >= 500:
         logger.warning("upstream fault", extra={"error": exc.code, "detail": exc.message})
     headers = None
@@ -84,7 +86,7 @@ def _field_of(error: dict[str, Any]) -> str:
 
 
 @app.exception_handler(RequestValidationError)
-def _validation_error(exc: RequestValidationError) -> Response:
+def _validation_error(exc: RequestValidationError) -> Response[Any]:
     # Only pydantic's `msg` and the location are used: `input` (the value sent) is never echoed,
     # whatever field it was sent in.
     errors = exc.errors()
@@ -97,12 +99,12 @@ def _validation_error(exc: RequestValidationError) -> Response:
 
 
 @app.exception_handler(RequestUnsupportedContentType)
-def _unsupported_content_type(exc: RequestUnsupportedContentType) -> Response:
+def _unsupported_content_type(exc: RequestUnsupportedContentType) -> Response[Any]:
     return _error(415, "UnsupportedMediaType", "this route takes application/json", "Content-Type")
 
 
 @app.not_found
-def _not_found(_: NotFoundError) -> Response:
+def _not_found(_: NotFoundError) -> Response[Any]:
     event = app.current_event
     allow = allowed_methods(app, event.path)
     if allow:
@@ -113,7 +115,7 @@ def _not_found(_: NotFoundError) -> Response:
 
 
 @app.exception_handler(Exception)
-def _unexpected(exc: Exception) -> Response:
+def _unexpected(exc: Exception) -> Response[Any]:
     # Not hidden: logged with its stack, and the 5xx alarm counts it. The body says nothing
     # about the failure (it may hold request values).
     logger.exception("unhandled error", extra={"error": type(exc).__name__})

@@ -68,7 +68,7 @@ class RoleRequirement:
         self.minimum = minimum
         self.__name__ = f"requires_{minimum.name.lower()}"
 
-    def __call__(self, app: Any, next_middleware: NextMiddleware) -> Response:
+    def __call__(self, app: Any, next_middleware: NextMiddleware) -> Response[Any]:
         authorize(app.current_event.raw_event, self.minimum)
         return next_middleware(app)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model, field_validator, model_validator
 from pydantic_core import PydanticUndefined
@@ -27,17 +27,20 @@ _TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
 
 #: The tag rules of `check_tags` as JSON Schema, so the document says what is accepted (the
 #: lookahead refuses the `aws:` prefix, any case).
+#: Tag maps with or without null values (a null removes the tag in a merge).
+TagsT = TypeVar("TagsT", dict[str, str], dict[str, str | None])
+
 TAG_KEYS_SCHEMA = {"pattern": r"^(?![aA][wW][sS]:)[\w .:/=+\-@]{1,128}$"}
 
 
-def _tags_schema(*, reserved_refused: bool) -> dict:
-    keys: dict = dict(TAG_KEYS_SCHEMA)
+def _tags_schema(*, reserved_refused: bool) -> dict[str, Any]:
+    keys: dict[str, Any] = dict(TAG_KEYS_SCHEMA)
     if reserved_refused:
         keys["not"] = {"enum": sorted(RESERVED_TAGS)}
     return {"propertyNames": keys, "maxProperties": 40}
 
 
-def check_tags(tags: dict[str, str | None]) -> dict[str, str | None]:
+def check_tags(tags: TagsT) -> TagsT:
     """EC2's tag rules, checked before anything is sent."""
     if len(tags) > 40:
         raise ValueError("at most 40 tags per request")
@@ -111,7 +114,7 @@ class WorkerView(ApiModel):
         return cls(**data, licence=licence)
 
 
-def view_of(worker: Worker) -> dict:
+def view_of(worker: Worker) -> dict[str, Any]:
     """JSON-ready dict of `WorkerView.of(worker)`."""
     return WorkerView.of(worker).model_dump(mode="json")
 
@@ -208,7 +211,7 @@ class CreateWorkerRequest(ApiModel):
     @field_validator("tags")
     @classmethod
     def _tags(cls, tags: dict[str, str]) -> dict[str, str]:
-        return check_tags(tags)  # type: ignore[return-value]
+        return check_tags(tags)
 
 
 class ImportWorkersRequest(ApiModel):
@@ -268,7 +271,7 @@ def _required(field: Any) -> Any:
 #: PUT /settings body: the whole document, every field required (a partial document would reset
 #: the fields it leaves out, the per-region launch defaults among them); `version` (from GET)
 #: guards against lost edits, omit it to overwrite whatever is stored. PATCH takes a partial one.
-SettingsBody = create_model(
+SettingsBody = create_model(  # type: ignore[call-overload]  # fields built at import time: no overload can describe them
     "SettingsBody",
     __base__=Settings,
     __doc__="The whole settings document (PUT); `version` from GET guards against lost edits.",
@@ -289,21 +292,24 @@ def _optional(field: Any) -> Any:
 
 
 #: One region's launch defaults in a merge patch: given keys set, null ones back to the default.
-RegionDefaultsPatch = create_model(
+RegionDefaultsPatch = create_model(  # type: ignore[call-overload]  # fields built at import time: no overload can describe them
     "RegionDefaultsPatch",
     __config__=ConfigDict(extra="forbid"),
-    **{name: (field.annotation | None, _optional(field)) for name, field in RegionDefaults.model_fields.items()},
+    **{
+        name: (cast(Any, field.annotation) | None, _optional(field))
+        for name, field in RegionDefaults.model_fields.items()
+    },
 )
 
 _PATCHED = {
-    name: ((StrictBool if field.annotation is bool else field.annotation) | None, _optional(field))
+    name: (cast(Any, StrictBool if field.annotation is bool else field.annotation) | None, _optional(field))
     for name, field in Settings.model_fields.items()
     if name not in ("version", "region_defaults")
 }
 
 #: PATCH /settings body: a JSON merge patch (RFC 7396) of the settings document. Fields left out
 #: are kept; a field given as null goes back to its default; a region given as null is removed.
-SettingsPatch = create_model(
+SettingsPatch = create_model(  # type: ignore[call-overload]  # fields built at import time: no overload can describe them
     "SettingsPatch",
     __config__=ConfigDict(extra="forbid"),
     __doc__="A JSON merge patch of the settings; `version` (from GET) is required: 409 when stale.",

@@ -131,11 +131,11 @@ class RequestGuard:
     the caller's role is checked before any body or query is looked at (a viewer must not learn
     the validation rules from 422s), then the route itself, then the body."""
 
-    def __init__(self, validation: Callable[[Any, NextMiddleware], Response]) -> None:
+    def __init__(self, validation: Callable[[Any, NextMiddleware], Response[Any]]) -> None:
         self._validation = validation
         self.__name__ = "request_guard"  # Powertools logs middleware names
 
-    def __call__(self, app: Any, next_middleware: NextMiddleware) -> Response:
+    def __call__(self, app: Any, next_middleware: NextMiddleware) -> Response[Any]:
         route = app.context.get("_route")
         event = app.current_event
         for middleware in getattr(route, "middlewares", None) or []:

@@ -84,7 +84,7 @@ class LicenceRegistration(ApiModel):
 def _licence_view(worker: Worker) -> LicenceView:
     """The worker's licence through the one worker mapping (an unknown licence shows as empty)."""
     known = worker if worker.licence is not None else worker.model_copy(update={"licence": Licence()})
-    return WorkerView.of(known).licence  # type: ignore[return-value]
+    return WorkerView.of(known).licence  # type: ignore[return-value]  # known has a licence, so the view's is set
 
 
 def _raw_body() -> str:

@@ -20,25 +20,25 @@ def get_settings_doc() -> Settings:
 
 
 @router.put("/settings", middlewares=[requires(Role.ADMIN)], summary="Replace the fleet settings (every field)")
-def put_settings(body: SettingsBody) -> Settings:  # type: ignore[valid-type]
+def put_settings(body: SettingsBody) -> Settings:
     """Replaces the whole document: every field is required (422 names the missing ones), so
     nothing is reset by omission; the collect and reconcile schedules follow the new intervals."""
     repo = deps.ports().settings
-    version = body.version if body.version is not None else repo.get().version  # type: ignore[attr-defined]
-    new = Settings.model_validate({**body.model_dump(exclude={"version"}), "version": version})  # type: ignore[attr-defined]
+    version = body.version if body.version is not None else repo.get().version
+    new = Settings.model_validate({**body.model_dump(exclude={"version"}), "version": version})
     return save_settings(repo, deps.schedules(), new, supported_regions=get_settings().regions)
 
 
 @router.patch("/settings", middlewares=[requires(Role.ADMIN)], summary="Change some fleet settings (merge patch)")
-def patch_settings_doc(body: SettingsPatch) -> Settings:  # type: ignore[valid-type]
+def patch_settings_doc(body: SettingsPatch) -> Settings:
     """JSON merge patch (RFC 7396, sent as application/json): fields left out are kept, a field
     given as null goes back to its default, a region of `region_defaults` given as null is
     removed. `version` (from GET) is required; 409 when the settings changed since."""
-    patch = body.model_dump(mode="json", exclude_unset=True, exclude={"version"})  # type: ignore[attr-defined]
+    patch = body.model_dump(mode="json", exclude_unset=True, exclude={"version"})
     return patch_settings(
         deps.ports().settings,
         deps.schedules(),
         patch,
-        version=body.version,  # type: ignore[attr-defined]
+        version=body.version,
         supported_regions=get_settings().regions,
     )
