@@ -81,7 +81,7 @@ class DynamoCounter:
             counter.ops[operation_name] += 1
             return counter._original(conn, operation_name, operation_kwargs)
 
-        PynamoConnection.dispatch = dispatch  # type: ignore[method-assign]
+        PynamoConnection.dispatch = dispatch  # type: ignore[method-assign, assignment]  # monkeypatch: counts requests
         return self
 
     def __exit__(self, *exc: object) -> None:
