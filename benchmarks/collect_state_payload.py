@@ -73,7 +73,7 @@ def run(size: int, batch_size: int) -> dict[str, Any]:
         wiring.worker_ports().settings.save(Settings(collect_batch_size=batch_size, collect_max_concurrency=10))
         real = wiring.worker_ports()
         fleet = Fleet(size)
-        wiring.worker_ports = lambda: WorkerPorts(**{**real.__dict__, "workers": fleet})  # type: ignore[method-assign]
+        wiring.worker_ports = lambda: WorkerPorts(**{**real.__dict__, "workers": fleet})  # type: ignore[assignment]  # swap the cached factory for the run
         lambdas, machines = LocalLambdas(), LocalStateMachines()
         machines.create(
             "collect",
@@ -93,15 +93,15 @@ def run(size: int, batch_size: int) -> dict[str, Any]:
                 s3_calls[operation] += 1
             return original(self, operation, params)
 
-        botocore.client.BaseClient._make_api_call = counting  # type: ignore[method-assign]
+        botocore.client.BaseClient._make_api_call = counting
         try:
             started = time.perf_counter()
             arn = machines.start("collect", {})
             status, output = machines.wait(arn, timeout_s=600)
             wall = time.perf_counter() - started
         finally:
-            botocore.client.BaseClient._make_api_call = original  # type: ignore[method-assign]
-            wiring.worker_ports = real_factory  # type: ignore[method-assign]
+            botocore.client.BaseClient._make_api_call = original
+            wiring.worker_ports = real_factory
             lambdas.close()
         assert status == "SUCCEEDED" and output["workers"] == size, output
         sizes = [

@@ -23,7 +23,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "local"), str(ROOT / "functions"), str(ROOT / "tests" / "browser")]
 
-from browser_support import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from browser_support import CHROMIUM, CHROMIUM_ARGS  # type: ignore[import-not-found]  # noqa: E402 - tests/browser, on sys.path above
 
 from cmlcm_local.runtime import free_port  # noqa: E402
 
