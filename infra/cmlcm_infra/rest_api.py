@@ -134,14 +134,17 @@ class RestApi(Construct):
                 )
 
         # Answers API Gateway gives itself (no token, too large, throttled, ...): the error shape too.
+        #: Each gateway response and its headers (`allow_origin` adds the CORS ones to all of them).
+        self._gateway_responses: dict[str, tuple[apigw.GatewayResponse, dict[str, str]]] = {}
         for response_type, (status, code, field, headers) in GATEWAY_RESPONSES.items():
-            self.api.add_gateway_response(
+            response = self.api.add_gateway_response(
                 f"{response_type.title().replace('_', '')}Response",
                 type=apigw.ResponseType.of(response_type),
                 status_code=status,
                 response_headers=headers or None,
                 templates={"application/json": error_template(code, field)},
             )
+            self._gateway_responses[response_type] = (response, dict(headers))
 
         # The stack exports the URL under a stable name (RestApiUrl); drop the hashed duplicate.
         self.api.node.try_remove_child("Endpoint")
@@ -184,16 +187,18 @@ class RestApi(Construct):
                     "CORS preflight: browsers send OPTIONS without credentials by the Fetch standard; the "
                     "function answers it with the allowed origin, methods and headers only, no data.",
                 )
-        headers = {
+        cors = {
             "Access-Control-Allow-Origin": f"'{origin}'",
             "Access-Control-Allow-Headers": "'Authorization,Content-Type,Idempotency-Key'",
             "Vary": "'Origin'",
         }
-        for name, kind in (
-            ("Default4xx", apigw.ResponseType.DEFAULT_4_XX),
-            ("Default5xx", apigw.ResponseType.DEFAULT_5_XX),
-        ):
-            self.api.add_gateway_response(name, type=kind, response_headers=headers)
+        # Onto the existing gateway responses (one per type: a second response of the same type
+        # would fail the deployment), keeping their own headers (WWW-Authenticate, Allow).
+        for response, headers in self._gateway_responses.values():
+            merged = {**headers, **cors}
+            cfn = response.node.default_child
+            assert isinstance(cfn, apigw.CfnGatewayResponse)
+            cfn.response_parameters = {f"gatewayresponse.header.{k}": v for k, v in merged.items()}
 
     @property
     def url(self) -> str:

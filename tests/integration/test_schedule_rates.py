@@ -110,7 +110,7 @@ def test_a_collection_run_restores_the_rates_a_deployment_reset(scheduled, monke
     planned = collect_handlers.plan_handler({}, FakeLambdaContext("collect-plan"))
     # Then the schedules follow the settings again, and the plan is as usual
     assert (rate_of(COLLECT_JOB), rate_of(RECONCILE_JOB)) == ("rate(2 minutes)", "rate(45 minutes)")
-    assert planned["workers"] == 0 and planned["batch_size"] == 1000
+    assert (planned["skipped"], planned["workers"], planned["batches"]) == (False, 0, 0)
     get_settings.cache_clear()
     wiring.reset()
 
