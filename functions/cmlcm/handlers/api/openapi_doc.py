@@ -101,7 +101,9 @@ def _operation_key(method: str, path: str) -> str:
 def _refine(key: str, operation: dict[str, Any]) -> None:
     """The few operations whose bodies are not JSON models."""
     if key == "GET /workers/{worker_id}/labs/{lab_id}/download":
-        operation["responses"]["200"]["content"] = {YAML_MEDIA_TYPE: {"schema": {"type": "string"}}}
+        # The body is YAML text; parsed (as clients and schemathesis do), a CML topology document.
+        topology = {"type": "object", "required": ["lab"], "description": "A CML topology: lab, nodes, links"}
+        operation["responses"]["200"]["content"] = {YAML_MEDIA_TYPE: {"schema": topology}}
         operation["responses"]["200"]["headers"] = {
             "Content-Disposition": {"description": "attachment; filename=<lab_id>.yaml", "schema": {"type": "string"}}
         }
