@@ -103,7 +103,10 @@ def test_fleet_filters_and_sorts(signed_in):  # noqa: ANN001
     expect(page.locator("#fleet tbody tr")).to_have_count(1)
     # A collection without a CloudWatch datapoint yet shows "—"; the next one (live, each minute) fills it.
     expect(page.locator("#fleet tbody tr td:nth-child(5)")).to_have_text(re.compile(r"^\d+(\.\d)? %$"), timeout=90_000)
-    assert "ago" in page.locator("#fleet tbody tr td:nth-child(9) time").inner_text()
+    # Just collected, "last seen" reads "now" (Intl's numeric: "auto"), else "… ago"; never a future time.
+    seen = page.locator("#fleet tbody tr td:nth-child(9) time")
+    assert re.fullmatch(r"now|.* ago", seen.inner_text())
+    assert seen.get_attribute("datetime") and re.search(r"\d{4}", seen.get_attribute("title") or "")
 
 
 def test_a_chart_draws_points(signed_in, rest):  # noqa: ANN001
