@@ -110,9 +110,26 @@ class WorkerItem(Model):
     detailed_monitoring = BooleanAttribute()
     pause_count = NumberAttribute()
     resume_count = NumberAttribute()
+    # Written since pauses are told apart (auto/manual, who, why); absent on older items, read as 0/None.
+    auto_pause_count = NumberAttribute(null=True)
+    manual_pause_count = NumberAttribute(null=True)
+    auto_resume_count = NumberAttribute(null=True)
+    manual_resume_count = NumberAttribute(null=True)
     last_pause_reason = UnicodeAttribute(null=True)
     last_paused_at = UnicodeAttribute(null=True)
+    last_paused_by = UnicodeAttribute(null=True)
+    last_pause_auto = BooleanAttribute(null=True)
     last_resumed_at = UnicodeAttribute(null=True)
+    last_resume_reason = UnicodeAttribute(null=True)
+    last_resumed_by = UnicodeAttribute(null=True)
+    last_resume_auto = BooleanAttribute(null=True)
+    was_auto_paused = BooleanAttribute(null=True)
+    snoozed_until = UnicodeAttribute(null=True)
+    policy_stopped_at = UnicodeAttribute(null=True)
+    policy_stopped_by = UnicodeAttribute(null=True)
+    idle_stopped_hours = NumberAttribute(null=True)
+    schedule_stopped_hours = NumberAttribute(null=True)
+    schedule_mark: MapAttribute[str, Any] = MapAttribute(null=True)
     metrics: MapAttribute[str, Any] = MapAttribute(null=True)
     licence: MapAttribute[str, Any] = MapAttribute(null=True)
     last_error: MapAttribute[str, Any] = MapAttribute(null=True)
@@ -177,7 +194,22 @@ def worker_to_item(model: type[WorkerItem], worker: Worker) -> WorkerItem:
 def item_to_worker(item: WorkerItem) -> Worker:
     data = {name: _plain(getattr(item, name)) for name in Worker.model_fields if name != "version"}
     data["tags"] = data.get("tags") or {}
+    # Items written before an attribute existed lack it: the domain's default stands (counts 0).
+    for name in _ADDED_LATER:
+        if data.get(name) is None:
+            data.pop(name, None)
     return Worker.model_validate({**data, "version": item.version or 0})
+
+
+#: Worker attributes with a non-null default that older items do not have.
+_ADDED_LATER = (
+    "auto_pause_count",
+    "manual_pause_count",
+    "auto_resume_count",
+    "manual_resume_count",
+    "idle_stopped_hours",
+    "schedule_stopped_hours",
+)
 
 
 class DynamoWorkerRepository:

@@ -244,7 +244,12 @@ def worker_events(change: Change[Any], rules: WorkerEventRules) -> list[DraftEve
             draft(
                 "worker.paused",
                 new_view,
-                {"reason": new.last_pause_reason, "by": cause.get("by"), "auto": cause.get("kind") == "idle_policy"},
+                {
+                    "reason": new.last_pause_reason,
+                    "by": cause.get("by"),
+                    # A policy's pause (idle or schedule) records itself as automatic.
+                    "auto": bool(getattr(new, "last_pause_auto", None)) or cause.get("kind") == "idle_policy",
+                },
             )
         )
     if new.resume_count > old.resume_count:
@@ -253,7 +258,12 @@ def worker_events(change: Change[Any], rules: WorkerEventRules) -> list[DraftEve
             draft(
                 "worker.resumed",
                 new_view,
-                {"reason": "resumed", "by": cause.get("by"), "auto": cause.get("kind") != "user"},
+                {
+                    "reason": getattr(new, "last_resume_reason", None) or "resumed",
+                    "by": cause.get("by"),
+                    "auto": cause.get("kind") != "user",
+                    "was_auto_paused": getattr(new, "was_auto_paused", None),
+                },
             )
         )
     cause = rules.cause_of(new)

@@ -64,6 +64,53 @@ class RegionDefaults(BaseModel):
         return check_ami_id(value)
 
 
+#: On-demand Linux prices (USD per hour) of the usual CML metal instance types in us-east-1, as
+#: listed by AWS; `*` applies to every region the table does not name. A starting point: edit
+#: them in the settings (prices differ by region, and discounts by account).
+DEFAULT_ON_DEMAND_PRICES: dict[str, dict[str, float]] = {
+    "c5.metal": {"*": 4.08},
+    "c5n.metal": {"*": 3.888},
+    "m5.metal": {"*": 4.608},
+    "m5zn.metal": {"*": 3.9641},
+    "m7i.metal-24xl": {"*": 4.8384},
+    "r5.metal": {"*": 6.048},
+    "i3.metal": {"*": 4.992},
+}
+#: Priced instance types: EC2's names, including sizes such as m7i.metal-24xl.
+_PRICED_TYPE = re.compile(r"^[a-z][a-z0-9-]*\d[a-z0-9-]*\.[a-z0-9][a-z0-9-]*$")
+_PRICE_REGION = re.compile(r"^(\*|[a-z]{2}(-gov)?-[a-z]+-\d)$")
+#: At most this many instance types in the price table (it is part of the settings document).
+MAX_PRICED_TYPES = 100
+
+
+def check_prices(prices: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Instance type → region (or `*`) → USD per hour, each a plausible on-demand price."""
+    if len(prices) > MAX_PRICED_TYPES:
+        raise ValueError(f"at most {MAX_PRICED_TYPES} instance types")
+    for instance_type, regions in prices.items():
+        if not _PRICED_TYPE.match(instance_type):
+            raise ValueError("a priced instance type must look like an EC2 instance type, e.g. m5zn.metal")
+        if not regions:
+            raise ValueError("an instance type needs at least one region price (use * for every region)")
+        for region, price in regions.items():
+            if not _PRICE_REGION.match(region):
+                raise ValueError("a price's region must be an AWS region name or *")
+            if not 0 <= price <= 1000:
+                raise ValueError("a price must be between 0 and 1000 USD per hour")
+    return prices
+
+
+def hourly_price(prices: dict[str, dict[str, float]], instance_type: str | None, region: str) -> float | None:
+    """The on-demand price of `instance_type` in `region` from the table, else its `*` price,
+    else None (unknown: hours are still counted, money is not)."""
+    if instance_type is None:
+        return None
+    regions = prices.get(instance_type)
+    if regions is None:
+        return None
+    return regions.get(region, regions.get("*"))
+
+
 class Settings(BaseModel):
     """The fleet-wide settings document; `version` guards concurrent edits."""
 
@@ -88,7 +135,41 @@ class Settings(BaseModel):
     reconcile_policy_unrecorded: Literal["terminate", "adopt", "mark"] = "mark"
     reconcile_policy_failed_live: Literal["terminate", "mark"] = "terminate"
     region_defaults: dict[str, RegionDefaults] = Field(default_factory=dict)
+    snooze_after_resume_minutes: int = Field(
+        default=60,
+        ge=0,
+        le=7 * 24 * 60,
+        description="After a user resumes or starts a worker, neither the idle policy nor a schedule stops it "
+        "for this long (0: no snooze)",
+    )
+    idle_cpu_busy_percent: int | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description="A running worker whose CPU is at least this is busy (the idle policy waits); null: CPU is "
+        "not an activity signal",
+    )
+    on_demand_prices: dict[str, dict[str, float]] = Field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_ON_DEMAND_PRICES.items()},
+        description="Instance type -> region (or * for any) -> on-demand USD per hour: prices the hours a policy "
+        "kept workers stopped",
+        json_schema_extra={
+            "maxProperties": MAX_PRICED_TYPES,
+            "propertyNames": {"pattern": _PRICED_TYPE.pattern},
+            "additionalProperties": {
+                "type": "object",
+                "minProperties": 1,
+                "propertyNames": {"pattern": _PRICE_REGION.pattern},
+                "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1000},
+            },
+        },
+    )
     version: int = 0
+
+    @field_validator("on_demand_prices")
+    @classmethod
+    def _prices(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        return check_prices(value)
 
     @model_validator(mode="after")
     def _regions_named(self) -> Settings:

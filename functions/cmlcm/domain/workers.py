@@ -6,7 +6,7 @@ a new immutable `Worker`, so services can compare before/after and write only wh
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Literal
 
@@ -133,6 +133,20 @@ class WorkerMetrics(_Value):
         return self.model_dump(exclude={"collected_at"}) == other.model_dump(exclude={"collected_at"})
 
 
+#: What stopped a worker on the fleet's behalf (counted in the hours and money saved).
+PolicySource = Literal["idle", "schedule"]
+
+
+class ScheduleMark(_Value):
+    """The state a schedule last wanted for this worker and acted on (or found already so). A
+    schedule acts only when what it wants changes, so a user's start or stop in between stands
+    (Instance Scheduler's rule), unless the schedule is `enforced`."""
+
+    schedule: str
+    desired: Literal["running", "stopped"]
+    at: datetime
+
+
 class LicenceOperation(StrEnum):
     NONE = "none"
     REGISTERING = "registering"
@@ -180,11 +194,35 @@ class Worker(BaseModel):
     status_reason: str | None = None
     idle_detection_enabled: bool = True
     detailed_monitoring: bool = False
+    #: Every pause and resume; `auto_*` + `manual_*` count those made since they were told apart,
+    #: so `pause_count - auto_pause_count - manual_pause_count` were made before (records of the
+    #: single-counter era keep their totals; nothing is attributed by guess).
     pause_count: int = 0
     resume_count: int = 0
+    auto_pause_count: int = 0
+    manual_pause_count: int = 0
+    auto_resume_count: int = 0
+    manual_resume_count: int = 0
     last_pause_reason: str | None = None
     last_paused_at: datetime | None = None
+    #: Who paused it last: a user's name, "idle policy" or "schedule:<name>".
+    last_paused_by: str | None = None
+    last_pause_auto: bool | None = None
     last_resumed_at: datetime | None = None
+    last_resume_reason: str | None = None
+    last_resumed_by: str | None = None
+    last_resume_auto: bool | None = None
+    #: On the last resume: whether the pause it undid was automatic (idle policy or schedule).
+    was_auto_paused: bool | None = None
+    #: A user resumed or started it: the idle policy and schedules leave it running until then.
+    snoozed_until: datetime | None = None
+    #: Set while a policy (idle or schedule) keeps it stopped: since when, and which one.
+    policy_stopped_at: datetime | None = None
+    policy_stopped_by: PolicySource | None = None
+    #: Hours stopped by each policy, over the stops that have ended (the current one is added on read).
+    idle_stopped_hours: float = 0.0
+    schedule_stopped_hours: float = 0.0
+    schedule_mark: ScheduleMark | None = None
     metrics: WorkerMetrics | None = None
     licence: Licence | None = None
     last_error: WorkerError | None = None
@@ -206,8 +244,38 @@ class Worker(BaseModel):
                 f"worker {self.worker_id} cannot go from {self.status.value} to {to.value}",
                 field="status",
             )
-        return self.model_copy(
+        moved = self.model_copy(
             update={"status": to, "status_changed_at": now, "updated_at": now, "status_reason": reason}
+        )
+        return moved._settle_policy_stop(now)
+
+    @property
+    def is_paused(self) -> bool:
+        """Paused and not resumed since (whatever EC2 did meanwhile)."""
+        return self.last_paused_at is not None and (
+            self.last_resumed_at is None or self.last_resumed_at < self.last_paused_at
+        )
+
+    def policy_stopped_hours(self, now: datetime) -> dict[str, float]:
+        """Hours each policy kept this worker stopped, the current stop included up to `now`."""
+        hours = {"idle": self.idle_stopped_hours, "schedule": self.schedule_stopped_hours}
+        if self.policy_stopped_at is not None and self.policy_stopped_by is not None and now > self.policy_stopped_at:
+            hours[self.policy_stopped_by] += (now - self.policy_stopped_at).total_seconds() / 3600
+        return hours
+
+    def _settle_policy_stop(self, now: datetime) -> Worker:
+        """A policy's stop ends when the worker is no longer stopping or stopped (started by anyone,
+        terminated, failed): its hours are added to that policy's total."""
+        if self.policy_stopped_at is None or self.status in (WorkerStatus.STOPPING, WorkerStatus.STOPPED):
+            return self
+        hours = self.policy_stopped_hours(now)
+        return self.model_copy(
+            update={
+                "idle_stopped_hours": hours["idle"],
+                "schedule_stopped_hours": hours["schedule"],
+                "policy_stopped_at": None,
+                "policy_stopped_by": None,
+            }
         )
 
     def observe_ec2_state(
@@ -233,25 +301,75 @@ class Worker(BaseModel):
         )
         if not keep and not provisioning and observed != self.status:
             update.update(status=observed, status_changed_at=now, status_reason=f"ec2 reports {ec2_state}")
-        changed = self.model_copy(update=update)
+        changed = self.model_copy(update=update)._settle_policy_stop(now)
         return changed if changed == self else changed.model_copy(update={"updated_at": now})
 
-    def pause(self, *, now: datetime, reason: str) -> Worker:
-        """Stop a running worker on purpose (idle or by hand), counting it and keeping the reason."""
+    def pause(
+        self,
+        *,
+        now: datetime,
+        reason: str,
+        by: str | None = None,
+        auto: bool = False,
+        source: PolicySource | None = None,
+    ) -> Worker:
+        """Stop a running worker on purpose, counting it (auto: a policy, `source`; else a user)
+        and keeping the reason and who did it. A policy's pause starts counting hours saved."""
         stopped = self.transition(WorkerStatus.STOPPING, now=now, reason=f"paused: {reason}")
-        return stopped.model_copy(
-            update={"pause_count": self.pause_count + 1, "last_pause_reason": reason, "last_paused_at": now}
-        )
+        update: dict[str, object] = {
+            "pause_count": self.pause_count + 1,
+            "auto_pause_count": self.auto_pause_count + int(auto),
+            "manual_pause_count": self.manual_pause_count + int(not auto),
+            "last_pause_reason": reason,
+            "last_paused_at": now,
+            "last_paused_by": by,
+            "last_pause_auto": auto,
+        }
+        if auto and source is not None:
+            update.update(policy_stopped_at=now, policy_stopped_by=source)
+        return stopped.model_copy(update=update)
 
-    def resume(self, *, now: datetime) -> Worker:
-        """Start a paused worker again, counting the resume. The status is checked first: a
-        terminated worker is refused as terminated, not as "not paused"."""
-        started = self.transition(WorkerStatus.STARTING, now=now, reason="resumed")
-        if self.last_paused_at is None or (
-            self.last_resumed_at is not None and self.last_resumed_at >= self.last_paused_at
-        ):
+    def resume(
+        self,
+        *,
+        now: datetime,
+        reason: str = "resumed",
+        by: str | None = None,
+        auto: bool = False,
+        snooze: timedelta | None = None,
+    ) -> Worker:
+        """Start a paused worker again, counting the resume (auto or by a user) and recording
+        whether the pause it undoes was automatic. A user's resume snoozes the policies for
+        `snooze`. The status is checked first: a terminated worker is refused as terminated,
+        not as "not paused"."""
+        started = self.transition(WorkerStatus.STARTING, now=now, reason=reason)
+        if not self.is_paused:
             raise IllegalTransition(f"worker {self.worker_id} is not paused", field="status")
-        return started.model_copy(update={"resume_count": self.resume_count + 1, "last_resumed_at": now})
+        update: dict[str, object] = {
+            "resume_count": self.resume_count + 1,
+            "auto_resume_count": self.auto_resume_count + int(auto),
+            "manual_resume_count": self.manual_resume_count + int(not auto),
+            "last_resumed_at": now,
+            "last_resume_reason": reason,
+            "last_resumed_by": by,
+            "last_resume_auto": auto,
+            "was_auto_paused": bool(self.last_pause_auto),
+        }
+        if not auto and snooze:
+            update["snoozed_until"] = now + snooze
+        return started.model_copy(update=update)
+
+    def start(self, *, now: datetime, reason: str = "start requested", snooze: timedelta | None = None) -> Worker:
+        """A user's start of a stopped worker; like a resume, it snoozes the policies."""
+        started = self.transition(WorkerStatus.STARTING, now=now, reason=reason)
+        return started.model_copy(update={"snoozed_until": now + snooze}) if snooze else started
+
+    def is_snoozed(self, now: datetime) -> bool:
+        return self.snoozed_until is not None and now < self.snoozed_until
+
+    def mark_schedule(self, mark: ScheduleMark | None) -> Worker:
+        """Remember what a schedule last wanted for this worker (None: it follows no schedule)."""
+        return self if mark == self.schedule_mark else self.model_copy(update={"schedule_mark": mark})
 
     def with_tags(self, tags: dict[str, str | None], *, mode: Literal["merge", "replace"], now: datetime) -> Worker:
         """New tag set: `merge` sets the given keys and removes keys given as null; `replace`
@@ -288,7 +406,7 @@ class Worker(BaseModel):
                 "status_reason": reason,
                 "last_error": error,
             }
-        )
+        )._settle_policy_stop(now)
 
     def instance_vanished(self, *, now: datetime) -> Worker:
         """EC2 no longer knows the instance: whatever the record said, it is gone."""
@@ -303,7 +421,7 @@ class Worker(BaseModel):
                 "status_reason": "reconciler: instance vanished",
                 "last_error": WorkerError(source="reconciler", kind="InstanceVanished", message=message, at=now),
             }
-        )
+        )._settle_policy_stop(now)
 
     def record_error(self, error: WorkerError) -> Worker:
         return self.model_copy(update={"last_error": error, "updated_at": error.at})
