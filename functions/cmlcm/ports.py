@@ -14,6 +14,7 @@ from cmlcm.domain.cml import CmlReading
 from cmlcm.domain.errors import ExternalServiceError
 from cmlcm.domain.jobs import JobHeartbeat, MetricSample
 from cmlcm.domain.labs import Lab
+from cmlcm.domain.schedules import Schedule
 from cmlcm.domain.settings import Settings
 from cmlcm.domain.workers import Worker, WorkerStatus
 
@@ -72,6 +73,25 @@ class SettingsRepository(Protocol):
 
     def save(self, settings: Settings) -> Settings:
         """Optimistically locked like workers (`ConcurrentModification` on a lost race)."""
+
+
+class ScheduleRepository(Protocol):
+    """Named schedules (office hours), optimistically locked like the settings."""
+
+    def list(self) -> builtins.list[Schedule]:
+        """Every schedule, by name."""
+
+    def get(self, name: str) -> Schedule:
+        """The schedule, or `NotFound`."""
+
+    def add(self, schedule: Schedule) -> Schedule:
+        """Store a new schedule (version 0 -> 1); `Conflict` if the name is taken."""
+
+    def save(self, schedule: Schedule) -> Schedule:
+        """Store a changed schedule if nobody wrote it since (`ConcurrentModification` otherwise)."""
+
+    def delete(self, name: str) -> None:
+        """Remove it, or `NotFound`."""
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from cmlcm.adapters.operations import (
     DynamoReservations,
     DynamoSampleRepository,
 )
+from cmlcm.adapters.schedule_store import DynamoScheduleRepository
 from cmlcm.adapters.schedules import EventBridgeSchedules
 from cmlcm.adapters.workflows import StepFunctionsStarter
 from cmlcm.config import get_settings
@@ -30,6 +31,7 @@ from cmlcm.services.collect import CollectPorts
 from cmlcm.services.jobs import COLLECT_JOB, RECONCILE_JOB
 from cmlcm.services.labs import LabPorts
 from cmlcm.services.licences import LicencePorts
+from cmlcm.services.policy import PolicyPorts
 from cmlcm.services.provisioning import ProvisionPorts
 from cmlcm.services.workers import WorkerPorts
 
@@ -109,6 +111,19 @@ def collect_ports() -> CollectPorts:
         cml=cml_probe(),
         cml_concurrency=settings.cml_concurrency,
         settings=worker_ports().settings,
+        schedules=policy_ports().schedules,
+    )
+
+
+@lru_cache(maxsize=1)
+def policy_ports() -> PolicyPorts:
+    """Schedules and the idle policy (API reads; the collection applies them)."""
+    settings = get_settings()
+    return PolicyPorts(
+        workers=worker_ports().workers,
+        settings=worker_ports().settings,
+        ec2_for=ec2_for(),
+        schedules=DynamoScheduleRepository(settings.operations_table, settings.aws_region),
     )
 
 
@@ -197,6 +212,7 @@ def reset() -> None:
         worker_ports,
         ops_ports,
         collect_ports,
+        policy_ports,
         provision_ports,
         schedules,
         collect_runs,

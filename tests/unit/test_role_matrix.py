@@ -22,6 +22,7 @@ from cmlcm.adapters.licence_tokens import InMemoryTokenStore
 from cmlcm.adapters.memory import (
     InMemoryJobRepository,
     InMemoryRefreshLimiter,
+    InMemoryScheduleRepository,
     InMemorySettingsRepository,
     InMemoryWorkerRepository,
 )
@@ -33,6 +34,7 @@ from cmlcm.ports import BulkResult
 from cmlcm.services import collect
 from cmlcm.services.labs import LabPorts
 from cmlcm.services.licences import LicencePorts
+from cmlcm.services.policy import PolicyPorts
 from cmlcm.services.workers import WorkerPorts
 from cmlcm.wiring import OpsPorts
 from cmlcm_local.events import DEV_USERS, FakeLambdaContext, rest_event
@@ -78,6 +80,15 @@ EXPECTED: dict[tuple[str, str], Role | None] = {
     ("GET", "/workers/<worker_id>/licence"): V,
     ("POST", "/workers/<worker_id>/licence"): A,
     ("DELETE", "/workers/<worker_id>/licence"): A,
+    # fleet policy: everyone reads why a worker is (not) stopped and what was saved; admins write schedules
+    ("GET", "/workers/<worker_id>/policy"): V,
+    ("GET", "/savings"): V,
+    ("GET", "/schedules"): V,
+    ("GET", "/schedules/<name>"): V,
+    ("POST", "/schedules"): A,
+    ("PUT", "/schedules/<name>"): A,
+    ("DELETE", "/schedules/<name>"): A,
+    ("POST", "/schedules/<name>/overrides"): A,
 }
 CALLERS = (None, "viewer", "operator", "admin")
 
@@ -180,7 +191,9 @@ def world(monkeypatch):  # noqa: ANN001, ANN201
         LabPorts(workers, InMemoryLabRepository(), Unused()),
         LicencePorts(workers, InMemoryTokenStore(), Unused()),
     )
+    deps.override_policy(PolicyPorts(workers, settings, lambda region: ec2, InMemoryScheduleRepository()))
     yield SimpleNamespace(workers=workers, settings=settings, ec2=ec2, refreshed=refreshed)
+    deps.override_policy(None)
     deps.override_labs(None, None)
     deps.override(None)
 
@@ -189,7 +202,11 @@ def _concrete(path: str) -> str:
     # Lab and licence routes go to a worker that does not exist: the service stops at 404
     # before any CML or Secrets Manager port, so the matrix needs no CML.
     worker_id = "w-missing" if "/labs" in path or "/licence" in path else "w-1"
-    return path.replace("<worker_id>", worker_id).replace("<lab_id>", "00000000-0000-4000-8000-000000000001")
+    return (
+        path.replace("<worker_id>", worker_id)
+        .replace("<lab_id>", "00000000-0000-4000-8000-000000000001")
+        .replace("<name>", "office-hours")
+    )
 
 
 BODIES = {"tags": {"tags": {"Course": "ccna"}}, "idle-detection": {"enabled": False}, "pause": {"reason": "lunch"}}

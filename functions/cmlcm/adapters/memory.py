@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from cmlcm.adapters.dynamo import decode_token, encode_token
 from cmlcm.domain.errors import ConcurrentModification, Conflict, NotFound, RateLimited
 from cmlcm.domain.jobs import JobHeartbeat
+from cmlcm.domain.schedules import Schedule
 from cmlcm.domain.settings import Settings
 from cmlcm.domain.workers import Worker, WorkerStatus
 from cmlcm.ports import Page, WorkerQuery
@@ -112,6 +113,45 @@ class InMemorySettingsRepository:
             raise ConcurrentModification("settings were changed by someone else", field="version")
         self._settings = settings.model_copy(update={"version": settings.version + 1})
         return self._settings
+
+
+class InMemoryScheduleRepository:
+    """Same rules as `DynamoScheduleRepository`: unique names, version-guarded saves."""
+
+    def __init__(self, schedules: Sequence[Schedule] = ()) -> None:
+        self._items: dict[str, Schedule] = {}
+        for schedule in schedules:
+            self.add(schedule)
+
+    def list(self) -> builtins.list[Schedule]:
+        return [self._items[name] for name in sorted(self._items)]
+
+    def get(self, name: str) -> Schedule:
+        try:
+            return self._items[name]
+        except KeyError:
+            raise NotFound(f"no schedule named {name!r}", field="name") from None
+
+    def add(self, schedule: Schedule) -> Schedule:
+        if schedule.name in self._items:
+            raise Conflict(f"a schedule named {schedule.name!r} already exists", field="name")
+        stored = schedule.model_copy(update={"version": 1})
+        self._items[schedule.name] = stored
+        return stored
+
+    def save(self, schedule: Schedule) -> Schedule:
+        current = self._items.get(schedule.name)
+        if current is None:
+            raise NotFound(f"no schedule named {schedule.name!r}", field="name")
+        if current.version != schedule.version:
+            raise ConcurrentModification(f"schedule {schedule.name!r} was changed by someone else", field="version")
+        stored = schedule.model_copy(update={"version": schedule.version + 1})
+        self._items[schedule.name] = stored
+        return stored
+
+    def delete(self, name: str) -> None:
+        if self._items.pop(name, None) is None:
+            raise NotFound(f"no schedule named {name!r}", field="name")
 
 
 class InMemoryJobRepository:

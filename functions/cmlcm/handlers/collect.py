@@ -104,6 +104,11 @@ def collect_batch_handler(event: dict[str, Any], context: LambdaContext) -> dict
     for status, count in sorted(result.fleet.items()):
         metrics.add_metric(name=f"Fleet_{status}", unit=MetricUnit.Count, value=count)
     if result.fleet:
+        # What the workers a policy keeps stopped would cost running: summed over the batches and
+        # integrated over time, the money saved (Fleet_policy_stopped integrated: the hours).
+        metrics.add_metric(
+            name="PolicySavingsUsdPerHour", unit=MetricUnit.Count, value=result.policy_savings_usd_per_hour
+        )
         metrics.flush_metrics()
     return result.as_dict()
 
@@ -136,6 +141,8 @@ def summarize_handler(event: dict[str, Any], context: LambdaContext) -> dict[str
     metrics.add_metric(name="WorkersFailed", unit=MetricUnit.Count, value=summary.failed)
     metrics.add_metric(name="BatchesFailed", unit=MetricUnit.Count, value=summary.batches_failed)
     metrics.add_metric(name="WorkersPausedIdle", unit=MetricUnit.Count, value=summary.paused)
+    metrics.add_metric(name="WorkersStoppedBySchedule", unit=MetricUnit.Count, value=summary.schedule_stopped)
+    metrics.add_metric(name="WorkersStartedBySchedule", unit=MetricUnit.Count, value=summary.schedule_started)
     # 0 or 1 per run: the CollectionFailed alarm stays red until a run succeeds.
     metrics.add_metric(name="CollectRunFailed", unit=MetricUnit.Count, value=0 if succeeded else 1)
     # One metric per error class (AWS or CML code): the dashboard's SEARCH graphs them all.

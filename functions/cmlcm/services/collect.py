@@ -20,7 +20,6 @@ from typing import Literal
 
 from cmlcm.domain.cml import CmlReading
 from cmlcm.domain.errors import ConcurrentModification, ExternalServiceError
-from cmlcm.domain.idle import decide_idle
 from cmlcm.domain.jobs import MetricSample
 from cmlcm.domain.workers import (
     ChangeCause,
@@ -39,15 +38,16 @@ from cmlcm.ports import (
     InstanceUsage,
     RefreshLimiter,
     SampleRepository,
+    ScheduleRepository,
     SettingsRepository,
     WorkerRepository,
 )
 from cmlcm.services.licences import observed_licence, progress_licence
+from cmlcm.services.policy import IDLE_POLICY, PolicyPorts, apply_policies
 from cmlcm.services.workers import mutate
 
 #: Causes recorded on what the collector writes (live events say who changed a worker).
 COLLECTOR = ChangeCause(kind="collector")
-IDLE_POLICY = ChangeCause(kind="idle_policy", by="idle policy")
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,10 @@ class CollectPorts:
     cml: CmlProbe
     #: Most CML probes in flight at once (each probe makes a few requests).
     cml_concurrency: int = 100
-    #: The fleet settings (idle detection); None skips the idle policy (on-demand refresh).
+    #: The fleet settings (idle detection); None skips the policies (on-demand refresh).
     settings: SettingsRepository | None = None
+    #: Office-hours schedules, applied with the idle policy (`services.policy`).
+    schedules: ScheduleRepository | None = None
 
 
 @dataclass
@@ -73,6 +75,8 @@ class CollectResult:
     written: int = 0
     samples: int = 0
     paused: int = 0
+    schedule_stopped: int = 0
+    schedule_started: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     duration_ms: int = 0
     #: Wall time of each step (records, ec2_describe, ec2_status, cloudwatch, cml, write, pause,
@@ -82,6 +86,8 @@ class CollectResult:
     #: The batch's workers by status after this cycle, plus `paused` (stopped by a pause and not
     #: resumed since): EMF metrics for the dashboard's fleet and hours-saved graphs; not summed by the Map.
     fleet: dict[str, int] = field(default_factory=dict)
+    #: On-demand USD per hour of the batch's workers a policy keeps stopped (EMF: money saved).
+    policy_savings_usd_per_hour: float = 0.0
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -99,6 +105,8 @@ class CollectResult:
             "written": self.written,
             "samples": self.samples,
             "paused": self.paused,
+            "schedule_stopped": self.schedule_stopped,
+            "schedule_started": self.schedule_started,
             "errors": dict(self.errors),
             "duration_ms": self.duration_ms,
         }
@@ -368,10 +376,14 @@ async def collect(ports: CollectPorts, worker_ids: Sequence[str], *, now: dateti
     latest = {w.worker_id: w for w in workers} | {w.worker_id: w for w in result.updated}
     if ports.settings is not None:
         with result.phase("pause"):
-            paused = await asyncio.to_thread(pause_idle, ports, list(latest.values()), now)
-        result.paused = len(paused)
-        latest |= {w.worker_id: w for w in paused}
-    result.fleet = dict(Counter(w.status.value for w in latest.values()))
+            policy = PolicyPorts(ports.workers, ports.settings, ports.ec2_for, ports.schedules)
+            outcome = await asyncio.to_thread(apply_policies, policy, list(latest.values()), now=now)
+        result.paused = outcome.paused_idle
+        result.schedule_stopped, result.schedule_started = outcome.schedule_stopped, outcome.schedule_started
+        latest |= {w.worker_id: w for w in outcome.updated}
+        result.fleet["policy_stopped"] = outcome.stopped_by_policy
+        result.policy_savings_usd_per_hour = outcome.usd_per_hour
+    result.fleet |= dict(Counter(w.status.value for w in latest.values()))
     result.fleet["paused"] = sum(1 for w in latest.values() if _paused(w))
     samples = [s for s in (_sample(w, now) for w in latest.values()) if s is not None]
     if samples:
@@ -396,35 +408,6 @@ def _state(instances: dict[str, InstanceInfo], instance_id: str | None) -> str |
     return info.state if info is not None else None
 
 
-def pause_idle(ports: CollectPorts, workers: Sequence[Worker], now: datetime) -> list[Worker]:
-    """Apply the idle policy to freshly collected workers: ONE batched StopInstances per region
-    (bisected on failure), then each worker paused with its reason and counters."""
-    settings = ports.settings.get()  # type: ignore[union-attr]
-    decisions = {d.worker_id: d for d in decide_idle(workers, settings, now=now)}
-    if not decisions:
-        return []
-    by_region: dict[str, list[Worker]] = defaultdict(list)
-    for worker in workers:
-        if worker.worker_id in decisions and worker.instance_id:
-            by_region[worker.region].append(worker)
-    paused: list[Worker] = []
-    for region, idle in by_region.items():
-        result = ports.ec2_for(region).stop([w.instance_id for w in idle if w.instance_id])
-        for worker in idle:
-            failure = result.failed.get(worker.instance_id or "")
-            if failure is not None:
-                error = WorkerError(source="ec2", kind=failure.code, message=failure.message, at=now)
-                paused.append(
-                    mutate(ports.workers, worker.worker_id, partial(Worker.record_error, error=error), IDLE_POLICY)
-                )
-                continue
-            reason = decisions[worker.worker_id].reason
-            paused.append(
-                mutate(ports.workers, worker.worker_id, partial(Worker.pause, now=now, reason=reason), IDLE_POLICY)
-            )
-    return paused
-
-
 def refresh_worker(
     ports: CollectPorts,
     limiter: RefreshLimiter,
@@ -439,3 +422,6 @@ def refresh_worker(
     # Looking at a worker must not pause it: the idle policy runs on the schedule only.
     result = asyncio.run(collect(replace(ports, settings=None), [worker.worker_id], now=now))
     return result.updated[0] if result.updated else ports.workers.get(worker.worker_id)
+
+
+__all__ = ["COLLECTOR", "IDLE_POLICY", "CollectPorts", "CollectResult", "collect", "observe", "refresh_worker"]

@@ -27,6 +27,8 @@ class BatchOutcome(BaseModel):
     written: int = 0
     samples: int = 0
     paused: int = 0
+    schedule_stopped: int = 0
+    schedule_started: int = 0
     errors: dict[str, int] = {}
     batch_failed: bool = False
 
@@ -42,6 +44,8 @@ class RunSummary(BaseModel):
     written: int
     samples: int
     paused: int
+    schedule_stopped: int = 0
+    schedule_started: int = 0
     batches: int
     batches_failed: int
     duration_ms: int
@@ -97,6 +101,8 @@ def summarize(results: Sequence[BatchOutcome], *, started_at: datetime, now: dat
         written=sum(r.written for r in results),
         samples=sum(r.samples for r in results),
         paused=sum(r.paused for r in results),
+        schedule_stopped=sum(r.schedule_stopped for r in results),
+        schedule_started=sum(r.schedule_started for r in results),
         batches=len(results),
         batches_failed=sum(1 for r in results if r.batch_failed),
         duration_ms=int((now - started_at).total_seconds() * 1000),

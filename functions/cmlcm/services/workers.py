@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from cmlcm.domain.errors import ConcurrentModification, ExternalServiceError, IllegalTransition, NotFound
@@ -116,12 +116,19 @@ def _ec2_command(
     return mutate(ports.workers, worker.worker_id, lambda w: change(w).model_copy(update={"last_error": None}), cause)
 
 
+def _snooze(ports: WorkerPorts) -> timedelta | None:
+    """How long a user's start or resume keeps the idle policy and schedules away."""
+    minutes = ports.settings.get().snooze_after_resume_minutes
+    return timedelta(minutes=minutes) if minutes else None
+
+
 def start_worker(ports: WorkerPorts, key: str, now: datetime, cause: ChangeCause = USER) -> Worker:
+    snooze = _snooze(ports) if cause.kind == "user" else None
     return _ec2_command(
         ports,
         key,
         now,
-        lambda w: w.transition(WorkerStatus.STARTING, now=now, reason="start requested"),
+        lambda w: w.start(now=now, snooze=snooze),
         lambda ec2, iid: ec2.start([iid]),
         cause,
     )
@@ -139,13 +146,31 @@ def stop_worker(ports: WorkerPorts, key: str, now: datetime, cause: ChangeCause 
 
 
 def pause_worker(ports: WorkerPorts, key: str, now: datetime, reason: str, cause: ChangeCause = USER) -> Worker:
+    """A user's pause: counted as manual, with the reason and the user recorded."""
     return _ec2_command(
-        ports, key, now, lambda w: w.pause(now=now, reason=reason), lambda ec2, iid: ec2.stop([iid]), cause
+        ports,
+        key,
+        now,
+        lambda w: w.pause(now=now, reason=reason, by=cause.by),
+        lambda ec2, iid: ec2.stop([iid]),
+        cause,
     )
 
 
-def resume_worker(ports: WorkerPorts, key: str, now: datetime, cause: ChangeCause = USER) -> Worker:
-    return _ec2_command(ports, key, now, lambda w: w.resume(now=now), lambda ec2, iid: ec2.start([iid]), cause)
+def resume_worker(
+    ports: WorkerPorts, key: str, now: datetime, cause: ChangeCause = USER, reason: str = "resumed"
+) -> Worker:
+    """A user's resume: counted as manual, `was_auto_paused` recorded, and the policies snoozed
+    for the settings' `snooze_after_resume_minutes` (so they do not fight the user)."""
+    snooze = _snooze(ports)
+    return _ec2_command(
+        ports,
+        key,
+        now,
+        lambda w: w.resume(now=now, reason=reason, by=cause.by, snooze=snooze),
+        lambda ec2, iid: ec2.start([iid]),
+        cause,
+    )
 
 
 def terminate_worker(ports: WorkerPorts, key: str, now: datetime, cause: ChangeCause = USER) -> Worker:

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 
@@ -33,6 +34,10 @@ ACTIVITY_CATEGORIES = {"start_lab", "stop_lab", "start_node", "stop_node", "impo
 CONNECTIONS_PER_CONTROLLER = 3
 #: How far back activity is looked for (CML returns the whole history; older is irrelevant).
 ACTIVITY_WINDOW = timedelta(days=7)
+
+
+def _is_login_of(data: dict[str, Any], username: str) -> bool:
+    return data.get("action") == "login" and data.get("user") == username
 
 
 class FleetReader:
@@ -92,7 +97,10 @@ class FleetReader:
             # telemetry history read to find its last login or lab action.
             since = datetime.now(UTC) - ACTIVITY_WINDOW
             events = await cml.telemetry_events(since=since, categories=ACTIVITY_CATEGORIES)
-            activity += [e.timestamp for e in events]
+            # The manager's own logins are no one's use of the worker: a collector's login (each
+            # cold start, each token expiry) would otherwise keep every worker "active" forever.
+            manager = self._probe.credentials().username
+            activity += [e.timestamp for e in events if not _is_login_of(e.data, manager)]
         return CmlReading(
             version=info.version,
             ready=info.ready,

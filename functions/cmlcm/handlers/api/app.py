@@ -25,7 +25,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cmlcm.config import get_settings
 from cmlcm.domain.errors import DomainError, RateLimited
-from cmlcm.handlers.api import deps, openapi_doc, request_guard, routes_labs, routes_settings, routes_workers
+from cmlcm.handlers.api import (
+    deps,
+    openapi_doc,
+    request_guard,
+    routes_labs,
+    routes_policy,
+    routes_settings,
+    routes_workers,
+)
 from cmlcm.handlers.api.auth import caller_claims, caller_name, caller_role
 from cmlcm.handlers.api.request_guard import MethodNotAllowed, allowed_methods
 from cmlcm.services.jobs import health_report
@@ -53,6 +61,7 @@ request_guard.install(app)
 app.include_router(routes_workers.router)
 app.include_router(routes_settings.router)
 app.include_router(routes_labs.router)
+app.include_router(routes_policy.router)
 
 OPENAPI_TITLE = "CML Cloud Manager API"
 

@@ -7,9 +7,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from cmlcm import wiring
+from cmlcm.ports import ScheduleRepository
 from cmlcm.services.collect import CollectPorts
 from cmlcm.services.labs import LabPorts
 from cmlcm.services.licences import LicencePorts
+from cmlcm.services.policy import PolicyPorts
 from cmlcm.services.provisioning import ProvisionPorts
 from cmlcm.services.settings import ScheduleRates
 from cmlcm.services.workers import WorkerPorts
@@ -22,6 +24,7 @@ _schedules: ScheduleRates | None = None
 _clock: Callable[[], datetime] | None = None
 _labs: LabPorts | None = None
 _licences: LicencePorts | None = None
+_policy: PolicyPorts | None = None
 
 
 def ports() -> WorkerPorts:
@@ -34,6 +37,17 @@ def ops() -> wiring.OpsPorts:
 
 def collect_ports() -> CollectPorts:
     return _collect or wiring.collect_ports()
+
+
+def policy_ports() -> PolicyPorts:
+    return _policy or wiring.policy_ports()
+
+
+def schedule_store() -> ScheduleRepository:
+    store = policy_ports().schedules
+    if store is None:  # the wiring always has one; a test's ports may not
+        raise RuntimeError("no schedule store is wired")
+    return store
 
 
 def provision_ports() -> ProvisionPorts:
@@ -75,6 +89,12 @@ def override(
     global _workers, _ops, _collect, _provision, _schedules, _clock
     _workers, _ops, _collect, _provision, _schedules, _clock = ports_, ops_, collect, provision, schedules_, clock
     wiring.reset()
+
+
+def override_policy(policy_: PolicyPorts | None) -> None:
+    """Swap the policy ports (tests); `override_policy(None)` goes back to the real ones."""
+    global _policy
+    _policy = policy_
 
 
 def override_labs(labs_: LabPorts | None, licences_: LicencePorts | None = None) -> None:

@@ -15,6 +15,7 @@ from cmlcm.domain.settings import RegionDefaults, Settings, check_ami_id, check_
 from cmlcm.domain.workers import (
     RESERVED_TAGS,
     ChangeCause,
+    ScheduleMark,
     ServiceStatus,
     Worker,
     WorkerError,
@@ -91,11 +92,27 @@ class WorkerView(ApiModel):
     status_changed_at: datetime
     idle_detection_enabled: bool
     detailed_monitoring: bool
-    pause_count: int
+    pause_count: int = Field(description="Every pause: auto + manual + those made before they were told apart")
     resume_count: int
+    auto_pause_count: int = Field(description="Pauses by a policy (idle or a schedule)")
+    manual_pause_count: int = Field(description="Pauses by a user")
+    auto_resume_count: int
+    manual_resume_count: int
     last_pause_reason: str | None
     last_paused_at: datetime | None
+    last_paused_by: str | None = Field(description="A user, 'idle policy' or 'schedule:<name>'")
+    last_pause_auto: bool | None
     last_resumed_at: datetime | None
+    last_resume_reason: str | None
+    last_resumed_by: str | None
+    last_resume_auto: bool | None
+    was_auto_paused: bool | None = Field(description="On the last resume: whether the pause it undid was automatic")
+    snoozed_until: datetime | None = Field(description="A user resumed or started it: no policy stops it before")
+    policy_stopped_at: datetime | None = Field(description="Stopped by a policy since (null: not now)")
+    policy_stopped_by: Literal["idle", "schedule"] | None
+    idle_stopped_hours: float = Field(description="Hours the idle policy kept it stopped (ended stops)")
+    schedule_stopped_hours: float = Field(description="Hours schedules kept it stopped (ended stops)")
+    schedule_mark: ScheduleMark | None = Field(description="What its schedule last wanted and acted on")
     metrics: WorkerMetrics | None
     licence: LicenceView | None
     last_error: WorkerError | None
@@ -167,6 +184,10 @@ class IdleDetectionUpdate(ApiModel):
 
 class PauseRequest(ApiModel):
     reason: str = Field(default="paused by operator", min_length=1, max_length=200)
+
+
+class ResumeRequest(ApiModel):
+    reason: str = Field(default="resumed", min_length=1, max_length=200)
 
 
 class CreateWorkerRequest(ApiModel):
@@ -304,7 +325,7 @@ RegionDefaultsPatch = create_model(  # type: ignore[call-overload]  # fields bui
 _PATCHED = {
     name: (cast(Any, StrictBool if field.annotation is bool else field.annotation) | None, _optional(field))
     for name, field in Settings.model_fields.items()
-    if name not in ("version", "region_defaults")
+    if name not in ("version", "region_defaults", "on_demand_prices")
 }
 
 #: PATCH /settings body: a JSON merge patch (RFC 7396) of the settings document. Fields left out
@@ -315,5 +336,10 @@ SettingsPatch = create_model(  # type: ignore[call-overload]  # fields built at 
     __doc__="A JSON merge patch of the settings; `version` (from GET) is required: 409 when stale.",
     **_PATCHED,
     region_defaults=(dict[str, RegionDefaultsPatch | None] | None, None),  # type: ignore[valid-type]
+    # Merged like region_defaults: an instance type (or one region's price) given as null is removed.
+    on_demand_prices=(
+        dict[str, dict[str, float | None] | None] | None,
+        Field(default=None, description="Instance type -> region (or *) -> USD per hour; null removes"),
+    ),
     version=(int, Field(description="The version this patch was made against (GET /settings)")),
 )

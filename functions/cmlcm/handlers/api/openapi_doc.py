@@ -43,7 +43,7 @@ STATUSES: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "POST /workers/{worker_id}/start": ((200,), (*_AUTH, *_WORKER, *_AWS)),
     "POST /workers/{worker_id}/stop": ((200,), (*_AUTH, *_WORKER, *_AWS)),
     "POST /workers/{worker_id}/pause": ((200,), (*_AUTH, *_WORKER, *_JSON_BODY, *_AWS)),
-    "POST /workers/{worker_id}/resume": ((200,), (*_AUTH, *_WORKER, *_AWS)),
+    "POST /workers/{worker_id}/resume": ((200,), (*_AUTH, *_WORKER, *_JSON_BODY, *_AWS)),
     "POST /workers/{worker_id}/terminate": ((200,), (*_AUTH, *_WORKER, *_AWS)),
     "POST /workers/{worker_id}/refresh": ((200,), (*_AUTH, *_WORKER, 409, 502, 503)),
     "POST /workers/{worker_id}/monitoring": ((200,), (*_AUTH, *_WORKER, *_AWS)),
@@ -61,6 +61,14 @@ STATUSES: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "GET /workers/{worker_id}/licence": ((200,), (*_AUTH, *_WORKER, *_CML)),
     "POST /workers/{worker_id}/licence": ((202,), (*_AUTH, *_WORKER, *_JSON_BODY, *_CML)),
     "DELETE /workers/{worker_id}/licence": ((200,), (*_AUTH, *_WORKER, *_CML)),
+    "GET /workers/{worker_id}/policy": ((200,), (*_AUTH, *_WORKER)),
+    "GET /savings": ((200,), _AUTH),
+    "GET /schedules": ((200,), _AUTH),
+    "POST /schedules": ((201,), (*_AUTH, *_JSON_BODY, 409)),
+    "GET /schedules/{name}": ((200,), (*_AUTH, 404)),
+    "PUT /schedules/{name}": ((200,), (*_AUTH, 404, *_JSON_BODY, 409)),
+    "DELETE /schedules/{name}": ((204,), (*_AUTH, 404)),
+    "POST /schedules/{name}/overrides": ((200,), (*_AUTH, 404, *_JSON_BODY, 409)),
     "GET /settings": ((200,), _AUTH),
     "PUT /settings": ((200,), (*_AUTH, *_JSON_BODY, 409, 502, 503)),
     "PATCH /settings": ((200,), (*_AUTH, *_JSON_BODY, 409, 502, 503)),
@@ -70,7 +78,7 @@ _REASONS = {
     400: "The request cannot be read: not JSON, not UTF-8, or nested too deeply",
     401: "No valid token (API Gateway's Cognito authorizer)",
     403: "The caller's role is below the operation's",
-    404: "The worker, lab or route does not exist",
+    404: "The worker, lab, schedule or route does not exist",
     409: "The request collides with the current state (transition, version, duplicate, idempotency key)",
     413: "The request body is larger than the operation accepts",
     415: "The request body is not application/json",
@@ -79,7 +87,12 @@ _REASONS = {
     502: "AWS or CML failed (recorded on the worker as last_error)",
     503: "AWS or CML is throttling or temporarily unavailable",
 }
-_SUCCESS = {200: "OK", 202: "Accepted: the work goes on in the background", 204: "Done; no body"}
+_SUCCESS = {
+    200: "OK",
+    201: "Created",
+    202: "Accepted: the work goes on in the background",
+    204: "Done; no body",
+}
 
 
 def _error_response(status: int) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from cmlcm.handlers.api.models import (
     ImportWorkersRequest,
     MetricSeries,
     PauseRequest,
+    ResumeRequest,
     TagsUpdate,
     WorkerDeleted,
     WorkerPage,
@@ -135,8 +136,11 @@ def pause_worker(worker_id: str, body: PauseRequest | None = None) -> WorkerView
 
 
 @router.post("/workers/<worker_id>/resume", middlewares=[OPERATOR], summary="Resume a paused worker")
-def resume_worker(worker_id: str) -> WorkerView:
-    return WorkerView.of(svc.resume_worker(deps.ports(), worker_id, deps.now(), _cause()))
+def resume_worker(worker_id: str, body: ResumeRequest | None = None) -> WorkerView:
+    """Counted as a manual resume (with `was_auto_paused`); the policies are snoozed for the
+    settings' `snooze_after_resume_minutes`."""
+    reason = (body or ResumeRequest()).reason
+    return WorkerView.of(svc.resume_worker(deps.ports(), worker_id, deps.now(), _cause(), reason))
 
 
 @router.post("/workers/<worker_id>/terminate", middlewares=[ADMIN], summary="Terminate the instance")
