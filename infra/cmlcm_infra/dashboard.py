@@ -1,7 +1,8 @@
 """The operations dashboard (CloudWatch): `<stack>-operations`.
 
 Top to bottom: alarm states; the fleet (workers by status, paused workers, worker-hours saved
-by pauses); the collection job (duration, workers collected/failed, failed batches, CML and AWS
+by pauses); the fleet policy (workers kept stopped by the idle policy or a schedule, hours and
+on-demand USD saved, schedule stops and starts); the collection job (duration, workers collected/failed, failed batches, CML and AWS
 error classes); the API (requests, 4xx/5xx, latency percentiles); the provisioning saga
 (outcomes) and the reconciler (findings); the machinery (Lambda duration, concurrency, errors,
 throttles; state machine executions; dead letters; DynamoDB capacity and throttles).
@@ -9,7 +10,9 @@ throttles; state machine executions; dead letters; DynamoDB capacity and throttl
 The fleet graphs come from the collector's per-batch `Fleet_<status>` metrics: CloudWatch sums
 the batches of each run, and dividing by the number of runs in the period (SampleCount of
 `CollectDuration`) gives the fleet per run whatever the collect interval is. Hours saved is the
-average number of paused workers times the length of the period.
+average number of paused workers times the length of the period. Money saved is, the same way,
+the average of `PolicySavingsUsdPerHour` (the on-demand price per hour of the workers a policy
+keeps stopped, priced from the settings' table) times the length of the period.
 """
 
 from __future__ import annotations
@@ -170,6 +173,50 @@ class OpsDashboard(Construct):
                     for kind in ("unrecorded_instance", "failed_with_live_instance", "vanished_instance")
                 ],
                 width=HALF,
+                height=HEIGHT,
+            ),
+        )
+
+        # ---------------------------------------------------------------- fleet policy
+        add(cloudwatch.TextWidget(markdown="## Fleet policy: idle pauses and schedules", width=WIDE, height=1))
+
+        def saved(metric_name: str, label_: str) -> cloudwatch.MathExpression:
+            """Per-run average over the period x the period in hours: worker-hours, or USD."""
+            metric_id = "s" + re.sub(r"[^A-Za-z0-9]", "", metric_name)  # unique within the widget
+            return cloudwatch.MathExpression(
+                expression=f"FILL({metric_id}, 0) / IF(runs > 0, runs, 1) * PERIOD({metric_id}) / 3600",
+                using_metrics={metric_id: _job(metric_name, "collect", period=HOUR), "runs": hourly_runs},
+                label=label_,
+                period=HOUR,
+            )
+
+        add(
+            cloudwatch.SingleValueWidget(
+                title="Saved by the policies (time range): worker-hours and on-demand USD",
+                metrics=[
+                    saved("Fleet_policy_stopped", "worker-hours stopped by policy"),
+                    saved("PolicySavingsUsdPerHour", "USD avoided"),
+                ],
+                set_period_to_time_range=True,
+                width=THIRD,
+                height=HEIGHT,
+            ),
+            cloudwatch.GraphWidget(
+                title="Kept stopped by a policy (per run) and USD saved per hour",
+                left=[_per_run("Fleet_policy_stopped", "workers stopped by policy", runs)],
+                right=[_per_run("PolicySavingsUsdPerHour", "USD per hour saved", runs)],
+                width=THIRD,
+                height=HEIGHT,
+            ),
+            cloudwatch.GraphWidget(
+                title="Policy actions (per hour): idle pauses, schedule stops and starts",
+                left=[
+                    _job("WorkersPausedIdle", "collect", period=HOUR, label_="idle pauses"),
+                    _job("WorkersStoppedBySchedule", "collect", period=HOUR, label_="schedule stops"),
+                    _job("WorkersStartedBySchedule", "collect", period=HOUR, label_="schedule starts"),
+                ],
+                view=cloudwatch.GraphWidgetView.BAR,
+                width=THIRD,
                 height=HEIGHT,
             ),
         )

@@ -81,8 +81,10 @@ class TaskFunctions(Construct):
             findings=[arn_finding(data.collect_runs, "/runs/*/batches.json")],
         )
 
-        # Batch: EC2 + CloudWatch + CML per batch, changed workers and samples written; idle
-        # workers paused with one StopInstances (the idle policy reads the settings).
+        # Batch: EC2 + CloudWatch + CML per batch, changed workers and samples written; then the
+        # fleet policy (services/policy.py): schedules stop and start workers, idle ones are
+        # paused, one StopInstances and one StartInstances per region (settings and schedules are
+        # read from the operations table).
         self.collect_batch = functions.add_function(
             "CollectBatch",
             handler=COLLECT_TASKS["CollectBatchFunctionArn"],
@@ -105,7 +107,7 @@ class TaskFunctions(Construct):
             findings=[arn_finding(data.collect_runs, "/runs/*/results/*")],
         )
         grant_ec2_describe(self.collect_batch, ["ec2:DescribeInstances", "ec2:DescribeInstanceStatus"])
-        grant_instance_actions(self.collect_batch, ["ec2:StopInstances"])
+        grant_instance_actions(self.collect_batch, ["ec2:StopInstances", "ec2:StartInstances"])
         grant_metrics_read(self.collect_batch)
         grant_secret_value(self.collect_batch, credentials)
 

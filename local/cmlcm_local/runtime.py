@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,9 @@ from cmlsim import SimulatedFleet
 STATEMACHINES = Path(__file__).resolve().parents[2] / "statemachines"
 
 #: Defaults of the local environment; anything already set in the environment wins.
+#: How long the seeded workers have been up when local mode starts (their status change time).
+SEEDED_UPTIME = timedelta(hours=2)
+
 LOCAL_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
@@ -160,7 +163,9 @@ class LocalRuntime:
                 repo,
                 region=self.region,
                 count=self.workers,
-                now=datetime.now(UTC),
+                # Seeded as running for a while already, as a fleet you come to is: the idle
+                # policy judges them by CML activity, not by the moment local mode started.
+                now=datetime.now(UTC) - SEEDED_UPTIME,
                 stopped=min(self.stopped_workers, self.workers),
                 claim_name=reservations.claim_name,
             )

@@ -14,6 +14,7 @@ Admin API (JSON in and out)::
     PUT    /_sim/controllers/{id}/faults          {"latency": 0.2, "error_rate": 1, ...} (see Faults),
                                                   plus "boot_seconds": N to reboot; {} + ?reset=true clears
     POST   /_sim/controllers/{id}/labs            {"title", "nodes"?, "state"?} → {"id"}
+    POST   /_sim/controllers/{id}/quiet           {"minutes"}: labs stopped, history moved back (idle)
     POST   /_sim/bulk                             {"ids": [...], "labs"?, "running_labs"?, "faults"?}
     GET    /_sim/stats                            {"controllers", "requests"}
 """
@@ -623,6 +624,18 @@ def build_app(fleet: SimulatedFleet) -> Starlette:
             return JSONResponse({"error": "no such controller"}, status_code=404)
         return JSONResponse(admin_view(controller))
 
+    async def admin_quiet(request: Request) -> Response:
+        try:
+            body = await request.json()
+            fleet.quiet(request.path_params["cid"], float(body["minutes"]))
+        except KeyError as exc:
+            if isinstance(exc.args[0], str) and exc.args[0] == "minutes":
+                return JSONResponse({"error": "bad request: minutes is required"}, status_code=400)
+            return JSONResponse({"error": "no such controller"}, status_code=404)
+        except (ValueError, TypeError) as exc:
+            return JSONResponse({"error": f"bad request: {exc}"}, status_code=400)
+        return JSONResponse({"quiet_minutes": body["minutes"]})
+
     async def admin_add_lab(request: Request) -> Response:
         cid = request.path_params["cid"]
         if fleet.get(cid) is None:
@@ -731,6 +744,7 @@ def build_app(fleet: SimulatedFleet) -> Starlette:
         Route("/_sim/controllers/{cid}", admin_get, methods=["GET"]),
         Route("/_sim/controllers/{cid}", admin_delete, methods=["DELETE"]),
         Route("/_sim/controllers/{cid}/labs", admin_add_lab, methods=["POST"]),
+        Route("/_sim/controllers/{cid}/quiet", admin_quiet, methods=["POST"]),
     ]
     # A handler that raises still answers CML's error body (500), not Starlette's text page.
     handlers = {404: _http_error, 405: _http_error, Exception: _http_error}

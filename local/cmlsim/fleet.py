@@ -205,6 +205,22 @@ class SimulatedFleet:
             )
             controller.events.sort(key=lambda event: event["timestamp"])
 
+    def quiet(self, controller_id: str, minutes: float) -> None:
+        """As if nobody had used the controller for `minutes`: every lab stopped, and its whole
+        history (labs' created/modified times, telemetry events, logins included) moved back by
+        `minutes` (what the idle policy's tests and demos need without waiting for it)."""
+        controller = self._require(controller_id)
+        shift = timedelta(minutes=minutes)
+        with self._lock:
+            now = self.clock()
+            for lab in controller.labs.values():
+                if lab.bare_state == "STARTED":
+                    lab.set_state("STOPPED", now, None)
+                lab.created -= shift
+                lab.modified -= shift
+            for event in controller.events:
+                event["timestamp"] = (datetime.fromisoformat(event["timestamp"]) - shift).isoformat()
+
     def ids(self) -> list[str]:
         """Registered controller ids, sorted."""
         with self._lock:

@@ -36,7 +36,14 @@ EXPECTED_ACTIONS = {
     # Puts the schedules back on the settings' intervals after a deployment reset them.
     # Writes the run's batches to the collect-runs bucket (the Distributed Map reads them there).
     PLAN: {"scheduler:GetSchedule", "scheduler:UpdateSchedule", "iam:PassRole", "s3:PutObject"},
-    BATCH: {"ec2:DescribeInstances", "ec2:DescribeInstanceStatus", "ec2:StopInstances", "cloudwatch:GetMetricData"}
+    # Stops (idle, schedules) and starts (schedules) workers after collecting them.
+    BATCH: {
+        "ec2:DescribeInstances",
+        "ec2:DescribeInstanceStatus",
+        "ec2:StopInstances",
+        "ec2:StartInstances",
+        "cloudwatch:GetMetricData",
+    }
     | SECRET_READ
     | {"s3:PutObject"},  # its outcome
     SUMMARY: {"s3:GetObject", "s3:ListBucket"},  # the run's batches and outcomes
