@@ -12,6 +12,7 @@ const VIEWS = {
   create: () => import("./create.js"),
   settings: () => import("./settings.js"),
   health: () => import("./health.js"),
+  policy: () => import("./policy.js"),
 };
 
 const main = document.getElementById("main");

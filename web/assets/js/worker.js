@@ -4,7 +4,7 @@
 import { drawCharts } from "./charts.js";
 import { count, esc, ms, percent, timeTag } from "./format.js";
 import { confirmDialog, runAction, showError, statusBadge } from "./ui.js";
-import { idleCountdown, licenceText, newer, readableReason } from "./workers.js";
+import { ACTIVITY_SOURCES, idleCountdown, licenceText, newer, readableReason } from "./workers.js";
 
 const CAUSES = { user: "by a user", saga: "by provisioning", collector: "observed by collection", idle_policy: "by the idle policy", ec2_event: "by an EC2 event", reconciler: "by the reconciler", schedule: "by a schedule" };
 
@@ -47,8 +47,15 @@ function describe(message) {
 function fromRecord(w) {
   const lines = [{ at: w.created_at, kind: "info", text: "Worker created" }];
   lines.push({ at: w.status_changed_at, kind: w.status === "failed" ? "error" : "status", text: `Status ${w.status}${w.status_reason ? ` (${readableReason(w.status_reason)})` : ""}` });
-  if (w.last_paused_at) lines.push({ at: w.last_paused_at, kind: "status", text: `Paused: ${w.last_pause_reason || "no reason"}` });
-  if (w.last_resumed_at) lines.push({ at: w.last_resumed_at, kind: "status", text: "Resumed" });
+  if (w.last_paused_at) {
+    const who = w.last_paused_by ? ` (${w.last_paused_by})` : "";
+    lines.push({ at: w.last_paused_at, kind: "status", text: `Paused${w.last_pause_auto ? " automatically" : ""}: ${w.last_pause_reason || "no reason"}${who}` });
+  }
+  if (w.last_resumed_at) {
+    const who = w.last_resumed_by ? ` by ${w.last_resumed_by}` : "";
+    const after = w.was_auto_paused ? " (after an automatic pause)" : "";
+    lines.push({ at: w.last_resumed_at, kind: "status", text: `Resumed${who}${after}: ${w.last_resume_reason || "resumed"}` });
+  }
   if (w.last_error) lines.push({ at: w.last_error.at, kind: "error", text: `Error (${w.last_error.source}, ${w.last_error.kind}): ${w.last_error.message}` });
   return lines;
 }
@@ -70,6 +77,7 @@ export async function render(ctx, { id }) {
   let labsError = null;
   let licence = null;
   let settings = null;
+  let policy = null;
   let hours = 6;
   let samples = [];
   let charts = null;
@@ -98,6 +106,11 @@ export async function render(ctx, { id }) {
         <dl id="usage" class="facts"></dl>
       </section>
     </div>
+    <section aria-labelledby="policy-title" class="panel">
+      <h2 id="policy-title">Idle policy, schedule and savings</h2>
+      <dl id="policy" class="facts"><dt>Status</dt><dd class="muted">Loading…</dd></dl>
+      <p id="policy-error" class="error" role="alert" hidden></p>
+    </section>
     <section aria-labelledby="charts-title" class="panel">
       <h2 id="charts-title">Metrics</h2>
       <fieldset class="range"><legend>Time range</legend>
@@ -196,7 +209,8 @@ export async function render(ctx, { id }) {
       ["Private IP", esc(w.private_ip || "—")],
       ["Created", timeTag(w.created_at, now)],
       ["Updated", timeTag(w.updated_at, now)],
-      ["Pauses / resumes", `${count(w.pause_count)} / ${count(w.resume_count)}`],
+      ["Pauses (auto / manual)", `${count(w.pause_count)} (${count(w.auto_pause_count)} / ${count(w.manual_pause_count)})`],
+      ["Resumes (auto / manual)", `${count(w.resume_count)} (${count(w.auto_resume_count)} / ${count(w.manual_resume_count)})`],
     ];
     $("#details").innerHTML = facts.map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join("");
     const idle = idleCountdown(w, settings, now);
@@ -239,6 +253,48 @@ export async function render(ctx, { id }) {
         .map(([k, v]) => `${k}=${v}`)
         .join("\n");
     }
+  }
+
+  function renderPolicy() {
+    if (!policy) return;
+    const now = Date.now();
+    const i = policy.idle;
+    const sched = policy.schedule;
+    const sv = policy.savings;
+    const rows = [
+      ["Idle policy", `<strong>${i.eligible ? "eligible" : "not eligible"}</strong>: ${esc(i.message)} <span class="muted">(${esc(i.reason)})</span>`],
+      ["Last activity", i.last_activity_at ? `${timeTag(i.last_activity_at, now)} — ${esc(ACTIVITY_SOURCES[i.last_activity_source] || i.last_activity_source)}` : "—"],
+      ["Idle pause at", i.pause_at ? timeTag(i.pause_at, now) : "—"],
+      ["Snoozed until", i.snoozed_until ? timeTag(i.snoozed_until, now) : "—"],
+      ["Schedule", sched ? `${esc(sched.name)} (${esc(sched.timezone)}): wants ${esc(sched.desired)} — ${esc(sched.reason)}` : "none"],
+    ];
+    if (sched) {
+      rows.push(["Schedule's next change", sched.next_change_at ? timeTag(sched.next_change_at, now) : "—"]);
+      rows.push(["Next collection run", `${esc(sched.action)}: ${esc(sched.why)}`]);
+    }
+    rows.push(["Next automatic stop", policy.next_stop_at ? `${timeTag(policy.next_stop_at, now)} by ${esc(policy.next_stop_by)}` : "—"]);
+    const price = sv.usd_per_hour === null ? "not in the price table" : `$${sv.usd_per_hour}/h`;
+    rows.push(["Saved by the policies", `${sv.hours.toFixed(1)} h (idle ${sv.idle_hours.toFixed(1)} h, schedule ${sv.schedule_hours.toFixed(1)} h)${sv.usd_avoided !== null ? `, $${sv.usd_avoided.toFixed(2)} avoided` : ""} <span class="muted">(${esc(price)})</span>`]);
+    if (sv.stopped_by_policy_now) rows.push(["Stopped by policy", `${esc(sv.stopped_by_policy_now)} since ${timeTag(sv.stopped_since, now)}`]);
+    $("#policy").innerHTML = rows.map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join("");
+  }
+
+  /** The explanation is computed by the server at a moment: re-read it when the worker changes. */
+  let policyTimer = 0;
+  let policyVersion = -1;
+  function loadPolicy(force = false) {
+    if (!force && worker.version === policyVersion) return;
+    clearTimeout(policyTimer);
+    policyTimer = setTimeout(async () => {
+      try {
+        policy = await api.get(`${path}/policy`);
+        policyVersion = worker.version;
+        showError($("#policy-error"), null);
+        renderPolicy();
+      } catch (error) {
+        showError($("#policy-error"), error);
+      }
+    }, force ? 0 : 1000);
   }
 
   function renderLabs() {
@@ -449,6 +505,7 @@ export async function render(ctx, { id }) {
     }
     extendCharts(worker);
     renderWorker();
+    loadPolicy();
   });
   const stopLabs = live.subscribe(`workers/${workerId}/labs`, (message) => {
     if (message.type === "snapshot") labs = message.data.labs || [];
@@ -461,7 +518,9 @@ export async function render(ctx, { id }) {
   const ticker = setInterval(() => {
     renderWorker();
     renderTimeline();
+    renderPolicy();
   }, 15_000);
+  const policyTicker = setInterval(() => loadPolicy(true), 60_000);
 
   renderWorker();
   renderTimeline();
@@ -479,11 +538,14 @@ export async function render(ctx, { id }) {
     },
     () => {},
   );
+  loadPolicy(true);
   await Promise.all([loadLabs(), loadMetrics()]);
   return () => {
     stopWorker();
     stopLabs();
     clearInterval(ticker);
+    clearInterval(policyTicker);
+    clearTimeout(policyTimer);
     if (charts) charts.destroy();
   };
 }

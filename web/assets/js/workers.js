@@ -20,20 +20,41 @@ export function idleSince(worker) {
   return Math.max(activity ?? -Infinity, changed ?? -Infinity);
 }
 
-/** { text, sortValue } of the time left before the idle policy pauses the worker. */
+/** { text, sortValue } of the time left before the idle policy pauses the worker: the same
+ * rule, in the same order, as idle_status() on the server (GET /workers/{id}/policy explains it). */
 export function idleCountdown(worker, settings, now = Date.now()) {
   if (!settings) return { text: "…", sortValue: Infinity };
+  if (worker.status !== "running") {
+    const by = worker.policy_stopped_by;
+    return { text: by ? (by === "idle" ? "paused (idle)" : "stopped by schedule") : "—", sortValue: Infinity };
+  }
   if (!settings.idle_detection_enabled || !worker.idle_detection_enabled) return { text: "off", sortValue: Infinity };
-  if (worker.status !== "running") return { text: "—", sortValue: Infinity };
   const m = worker.metrics;
   if (worker.service_status !== "available" || !m || m.nodes_running === null || m.nodes_running === undefined) {
     return { text: "waiting for CML", sortValue: Infinity - 1 };
   }
   if (m.nodes_running > 0) return { text: `in use (${m.nodes_running} nodes)`, sortValue: 1e15 };
-  const left = idleSince(worker) + settings.idle_timeout_minutes * 60_000 - now;
+  const busy = settings.idle_cpu_busy_percent;
+  if (busy !== null && busy !== undefined && m.cpu_percent !== null && m.cpu_percent !== undefined && m.cpu_percent >= busy) {
+    return { text: "in use (CPU)", sortValue: 1e15 };
+  }
+  const snooze = ms(worker.snoozed_until);
+  let left = idleSince(worker) + settings.idle_timeout_minutes * 60_000 - now;
+  if (snooze !== null && snooze > now) {
+    left = Math.max(left, snooze - now);
+    return { text: `snoozed, ${duration(left)}`, sortValue: left };
+  }
   if (left <= 0) return { text: "pause due", sortValue: 0 };
   return { text: duration(left), sortValue: left };
 }
+
+/** Where the idle policy's "last activity" came from, for people. */
+export const ACTIVITY_SOURCES = {
+  cml_events: "CML activity (logins, lab actions)",
+  labs_running: "running labs",
+  cpu: "CPU use",
+  status_change: "started or status change",
+};
 
 /** Licence summary for the fleet table. */
 export function licenceText(worker) {
