@@ -4,32 +4,93 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
-from pydantic import Field, StrictBool, field_validator
+from pydantic import Field, StrictBool, field_validator, model_validator
 
 from cmlcm.domain.policy import FleetSavings, WorkerSavings
-from cmlcm.domain.schedules import SCHEDULE_NAME_PATTERN, Desired, Override, Period, Schedule, ScheduleState, check_zone
+from cmlcm.domain.schedules import (
+    SCHEDULE_NAME_PATTERN,
+    Desired,
+    Period,
+    Schedule,
+    ScheduleState,
+    check_zone,
+    zone_names,
+)
 from cmlcm.domain.workers import Worker, WorkerStatus
-from cmlcm.handlers.api.models import ApiModel, check_tags
+from cmlcm.handlers.api.models import TAG_KEYS_SCHEMA, ApiModel, check_tags
 
 _WORKER_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 WorkerIdList = list[Annotated[str, Field(pattern=_WORKER_ID)]]
+#: Dates and times are strings with a pattern here (pydantic's lax dates would also take numbers):
+#: a date, and a date and time with an optional offset (none: the schedule's zone).
+_DATE = r"^\d{4}-\d{2}-\d{2}$"
+_DATE_TIME = r"^\d{4}-\d{2}-\d{2}T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?$"
 _UNTIL = re.compile(r"^(\d{4}-\d{2}-\d{2}T)?([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?(Z|[+-]\d{2}:\d{2})?$")
+
+
+def _real_date_time(value: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError("must be a real date and time (YYYY-MM-DDTHH:MM, optional offset)") from None
+
+
+class OverrideFields(ApiModel):
+    """A stretch of time in which the schedule wants `state` whatever its periods say."""
+
+    state: Desired
+    until: str = Field(pattern=_DATE_TIME, description="Date and time; no offset: the schedule's zone")
+    start: str | None = Field(default=None, pattern=_DATE_TIME, description="Default: from when it is saved")
+    worker_ids: WorkerIdList = Field(default_factory=list, max_length=1000, description="Empty: every worker")
+    note: str | None = Field(default=None, max_length=200)
+
+    @field_validator("until", "start")
+    @classmethod
+    def _instant(cls, value: str | None) -> str | None:
+        if value is not None:
+            _real_date_time(value)
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> OverrideFields:
+        if self.start is not None:
+            start, until = _real_date_time(self.start), _real_date_time(self.until)
+            if (start.tzinfo is None) != (until.tzinfo is None):
+                raise ValueError("give start and until both with an offset or both without")
+            if start >= until:
+                raise ValueError("until must be after start")
+        return self
+
+
+def _real_date(value: str) -> str:
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be a real date YYYY-MM-DD") from None
+    return value
 
 
 class ScheduleFields(ApiModel):
     """A schedule's content (what PUT replaces)."""
 
     description: str | None = Field(default=None, max_length=500)
-    timezone: str = Field(description="IANA time zone, e.g. Europe/Paris", max_length=64)
+    timezone: str = Field(
+        description="IANA time zone, e.g. Europe/Paris", json_schema_extra={"enum": cast(Any, zone_names())}
+    )
     periods: list[Period] = Field(default_factory=list, max_length=50)
     mode: Literal["start_stop", "stop_only"] = "start_stop"
-    holidays: list[date] = Field(default_factory=list, max_length=366)
-    overrides: list[Override] = Field(default_factory=list, max_length=50)
+    holidays: list[Annotated[str, Field(pattern=_DATE)]] = Field(
+        default_factory=list, max_length=366, description="Local dates (YYYY-MM-DD) on which no period starts"
+    )
+    overrides: list[OverrideFields] = Field(default_factory=list, max_length=50)
     worker_ids: WorkerIdList = Field(default_factory=list, max_length=1000)
     tags: dict[str, Annotated[str, Field(max_length=256)]] = Field(
-        default_factory=dict, max_length=10, description="Workers carrying all these tags follow it"
+        default_factory=dict,
+        max_length=10,
+        description="Workers carrying all these tags follow it",
+        json_schema_extra={"propertyNames": cast(Any, TAG_KEYS_SCHEMA)},
     )
     enforced: StrictBool = False
     enabled: StrictBool = True
@@ -44,8 +105,15 @@ class ScheduleFields(ApiModel):
     def _tags(cls, tags: dict[str, str]) -> dict[str, str]:
         return check_tags(tags)
 
+    @field_validator("holidays")
+    @classmethod
+    def _holidays(cls, days: list[str]) -> list[str]:
+        return [_real_date(day) for day in days]
+
     def to_domain(self, name: str, version: int = 0) -> Schedule:
-        return Schedule(name=name, version=version, **self.model_dump(exclude={"name", "version"}))
+        return Schedule.model_validate(
+            {**self.model_dump(exclude={"name", "version", "state", "followers"}), "name": name, "version": version}
+        )
 
 
 class ScheduleCreate(ScheduleFields):
@@ -71,7 +139,7 @@ class ScheduleView(ScheduleFields):
 
     @classmethod
     def of(cls, schedule: Schedule, state: ScheduleState, followers: list[str]) -> ScheduleView:
-        data: dict[str, Any] = schedule.model_dump()
+        data: dict[str, Any] = schedule.model_dump(mode="json")
         return cls(
             **data,
             state=ScheduleStateView(

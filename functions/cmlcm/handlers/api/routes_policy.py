@@ -95,7 +95,7 @@ def replace_schedule(name: str, body: ScheduleReplace) -> ScheduleView:
 @router.delete("/schedules/<name>", middlewares=[ADMIN], summary="Delete a schedule")
 def delete_schedule(name: str) -> Response[None]:
     schedules.delete_schedule(deps.schedule_store(), _name(name))
-    return Response(status_code=204, content_type=content_types.APPLICATION_JSON, body=None)
+    return Response(status_code=204)
 
 
 @router.post("/schedules/<name>/overrides", middlewares=[ADMIN], summary="Override a schedule for a while")

@@ -1,0 +1,153 @@
+"""The fleet policy in local mode, over HTTP only: a worker outside its schedule is stopped within
+one collection run, an idle worker is auto-paused and counted as auto, a manual resume snoozes it.
+Its own local-mode process (the policy stops workers other e2e tests expect running)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cmlcm_local.runtime import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+VIEWER = {"Authorization": "Bearer dev-viewer"}
+OPERATOR = {"Authorization": "Bearer dev-operator"}
+ADMIN = {"Authorization": "Bearer dev-admin"}
+
+
+@pytest.fixture(scope="module")
+def local() -> Iterator[httpx.Client]:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "functions"), str(ROOT / "local")])}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cmlcm_local", "--port", str(port), "--sim-port", str(free_port()), "--workers", "3"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if client.get("/health").status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("local mode did not start")
+        time.sleep(0.3)
+    yield client
+    client.close()
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def _collect(local: httpx.Client) -> dict[str, Any]:
+    """One collection run, now (after any run in progress), as the schedule would start it."""
+    result = local.post("/_local/jobs/collect_metrics", timeout=120).json()
+    assert result["status"] == "SUCCEEDED", result
+    return result["output"]
+
+
+def _worker(local: httpx.Client, worker_id: str) -> dict[str, Any]:
+    response = local.get(f"/workers/{worker_id}", headers=VIEWER)
+    assert response.status_code == 200
+    return response.json()
+
+
+def _running(local: httpx.Client) -> list[dict[str, Any]]:
+    items = local.get("/workers", headers=VIEWER).json()["items"]
+    return sorted((w for w in items if w["status"] == "running"), key=lambda w: w["worker_id"])
+
+
+def _wait(predicate: Any, timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    return predicate()
+
+
+def test_a_worker_outside_its_schedule_is_stopped_within_one_run(local):  # noqa: ANN001
+    # Given a running worker that follows a schedule whose only period is hours away
+    _collect(local)
+    target = _running(local)[0]
+    start = datetime.now(UTC) + timedelta(hours=3)
+    schedule = {
+        "name": "e2e-closed",
+        "timezone": "UTC",
+        "periods": [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": start.strftime("%H:%M"),
+                     "end": (start + timedelta(hours=1)).strftime("%H:%M")}],
+        "worker_ids": [target["worker_id"]],
+    }  # fmt: skip
+    created = local.post("/schedules", headers=ADMIN, json=schedule)
+    assert created.status_code == 201, created.text
+    assert created.json()["state"]["desired"] == "stopped" and created.json()["followers"] == [target["worker_id"]]
+    # When one collection runs
+    output = _collect(local)
+    # Then it stopped that worker, as the schedule, counted as an automatic pause
+    assert output["schedule_stopped"] == 1
+    stopped = _worker(local, target["worker_id"])
+    assert stopped["status"] in ("stopping", "stopped")
+    assert stopped["last_pause_reason"].startswith("schedule:e2e-closed")
+    assert (stopped["last_paused_by"], stopped["auto_pause_count"], stopped["manual_pause_count"]) == (
+        "schedule:e2e-closed",
+        1,
+        0,
+    )
+    # (last_change may already be the EC2 state-change event that says "stopped")
+    assert stopped["policy_stopped_by"] == "schedule" and stopped["schedule_mark"]["desired"] == "stopped"
+    # And a second run does not act again
+    assert _collect(local)["schedule_stopped"] == 0
+
+
+def test_an_idle_worker_is_auto_paused_and_a_manual_resume_snoozes_it(local):  # noqa: ANN001
+    # Given a running worker whose CML nobody used for three hours (labs stopped, history old)
+    _collect(local)
+    target = next(w for w in _running(local) if not w["schedule_mark"])
+    simulator = local.get("/_local/simulator").json()["base_url"]
+    quiet = httpx.post(f"{simulator}/_sim/controllers/{target['instance_id']}/quiet", json={"minutes": 180})
+    assert quiet.status_code == 200, quiet.text
+    # When a collection runs
+    output = _collect(local)
+    # Then the idle policy paused it, counted as automatic
+    assert output["paused"] == 1
+    paused = _worker(local, target["worker_id"])
+    assert paused["status"] in ("stopping", "stopped")
+    assert (paused["auto_pause_count"], paused["manual_pause_count"], paused["last_paused_by"]) == (1, 0, "idle policy")
+    assert paused["last_pause_reason"].startswith("idle: no running nodes") and paused["policy_stopped_by"] == "idle"
+    assert _wait(lambda: _worker(local, target["worker_id"])["status"] == "stopped")
+    # When an operator resumes it
+    resumed = local.post(f"/workers/{target['worker_id']}/resume", headers=OPERATOR, json={"reason": "class"})
+    assert resumed.status_code == 200, resumed.text
+    body = resumed.json()
+    # Then the resume is manual, knows the pause was automatic, and snoozes the policies
+    assert (body["manual_resume_count"], body["was_auto_paused"], body["last_resume_reason"]) == (1, True, "class")
+    snoozed_until = datetime.fromisoformat(body["snoozed_until"])
+    assert timedelta(minutes=59) < snoozed_until - datetime.now(UTC) <= timedelta(minutes=60)
+    assert _wait(lambda: _worker(local, target["worker_id"])["status"] == "running")
+    # And the next collection leaves it running, saying why
+    assert _collect(local)["paused"] == 0
+    assert _worker(local, target["worker_id"])["status"] == "running"
+    policy = local.get(f"/workers/{target['worker_id']}/policy", headers=VIEWER).json()
+    assert policy["idle"]["reason"] == "snoozed" and policy["idle"]["snoozed_until"] == body["snoozed_until"]
+    # And the hours it stayed stopped count as saved by the idle policy
+    assert policy["savings"]["idle_hours"] > 0 and policy["savings"]["stopped_by_policy_now"] is None
+    savings = local.get("/savings", headers=VIEWER).json()
+    assert savings["fleet"]["idle_hours"] > 0
