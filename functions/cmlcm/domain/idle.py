@@ -107,7 +107,7 @@ def idle_status(worker: Worker, settings: Settings, *, now: datetime) -> IdleSta
             activity=(metrics.collected_at, "labs_running"),
         )
     busy = settings.idle_cpu_busy_percent
-    if busy is not None and metrics.cpu_percent is not None and metrics.cpu_percent >= busy:
+    if busy and metrics.cpu_percent is not None and metrics.cpu_percent >= busy:
         return status(
             "cpu_busy",
             f"CPU at {metrics.cpu_percent:.0f} % (busy from {busy} %)",

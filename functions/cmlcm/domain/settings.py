@@ -142,12 +142,12 @@ class Settings(BaseModel):
         description="After a user resumes or starts a worker, neither the idle policy nor a schedule stops it "
         "for this long (0: no snooze)",
     )
-    idle_cpu_busy_percent: int | None = Field(
-        default=None,
-        ge=1,
+    idle_cpu_busy_percent: int = Field(
+        default=0,
+        ge=0,
         le=100,
-        description="A running worker whose CPU is at least this is busy (the idle policy waits); null: CPU is "
-        "not an activity signal",
+        description="A running worker whose CPU is at least this is busy (the idle policy waits); 0: CPU is not "
+        "an activity signal",
     )
     on_demand_prices: dict[str, dict[str, float]] = Field(
         default_factory=lambda: {k: dict(v) for k, v in DEFAULT_ON_DEMAND_PRICES.items()},

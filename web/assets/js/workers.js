@@ -35,7 +35,7 @@ export function idleCountdown(worker, settings, now = Date.now()) {
   }
   if (m.nodes_running > 0) return { text: `in use (${m.nodes_running} nodes)`, sortValue: 1e15 };
   const busy = settings.idle_cpu_busy_percent;
-  if (busy !== null && busy !== undefined && m.cpu_percent !== null && m.cpu_percent !== undefined && m.cpu_percent >= busy) {
+  if (busy && m.cpu_percent !== null && m.cpu_percent !== undefined && m.cpu_percent >= busy) {
     return { text: "in use (CPU)", sortValue: 1e15 };
   }
   const snooze = ms(worker.snoozed_until);
