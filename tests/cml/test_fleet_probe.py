@@ -70,6 +70,19 @@ def test_reading_of_an_idle_worker_finds_its_last_activity(probe_env):  # noqa: 
     assert reading.nodes_running == 0 and reading.last_activity_at is not None
 
 
+def test_the_managers_own_login_is_not_activity_but_a_persons_is(probe_env):  # noqa: ANN001
+    fleet, probe = probe_env
+    fleet.add("i-quiet", labs=1, running_labs=0)
+    fleet.quiet("i-quiet", 180)  # nobody for 3 hours: labs and events moved back
+    first = _read(probe, _worker("i-quiet"))  # the probe logs in now (a user_activity login event)
+    again = _read(probe, _worker("i-quiet"))
+    assert first.last_activity_at is not None and again.last_activity_at == first.last_activity_at
+    assert (datetime.now(UTC) - again.last_activity_at).total_seconds() > 170 * 60
+    # a person's login is activity
+    fleet.record_event("i-quiet", "user_activity", {"action": "login", "user": "ann"})
+    assert (datetime.now(UTC) - _read(probe, _worker("i-quiet")).last_activity_at).total_seconds() < 60
+
+
 def test_booting_and_unsupported_controllers(probe_env):  # noqa: ANN001
     fleet, probe = probe_env
     fleet.add("i-boot", boot_seconds=60)
