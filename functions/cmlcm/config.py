@@ -54,6 +54,8 @@ class FunctionSettings(BaseSettings):
     subscriptions_table: str = Field(default="cmlcm-subscriptions", alias="SUBSCRIPTIONS_TABLE")
     #: The WebSocket stage's @connections endpoint (https://<api>.execute-api.<region>.amazonaws.com/<stage>).
     websocket_callback_url: str = Field(default="", alias="WEBSOCKET_CALLBACK_URL")
+    #: The custom EventBridge bus (name or ARN) the broadcaster puts domain events on.
+    event_bus_name: str = Field(default="", alias="EVENT_BUS_NAME")
     #: The Cognito user pool's issuer (https://cognito-idp.<region>.amazonaws.com/<pool id>) and app client.
     cognito_issuer: str = Field(default="", alias="COGNITO_ISSUER")
     cognito_client_id: str = Field(default="", alias="COGNITO_CLIENT_ID")

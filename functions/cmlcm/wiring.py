@@ -38,6 +38,7 @@ from cmlcm.services.workers import WorkerPorts
 if TYPE_CHECKING:
     from cmlcm.adapters.cml.probe import FleetProbe
     from cmlcm.adapters.connections_api import ApiGatewayConnections
+    from cmlcm.adapters.event_bus import EventBridgeBus
     from cmlcm.adapters.subscriptions import DynamoConnectionStore
     from cmlcm.adapters.tokens import CognitoTokenVerifier
 
@@ -196,6 +197,17 @@ def connection_poster() -> ApiGatewayConnections:
 
 
 @lru_cache(maxsize=1)
+def event_bus() -> EventBridgeBus:
+    """The custom EventBridge bus the broadcaster puts domain events on (one client per process)."""
+    from cmlcm.adapters.event_bus import EventBridgeBus
+
+    settings = get_settings()
+    if not settings.event_bus_name:
+        raise RuntimeError("EVENT_BUS_NAME is not set: nowhere to put domain events")
+    return EventBridgeBus(settings.event_bus_name, settings.aws_region)
+
+
+@lru_cache(maxsize=1)
 def token_verifier() -> CognitoTokenVerifier:
     """Verifies `$connect` tokens against the user pool's JWKS (keys cached per process)."""
     from cmlcm.adapters.tokens import CognitoTokenVerifier
@@ -220,6 +232,7 @@ def reset() -> None:
         licence_ports,
         connection_store,
         connection_poster,
+        event_bus,
         token_verifier,
     ):
         # A test may have replaced one of these with a plain function.

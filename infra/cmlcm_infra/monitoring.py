@@ -71,6 +71,8 @@ RECONCILE_VANISHED = JobMetric("Reconcile_vanished_instance", "reconcile")
 #: Published by `cmlcm.handlers.provision` when the saga compensates or gives up on compensating.
 SAGA_COMPENSATED = JobMetric("SagaCompensated", "provision")
 SAGA_LEFT_FOR_RECONCILER = JobMetric("SagaLeftForReconciler", "provision")
+#: Published by `cmlcm.handlers.broadcaster` per stream batch: bus entries given up after retries.
+EVENT_BUS_FAILED = JobMetric("EventBusFailedEntries", "broadcaster")
 
 
 def cfn_resources(scope: IConstruct, resource_type: str) -> list[CfnResource]:
@@ -260,6 +262,18 @@ class Monitoring(Construct):
                 "A provisioning saga could not compensate: a worker is left FAILED, possibly with a live "
                 "instance. The reconciler terminates it on its next run; if ReconcilerFoundZombies does not "
                 "clear, terminate the instance tagged with the worker id by hand."
+            ),
+        )
+
+        self.alarm(
+            "EventBusEntriesFailed",
+            EVENT_BUS_FAILED.metric("Sum", FIVE_MINUTES),
+            threshold=1,
+            description=(
+                "Domain events were not put on the custom EventBridge bus after bounded retries (WebSocket "
+                "clients got them; users' rules did not). Read the Broadcaster's 'bus entries failed' log "
+                "events: ThrottlingException means raise the PutEvents quota, AccessDenied a broken grant, "
+                "EntryTooLarge an event over 256 KB."
             ),
         )
 

@@ -4,7 +4,7 @@ Data (tables) → Auth (Cognito) → CmlCredentials (secret) → Functions (fact
 function → TaskFunctions (collection, saga, reconciler) → Workflows (state machines from
 `statemachines/*.asl.json`) → Schedules (EventBridge Scheduler) → RestApi.
 → Realtime (WebSocket API, connection/subscription tables, $connect token check, the
-stream-fed broadcaster).
+stream-fed broadcaster) → DomainEvents (the custom EventBridge bus the broadcaster puts events on).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from cmlcm_infra.credentials import CmlCredentials
 from cmlcm_infra.dashboard import OpsDashboard
 from cmlcm_infra.data import Data
 from cmlcm_infra.dead_letters import DeadLetters
+from cmlcm_infra.domain_events import DomainEvents
 from cmlcm_infra.functions import Functions
 from cmlcm_infra.hosting import Hosting
 from cmlcm_infra.monitoring import COLLECT_OVERDUE, RECONCILE_OVERDUE, Monitoring
@@ -136,6 +137,8 @@ class CmlCloudManagerStack(Stack):
             user_pool_client=auth.client,
             dead_letters=self.dead_letters,
         )
+        # The same events on a custom EventBridge bus, for users' rules (automation).
+        self.domain_events = DomainEvents(self, "DomainEvents", publisher=self.realtime.broadcaster)
 
         # The dashboard: S3 + CloudFront, its config.json, Cognito hosted UI; CORS for its origin.
         self.hosting = Hosting(
@@ -176,6 +179,13 @@ class CmlCloudManagerStack(Stack):
         CfnOutput(
             self, "WebSocketUrl", value=self.realtime.url, description="WebSocket URL (add ?token=<Cognito token>)"
         )
+        CfnOutput(
+            self,
+            "EventBusName",
+            value=self.domain_events.bus.event_bus_name,
+            description="Custom EventBridge bus of the domain events (source cmlcm): attach your rules to it",
+        )
+        CfnOutput(self, "EventBusArn", value=self.domain_events.bus.event_bus_arn)
         CfnOutput(self, "UserPoolId", value=auth.user_pool.user_pool_id)
         CfnOutput(self, "UserPoolClientId", value=auth.client.user_pool_client_id)
         CfnOutput(self, "CmlCredentialsSecretArn", value=credentials.secret.secret_arn)

@@ -117,6 +117,7 @@ class LocalRuntime:
     _ec2_rule: Any = None
     issuer: Any = None
     websocket_api: Any = None
+    event_bus: Any = None
 
     @property
     def base_url(self) -> str:
@@ -194,20 +195,23 @@ class LocalRuntime:
         return self
 
     def _realtime_environment(self) -> None:
-        """The WebSocket functions' environment: the local issuer (JWKS on the gateway) and the
-        gateway as the @connections endpoint."""
+        """The WebSocket functions' environment: the local issuer (JWKS on the gateway), the
+        gateway as the @connections endpoint, and the bus in moto for domain events."""
+        from cmlcm_local.event_bus import LOCAL_BUS_NAME
         from cmlcm_local.tokens import ISSUER_PATH, LOCAL_CLIENT_ID
 
         os.environ["COGNITO_ISSUER"] = f"{self.base_url}{ISSUER_PATH}"
         os.environ["COGNITO_CLIENT_ID"] = LOCAL_CLIENT_ID
         os.environ["WEBSOCKET_CALLBACK_URL"] = self.base_url
+        os.environ["EVENT_BUS_NAME"] = LOCAL_BUS_NAME
 
     def _start_realtime(self, settings: Any) -> list[Any]:
-        """Connection/subscription tables, streams on the three source tables, the WebSocket
-        routes on the gateway, and the stream pump feeding the broadcaster (started once the
-        gateway serves @connections)."""
+        """Connection/subscription tables, streams on the three source tables, the custom bus and
+        its local rules in moto's EventBridge, the WebSocket routes on the gateway, and the stream
+        pump feeding the broadcaster (started once the gateway serves @connections)."""
         from cmlcm.adapters.subscriptions import create_realtime_tables
         from cmlcm.handlers import broadcaster, ws
+        from cmlcm_local.event_bus import LocalEventBus
         from cmlcm_local.streams import StreamPump, enable_streams, install_iterator_glue
         from cmlcm_local.tokens import LocalTokenIssuer
         from cmlcm_local.websocket import LocalWebSocketApi
@@ -218,10 +222,11 @@ class LocalRuntime:
         enable_streams(sources, settings.aws_region)
         self.issuer = LocalTokenIssuer(os.environ["COGNITO_ISSUER"], os.environ["COGNITO_CLIENT_ID"])
         self.websocket_api = LocalWebSocketApi(ws.handler, self.issuer)
+        self.event_bus = LocalEventBus(settings.aws_region, settings.event_bus_name).create()
         self._pump = StreamPump(
             broadcaster.handler, sources, operations_table=settings.operations_table, region=settings.aws_region
         )
-        return self.websocket_api.routes()
+        return [*self.websocket_api.routes(), *self.event_bus.routes()]
 
     def _start_ec2_rule(self) -> None:
         """EventBridge's EC2 state-change rule: moto's instance states watched on a short loop,

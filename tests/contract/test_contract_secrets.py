@@ -1,10 +1,12 @@
 """No secret comes back: a licence token or a CML password sent in any request shape, to any
 route, valid or not, never appears in a response (success or error) nor in a line of the log
-(read at DEBUG), nor in the worker's record that events are made from."""
+(read at DEBUG), nor in the worker's record that events are made from, nor in any event put on
+the custom EventBridge bus (what users' rules and their targets receive)."""
 
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -101,3 +103,30 @@ def test_a_registered_token_is_in_no_record_and_no_log_line(local_api, operation
     log = local_api.log()
     assert '"message":"request"' in log, "the per-request lines are in the log"
     _no_secret(log, "the log")
+
+
+def test_no_event_on_the_bus_carries_a_secret(local_api):  # noqa: ANN001
+    # Given a registration with a token and a deletion, which the stream broadcaster turns into
+    # events on the bus (the local mode's catch-all rule keeps what a target would receive)
+    client = local_api.client
+    items = client.get("/workers", headers=auth("viewer")).json()["items"]
+    worker = next(w for w in items if w["status"] == "running")["worker_id"]
+    registered = client.post(f"/workers/{worker}/licence", headers=auth("admin"), json={"token": MARKER})
+    assert registered.status_code in (202, 409), registered.text
+    deleted = client.delete(f"/workers/{worker}", headers={**auth("admin"), "X-Token": MARKER})
+    assert deleted.status_code == 200, deleted.text
+    # When the events arrived (the deletion is the last write)
+    deadline = time.monotonic() + 30
+    while True:
+        events = client.get("/_local/events").json()["events"]
+        mine = [e for e in events if e["detail"]["data"].get("worker_id") == worker]
+        if any(e["detail-type"] == "worker.deleted" for e in mine) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    # Then they are there, the registration's progress among them, and none holds a secret
+    types = {e["detail-type"] for e in mine}
+    assert "worker.deleted" in types, types
+    if registered.status_code == 202:
+        assert "licence.progress" in types, types
+    _no_secret(json.dumps(events), "the events on the bus")
+    _no_secret(client.get("/_local/events/worker-failed").text, "the example rule's target")

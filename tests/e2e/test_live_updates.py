@@ -237,3 +237,58 @@ def test_a_create_is_watched_live_from_pending_to_running_through_its_steps(loca
             assert all(m["detail"]["state"] == "completed" for m in ours if m["type"] == "worker.provisioning_step")
     finally:
         done.set()
+
+
+def _bus_events(local: LocalRuntime, rule: str = "local-all-events") -> list[dict[str, Any]]:
+    answer = httpx.get(f"{local.base_url}/_local/events/{rule}", timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["events"]
+
+
+def _until_on_bus(local: LocalRuntime, predicate, rule: str = "local-all-events", timeout: float = 20.0) -> dict:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [e for e in _bus_events(local, rule) if predicate(e)]
+        if found:
+            return found[0]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no matching event on rule {rule} within {timeout} s")
+        time.sleep(0.3)
+
+
+def test_domain_events_reach_rule_targets_on_the_local_bus(local: LocalRuntime, monkeypatch: pytest.MonkeyPatch):
+    # A stop watched on the WebSocket reaches the bus's catch-all rule as the same event (same id).
+    worker = next(w for w in _workers(local) if w["status"] == "running")
+    with _ws(local) as watcher:
+        _subscribe(watcher, f"workers/{worker['worker_id']}")
+        assert httpx.post(f"{local.base_url}/workers/{worker['worker_id']}/stop", headers=OPERATOR).status_code == 200
+        stopping, _ = _until(watcher, lambda m: m["type"] == "worker.status_changed", timeout=10)
+    on_bus = _until_on_bus(local, lambda e: e["detail"]["id"] == stopping["id"])
+    assert on_bus["source"] == "cmlcm" and on_bus["detail-type"] == "worker.status_changed"
+    assert on_bus["detail"]["data"] == stopping["data"] and on_bus["detail"]["detail"] == stopping["detail"]
+    assert all(e["detail"]["detail"]["new"] == "failed" for e in _bus_events(local, "worker-failed"))
+
+    # A create whose launch fails (EC2 does not know the AMI): the saga compensates, the worker
+    # goes FAILED, and the documented example rule delivers that event to its target.
+    import moto.settings
+
+    monkeypatch.setattr(moto.settings, "ENABLE_AMI_VALIDATION", True)
+    created = httpx.post(
+        f"{local.base_url}/workers",
+        headers={"Authorization": "Bearer dev-admin", "Idempotency-Key": "bus-failed-create-01"},
+        json={"name": "doomed-lab", "region": "us-east-1", "ami_id": "ami-0badbadbadbadbad0"},
+        timeout=30,
+    )
+    assert created.status_code == 202, created.text
+    worker_id = created.json()["worker"]["worker_id"]
+    failed = _until_on_bus(
+        local, lambda e: e["detail"]["data"]["worker_id"] == worker_id, rule="worker-failed", timeout=60
+    )
+    assert failed["detail-type"] == "worker.status_changed" and failed["detail"]["detail"]["new"] == "failed"
+    assert failed["detail"]["data"]["status"] == "failed"
+    # Only FAILED workers reach that rule's target; the catch-all saw the create too.
+    assert {e["detail"]["detail"]["new"] for e in _bus_events(local, "worker-failed")} == {"failed"}
+    assert any(
+        e["detail-type"] == "worker.created" and e["detail"]["data"]["worker_id"] == worker_id
+        for e in _bus_events(local)
+    )

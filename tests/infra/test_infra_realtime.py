@@ -141,6 +141,7 @@ def test_broadcaster_reads_streams_and_only_writes_connection_records(resources)
     granted = actions(function_statements(resources, BROADCASTER))
     assert {"dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:DescribeStream"} <= granted
     assert "sqs:SendMessage" in granted  # the on-failure destination
+    assert "events:PutEvents" in granted  # the domain events bus (checked below)
 
 
 _dynamo_read = {
@@ -183,3 +184,64 @@ def test_ec2_state_changes_reach_their_handler_with_a_dead_letter_queue(resource
     assert target["RetryPolicy"]["MaximumRetryAttempts"] == 3
     # It writes the workers table only (find by instance, conditional save).
     assert _written_tables(resources, EC2_EVENTS) == {_table_id(resources, "worker_id")}
+
+
+# --- domain events on the custom bus ---
+
+
+def test_the_custom_event_bus_exists_and_its_name_and_arn_are_outputs(template, resources):
+    (bus_id, bus) = _one(resources, "AWS::Events::EventBus")
+    assert "cmlcm" in bus["Properties"]["Description"]
+    outputs = template.to_json()["Outputs"]
+    assert outputs["EventBusName"]["Value"] == {"Ref": bus_id}
+    assert get_att_ids(outputs["EventBusArn"]["Value"]) == {bus_id}
+    # The broadcaster is told which bus to put on.
+    assert environment(resources, BROADCASTER)["EVENT_BUS_NAME"] == {"Ref": bus_id}
+
+
+def test_only_the_broadcaster_may_put_events_and_only_on_this_bus(resources):
+    (bus_id, _) = _one(resources, "AWS::Events::EventBus")
+    (statement,) = [
+        s for s in function_statements(resources, BROADCASTER) if "events:PutEvents" in as_list(s["Action"])
+    ]
+    assert as_list(statement["Action"]) == ["events:PutEvents"] and statement["Effect"] == "Allow"
+    (resource,) = as_list(statement["Resource"])
+    assert get_att_ids(resource) == {bus_id} and "Condition" not in statement
+    others = [h for h in _handlers(resources) if h != BROADCASTER]
+    assert others and all(
+        "events:PutEvents" not in actions(function_statements(resources, handler)) for handler in others
+    )
+    # No other policy of the template (state machines, CDK helpers) may put on it either.
+    for policy_id, policy in of_type(resources, "AWS::IAM::Policy").items():
+        for other in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if "events:PutEvents" in as_list(other["Action"]):
+                assert other == statement, policy_id
+
+
+def test_the_documented_cdk_example_rule_synthesizes_with_the_documented_pattern():
+    # Given the README's CDK snippet (docs/events/rules/worker_failed_cdk.py) in a user's stack
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    import aws_cdk as cdk
+    from aws_cdk import aws_sns as sns
+    from aws_cdk.assertions import Template
+
+    rules = Path(__file__).resolve().parents[2] / "docs" / "events" / "rules"
+    spec = importlib.util.spec_from_file_location("worker_failed_cdk", rules / "worker_failed_cdk.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    stack = cdk.Stack(cdk.App(), "Automation")
+    # When it adds the rule on the product's bus
+    module.worker_failed_rule(stack, event_bus_name="CmlCloudManagerBus", topic=sns.Topic(stack, "Ops"))
+    # Then the rule's pattern is the JSON pattern the docs show and the local mode installs
+    resources = Template.from_stack(stack).to_json()["Resources"]
+    (_, rule) = _one(resources, "AWS::Events::Rule")
+    assert rule["Properties"]["EventPattern"] == json.loads((rules / "worker-failed.json").read_text())
+    assert rule["Properties"]["EventBusName"] == "CmlCloudManagerBus"
+    (target,) = rule["Properties"]["Targets"]
+    assert "$.detail.data.name" in json.dumps(target["InputTransformer"])
+    # and EventBridge may publish to the topic
+    assert "events.amazonaws.com" in json.dumps(of_type(resources, "AWS::SNS::TopicPolicy"))

@@ -13,14 +13,24 @@ from cmlcm import wiring
 from cmlcm.adapters.aws import client
 from cmlcm.adapters.connections_api import MemoryConnections
 from cmlcm.adapters.dynamo import DynamoWorkerRepository
+from cmlcm.adapters.event_bus import EventBridgeBus
 from cmlcm.adapters.subscriptions import DynamoConnectionStore, create_realtime_tables
 from cmlcm.config import get_settings
 from cmlcm.domain.events import TooManyTopics
 from cmlcm.domain.workers import Worker, WorkerStatus
 from cmlcm.services import realtime
+from cmlcm_local.event_bus import LocalEventBus
 from cmlcm_local.events import FakeLambdaContext
 from cmlcm_local.streams import StreamPump, enable_streams, install_iterator_glue
 from tests.conftest import NOW
+
+
+@pytest.fixture
+def bus(aws: None, monkeypatch: pytest.MonkeyPatch) -> LocalEventBus:
+    """The custom bus in moto, as the broadcaster's real ports reach it (`wiring.event_bus`)."""
+    local = LocalEventBus(get_settings().aws_region, "cmlcm-test-events").create()
+    monkeypatch.setattr(wiring, "event_bus", lambda: EventBridgeBus(local.bus_name, local.region))
+    return local
 
 
 @pytest.fixture
@@ -118,7 +128,7 @@ def _worker(worker_id: str) -> Worker:
     )
 
 
-def test_the_broadcaster_turns_real_stream_records_into_events(store: DynamoConnectionStore, monkeypatch):  # noqa: ANN001
+def test_the_broadcaster_turns_real_stream_records_into_events(store: DynamoConnectionStore, bus, monkeypatch):  # noqa: ANN001
     from cmlcm.handlers import broadcaster
 
     settings = get_settings()
@@ -167,11 +177,17 @@ def test_the_broadcaster_turns_real_stream_records_into_events(store: DynamoConn
         pump.pump_once()
         last = json.loads(poster.sent["c-w"][-1])
         assert last["type"] == "worker.changed" and last["detail"] == {"changed": ["tags"]}
+        # The same events, same ids, on the custom bus (w-2's creation too: nobody watches it
+        # on the WebSocket, automation sees everything).
+        on_bus = [(e["detail-type"], e["detail"]["id"], e["detail"]["data"]["worker_id"]) for e in bus.events()]
+        assert ("worker.created", messages[0]["id"], "w-1") in on_bus
+        assert ("worker.changed", last["id"], "w-1") in on_bus
+        assert [t for t, _, w in on_bus if w == "w-2"] == ["worker.created"]
     finally:
         broadcaster.override(None)
 
 
-def test_a_record_that_cannot_be_parsed_is_a_partial_batch_failure(store: DynamoConnectionStore, monkeypatch):  # noqa: ANN001
+def test_a_record_that_cannot_be_parsed_is_a_partial_batch_failure(store: DynamoConnectionStore, bus, monkeypatch):  # noqa: ANN001
     from cmlcm.handlers import broadcaster
 
     poster = MemoryConnections()
@@ -212,5 +228,6 @@ def test_a_record_that_cannot_be_parsed_is_a_partial_batch_failure(store: Dynamo
         assert result == {"batchItemFailures": [{"itemIdentifier": "101"}, {"itemIdentifier": "102"}]}
         (message,) = [json.loads(m) for m in poster.sent["c-l"]]
         assert message["type"] == "lab.created" and message["data"]["state"] == "STARTED"
+        assert [e["detail"]["id"] for e in bus.events()] == [message["id"]]
     finally:
         broadcaster.override(None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
@@ -26,6 +26,22 @@ CONNECTION_LIFETIME_SECONDS = 2 * 60 * 60
 MAX_TOPICS_PER_CONNECTION = 100
 #: Topics one subscribe/unsubscribe message may name.
 MAX_TOPICS_PER_MESSAGE = 100
+#: Every event type the change rules below emit (WebSocket `type`, EventBridge `detail-type`);
+#: docs/events/ has one JSON schema per type and a test keeps the three in step.
+EVENT_TYPES: tuple[str, ...] = (
+    "worker.created",
+    "worker.changed",
+    "worker.deleted",
+    "worker.status_changed",
+    "worker.paused",
+    "worker.resumed",
+    "worker.provisioning_step",
+    "licence.progress",
+    "lab.created",
+    "lab.changed",
+    "lab.deleted",
+    "job.finished",
+)
 
 _WORKER_TOPIC = re.compile(r"^workers/(?P<worker_id>[A-Za-z0-9][A-Za-z0-9._-]{0,127})(?P<labs>/labs)?$")
 
@@ -197,9 +213,12 @@ class DraftEvent:
     topics: tuple[str, ...]
     data: Any
     detail: Mapping[str, Any] | None = None
-    #: What the entity is (`worker`, `lab`, `job`) and its id, for EventBridge's `resources`.
+    #: What the entity is (`worker`, `lab`, `job`) and its id.
     subject: str = ""
     subject_id: str = ""
+    #: Set once the event is numbered (`identify`): the WebSocket message and the bus entry of
+    #: one event carry the same id.
+    id: str = ""
 
 
 @dataclass(frozen=True)
@@ -320,12 +339,17 @@ def job_events(change: Change[Any], entry: Callable[[Any], dict[str, Any]]) -> l
     return [DraftEvent("job.finished", (JOBS_TOPIC,), entry(new), subject="job", subject_id=new.job)]
 
 
+def identify(drafts: Sequence[DraftEvent], new_id: Callable[[], str]) -> list[DraftEvent]:
+    """Give each draft without an id its id (drafts that have one keep it)."""
+    return [draft if draft.id else replace(draft, id=new_id()) for draft in drafts]
+
+
 def address(drafts: Sequence[DraftEvent], *, now: datetime, new_id: Callable[[], str]) -> dict[str, list[Event]]:
     """Events by topic, in draft order (one id per draft: the same event on two topics is one
     event seen twice)."""
     by_topic: dict[str, list[Event]] = {}
     for draft in drafts:
-        event_id = new_id()
+        event_id = draft.id or new_id()
         for topic in draft.topics:
             by_topic.setdefault(topic, []).append(Event(draft.type, topic, event_id, now, draft.data, draft.detail))
     return by_topic

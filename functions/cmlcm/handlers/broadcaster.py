@@ -4,7 +4,9 @@ Each record is parsed by Powertools' batch utility (a record that cannot be pars
 `batchItemFailures`: the event source mapping retries or bisects it and finally sends it to the
 on-failure queue, the rest of the batch is not held back). The parsed changes of the whole batch
 are then coalesced per entity and fanned out once: one subscriber Query per affected topic,
-concurrent posts, 410 Gone cleaned up. A failed post never fails the batch.
+concurrent posts, 410 Gone cleaned up; meanwhile the same events go to the custom EventBridge bus
+(PutEvents, 10 entries a call, refused entries retried a bounded number of times). A failed post
+or a refused bus entry is logged and counted, and never fails the batch.
 """
 
 from __future__ import annotations
@@ -67,7 +69,9 @@ def ports() -> realtime.RealtimePorts:
 
 @lru_cache(maxsize=1)
 def _real_ports() -> realtime.RealtimePorts:
-    return realtime.RealtimePorts(connections=wiring.connection_store(), poster=wiring.connection_poster())
+    return realtime.RealtimePorts(
+        connections=wiring.connection_store(), poster=wiring.connection_poster(), bus=wiring.event_bus()
+    )
 
 
 def override(ports_: realtime.RealtimePorts | None) -> None:
@@ -114,9 +118,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         processor.process()
     now = datetime.now(UTC)
     drafts = drafts_of(batch.changes, now=now)
-    report = realtime.broadcast(ports(), drafts, now=now, new_id=lambda: uuid.uuid4().hex)
+    report, published = realtime.deliver(ports(), drafts, now=now, new_id=lambda: uuid.uuid4().hex)
     if report.failed:
         logger.warning("posts failed", extra={"failed": dict(list(report.failed.items())[:20])})
+    if published.failed:
+        # Given up after bounded retries (or not retryable): recorded here, the batch goes on.
+        logger.error("bus entries failed", extra={"failed": dict(list(published.failed.items())[:20])})
     logger.info(
         "broadcast",
         extra={
@@ -126,11 +133,16 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             "messages": report.messages,
             "gone": len(report.gone),
             "failed": len(report.failed),
+            "bus_entries": published.published,
+            "bus_calls": published.calls,
+            "bus_failed": len(published.failed),
             "seconds": round(time.perf_counter() - started, 3),
         },
     )
     metrics.add_metric(name="BroadcastMessages", unit=MetricUnit.Count, value=report.messages)
     metrics.add_metric(name="BroadcastGoneConnections", unit=MetricUnit.Count, value=len(report.gone))
     metrics.add_metric(name="BroadcastPostFailures", unit=MetricUnit.Count, value=len(report.failed))
+    metrics.add_metric(name="EventBusEntries", unit=MetricUnit.Count, value=published.published)
+    metrics.add_metric(name="EventBusFailedEntries", unit=MetricUnit.Count, value=len(published.failed))
     # Lambda reads the TypedDict as the plain JSON object it is.
     return cast(dict[str, Any], processor.response())

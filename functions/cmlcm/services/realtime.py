@@ -4,18 +4,20 @@
 broadcaster: events by topic → one subscriber Query per affected topic → concurrent, bounded posts
 (each connection's messages in order) → connections that answer 410 Gone are deleted with their
 subscriptions; any other failure of one connection is counted, never raised. Nobody calls
-`broadcast` after a write: the tables' streams are its only source.
+`broadcast` after a write: the tables' streams are its only source. `deliver` does both halves
+of a stream batch: the WebSocket fan-out and, at the same time, the same events (same ids) on the
+custom EventBridge bus for automation.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from cmlcm.domain.bus import entry_of
 from cmlcm.domain.errors import DomainError, ExternalServiceError, NotFound
 from cmlcm.domain.events import (
     CONNECTION_LIFETIME_SECONDS,
@@ -31,12 +33,15 @@ from cmlcm.domain.events import (
     UnknownTopic,
     address,
     error_event,
+    identify,
     parse_topics,
     topic_worker_id,
 )
 from cmlcm.domain.labs import Lab
 from cmlcm.domain.workers import Worker
 from cmlcm.ports import JobRepository, LabRepository, SettingsRepository, WorkerRepository
+from cmlcm.services.domain_events import PUT_CONCURRENCY, EventBus, PublishReport, publish
+from cmlcm.services.pools import shared_pool
 
 #: API Gateway's WebSocket message limit is 128 KB; a snapshot part stays well under it.
 MAX_MESSAGE_BYTES = 96 * 1024
@@ -79,6 +84,8 @@ class RealtimePorts:
     poster: ConnectionPoster
     snapshots: SnapshotPorts | None = None
     post_concurrency: int = POST_CONCURRENCY
+    #: The custom EventBridge bus (the broadcaster's); None: events reach WebSocket clients only.
+    bus: EventBus | None = None
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -253,8 +260,8 @@ def broadcast(
     if not by_topic:
         return report
     topics = list(by_topic)
-    with ThreadPoolExecutor(max_workers=min(QUERY_CONCURRENCY, len(topics))) as pool:
-        subscribers = dict(zip(topics, pool.map(ports.connections.subscribers, topics), strict=True))
+    queries = shared_pool("subscriber-query", QUERY_CONCURRENCY)
+    subscribers = dict(zip(topics, queries.map(ports.connections.subscribers, topics), strict=True))
     report.queries = len(topics)
     # Each connection's messages in topic then event order, posted one after another (a client
     # sees a worker's events in the order they happened); connections are served concurrently.
@@ -268,7 +275,7 @@ def broadcast(
     report.connections = len(outbox)
     report.messages = sum(len(m) for m in outbox.values())
 
-    def deliver(item: tuple[str, list[bytes]]) -> tuple[str, int, str | None]:
+    def post_messages(item: tuple[str, list[bytes]]) -> tuple[str, int, str | None]:
         connection_id, messages = item
         posted = 0
         for data in messages:
@@ -281,17 +288,34 @@ def broadcast(
                 return connection_id, posted, exc.message[:200]
         return connection_id, posted, None
 
-    if outbox:
-        with ThreadPoolExecutor(max_workers=min(ports.post_concurrency, len(outbox))) as pool:
-            for connection_id, posted, problem in pool.map(deliver, outbox.items()):
-                report.posts += posted
-                if problem == "gone":
-                    report.gone.append(connection_id)
-                elif problem is not None:
-                    report.failed[connection_id] = problem
+    posts = shared_pool("post-to-connection", ports.post_concurrency)
+    for connection_id, posted, problem in posts.map(post_messages, outbox.items()):
+        report.posts += posted
+        if problem == "gone":
+            report.gone.append(connection_id)
+        elif problem is not None:
+            report.failed[connection_id] = problem
     for connection_id in report.gone:
         try:
             ports.connections.remove(connection_id)
         except ExternalServiceError as exc:  # its TTL removes it anyway
             report.failed[connection_id] = f"cleanup: {exc.message[:180]}"
     return report
+
+
+def deliver(
+    ports: RealtimePorts, drafts: Sequence[DraftEvent], *, now: datetime, new_id: Callable[[], str]
+) -> tuple[BroadcastReport, PublishReport]:
+    """One stream batch's events to their WebSocket subscribers and, meanwhile, to the bus (when
+    there is one): the same events with the same ids. Neither half raises for a refused
+    delivery; each reports it."""
+    drafts = identify(drafts, new_id)
+    if ports.bus is None or not drafts:
+        return broadcast(ports, drafts, now=now, new_id=new_id), PublishReport()
+    entries = [entry_of(draft, event_id=draft.id, now=now) for draft in drafts]
+    bus = ports.bus
+    publishing = shared_pool("publish", 1).submit(
+        publish, bus, entries, concurrency=PUT_CONCURRENCY, pool=shared_pool("put-events", PUT_CONCURRENCY)
+    )
+    report = broadcast(ports, drafts, now=now, new_id=new_id)
+    return report, publishing.result()
