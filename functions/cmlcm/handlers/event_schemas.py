@@ -36,14 +36,24 @@ _CHANGED = {
     },
 }
 _STATUS = {"enum": [status.value for status in WorkerStatus]}
+_PAUSE_FIELDS: dict[str, Any] = {
+    "reason": _NULLABLE_STRING,
+    "by": {**_NULLABLE_STRING, "description": "Who paused/resumed it (a user's e-mail), if a user did"},
+    "auto": {"type": "boolean", "description": "True when a policy (idle, schedule), not a user, did it"},
+}
 _PAUSE = {
     "type": "object",
     "required": ["reason", "by", "auto"],
     "additionalProperties": False,
+    "properties": _PAUSE_FIELDS,
+}
+_RESUME = {
+    "type": "object",
+    "required": ["reason", "by", "auto", "was_auto_paused"],
+    "additionalProperties": False,
     "properties": {
-        "reason": _NULLABLE_STRING,
-        "by": {**_NULLABLE_STRING, "description": "Who paused/resumed it (a user's e-mail), if a user did"},
-        "auto": {"type": "boolean", "description": "True when the idle policy (not a user) did it"},
+        **_PAUSE_FIELDS,
+        "was_auto_paused": {"type": ["boolean", "null"], "description": "Whether the pause it ends was a policy's"},
     },
 }
 
@@ -83,7 +93,7 @@ CATALOG: dict[str, tuple[str, str, dict[str, Any] | None]] = {
         "WorkerView",
         _PAUSE,
     ),
-    "worker.resumed": ("A paused worker was started again.", "WorkerView", _PAUSE),
+    "worker.resumed": ("A paused worker was started again.", "WorkerView", _RESUME),
     "worker.provisioning_step": (
         "A step of a worker's provisioning saga wrote its outcome (watch a create live).",
         "WorkerView",
