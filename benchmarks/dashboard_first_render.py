@@ -1,10 +1,19 @@
 """First render of a large fleet in the dashboard, in Debian's Chromium, against the local mode.
 
 Starts `python -m cmlcm_local --workers N` (default 1000) on free ports, opens
-`/?user=dev-viewer` and reads the page's own marks: `fleet-first-render` (navigation start to the
-table's first paint-ready render: config.json, sign-in, GET /workers pages, 1000 rows) and
-`fleet-view-render` (from the fleet view's start). Prints each run and the median, plus the
-dashboard's JavaScript size (raw and gzipped). Run: `make bench-dashboard` (ARGS: --workers N --runs R).
+`/?user=dev-viewer` and, for each run (a reload), prints:
+
+- the page's own marks: `fleet-first-paint` (navigation start to the table laid out and painted,
+  two frames after its rows were inserted), `fleet-first-render` (navigation start to the rows in
+  the DOM), `fleet-table-render` (building and inserting the rows alone), and which source the
+  first render showed (`rest`: GET /workers; `snapshot`: the live `fleet` topic's snapshot);
+- each `GET /workers` request as the browser saw it (wall, bytes) and as the local gateway timed
+  it (its `Server-Timing` header: `queue` waiting for the one API instance, `handler` wall, `cpu`
+  the handler thread's CPU time);
+- the local-mode process's CPU time over the run (every thread: the API, the WebSocket snapshot,
+  and the background loops) and the machine's load average (the figures mean little on a busy host).
+
+Run: `make bench-dashboard` (ARGS: --workers N --runs R).
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -26,6 +36,25 @@ sys.path[:0] = [str(ROOT / "local"), str(ROOT / "functions"), str(ROOT / "tests"
 from browser_support import CHROMIUM, CHROMIUM_ARGS  # type: ignore[import-not-found]  # noqa: E402 - tests/browser, on sys.path above
 
 from cmlcm_local.runtime import free_port  # noqa: E402
+
+#: What the page exposes after a run: its marks (with the first render's detail) and its
+#: GET /workers resource timings with the gateway's Server-Timing entries.
+READ_RUN = """() => {
+  const mark = (name) => performance.getEntriesByName(name)[0] || null;
+  const names = ['fleet-first-paint', 'fleet-first-render', 'fleet-view-render', 'fleet-table-render'];
+  const marks = Object.fromEntries(names.map((n) => [n, mark(n) && mark(n).duration]));
+  const first = mark('fleet-first-render');
+  const requests = performance.getEntriesByType('resource')
+    .filter((r) => new URL(r.name).pathname === '/workers')
+    .map((r) => ({
+      url: new URL(r.name).search,
+      wall: r.duration,
+      start: r.startTime,
+      bytes: r.encodedBodySize,
+      server: Object.fromEntries(r.serverTiming.map((t) => [t.name, t.duration])),
+    }));
+  return { marks, detail: first && first.detail, requests };
+}"""
 
 
 def js_size() -> tuple[int, int]:
@@ -38,6 +67,26 @@ def js_size() -> tuple[int, int]:
     return raw, zipped
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (every thread), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load() -> str:
+    return "/".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def wait_for_run(page: Any) -> dict[str, Any]:
+    page.wait_for_selector("#fleet tbody tr", timeout=600_000)
+    deadline = time.monotonic() + 60
+    while True:
+        run: dict[str, Any] = page.evaluate(READ_RUN)
+        if all(v is not None for v in run["marks"].values()) or time.monotonic() > deadline:
+            return run
+        time.sleep(0.05)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=1000)
@@ -45,6 +94,7 @@ def main() -> None:
     args = parser.parse_args()
     raw, zipped = js_size()
     print(f"dashboard JavaScript: {raw / 1024:.1f} KiB raw, {zipped / 1024:.1f} KiB gzipped (modules + uPlot)")
+    print(f"host: {os.cpu_count()} CPUs, load average {load()} (1/5/15 min) before starting")
 
     port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "functions"), str(ROOT / "local")])}
@@ -65,7 +115,7 @@ def main() -> None:
                     break
             except httpx.TransportError:
                 pass
-            if process.poll() is not None or time.monotonic() - started > 600:
+            if process.poll() is not None or time.monotonic() - started > 900:
                 raise SystemExit("local mode did not start")
             time.sleep(0.5)
         print(f"local mode with {args.workers} workers up in {time.monotonic() - started:.1f} s")
@@ -75,31 +125,40 @@ def main() -> None:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(f"{base}/?user=dev-viewer")
-            page.wait_for_selector("#fleet tbody tr")  # warm-up: caches, first API cold path
-            totals, views = [], []
+            wait_for_run(page)  # warm-up: caches, the API's cold path
+            paints, renders, server_cpu, server_wall = [], [], [], []
             for run in range(args.runs):
+                cpu_before, wall_before = process_cpu_seconds(process.pid), time.monotonic()
                 page.reload()
-                page.wait_for_selector("#fleet tbody tr")
-                while True:
-                    marks = page.evaluate(
-                        "() => ['fleet-first-render', 'fleet-view-render', 'fleet-table-render'].map("
-                        "n => (performance.getEntriesByName(n)[0] || {}).duration)"
-                    )
-                    if all(m is not None for m in marks):
-                        break
-                    time.sleep(0.05)
+                result = wait_for_run(page)
+                cpu = process_cpu_seconds(process.pid) - cpu_before
+                wall = time.monotonic() - wall_before
+                marks, detail = result["marks"], result["detail"] or {}
                 rows = page.locator("#fleet tbody tr").count()
-                totals.append(marks[0])
-                views.append(marks[1])
+                paints.append(marks["fleet-first-paint"] or float("nan"))
+                renders.append(marks["fleet-first-render"] or float("nan"))
                 print(
-                    f"run {run + 1}: {rows} rows; first render {marks[0]:.0f} ms after navigation start "
-                    f"(fleet view {marks[1]:.0f} ms: GET /workers x{-(-args.workers // 500)} + render; "
-                    f"table render alone {marks[2]:.0f} ms)"
+                    f"run {run + 1}: {rows} rows from the {detail.get('source')}; navigation start to the table "
+                    f"painted {paints[-1]:.0f} ms (rows in the DOM {renders[-1]:.0f} ms; fleet view "
+                    f"{marks['fleet-view-render']:.0f} ms; building the rows {marks['fleet-table-render']:.0f} ms); "
+                    f"local-mode process CPU over the run {cpu * 1000:.0f} ms in {wall * 1000:.0f} ms; load {load()}"
                 )
+                for request in result["requests"]:
+                    server = request["server"]
+                    server_cpu.append(server.get("cpu", float("nan")))
+                    server_wall.append(server.get("handler", float("nan")))
+                    print(
+                        f"    GET /workers{request['url']}: browser {request['wall']:.0f} ms "
+                        f"(sent at {request['start']:.0f} ms), {request['bytes'] / 1024:.0f} KiB; server: handler "
+                        f"{server.get('handler', float('nan')):.0f} ms wall, {server.get('cpu', float('nan')):.0f} ms "
+                        f"CPU, {server.get('queue', float('nan')):.0f} ms queued behind other API calls"
+                    )
             browser.close()
         print(
-            f"median: first render {statistics.median(totals):.0f} ms, fleet view {statistics.median(views):.0f} ms "
-            f"({args.workers} workers, {args.runs} runs)"
+            f"median of {args.runs} runs ({args.workers} workers): table painted {statistics.median(paints):.0f} ms "
+            f"after navigation start (rows in the DOM {statistics.median(renders):.0f} ms); GET /workers handler "
+            f"{statistics.median(server_wall):.0f} ms wall, {statistics.median(server_cpu):.0f} ms CPU; "
+            f"load average {load()}"
         )
     finally:
         process.terminate()

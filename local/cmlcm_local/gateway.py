@@ -2,6 +2,10 @@
 
 Like the Cognito authorizer, it refuses calls without a valid token (401) before the Lambda runs,
 except on the public paths. Tokens are the dev users' (`Authorization: Bearer dev-admin`).
+
+Each proxied answer carries a `Server-Timing` header (local mode only): `queue` (waiting for the
+one API instance), `handler` (the function's wall time) and `cpu` (its thread's CPU time), in ms.
+Browsers expose it as `PerformanceResourceTiming.serverTiming`; the dashboard benchmark reads it.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -44,9 +49,17 @@ def build_gateway(
     # current request in module state: concurrent browser requests would mix their routes up.
     one_at_a_time = threading.Lock()
 
-    def invoke(event: dict[str, Any]) -> dict[str, Any]:
+    def invoke(event: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        queued = time.perf_counter()
         with one_at_a_time:
-            return api_handler(event, FakeLambdaContext("api"))
+            started, cpu = time.perf_counter(), time.thread_time()
+            result = api_handler(event, FakeLambdaContext("api"))
+            ended, cpu = time.perf_counter(), time.thread_time() - cpu
+        timing = (
+            f"queue;dur={(started - queued) * 1000:.1f}, handler;dur={(ended - started) * 1000:.1f}, "
+            f"cpu;dur={cpu * 1000:.1f}"
+        )
+        return result, timing
 
     async def proxy(request: Request) -> Response:
         path = request.scope["path"]
@@ -69,8 +82,10 @@ def build_gateway(
             claims=claims,
             stage=stage,
         )
-        result = await run_in_threadpool(invoke, event)
-        return lambda_response(result)
+        result, timing = await run_in_threadpool(invoke, event)
+        response = lambda_response(result)
+        response.headers["Server-Timing"] = timing
+        return response
 
     # Every method reaches the function (as `ANY` does on API Gateway), which answers 405 + Allow.
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]

@@ -332,20 +332,21 @@ class LocalRuntime:
     def sync_simulated_fleet(self, *, boot_seconds: float = 8.0) -> None:
         """Give every live instance of the CML AMI a simulated controller (new ones boot for a
         few seconds, as CML does) and drop controllers of terminated instances."""
-        from cmlcm.adapters.aws import client as aws_client
+        from cmlcm_local.moto_ec2_glue import instance_states
 
-        ec2 = aws_client("ec2", self.region)
-        live: set[str] = set()
-        for page in ec2.get_paginator("describe_instances").paginate(
-            Filters=[{"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]
-        ):
-            for reservation in page["Reservations"]:
-                for instance in reservation["Instances"]:
-                    live.add(instance["InstanceId"])
-                    if self.sim_fleet.get(instance["InstanceId"]) is None:
-                        self.sim_fleet.add(instance["InstanceId"], boot_seconds=boot_seconds, labs=2, running_labs=1)
+        # Every tick: read moto's state directly (a DescribeInstances of 1000 instances costs
+        # seconds of CPU in moto; see moto_ec2_glue.instance_states).
+        live = [
+            instance_id
+            for instance_id, state in instance_states(self.region).items()
+            if state in ("pending", "running", "stopping", "stopped")
+        ]
+        for instance_id in live:
+            if self.sim_fleet.get(instance_id) is None:
+                self.sim_fleet.add(instance_id, boot_seconds=boot_seconds, labs=2, running_labs=1)
+        alive = set(live)
         for controller_id in self.sim_fleet.ids():
-            if controller_id not in live:
+            if controller_id not in alive:
                 self.sim_fleet.remove(controller_id)
 
     def _every_tick(self, now: datetime, rng: random.Random) -> None:

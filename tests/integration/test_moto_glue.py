@@ -13,7 +13,7 @@ from moto.ec2.responses.monitoring import Monitoring
 from cmlcm.adapters.aws import client
 from cmlcm.adapters.ec2 import Ec2Gateway
 from cmlcm.config import get_settings
-from cmlcm_local import moto_glue
+from cmlcm_local import moto_ec2_glue, moto_glue
 from cmlcm_local.seed import cml_ami, launch_instances
 
 REGION = "us-east-1"
@@ -148,3 +148,23 @@ def test_a_negative_retry_scale_is_refused(restore_retry_scale):  # noqa: ANN001
     with pytest.raises(ValueError, match=">= 0"):
         moto_glue.set_retry_interval_scale(-1)
     assert moto_glue.retry_interval_scale() == before
+
+
+def test_instance_states_read_from_moto_agree_with_describe_instances(aws):  # noqa: ANN001
+    """What the local EC2 rule and simulator sync read instead of DescribeInstances (seconds of
+    moto CPU with 1000 instances) is what DescribeInstances answers."""
+    # Given instances in several states
+    ids = [i["InstanceId"] for i in launch_instances(REGION, 4, ami_id=cml_ami(REGION), instance_type="t3.micro")]
+    ec2 = client("ec2", REGION)
+    ec2.stop_instances(InstanceIds=[ids[1]])
+    ec2.terminate_instances(InstanceIds=[ids[2]])
+    # When both are read
+    described = {
+        instance["InstanceId"]: instance["State"]["Name"]
+        for page in ec2.get_paginator("describe_instances").paginate()
+        for reservation in page["Reservations"]
+        for instance in reservation["Instances"]
+    }
+    # Then they agree, instance by instance and state by state
+    assert moto_ec2_glue.instance_states(REGION) == described
+    assert {described[i] for i in ids} >= {"running", "terminated"}

@@ -222,6 +222,24 @@ def test_paging_collects_every_active_worker_exactly_once(fleet, limit):
     assert sorted(seen) == ACTIVE and len(seen) == len(set(seen))
 
 
+@pytest.mark.parametrize(
+    ("query", "size"),
+    [({}, 25), ({"include_terminated": True}, 28), ({"region": "us-west-2"}, 5)],
+    ids=["active", "with terminated", "filtered"],
+)
+def test_a_page_that_holds_the_rest_has_no_token(fleet, query, size):
+    # Given exactly `size` matching workers, when asked for `size` a page
+    page = fleet.list(WorkerQuery(limit=size, **query))
+    # Then they come in one page, and no token sends the client back for an empty one
+    assert len(page.items) == size and page.next_token is None
+    # And one fewer than the rest leaves a token to exactly the last one
+    first = fleet.list(WorkerQuery(limit=size - 1, **query))
+    assert first.next_token is not None
+    rest = fleet.list(WorkerQuery(limit=size, next_token=first.next_token, **query))
+    assert sorted(w.worker_id for w in first.items + rest.items) == sorted(w.worker_id for w in page.items)
+    assert len(rest.items) == 1 and rest.next_token is None
+
+
 def test_paging_with_include_terminated_collects_everything_once(fleet):
     seen = _all_pages(fleet, limit=4, include_terminated=True)
     assert sorted(seen) == sorted(ACTIVE + TERMINATED) and len(seen) == len(set(seen))

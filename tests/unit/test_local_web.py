@@ -70,3 +70,24 @@ def test_api_calls_run_one_at_a_time_as_in_a_lambda_instance():
     for thread in threads:
         thread.join()
     assert len(overlapped) == 6 and not any(overlapped)
+
+
+def test_each_api_answer_says_how_long_the_function_took_and_waited():
+    """`Server-Timing` (local mode only) is what the dashboard benchmark reads per request."""
+
+    def busy_api(event, context):  # noqa: ANN001, ANN202
+        deadline = time.thread_time() + 0.03
+        while time.thread_time() < deadline:  # 30 ms of this thread's CPU
+            pass
+        return _api(event, context)
+
+    client = TestClient(build_gateway(busy_api))
+    answer = client.get("/workers", headers={"Authorization": "Bearer dev-viewer"})
+    timings = {
+        name: float(duration.removeprefix("dur="))
+        for name, duration in (part.strip().split(";") for part in answer.headers["server-timing"].split(","))
+    }
+    assert set(timings) == {"queue", "handler", "cpu"}
+    assert timings["cpu"] >= 29 and timings["handler"] >= timings["cpu"] - 1 and timings["queue"] >= 0
+    # The authorizer's refusal never reached the function: nothing to time.
+    assert "server-timing" not in client.get("/workers").headers

@@ -294,15 +294,25 @@ class DynamoWorkerRepository:
             by_region = self._model.region == query.region
             condition = by_region if condition is None else condition & by_region
         start = decode_token(query.next_token)
-        if query.include_terminated or query.status == WorkerStatus.TERMINATED:
-            results = self._model.scan(filter_condition=condition, limit=query.limit, last_evaluated_key=start)
+        # One item more than the page: a token only when another page really exists (a fleet of
+        # exactly `limit` workers is one request, not a second one answering nothing).
+        scan = query.include_terminated or query.status == WorkerStatus.TERMINATED
+        if scan:
+            results = self._model.scan(filter_condition=condition, limit=query.limit + 1, last_evaluated_key=start)
         else:
             results = self._model.active_index.query(
-                ACTIVE_SHARD, filter_condition=condition, limit=query.limit, last_evaluated_key=start
+                ACTIVE_SHARD, filter_condition=condition, limit=query.limit + 1, last_evaluated_key=start
             )
-        items = [item_to_worker(item) for item in results]
-        more = len(items) == query.limit
-        return Page(items=items, next_token=encode_token(results.last_evaluated_key) if more else None)
+        items = list(results)
+        if len(items) <= query.limit:
+            return Page(items=[item_to_worker(item) for item in items], next_token=None)
+        page = items[: query.limit]
+        # Resume after the page's last item: its table key, plus the index key on the index.
+        last = page[-1].worker_id
+        key: dict[str, Any] = {"worker_id": {"S": last}}
+        if not scan:
+            key["active_shard"] = {"S": ACTIVE_SHARD}
+        return Page(items=[item_to_worker(item) for item in page], next_token=encode_token(key))
 
     def iter_active(self) -> Iterator[Worker]:
         for item in self._model.active_index.query(ACTIVE_SHARD):

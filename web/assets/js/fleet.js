@@ -75,6 +75,7 @@ export async function render(ctx) {
   let snapshotSeen = false;
   let pending = null; // a snapshot arriving in parts
   let firstRenderDone = false;
+  let firstSource = null; // what the first render showed: "rest" (GET /workers) or "snapshot" (live)
   let frame = 0;
 
   function visible(now) {
@@ -146,10 +147,14 @@ export async function render(ctx) {
     }
     if (!firstRenderDone && workers.size > 0) {
       firstRenderDone = true;
-      // Read by the browser tests and the first-render benchmark.
-      performance.measure("fleet-first-render", { start: 0, end: performance.now() });
-      performance.measure("fleet-view-render", { start: started, end: performance.now() });
-      performance.measure("fleet-table-render", { start: renderStart, end: performance.now() });
+      // Read by the browser tests and the first-render benchmark: the table's markup is in the
+      // DOM (first-render), and two frames later it has been laid out and painted (first-paint).
+      const end = performance.now();
+      const detail = { rows: list.length, source: firstSource };
+      performance.measure("fleet-first-render", { start: 0, end, detail });
+      performance.measure("fleet-view-render", { start: started, end, detail });
+      performance.measure("fleet-table-render", { start: renderStart, end, detail });
+      requestAnimationFrame(() => requestAnimationFrame(() => performance.measure("fleet-first-paint", { start: 0, detail })));
     }
   }
 
@@ -187,6 +192,7 @@ export async function render(ctx) {
       for (const w of pending.items) workers.set(w.worker_id, newer(previous.get(w.worker_id), w));
       pending = null;
       snapshotSeen = true;
+      firstSource = firstSource || "snapshot";
     } else if (message.type === "worker.deleted") {
       workers.delete(message.data.worker_id);
     } else if (message.data && message.data.worker_id) {
@@ -208,6 +214,7 @@ export async function render(ctx) {
     const items = await api.allWorkers();
     if (!snapshotSeen) {
       for (const w of items) workers.set(w.worker_id, newer(workers.get(w.worker_id), w));
+      firstSource = firstSource || "rest";
     }
     schedule();
     if (items.length === 0) shownEl.textContent = "No workers yet.";

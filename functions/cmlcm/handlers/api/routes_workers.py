@@ -38,6 +38,10 @@ router = Router()
 logger = Logger(child=True)
 VIEWER, OPERATOR, ADMIN = requires(Role.VIEWER), requires(Role.OPERATOR), requires(Role.ADMIN)
 
+#: Largest page of GET /workers: a 1000-worker fleet in one request (the dashboard's fleet view).
+#: DynamoDB still reads it in 1 MB pages; 1000 views are about 1 MB of JSON (6 MB is Lambda's limit).
+MAX_PAGE = 1000
+
 #: Query booleans are exactly `true` or `false`: `1`, `yes` or `on` are refused (422), not guessed.
 QueryBool = Literal["true", "false"]
 
@@ -63,7 +67,7 @@ def list_workers(
     status: Annotated[WorkerStatus | None, Query()] = None,
     region: Annotated[str | None, Query()] = None,
     include_terminated: Annotated[QueryBool, Query()] = "false",
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     next_token: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> WorkerPage:
     _check_region(region)
