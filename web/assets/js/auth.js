@@ -82,12 +82,27 @@ export class Session {
     return this._refreshing;
   }
 
-  signOut() {
+  /** Forget the tokens here, revoke the refresh token at Cognito (it would otherwise stay valid
+   * for its whole lifetime), then end the hosted-UI session through Cognito's /logout. */
+  async signOut() {
     sessionStorage.removeItem(DEV_KEY);
     sessionStorage.removeItem(TOKENS_KEY);
     if (this.config.mode === "local") {
       location.assign("/");
       return;
+    }
+    const refreshToken = this.tokens && this.tokens.refresh_token;
+    this.tokens = null;
+    if (refreshToken) {
+      // A CORS-safelisted form POST that outlives the page (keepalive); its answer is not needed.
+      const revoked = fetch(`${this.config.cognito.domain}/oauth2/revoke`, {
+        method: "POST",
+        mode: "no-cors",
+        keepalive: true,
+        headers: { "Content-Type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ token: refreshToken, client_id: this.config.cognito.clientId }),
+      }).catch(() => null);
+      await Promise.race([revoked, new Promise((resolve) => setTimeout(resolve, 2000))]);
     }
     const url = new URL(`${this.config.cognito.domain}/logout`);
     url.searchParams.set("client_id", this.config.cognito.clientId);
@@ -158,6 +173,12 @@ export async function resolveSession(config) {
     const user = sessionStorage.getItem(DEV_KEY);
     if (!user) return null;
     return new Session(config, { user, role: user.replace(/^dev-/, "") });
+  }
+  if (params.get("error")) {
+    // The hosted UI sends the user back with an error (a cancelled sign-in, a disabled user).
+    sessionStorage.removeItem(PKCE_KEY);
+    history.replaceState(null, "", "/" + location.hash);
+    throw new Error(`sign-in refused: ${params.get("error_description") || params.get("error")}`);
   }
   if (params.get("code")) await finishHostedSignIn(config, params);
   const tokens = JSON.parse(sessionStorage.getItem(TOKENS_KEY) || "null");

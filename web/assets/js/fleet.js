@@ -75,6 +75,7 @@ export async function render(ctx) {
   let snapshotSeen = false;
   let pending = null; // a snapshot arriving in parts
   let firstRenderDone = false;
+  let loaded = false; // the fleet was read once (an empty one then says so)
   let firstSource = null; // what the first render showed: "rest" (GET /workers) or "snapshot" (live)
   let frame = 0;
 
@@ -140,7 +141,7 @@ export async function render(ctx) {
       order = ids;
     }
     renderCounts();
-    shownEl.textContent = `${list.length} of ${workers.size} shown`;
+    shownEl.textContent = workers.size === 0 && loaded ? "No workers yet." : `${list.length} of ${workers.size} shown`;
     for (const th of main.querySelectorAll("th")) {
       const key = th.querySelector("button").dataset.sort;
       th.setAttribute("aria-sort", key === sort.key ? (sort.dir === 1 ? "ascending" : "descending") : "none");
@@ -192,6 +193,7 @@ export async function render(ctx) {
       for (const w of pending.items) workers.set(w.worker_id, newer(previous.get(w.worker_id), w));
       pending = null;
       snapshotSeen = true;
+      loaded = true;
       firstSource = firstSource || "snapshot";
     } else if (message.type === "worker.deleted") {
       workers.delete(message.data.worker_id);
@@ -216,8 +218,8 @@ export async function render(ctx) {
       for (const w of items) workers.set(w.worker_id, newer(workers.get(w.worker_id), w));
       firstSource = firstSource || "rest";
     }
+    loaded = true;
     schedule();
-    if (items.length === 0) shownEl.textContent = "No workers yet.";
   } catch (error) {
     showError(main.querySelector("#fleet-error"), error);
   }
