@@ -9,11 +9,7 @@ Each test leaves a screenshot in test-artifacts/browser/ (git-ignored).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,60 +17,49 @@ import httpx
 import pytest
 from browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, HEADERS, ROOT, require_chromium
 
-from cmlcm_local.runtime import free_port
+from tests.support.local_mode import LocalMode, SharedLocalMode
 
 
-@pytest.fixture(scope="session")
-def local_url() -> Iterator[str]:
-    """`python -m cmlcm_local` on two free ports, 4 seeded workers, one collection done."""
+def _collect_once(local: LocalMode) -> None:
+    """Metrics and CML facts for every worker (charts, labs), as the scheduler would soon do."""
+    client = local.client
+    assert client.post("/_local/jobs/collect_metrics").json()["status"] == "SUCCEEDED"
+    for worker in client.get("/workers", headers=HEADERS["viewer"]).json()["items"]:
+        if worker["status"] == "running":  # the labs table is filled by a sync
+            assert client.post(f"/workers/{worker['worker_id']}/labs/refresh", headers=HEADERS["operator"]).is_success
+
+
+#: `python -m cmlcm_local` on two free ports, 4 seeded workers, one collection done. EC2 refuses
+#: instance types it does not know; moto does too with this switch, which is how a create is
+#: made to fail (test_create_failure_shows_the_reason).
+_LOCAL = SharedLocalMode(
+    Path(__file__).parent,
+    workers=4,
+    env={"MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION": "true"},
+    prepare=_collect_once,
+)
+
+
+@pytest.fixture(scope="module")
+def local_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The local mode's base URL; it runs from the first browser test to this folder's last."""
     require_chromium()
     if not (ROOT / "web" / "assets" / "vendor" / "uPlot.esm.js").exists():
         pytest.fail("web/assets/vendor is empty: run `make web` (make test does)", pytrace=False)
-    port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "functions"), str(ROOT / "local")]),
-        # EC2 refuses instance types it does not know; moto does too with this switch, which is
-        # how a create is made to fail (test_create_failure_shows_the_reason).
-        "MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION": "true",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cmlcm_local", "--port", str(port), "--sim-port", str(free_port()), "--workers", "4"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    with httpx.Client(base_url=base, timeout=60) as client:
-        while True:
-            try:
-                if client.get("/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"local mode did not start:\n{process.stdout.read() if process.stdout else ''}")
-            time.sleep(0.3)
-        # Metrics and CML facts for every worker (charts, labs), as the scheduler would soon do.
-        assert client.post("/_local/jobs/collect_metrics").json()["status"] == "SUCCEEDED"
-        for worker in client.get("/workers", headers=HEADERS["viewer"]).json()["items"]:
-            if worker["status"] == "running":  # the labs table is filled by a sync
-                assert client.post(
-                    f"/workers/{worker['worker_id']}/labs/refresh", headers=HEADERS["operator"]
-                ).is_success
-    yield base
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    return _LOCAL.get(tmp_path_factory).base_url
 
 
-@pytest.fixture(scope="session")
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None]:
+    yield
+    _LOCAL.release_after(item, nextitem)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    _LOCAL.stop()
+
+
+@pytest.fixture(scope="module")
 def rest(local_url: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=local_url, timeout=60) as client:
         yield client

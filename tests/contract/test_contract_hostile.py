@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.contract.conftest import auth
+from tests.support.local_mode import auth
 
 UUID = "0b9d6c2e-5f1a-4c3b-9e8d-7a6f5e4d3c2b"
 #: Every route taking a JSON body, with a body it would accept.

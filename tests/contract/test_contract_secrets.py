@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.contract.conftest import auth
+from tests.support.local_mode import auth
 
 #: Looks like a real Smart Licensing token (CML's pattern), so it gets as far as the real path.
 MARKER = "SecretMarker7QzX9wLicenceT0ken"

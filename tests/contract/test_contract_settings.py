@@ -3,7 +3,7 @@ missing), PATCH is a version-guarded JSON merge patch (409 when stale)."""
 
 from __future__ import annotations
 
-from tests.contract.conftest import auth
+from tests.support.local_mode import auth
 
 
 def test_a_partial_put_is_422_naming_the_missing_fields_and_changes_nothing(local_api):  # noqa: ANN001

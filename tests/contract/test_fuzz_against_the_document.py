@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.contract.conftest import TOKENS
+from tests.support.local_mode import TOKENS
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 SCALE = float(os.environ.get("FUZZ_SECONDS", "1"))
