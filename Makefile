@@ -41,10 +41,10 @@ test: deps lint web
 
 # Static gates: ruff lint and format check over the whole tree, then mypy (config in
 # pyproject.toml): strict on functions/ (the Lambda code), --check-untyped-defs on infra/, local/,
-# benchmarks/ and the test folders. Each test folder is checked on its own: they are not packages
-# and several hold a conftest.py. Not yet in the gate: tests/unit and tests/integration (their
-# fakes and Optional reads still give mypy errors; see the README).
-MYPY_TEST_DIRS := tests/browser tests/cml tests/e2e tests/infra tests/statemachines
+# benchmarks/ and every test folder. Each test folder is checked on its own: they are not packages
+# and several hold a conftest.py (the shared helpers in tests/support are a package).
+MYPY_TEST_DIRS := tests/conftest.py tests/support tests/unit tests/integration tests/statemachines tests/cml tests/contract \
+	tests/e2e tests/browser tests/infra
 lint: $(PY_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

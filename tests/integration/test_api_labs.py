@@ -8,6 +8,7 @@ with the template endpoint mode, so each worker's instance id is its simulated c
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -45,6 +46,12 @@ class Clock:
         self.now += timedelta(seconds=seconds)
 
 
+def instance_of(worker: Worker) -> str:
+    """The worker's instance id (every seeded worker has one)."""
+    assert worker.instance_id is not None, f"{worker.worker_id} has no instance"
+    return worker.instance_id
+
+
 @dataclass
 class CmlWorld:
     fleet: SimulatedFleet
@@ -63,21 +70,23 @@ class CmlWorld:
         return self.workers[-1]
 
     def cml_labs(self, worker: Worker) -> dict[str, Any]:
-        return self.fleet.get(worker.instance_id).labs  # type: ignore[union-attr]
+        controller = self.fleet.get(instance_of(worker))
+        assert controller is not None, f"no simulated controller for {worker.worker_id}"
+        return controller.labs
 
     def lab_in_state(self, worker: Worker, state: str) -> str:
         return next(lab.id for lab in self.cml_labs(worker).values() if lab.state == state)
 
 
 @pytest.fixture
-def cml(api, dynamo_ports) -> CmlWorld:
+def cml(api, dynamo_ports) -> Iterator[CmlWorld]:
     """Three seeded workers (two running, one stopped), each with a simulated controller
     holding two labs, one of them started; the API's lab and licence ports reach them."""
     clock = Clock(NOW)
     fleet = SimulatedFleet(clock=clock, converge_seconds=5, licence_seconds=10)
     workers = seed_fleet(dynamo_ports.workers, region="us-east-1", count=3, now=NOW, stopped=1)
     for worker in workers:
-        fleet.add(worker.instance_id, labs=2, running_labs=1)
+        fleet.add(instance_of(worker), labs=2, running_labs=1)
     base = get_settings()
     client("secretsmanager", base.aws_region).create_secret(
         Name=base.cml_credentials_secret, SecretString=json.dumps({"username": "admin", "password": fleet.password})

@@ -14,11 +14,19 @@ from cmlcm.adapters.cloudwatch import CloudWatchGateway
 from cmlcm.adapters.ec2 import Ec2Gateway
 from cmlcm.adapters.operations import DynamoSampleRepository
 from cmlcm.config import get_settings
+from cmlcm.domain.workers import Licence, Worker
 from cmlcm.handlers.api import deps
 from cmlcm.services.collect import CollectPorts
 
 TOKEN = "ODk5NzQ3ZTQtN2ZmYy00Y2Q0LWE5ZjYtZTg4NmVkMzI2NzY5LTE3MzAzMzYw%0AMDAwNDN8dGVzdA=="
 SECRET = "cmlcm/licence/{worker_id}"
+
+
+def stored_licence(worker: Worker) -> Licence:
+    """The licence on the worker's stored record (the tests below have just registered one)."""
+    licence = deps.ports().workers.get(worker.worker_id).licence
+    assert licence is not None, f"{worker.worker_id} has no licence on record"
+    return licence
 
 
 def licence_path(world: CmlWorld, worker=None) -> str:  # noqa: ANN001
@@ -40,10 +48,10 @@ def test_register_is_202_pending_then_completes(api, cml):
     assert "token_secret_ref" not in licence and "operation_deadline" not in licence
 
     # Stored only as the secret, referenced by name on the worker.
-    stored = deps.ports().workers.get(worker.worker_id)
-    assert stored.licence.token_secret_ref == SECRET.format(worker_id=worker.worker_id)
-    assert stored.licence.operation_deadline == cml.clock.now + timedelta(minutes=10)
-    secret = client("secretsmanager", "us-east-1").get_secret_value(SecretId=stored.licence.token_secret_ref)
+    stored = stored_licence(worker)
+    assert stored.token_secret_ref == SECRET.format(worker_id=worker.worker_id)
+    assert stored.operation_deadline == cml.clock.now + timedelta(minutes=10)
+    secret = client("secretsmanager", "us-east-1").get_secret_value(SecretId=stored.token_secret_ref)
     assert secret["SecretString"] == TOKEN
 
     status, view = api.call("GET", licence_path(cml), role="viewer")
@@ -57,7 +65,7 @@ def test_register_is_202_pending_then_completes(api, cml):
         "COMPLETED",
         "IN_COMPLIANCE",
     )
-    assert deps.ports().workers.get(worker.worker_id).licence.operation_state == "completed"
+    assert stored_licence(worker).operation_state == "completed"
 
 
 def test_an_invalid_token_ends_failed_with_the_reason(api, cml):
@@ -94,8 +102,9 @@ def test_cml_refusing_the_registration_is_recorded_as_failed(api, cml):
     api.call("GET", licence_path(cml), role="viewer")  # completed
     status, body = register(api, cml)  # already registered, reregister not asked
     assert status == 422 and body["error"] == "CmlRejected"
-    licence = deps.ports().workers.get(cml.running.worker_id).licence
-    assert licence.operation_state == "failed" and "Already registered" in licence.operation_reason
+    licence = stored_licence(cml.running)
+    assert licence.operation_state == "failed"
+    assert licence.operation_reason is not None and "Already registered" in licence.operation_reason
 
 
 def test_the_collection_cycle_moves_a_pending_registration_on(api, cml, dynamo_ports):

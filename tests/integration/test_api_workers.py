@@ -204,8 +204,10 @@ def test_two_concurrent_updates_both_land(api, fleet, dynamo_ports):
         results.append(api.call("PUT", f"/workers/{worker.worker_id}/tags", body={"tags": {f"k{i}": str(i)}}))
 
     threads = [threading.Thread(target=edit, args=(i,)) for i in range(8)]
-    [t.start() for t in threads]
-    [t.join() for t in threads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     statuses = [s for s, _ in results]
     assert all(s in (200, 409) for s in statuses)
     stored = dynamo_ports.workers.get(worker.worker_id)

@@ -72,7 +72,7 @@ def test_connection_lifecycle_with_ttl_and_one_item_per_topic(store: DynamoConne
     assert all(int(s["expires_at"]["N"]) == int(item["expires_at"]["N"]) for s in subscriptions)
     assert store.subscribers("fleet") == ["c-1"]
     stored = store.get("c-1")
-    assert stored.topics == {"fleet", "workers/w-1"}
+    assert stored is not None and stored.topics == {"fleet", "workers/w-1"}
     assert store.unsubscribe(stored, ["fleet", "jobs"]) == ["fleet"]
     assert store.subscribers("fleet") == []
     assert realtime.disconnect(store, "c-1") == 1
@@ -86,8 +86,9 @@ def test_the_topic_limit_holds_in_the_table(store: DynamoConnectionStore):
     with pytest.raises(TooManyTopics):
         # A stale view of the connection (0 topics) cannot get past the stored set's size.
         store.subscribe(connection, ["workers/w-7", "workers/w-8"], limit=4)
-    assert len(store.get("c-1").topics) == 3
-    assert store.subscribe(store.get("c-1"), ["workers/w-0", "workers/w-9"], limit=4) == ["workers/w-9"]
+    stored = store.get("c-1")
+    assert stored is not None and len(stored.topics) == 3
+    assert store.subscribe(stored, ["workers/w-0", "workers/w-9"], limit=4) == ["workers/w-9"]
 
 
 def test_fanout_is_one_query_per_topic_and_gone_cleans_up(store: DynamoConnectionStore):
@@ -195,7 +196,7 @@ def test_a_record_that_cannot_be_parsed_is_a_partial_batch_failure(store: Dynamo
     broadcaster.override(None)
     broadcaster.tables.cache_clear()
     settings = get_settings()
-    good = {
+    good: dict[str, Any] = {
         "eventID": "1",
         "eventName": "INSERT",
         "eventSourceARN": f"arn:aws:dynamodb:us-east-1:123456789012:table/{settings.labs_table}/stream/x",

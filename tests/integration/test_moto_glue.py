@@ -19,7 +19,7 @@ from cmlcm_local.seed import cml_ami, launch_instances
 REGION = "us-east-1"
 
 
-def monitoring_of(instance_ids: list[str]) -> dict[str, str]:
+def monitoring_of(instance_ids: list[str]) -> dict[str, str | None]:
     return {i: info.monitoring for i, info in Ec2Gateway(REGION).describe(instance_ids).items()}
 
 
@@ -95,8 +95,10 @@ def test_concurrent_conditional_writes_on_one_version_let_exactly_one_through(aw
                 outcomes.append("conflict")
 
         threads = [threading.Thread(target=save, args=(i,)) for i in range(8)]
-        [t.start() for t in threads]
-        [t.join() for t in threads]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
         # Then exactly one of them saves each round, as on DynamoDB
         assert sorted(outcomes) == ["conflict"] * 7 + ["saved"], f"round {round_}"
 

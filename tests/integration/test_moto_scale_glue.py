@@ -312,7 +312,12 @@ def test_dynamodb_answers_are_the_ones_moto_serializes(table):  # noqa: ANN001
 @pytest.mark.parametrize("extra", [-300, -1, 0, 1, 300])
 def test_the_item_size_limit_is_moto_s(table, extra):  # noqa: ANN001
     # Given an item whose size, measured as moto measures it, is around moto's limit
-    base = {"pk": {"S": "big"}, "a": {"N": "1"}, "m": {"M": {"k": {"S": "v"}}}, "blob": {"S": ""}}
+    base: dict[str, dict[str, Any]] = {
+        "pk": {"S": "big"},
+        "a": {"N": "1"},
+        "m": {"M": {"k": {"S": "v"}}},
+        "blob": {"S": ""},
+    }
     measured = sum(len(k) + DynamoType(v).size() for k, v in base.items())
     base["blob"] = {"S": "x" * (moto_scale_glue._ITEM_SIZE_LIMIT - measured + extra)}
 

@@ -30,16 +30,18 @@ LATER = NOW + timedelta(minutes=5)
 
 
 def make(i: int, status: WorkerStatus = S.RUNNING, region: str = "us-east-1", **extra: object) -> Worker:
-    return Worker(
-        worker_id=f"w-{i:03d}",
-        name=f"cml-{i}",
-        region=region,
-        instance_id=f"i-{i:017x}",
-        status=status,
-        created_at=NOW,
-        updated_at=NOW,
-        status_changed_at=NOW,
-        **extra,
+    return Worker.model_validate(
+        {
+            "worker_id": f"w-{i:03d}",
+            "name": f"cml-{i}",
+            "region": region,
+            "instance_id": f"i-{i:017x}",
+            "status": status,
+            "created_at": NOW,
+            "updated_at": NOW,
+            "status_changed_at": NOW,
+            **extra,
+        }
     )
 
 

@@ -4,11 +4,14 @@ saga step, the collector, the idle policy, the reconciler."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from test_worker_services import NOW, S, World
 
-from cmlcm.domain.events import Change, WorkerEventRules, worker_events
+from cmlcm.domain.events import Change, DraftEvent, WorkerEventRules, worker_events
 from cmlcm.domain.workers import ChangeCause, WorkerStatus
 from cmlcm.handlers.api.models import WorkerView, view_of
 from cmlcm.handlers.broadcaster import cause_of
@@ -17,9 +20,15 @@ from cmlcm.services import workers as svc
 from cmlcm.services.collect import COLLECTOR, IDLE_POLICY
 from cmlcm.services.reconcile import RECONCILER
 from cmlcm.services.workers import USER, mutate
-from tests.unit.test_worker_services import NOW, S, World
 
 RULES = WorkerEventRules(view=view_of, cause_of=cause_of)
+
+
+def _detail(event: DraftEvent) -> Mapping[str, Any]:
+    assert event.detail is not None, f"{event.type} carries no detail"
+    return event.detail
+
+
 ALICE = ChangeCause(kind="user", by="alice@example.com")
 
 
@@ -34,7 +43,7 @@ def test_a_users_command_records_the_user_and_the_event_says_so(world):
     assert stopped.last_change == ALICE and world.repo.get("w-1").last_change == ALICE
     (event,) = worker_events(Change(("w-1",), before, stopped), RULES)
     assert event.type == "worker.status_changed"
-    assert event.detail["cause"] == {"kind": "user", "by": "alice@example.com"}
+    assert _detail(event)["cause"] == {"kind": "user", "by": "alice@example.com"}
     # The REST view shows it too (one DTO for responses and events).
     assert WorkerView.of(stopped).last_change == ALICE
 
@@ -67,7 +76,7 @@ def test_saga_steps_record_their_step_and_become_provisioning_step_events(world)
     )
     events = worker_events(Change(("w-1",), pending, provisioning_), RULES)
     assert [e.type for e in events] == ["worker.status_changed", "worker.provisioning_step"]
-    assert events[0].detail["cause"] == {"kind": "saga", "by": "launch"}
+    assert _detail(events[0])["cause"] == {"kind": "saga", "by": "launch"}
     assert events[1].detail == {"step": "launch", "state": "completed"}
     failed = mutate(
         world.repo,
@@ -101,7 +110,7 @@ def test_observations_and_the_reconciler_record_themselves(world):
     stopping = world.add(S.STOPPING)
     observed = mutate(world.repo, "w-1", lambda w: w.observe_ec2_state("stopped", now=NOW), COLLECTOR)
     (event,) = worker_events(Change(("w-1",), stopping, observed), RULES)
-    assert event.detail["cause"] == {"kind": "collector", "by": None}
+    assert _detail(event)["cause"] == {"kind": "collector", "by": None}
     vanished = mutate(world.repo, "w-1", lambda w: w.instance_vanished(now=NOW), RECONCILER)
     assert cause_of(vanished) == {"kind": "reconciler", "by": "reconciler"}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,32 +12,34 @@ import pytest
 from cmlcm.adapters.memory import InMemoryWorkerRepository
 from cmlcm.domain.cml import CmlReading
 from cmlcm.domain.errors import ExternalServiceError, TransientAwsError
+from cmlcm.domain.jobs import MetricSample
 from cmlcm.domain.workers import ServiceStatus, Worker, WorkerError, WorkerStatus
 from cmlcm.ports import BulkResult, InstanceInfo, InstanceUsage
 from cmlcm.services.collect import CollectPorts, Observation, collect, observe
+from tests.support.fakes import Ec2Unexpected, SamplesUnexpected
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
-class FakeEc2:
+class FakeEc2(Ec2Unexpected):
     def __init__(self, states: dict[str, str]) -> None:
         self.states = states
         self.describe_calls = 0
         self.status_calls = 0
         self.fail_describe = False
 
-    def describe(self, ids):
+    def describe(self, instance_ids: Iterable[str]) -> dict[str, InstanceInfo]:
         self.describe_calls += 1
         if self.fail_describe:
             raise TransientAwsError("DescribeInstances: Throttling")
-        return {i: InstanceInfo(i, self.states[i], private_ip="10.0.0.1") for i in ids if i in self.states}
+        return {i: InstanceInfo(i, self.states[i], private_ip="10.0.0.1") for i in instance_ids if i in self.states}
 
-    def status_checks(self, ids):
+    def status_checks(self, instance_ids: Iterable[str]) -> dict[str, tuple[str | None, str | None]]:
         self.status_calls += 1
-        return {i: ("ok", "ok") for i in ids if i in self.states}
+        return {i: ("ok", "ok") for i in instance_ids if i in self.states}
 
-    def start(self, ids):
-        return BulkResult(list(ids), {})
+    def start(self, instance_ids: Sequence[str]) -> BulkResult:
+        return BulkResult(list(instance_ids), {})
 
     stop = terminate = start
 
@@ -79,11 +82,11 @@ class FakeCml:
             self.in_flight -= 1
 
 
-class Samples:
+class Samples(SamplesUnexpected):
     def __init__(self) -> None:
         self.written = 0
 
-    def put_many(self, samples):
+    def put_many(self, samples: Sequence[MetricSample]) -> int:
         self.written += len(samples)
         return len(samples)
 
@@ -109,6 +112,11 @@ def _fleet(n: int, *, state: str = "running") -> tuple[InMemoryWorkerRepository,
     return repo, FakeEc2(states)
 
 
+def _instance_id(worker: Worker) -> str:
+    assert worker.instance_id is not None, f"{worker.worker_id} has no instance"
+    return worker.instance_id
+
+
 def _ports(repo, ec2, cml, samples=None, cw=None, concurrency=50) -> CollectPorts:
     return CollectPorts(
         workers=repo,
@@ -127,8 +135,9 @@ def test_one_describe_per_batch_and_bounded_cml_concurrency():
     assert (ec2.describe_calls, ec2.status_calls) == (1, 1)
     assert cml.calls == 300 and cml.max_in_flight == 20
     assert result.workers == 300 and result.changed == 300 and result.failed == 0
-    assert repo.get("w-0001").metrics.labs_running == 1
-    assert repo.get("w-0001").service_status == ServiceStatus.AVAILABLE
+    collected = repo.get("w-0001")
+    assert collected.metrics is not None and collected.metrics.labs_running == 1
+    assert collected.service_status == ServiceStatus.AVAILABLE
 
 
 def test_the_cml_concurrency_bound_holds_across_regions():
@@ -165,9 +174,10 @@ def test_faulty_controllers_are_recorded_only_on_their_workers():
     for i in range(20):
         worker = repo.get(f"w-{i:04d}")
         if worker.worker_id in broken:
-            assert worker.last_error.kind == "timeout" and worker.service_status == ServiceStatus.UNREACHABLE
+            assert worker.last_error is not None and worker.last_error.kind == "timeout"
+            assert worker.service_status == ServiceStatus.UNREACHABLE
         else:
-            assert worker.last_error is None and worker.metrics.cml_version == "2.9.0"
+            assert worker.last_error is None and worker.metrics is not None and worker.metrics.cml_version == "2.9.0"
 
 
 def test_ec2_failure_is_recorded_on_each_worker_of_the_region():
@@ -175,7 +185,8 @@ def test_ec2_failure_is_recorded_on_each_worker_of_the_region():
     ec2.fail_describe = True
     result = asyncio.run(collect(_ports(repo, ec2, FakeCml()), ["w-0000", "w-0001", "w-0002"], now=NOW))
     assert result.failed == 3
-    assert repo.get("w-0000").last_error.source == "ec2"
+    recorded = repo.get("w-0000").last_error
+    assert recorded is not None and recorded.source == "ec2"
 
 
 def test_stopped_instances_are_not_probed_and_status_follows_ec2():
@@ -190,7 +201,7 @@ def test_observe_is_pure_and_returns_the_same_worker_when_nothing_changed():
     repo, _ = _fleet(1)
     worker = repo.get("w-0000")
     observation = Observation(
-        instance=InstanceInfo(worker.instance_id, "running"), reading=CmlReading(version="2.9.0", ready=False)
+        instance=InstanceInfo(_instance_id(worker), "running"), reading=CmlReading(version="2.9.0", ready=False)
     )
     once = observe(worker, observation, now=NOW)
     assert once.service_status == ServiceStatus.BOOTING and once.updated_at == NOW
@@ -203,11 +214,12 @@ def test_a_clean_reading_keeps_a_compensated_workers_fault_and_clears_its_own():
     repo, _ = _fleet(1)
     failed = repo.get("w-0000").fail(step="wait_cml_ready", kind="Timeout", message="CML never came up", now=NOW)
     clean = Observation(
-        instance=InstanceInfo(failed.instance_id, "running"), reading=CmlReading(version="2.9.0", ready=True)
+        instance=InstanceInfo(_instance_id(failed), "running"), reading=CmlReading(version="2.9.0", ready=True)
     )
     # When the next collection reads it cleanly, then the saga's fault is still what the record says
     after = observe(failed, clean, now=NOW + timedelta(minutes=5))
-    assert after.last_error == failed.last_error and after.last_error.source == "provisioning"
+    assert after.last_error == failed.last_error and after.last_error is not None
+    assert after.last_error.source == "provisioning"
     # But a fault collection recorded itself is cleared by a clean reading
     cml_fault = WorkerError(source="cml", kind="unreachable", message="no answer", at=NOW)
     running = repo.get("w-0000").record_error(cml_fault)
@@ -219,7 +231,8 @@ def test_missing_instance_is_an_error_not_a_status_change():
     ec2.states.clear()
     asyncio.run(collect(_ports(repo, ec2, FakeCml()), ["w-0000"], now=NOW))
     worker = repo.get("w-0000")
-    assert worker.status == WorkerStatus.RUNNING and worker.last_error.kind == "InstanceNotFound"
+    assert worker.status == WorkerStatus.RUNNING
+    assert worker.last_error is not None and worker.last_error.kind == "InstanceNotFound"
 
 
 @pytest.mark.parametrize("unknown", [["w-nope"], []])

@@ -13,6 +13,7 @@ from cmlcm.adapters.memory import InMemorySettingsRepository, InMemoryWorkerRepo
 from cmlcm.domain.errors import Conflict
 from cmlcm.domain.workers import Worker, WorkerStatus
 from cmlcm.services.provisioning import CreateWorker, ProvisionPorts, create_worker
+from tests.support.fakes import Ec2Unexpected
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 KEY = "key-exam-7-0001"
@@ -63,9 +64,9 @@ def ports() -> ProvisionPorts:
     return ProvisionPorts(
         workers=InMemoryWorkerRepository(),
         settings=InMemorySettingsRepository(),
-        ec2_for=lambda region: None,  # type: ignore[arg-type, return-value]
+        ec2_for=lambda region: Ec2Unexpected(),  # a create only reserves and starts the saga
         reservations=Reservations(),
-        workflow=Workflow(),  # type: ignore[arg-type]
+        workflow=Workflow(),
     )
 
 

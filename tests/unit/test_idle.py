@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from cmlcm.domain.cml import CmlReading
 from cmlcm.domain.idle import decide_idle
 from cmlcm.domain.settings import Settings
 from cmlcm.domain.workers import ServiceStatus, Worker, WorkerMetrics, WorkerStatus
+from cmlcm.ports import BulkResult
 from cmlcm.services.collect import CollectPorts, collect
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -79,21 +81,22 @@ class IdleCml:
 
 
 class CountingStops(FakeEc2):
-    def __init__(self, states) -> None:  # noqa: ANN001
+    def __init__(self, states: dict[str, str]) -> None:
         super().__init__(states)
         self.stop_calls: list[list[str]] = []
 
-    def stop(self, ids):  # noqa: ANN001, ANN201
-        self.stop_calls.append(list(ids))
-        return super().stop(ids)
+    def stop(self, instance_ids: Sequence[str]) -> BulkResult:
+        self.stop_calls.append(list(instance_ids))
+        return super().stop(instance_ids)
 
 
 def test_collector_pauses_idle_workers_with_one_stop_call():
     repo = InMemoryWorkerRepository()
-    states = {}
+    states: dict[str, str] = {}
     for i in range(5):
         worker = _worker(i).model_copy(update={"worker_id": f"w-{i}", "metrics": None})
         repo.add(worker)
+        assert worker.instance_id is not None
         states[worker.instance_id] = "running"
     ec2 = CountingStops(states)
     ports = CollectPorts(
@@ -109,5 +112,5 @@ def test_collector_pauses_idle_workers_with_one_stop_call():
     assert len(ec2.stop_calls) == 1 and len(ec2.stop_calls[0]) == 4
     paused = repo.get("w-1")
     assert paused.status == WorkerStatus.STOPPING and paused.pause_count == 1
-    assert paused.last_pause_reason.startswith("idle: no running nodes")
+    assert paused.last_pause_reason is not None and paused.last_pause_reason.startswith("idle: no running nodes")
     assert repo.get("w-0").status == WorkerStatus.RUNNING  # the busy one

@@ -21,21 +21,33 @@ PENDING = Licence(
 )
 
 
+def _progressed(registration_status: str | None, *, now: datetime) -> Licence:
+    """PENDING moved on by a reading: a pending registration is never dropped (None)."""
+    licence = progress_licence(PENDING, registration_status, now=now)
+    assert licence is not None, "a pending registration lost its licence"
+    return licence
+
+
+def _reason(licence: Licence | None) -> str:
+    assert licence is not None and licence.operation_reason is not None, f"no operation reason on {licence}"
+    return licence.operation_reason
+
+
 def test_completed_and_failed_end_the_operation():
-    done = progress_licence(PENDING, "COMPLETED", now=NOW + timedelta(seconds=30))
+    done = _progressed("COMPLETED", now=NOW + timedelta(seconds=30))
     assert done.operation_state == "completed" and done.operation_reason is None
-    failed = progress_licence(PENDING, "FAILED", now=NOW + timedelta(seconds=30))
-    assert failed.operation_state == "failed" and "FAILED" in failed.operation_reason
+    failed = _progressed("FAILED", now=NOW + timedelta(seconds=30))
+    assert failed.operation_state == "failed" and "FAILED" in _reason(failed)
     assert done.token_secret_ref == failed.token_secret_ref == PENDING.token_secret_ref
 
 
 def test_in_progress_stays_pending_until_the_deadline_then_times_out():
     assert progress_licence(PENDING, "IN_PROGRESS", now=NOW + timedelta(minutes=9)) is PENDING
-    late = progress_licence(PENDING, "IN_PROGRESS", now=NOW + timedelta(minutes=10))
-    assert late.operation_state == "failed" and late.operation_reason.startswith("timed out")
-    assert "IN_PROGRESS" in late.operation_reason and "10 min" in late.operation_reason
+    late = _progressed("IN_PROGRESS", now=NOW + timedelta(minutes=10))
+    assert late.operation_state == "failed" and _reason(late).startswith("timed out")
+    assert "IN_PROGRESS" in _reason(late) and "10 min" in _reason(late)
     # Without any reading (CML unreachable, worker stopped) the deadline still applies.
-    assert progress_licence(PENDING, None, now=NOW + timedelta(minutes=11)).operation_state == "failed"
+    assert _progressed(None, now=NOW + timedelta(minutes=11)).operation_state == "failed"
     assert progress_licence(PENDING, None, now=NOW + timedelta(minutes=1)) is PENDING
 
 
@@ -78,15 +90,16 @@ def _observation(registration_status: str | None) -> Observation:
 
 def test_collection_completes_a_pending_registration():
     observed = observe(_worker(PENDING), _observation("COMPLETED"), now=NOW + timedelta(minutes=1))
-    assert observed.licence.operation_state == "completed"
-    assert observed.licence.registration_status == "COMPLETED"
+    assert observed.licence is not None
+    assert (observed.licence.operation_state, observed.licence.registration_status) == ("completed", "COMPLETED")
 
 
 def test_collection_fails_a_registration_past_its_deadline_even_without_a_reading():
     worker = _worker(PENDING)
     unreachable = Observation(instance=InstanceInfo("i-0123456789abcdef0", "running"))
     observed = observe(worker, unreachable, now=NOW + timedelta(minutes=15))
-    assert observed.licence.operation_state == "failed" and observed.licence.operation_reason.startswith("timed out")
+    assert observed.licence is not None and observed.licence.operation_state == "failed"
+    assert _reason(observed.licence).startswith("timed out")
 
 
 def test_collection_leaves_a_settled_licence_alone():

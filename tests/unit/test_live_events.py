@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,6 +17,7 @@ from cmlcm.adapters.subscriptions import MemoryConnectionStore
 from cmlcm.domain.events import (
     MAX_TOPICS_PER_CONNECTION,
     Change,
+    Connection,
     ForbiddenTopic,
     MalformedMessage,
     TooManyTopics,
@@ -36,6 +38,7 @@ from cmlcm.domain.workers import Worker, WorkerStatus
 from cmlcm.handlers.api.models import view_of
 from cmlcm.services import realtime
 from cmlcm.services.jobs import health_report
+from tests.support.fakes import unexpected
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 RULES = WorkerEventRules(view=view_of)
@@ -87,7 +90,8 @@ def test_every_role_reads_every_topic_and_a_user_without_a_role_only_jobs():
 
 def test_parse_topics_dedupes_and_checks_the_shape():
     assert parse_topics(["fleet", "fleet", "jobs"], "viewer") == ["fleet", "jobs"]
-    for bad in (None, "fleet", [], {"a": 1}):
+    bad_topics: tuple[object, ...] = (None, "fleet", [], {"a": 1})
+    for bad in bad_topics:
         with pytest.raises(MalformedMessage):
             parse_topics(bad, "viewer")
     with pytest.raises(TooManyTopics):
@@ -103,7 +107,7 @@ def test_a_status_change_is_one_status_event_with_old_new_and_the_view():
     (event,) = worker_events(Change(("w-1",), old, new), RULES)
     assert event.type == "worker.status_changed"
     assert event.topics == ("fleet", "workers/w-1")
-    assert event.detail["old"] == "running" and event.detail["new"] == "stopping"
+    assert event.detail is not None and (event.detail["old"], event.detail["new"]) == ("running", "stopping")
     assert event.data == view_of(new)  # exactly the REST API's WorkerView
 
 
@@ -130,7 +134,7 @@ def test_pause_and_resume_events_carry_reason_and_status():
     types = [e.type for e in worker_events(Change(("w-1",), running, paused), RULES)]
     assert types == ["worker.status_changed", "worker.paused"]
     pause_event = worker_events(Change(("w-1",), running, paused), RULES)[1]
-    assert pause_event.detail["reason"] == "idle for 60 min"
+    assert pause_event.detail is not None and pause_event.detail["reason"] == "idle for 60 min"
     stopped = paused.model_copy(update={"status": WorkerStatus.STOPPED})
     resumed = stopped.resume(now=T0 + timedelta(minutes=2))
     assert [e.type for e in worker_events(Change(("w-1",), stopped, resumed), RULES)] == [
@@ -196,8 +200,22 @@ def _ports(store: MemoryConnectionStore, poster: MemoryConnections, workers: InM
 
 
 class _NoLabs:
+    """A lab store with no labs; the snapshots read it and never write."""
+
     def list(self, worker_id: str) -> list[Lab]:
         return []
+
+    def get(self, worker_id: str, lab_id: str) -> Lab | None:
+        return None
+
+    def write(self, puts: Sequence[Lab], deletes: Sequence[Lab]) -> int:
+        unexpected("labs", "write")
+
+
+def _connection(store: MemoryConnectionStore, connection_id: str) -> Connection:
+    connection = store.get(connection_id)
+    assert connection is not None, f"connection {connection_id} is not stored"
+    return connection
 
 
 def _ids():  # noqa: ANN202
@@ -222,8 +240,8 @@ def test_subscribe_sends_a_snapshot_to_the_subscriber_only():
     assert snapshot_w["type"] == "snapshot" and snapshot_w["data"] == view_of(workers.get("w-1"))
     assert snapshot_fleet["topic"] == "fleet" and [w["worker_id"] for w in snapshot_fleet["data"]["workers"]] == ["w-1"]
     assert _sent(poster, "c2") == []
-    assert store.get("c1").topics == {"workers/w-1", "fleet"}
-    assert store.get("c1").expires_at == T0 + timedelta(hours=2)
+    connection = _connection(store, "c1")
+    assert connection.topics == {"workers/w-1", "fleet"} and connection.expires_at == T0 + timedelta(hours=2)
 
 
 def test_the_topic_limit_is_per_connection_and_the_error_keeps_the_connection():
@@ -244,7 +262,7 @@ def test_the_topic_limit_is_per_connection_and_the_error_keeps_the_connection():
         new_id=_ids(),
     )
     assert reply.type == "error" and reply.data["code"] == "TooManyTopics"
-    assert store.get("c1") is not None and len(store.get("c1").topics) == MAX_TOPICS_PER_CONNECTION
+    assert len(_connection(store, "c1").topics) == MAX_TOPICS_PER_CONNECTION
 
 
 def test_fanout_reaches_subscribers_only_with_one_query_per_topic():

@@ -26,18 +26,21 @@ from cmlcm.adapters.memory import (
     InMemorySettingsRepository,
     InMemoryWorkerRepository,
 )
+from cmlcm.domain.jobs import MetricSample
 from cmlcm.domain.workers import Worker, WorkerStatus
 from cmlcm.handlers.api import app as api_app
 from cmlcm.handlers.api import deps
 from cmlcm.handlers.api.auth import PUBLIC_PATHS, Role, RoleRequirement, caller_role, parse_groups
 from cmlcm.ports import BulkResult
 from cmlcm.services import collect
+from cmlcm.services.collect import CollectPorts
 from cmlcm.services.labs import LabPorts
 from cmlcm.services.licences import LicencePorts
 from cmlcm.services.policy import PolicyPorts
 from cmlcm.services.workers import WorkerPorts
 from cmlcm.wiring import OpsPorts
 from cmlcm_local.events import DEV_USERS, FakeLambdaContext, rest_event
+from tests.support.fakes import CloudWatchUnexpected, CmlUnexpected, SamplesUnexpected
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 PUBLIC = None
@@ -141,8 +144,8 @@ class RecordingEc2:
         return call
 
 
-class NoSamples:
-    def recent(self, worker_id: str, *, since: datetime, limit: int = 500) -> list:
+class NoSamples(SamplesUnexpected):
+    def recent(self, worker_id: str, *, since: datetime, limit: int = 500) -> list[MetricSample]:
         return []
 
 
@@ -161,9 +164,12 @@ class Unused:
 @pytest.fixture
 def world(monkeypatch):  # noqa: ANN001, ANN201
     refreshed: list[str] = []
-    monkeypatch.setattr(
-        collect, "refresh_worker", lambda ports, limiter, worker, **kw: refreshed.append(worker.worker_id) or worker
-    )
+
+    def refresh_worker(ports: CollectPorts, limiter: Any, worker: Worker, **kw: Any) -> Worker:
+        refreshed.append(worker.worker_id)
+        return worker
+
+    monkeypatch.setattr(collect, "refresh_worker", refresh_worker)
     workers = InMemoryWorkerRepository()
     workers.add(
         Worker(
@@ -183,7 +189,14 @@ def world(monkeypatch):  # noqa: ANN001, ANN201
         WorkerPorts(workers, settings, lambda region: ec2),
         clock=lambda: NOW,
         ops_=OpsPorts(InMemoryJobRepository(), InMemoryRefreshLimiter()),
-        collect=SimpleNamespace(samples=NoSamples()),  # refresh_worker itself is replaced above
+        # refresh_worker itself is replaced above: only the samples (the metrics route) are read
+        collect=CollectPorts(
+            workers=workers,
+            samples=NoSamples(),
+            ec2_for=lambda region: ec2,
+            cloudwatch_for=lambda region: CloudWatchUnexpected(),
+            cml=CmlUnexpected(),
+        ),
         schedules_=NoSchedules(),
     )
     # Deleting a worker also forgets its lab rows and token secret: those two are real twins.
@@ -239,6 +252,7 @@ def test_403_exactly_when_the_role_is_below_the_route(world, method, path, calle
     status, body = _call(method, path, caller)
     # Then a caller below the route's role gets 403 and nothing happened
     if not allowed:
+        assert minimum is not None  # a public route allows every caller
         assert status == 403, f"{caller} got {status} on {method} {path}"
         assert body["error"] == "Forbidden" and f"needs the {minimum.name.lower()} role" in body["message"]
         assert world.workers.writes == writes_before and world.workers.get("w-1") == stored_before

@@ -71,7 +71,7 @@ def worker(status: WorkerStatus = S.RUNNING, **extra: object) -> Worker:
         "updated_at": T0,
         "status_changed_at": T0,
     }
-    return Worker(**{**fields, **extra})
+    return Worker.model_validate({**fields, **extra})
 
 
 # --- the transition table ---------------------------------------------------------------------
@@ -332,6 +332,6 @@ def test_same_reading_notices_every_other_field(field):
     # Given two readings that differ only in `field` (a new field is covered automatically)
     value = _a_value_for(WorkerMetrics.model_fields[field].annotation)
     base = WorkerMetrics(collected_at=T0)
-    changed = WorkerMetrics(collected_at=T1, **{field: value})
+    changed = WorkerMetrics.model_validate({"collected_at": T1, field: value})
     # Then they are not the same reading, in either direction
     assert not base.same_reading(changed) and not changed.same_reading(base)

@@ -26,6 +26,7 @@ from cmlcm.domain.workers import Worker, WorkerStatus
 from cmlcm.ports import BulkResult, WorkerQuery
 from cmlcm.services import workers as svc
 from cmlcm.services.workers import LOCK_ATTEMPTS, WorkerPorts, managed_tags, mutate
+from tests.support.fakes import Ec2Unexpected
 
 S = WorkerStatus
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -34,14 +35,14 @@ IID = "i-0000000000000001"
 OWNED = managed_tags("w-1")
 
 
-class FakeEc2:
+class FakeEc2(Ec2Unexpected):
     """Records every call; `raises[name]` makes that call raise, `fails[name]` makes the id fail
     inside the BulkResult (as the real adapter reports a per-id error)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
         self.raises: dict[str, Exception] = {}
-        self.fails: dict[str, Exception] = {}
+        self.fails: dict[str, ExternalServiceError] = {}
         self.during: Any = None  # side effect run inside the call (a concurrent writer)
 
     def _call(self, name: str, arg: Any) -> None:
