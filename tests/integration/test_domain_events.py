@@ -92,6 +92,11 @@ def _worker(worker_id: str, **changes: Any) -> Worker:
     ).model_copy(update=changes)
 
 
+def _stored(lab: Lab | None) -> Lab:
+    assert lab is not None, "the lab row is not stored"
+    return lab
+
+
 def _at(minutes: int) -> datetime:
     return NOW + timedelta(minutes=minutes)
 
@@ -156,7 +161,7 @@ def test_every_event_type_reaches_the_bus_valid_against_its_schema_and_the_examp
             lambda: labs.write(
                 [Lab(worker_id="w-0001", lab_id="l-1", title="demo", state="STARTED", synced_at=_at(8))], []
             ),
-            lambda: labs.write([], [labs.get("w-0001", "l-1")]),  # lab.deleted
+            lambda: labs.write([], [_stored(labs.get("w-0001", "l-1"))]),  # lab.deleted
             lambda: jobs.put(JobHeartbeat(job="collect_metrics", interval_seconds=300, last_started_at=_at(9))),
             lambda: jobs.put(  # job.finished
                 JobHeartbeat(

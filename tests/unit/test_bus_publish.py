@@ -5,6 +5,7 @@ batch unaffected; and the broadcaster handler keeping its stream batch whole whe
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from datetime import UTC, datetime
 
@@ -142,12 +143,15 @@ def test_the_broadcaster_keeps_the_batch_whole_when_the_bus_refuses(monkeypatch,
     bus = Refusing()
     broadcaster.override(realtime.RealtimePorts(connections=store, poster=poster, bus=bus))
     # The logger's handler holds the stdout of whoever imported the module first: point it here.
-    previous = broadcaster.logger.registered_handler.setStream(sys.stdout)
+    handler = broadcaster.logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    previous = handler.setStream(sys.stdout)
     try:
         result = broadcaster.handler({"Records": [_lab_record()]}, FakeLambdaContext("broadcaster"))
     finally:
         broadcaster.override(None)
-        broadcaster.logger.registered_handler.setStream(previous)
+        if previous is not None:
+            handler.setStream(previous)
     assert result == {"batchItemFailures": []}
     (message,) = [json.loads(m) for m in poster.sent["c"]]
     assert message["type"] == "lab.created"

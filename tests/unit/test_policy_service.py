@@ -13,7 +13,14 @@ from test_collect_service import FakeCloudWatch, FakeEc2, Samples
 from test_idle import IdleCml
 
 from cmlcm.adapters.memory import InMemoryScheduleRepository, InMemorySettingsRepository, InMemoryWorkerRepository
-from cmlcm.domain.errors import ConcurrentModification, Conflict, InstanceNotFound, NotFound, ValidationFailed
+from cmlcm.domain.errors import (
+    ConcurrentModification,
+    Conflict,
+    ExternalServiceError,
+    InstanceNotFound,
+    NotFound,
+    ValidationFailed,
+)
 from cmlcm.domain.schedules import Override, Period, Schedule
 from cmlcm.domain.settings import Settings
 from cmlcm.domain.workers import ServiceStatus, Worker, WorkerMetrics, WorkerStatus
@@ -21,8 +28,9 @@ from cmlcm.ports import BulkResult
 from cmlcm.services import schedules as schedule_svc
 from cmlcm.services import workers as worker_svc
 from cmlcm.services.collect import CollectPorts, collect
-from cmlcm.services.policy import PolicyPorts, apply_policies, explain_worker, savings_report
+from cmlcm.services.policy import PolicyOutcome, PolicyPorts, apply_policies, explain_worker, savings_report
 from cmlcm.services.workers import WorkerPorts
+from tests.support.fakes import Ec2Unexpected
 
 S = WorkerStatus
 NOW = datetime(2026, 11, 30, 20, 0, tzinfo=UTC)  # monday 21:00 Paris: after office hours
@@ -45,14 +53,16 @@ class Ec2Calls:
     def for_region(self, region: str) -> Ec2Calls.Region:
         return Ec2Calls.Region(self, region)
 
-    class Region:
+    class Region(Ec2Unexpected):
         def __init__(self, owner: Ec2Calls, region: str) -> None:
             self.owner, self.region = owner, region
 
         def _bulk(self, verb: str, ids: Sequence[str]) -> BulkResult:
             self.owner.calls.append((self.region, verb, list(ids)))
-            failed = {i: InstanceNotFound(f"{i} is gone") for i in ids if i in self.owner.fail}
-            return BulkResult([i for i in ids if i not in failed], failed)  # type: ignore[arg-type]
+            failed: dict[str, ExternalServiceError] = {
+                i: InstanceNotFound(f"{i} is gone") for i in ids if i in self.owner.fail
+            }
+            return BulkResult([i for i in ids if i not in failed], failed)
 
         def stop(self, ids: Sequence[str]) -> BulkResult:
             return self._bulk("stop", ids)
@@ -97,7 +107,7 @@ class World:
         self.schedules = InMemoryScheduleRepository([OFFICE])
         self.ports = PolicyPorts(self.repo, self.settings, self.ec2.for_region, self.schedules)
 
-    def apply(self, now: datetime) -> object:
+    def apply(self, now: datetime) -> PolicyOutcome:
         return apply_policies(self.ports, list(self.repo.iter_active()), now=now)
 
 
@@ -117,18 +127,21 @@ def test_one_stop_call_per_region_for_schedule_and_idle_stops_together():
         ("us-east-1", "stop", ["i-00000000000000001", "i-00000000000000002", "i-00000000000000004"]),
         ("us-west-2", "stop", ["i-00000000000000003"]),
     ]
-    assert (outcome.schedule_stopped, outcome.paused_idle, outcome.failed) == (3, 1, 0)  # type: ignore[attr-defined]
+    assert (outcome.schedule_stopped, outcome.paused_idle, outcome.failed) == (3, 1, 0)
     # And each is recorded with its reason, actor, cause and counters
     scheduled = world.repo.get("w-1")
-    assert scheduled.status == S.STOPPING and scheduled.last_pause_reason.startswith("schedule:office: outside")
+    assert scheduled.status == S.STOPPING and scheduled.last_pause_reason is not None
+    assert scheduled.last_pause_reason.startswith("schedule:office: outside")
     assert (scheduled.last_paused_by, scheduled.last_pause_auto, scheduled.auto_pause_count) == (
         "schedule:office",
         True,
         1,
     )
+    assert scheduled.last_change is not None and scheduled.schedule_mark is not None
     assert scheduled.last_change.model_dump() == {"kind": "schedule", "by": "schedule:office"}
     assert (scheduled.policy_stopped_by, scheduled.schedule_mark.desired) == ("schedule", "stopped")
     idle = world.repo.get("w-4")
+    assert idle.last_change is not None
     assert (idle.last_paused_by, idle.policy_stopped_by, idle.last_change.kind) == (
         "idle policy",
         "idle",
@@ -136,7 +149,7 @@ def test_one_stop_call_per_region_for_schedule_and_idle_stops_together():
     )
     assert world.repo.get("w-5").status == S.RUNNING
     # And the outcome says what the policies keep stopped and at what price per hour
-    assert (outcome.stopped_by_policy, outcome.usd_per_hour) == (4, 16.32)  # type: ignore[attr-defined]
+    assert (outcome.stopped_by_policy, outcome.usd_per_hour) == (4, 16.32)
 
 
 def test_the_morning_run_starts_what_the_schedule_stopped_and_counts_an_auto_resume():
@@ -156,7 +169,7 @@ def test_the_morning_run_starts_what_the_schedule_stopped_and_counts_an_auto_res
     assert resumed.schedule_stopped_hours == pytest.approx((MORNING - NOW).total_seconds() / 3600)
     plain = world.repo.get("w-2")
     assert (plain.status, plain.resume_count, plain.status_reason) == (S.STARTING, 0, plain.status_reason)
-    assert plain.status_reason.startswith("schedule:office")
+    assert plain.status_reason is not None and plain.status_reason.startswith("schedule:office")
 
 
 def test_a_second_run_does_nothing_and_a_users_start_after_hours_stands():
@@ -164,7 +177,7 @@ def test_a_second_run_does_nothing_and_a_users_start_after_hours_stands():
     world.apply(NOW)
     world.repo.save(world.repo.get("w-1").observe_ec2_state("stopped", now=NOW))
     world.ec2.calls.clear()
-    assert world.apply(NOW + timedelta(minutes=5)).marked == 0 and world.ec2.calls == []  # type: ignore[attr-defined]
+    assert world.apply(NOW + timedelta(minutes=5)).marked == 0 and world.ec2.calls == []
     # a user starts it with no snooze configured: the schedule already acted on "stopped"
     world.settings.save(world.settings.get().model_copy(update={"snooze_after_resume_minutes": 0}))
     user = WorkerPorts(world.repo, world.settings, world.ec2.for_region)
@@ -194,28 +207,30 @@ def test_a_manual_resume_snoozes_the_idle_policy_until_the_snooze_ends():
     world.repo.save(world.repo.get("w-1").observe_ec2_state("running", now=NOW + timedelta(hours=1)))
     world.ec2.calls.clear()
     # Then the idle policy leaves it alone past its idle timeout, while snoozed
-    assert world.apply(NOW + timedelta(hours=2, minutes=29)).paused_idle == 0  # type: ignore[attr-defined]
+    assert world.apply(NOW + timedelta(hours=2, minutes=29)).paused_idle == 0
     status = explain_worker(world.ports, world.repo.get("w-1"), now=NOW + timedelta(hours=2))
     assert (status.idle.reason, status.idle.snoozed_until) == ("snoozed", NOW + timedelta(hours=2, minutes=30))
     # And pauses it once the snooze is over
-    assert world.apply(NOW + timedelta(hours=2, minutes=30)).paused_idle == 1  # type: ignore[attr-defined]
+    assert world.apply(NOW + timedelta(hours=2, minutes=30)).paused_idle == 1
 
 
 def test_a_failed_stop_is_recorded_on_that_worker_and_the_others_are_stopped():
     world = World(make(1), make(2))
     world.ec2.fail = {"i-00000000000000002"}
     outcome = world.apply(NOW)
-    assert (outcome.schedule_stopped, outcome.failed) == (1, 1)  # type: ignore[attr-defined]
+    assert (outcome.schedule_stopped, outcome.failed) == (1, 1)
     failed = world.repo.get("w-2")
+    assert failed.last_error is not None
     assert (failed.status, failed.last_error.kind, failed.schedule_mark) == (S.RUNNING, "InstanceNotFound", None)
 
 
 def test_the_collection_run_applies_schedules_and_reports_them():
     repo = InMemoryWorkerRepository()
-    states = {}
+    states: dict[str, str] = {}
     for i in range(3):
         w = make(i, nodes=0).model_copy(update={"metrics": None})
         repo.add(w)
+        assert w.instance_id is not None
         states[w.instance_id] = "running"
     ec2 = FakeEc2(states)
     ports = CollectPorts(

@@ -25,8 +25,8 @@ S = WorkerStatus
 OFFICE = Period(days=("mon", "tue", "wed", "thu", "fri"), start="08:00", end="18:00")
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def sched(tz: str = "Europe/Paris", *periods: Period, **extra: object) -> Schedule:
@@ -282,11 +282,10 @@ def test_a_worker_follows_the_schedule_naming_it_before_one_matching_its_tags():
     by_tag = Schedule(name="a-team", timezone="UTC", tags={"team": "emea"})
     by_id = Schedule(name="z-mine", timezone="UTC", worker_ids=("w-1",))
     tagged = worker(tags={"team": "emea"})
-    assert schedule_for(tagged, [by_tag, by_id]).name == "z-mine"  # type: ignore[union-attr]
-    assert (
-        schedule_for(worker(tags={"team": "emea"}).model_copy(update={"worker_id": "w-2"}), [by_tag, by_id]).name
-        == "a-team"
-    )  # type: ignore[union-attr]  # noqa: E501
+    mine = schedule_for(tagged, [by_tag, by_id])
+    assert mine is not None and mine.name == "z-mine"
+    theirs = schedule_for(worker(tags={"team": "emea"}).model_copy(update={"worker_id": "w-2"}), [by_tag, by_id])
+    assert theirs is not None and theirs.name == "a-team"
     assert schedule_for(worker(tags={"team": "apac"}).model_copy(update={"worker_id": "w-3"}), [by_tag, by_id]) is None
 
 
