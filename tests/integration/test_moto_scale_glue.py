@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from moto.cloudwatch.models import CloudWatchBackend
 from moto.core.serialize import BaseJSONSerializer
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
+from moto.dynamodb.models.table import Table
 from moto.ec2.models.core import TaggedEC2Resource
 
 from cmlcm.adapters.aws import client
@@ -26,6 +27,7 @@ PATCHED = [
     (TaggedEC2Resource, "get_tags"),
     (BaseJSONSerializer, "_serialize_type_structure"),
     (Item, "__init__"),
+    (Table, "query"),
 ]
 
 
@@ -328,3 +330,87 @@ def test_the_item_size_limit_is_moto_s(table, extra):  # noqa: ANN001
     own, glued = both(Item, "__init__", put)
     assert glued == own
     assert (glued != {}) == (extra > 0), glued
+
+
+def test_a_key_query_answers_as_moto_does(aws):  # noqa: ANN001
+    # Given a hash+range table with several partitions, and a hash-only one
+    dynamodb = client("dynamodb", REGION)
+    dynamodb.create_table(
+        TableName="subs",
+        KeySchema=[{"AttributeName": "topic", "KeyType": "HASH"}, {"AttributeName": "cid", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "topic", "AttributeType": "S"},
+            {"AttributeName": "cid", "AttributeType": "S"},
+            {"AttributeName": "n", "AttributeType": "N"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by-n",
+                "KeySchema": [{"AttributeName": "n", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    rng = random.Random(3)
+    for i in range(60):
+        dynamodb.put_item(
+            TableName="subs",
+            Item={"topic": {"S": f"t{i % 4}"}, "cid": {"S": f"c{rng.randrange(1000):04d}"}, "n": {"N": str(i % 3)}},
+        )
+
+    def ask() -> Any:
+        key = {":t": {"S": "t1"}}
+        return [
+            outcome(
+                lambda: dynamodb.query(
+                    TableName="subs", KeyConditionExpression="topic = :t", ExpressionAttributeValues=key
+                )
+            ),
+            outcome(
+                lambda: dynamodb.query(
+                    TableName="subs",
+                    KeyConditionExpression="topic = :t",
+                    ExpressionAttributeValues=key,
+                    ScanIndexForward=False,
+                    Limit=4,
+                    ProjectionExpression="cid",
+                )
+            ),
+            outcome(
+                lambda: dynamodb.query(
+                    TableName="subs",
+                    KeyConditionExpression="topic = :t AND cid > :c",
+                    ExpressionAttributeValues={**key, ":c": {"S": "c0400"}},
+                )
+            ),
+            outcome(
+                lambda: dynamodb.query(
+                    TableName="subs",
+                    KeyConditionExpression="topic = :t",
+                    ExpressionAttributeValues=key,
+                    Limit=3,
+                    ExclusiveStartKey={"topic": {"S": "t1"}, "cid": {"S": "c0500"}},
+                )
+            ),
+            outcome(
+                lambda: dynamodb.query(
+                    TableName="subs",
+                    KeyConditionExpression="topic = :t",
+                    ExpressionAttributeValues={":t": {"S": "none"}},
+                )
+            ),
+            outcome(
+                lambda: dynamodb.query(
+                    TableName="subs",
+                    IndexName="by-n",
+                    KeyConditionExpression="n = :n",
+                    ExpressionAttributeValues={":n": {"N": "1"}},
+                )
+            ),
+        ]
+
+    # When moto and the glue answer the same queries, then the answers are the same
+    own, glued = both(Table, "query", ask)
+    assert glued == own
+    assert glued[0]["Count"] == 15 and glued[4]["Count"] == 0 and glued[5]["Count"] == 20
