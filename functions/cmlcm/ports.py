@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
-from cmlcm.domain.cml import CmlReading
+from cmlcm.domain.cml import CmlReading, LabGroup, ReadPlan
 from cmlcm.domain.errors import ExternalServiceError
 from cmlcm.domain.jobs import JobHeartbeat, MetricSample
 from cmlcm.domain.labs import Lab
@@ -170,7 +170,8 @@ class CmlReader(Protocol):
     """Reads workers' CML controllers within one session; raises a `CmlError` (an
     ExternalServiceError) on a fault of that worker."""
 
-    async def read(self, worker: Worker) -> CmlReading: ...
+    async def read(self, worker: Worker, plan: ReadPlan = ...) -> CmlReading:
+        """What `plan` asks for (by default everything: `FULL_READ`)."""
 
     async def ready(self, worker: Worker) -> bool:
         """Whether CML reports `ready` (unauthenticated system_information)."""
@@ -259,6 +260,14 @@ class CmlLabDetails(Protocol):
     def state(self) -> str: ...
     @property
     def owner(self) -> str | None: ...
+    @property
+    def owner_fullname(self) -> str | None: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def notes(self) -> str: ...
+    @property
+    def groups(self) -> Sequence[LabGroup]: ...
     @property
     def node_count(self) -> int: ...
     @property

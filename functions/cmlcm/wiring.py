@@ -113,6 +113,7 @@ def collect_ports() -> CollectPorts:
         cml_concurrency=settings.cml_concurrency,
         settings=worker_ports().settings,
         schedules=policy_ports().schedules,
+        labs=lab_ports().labs,
     )
 
 

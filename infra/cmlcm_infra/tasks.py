@@ -81,7 +81,7 @@ class TaskFunctions(Construct):
             findings=[arn_finding(data.collect_runs, "/runs/*/batches.json")],
         )
 
-        # Batch: EC2 + CloudWatch + CML per batch, changed workers and samples written; then the
+        # Batch: EC2 + CloudWatch + CML per batch, changed workers, labs and samples written; then the
         # fleet policy (services/policy.py): schedules stop and start workers, idle ones are
         # paused, one StopInstances and one StartInstances per region (settings and schedules are
         # read from the operations table).
@@ -95,7 +95,10 @@ class TaskFunctions(Construct):
             memory_size=1769,
             timeout=BATCH_TIMEOUT,
         )
-        grant_table_data(self.collect_batch, read=[data.operations], write=[data.metrics], read_write=[data.workers])
+        # The labs table too: each batch syncs its workers' labs from the bulk lab read.
+        grant_table_data(
+            self.collect_batch, read=[data.operations], write=[data.metrics], read_write=[data.workers, data.labs]
+        )
         grant_objects(
             self.collect_batch, data.collect_runs, ["s3:PutObject"], "runs/*/results/*"
         )  # the batch's outcome

@@ -84,6 +84,7 @@ def build_app(fleet: SimulatedFleet) -> Starlette:
             controller = fleet.get(request.path_params["cid"])
             if controller is None:
                 return error(404, f"No controller {request.path_params['cid']}")
+            controller.requests += 1
             faults = controller.faults
             if faults.latency:
                 await asyncio.sleep(faults.latency)
@@ -516,20 +517,24 @@ def build_app(fleet: SimulatedFleet) -> Starlette:
             "failure": None,
             "success": None,
         }
+        registered = licence.status == "COMPLETED"
         return JSONResponse(
             {
                 "udi": {"hostname": "cml-controller", "product_uuid": controller.compute_id},
                 "registration": {
                     "status": licence.status,
-                    "smart_account": None,
-                    "virtual_account": None,
+                    # What a registered controller shows (Cisco's side names the accounts).
+                    "smart_account": "cml-sim-smart-account" if registered else None,
+                    "virtual_account": "CML-Sim" if registered else None,
                     "register_time": never,
                     "renew_time": never,
                     "expires": expires,
                 },
                 "authorization": {"status": licence.authorization, "renew_time": never, "expires": expires},
                 "reservation_mode": False,
-                "features": [],
+                "features": bodies.licence_features(licence.product_license, fleet.running_nodes(controller))
+                if registered
+                else [],
                 "product_license": {
                     "active": licence.product_license if licence.status == "COMPLETED" else "",
                     "is_enterprise": licence.product_license == "CML_Enterprise",
@@ -674,6 +679,7 @@ def build_app(fleet: SimulatedFleet) -> Starlette:
     def admin_view(controller: Controller) -> dict[str, Any]:
         return {
             "id": controller.id,
+            "requests": controller.requests,
             "ready": fleet.ready(controller),
             "labs": len(controller.labs),
             "running_labs": sum(1 for lab in controller.labs.values() if lab.state == "STARTED"),

@@ -243,6 +243,35 @@ def image_definitions() -> list[dict[str, Any]]:
     ]
 
 
+def licence_features(product_license: str, running_nodes: int) -> list[dict[str, Any]]:
+    """`[LicensingFeature]` of a registered controller: the product licence and node licences."""
+    enterprise = product_license == "CML_Enterprise"
+    return [
+        {
+            "id": "regid.2019-10.com.cisco.CML_ENT_BASE,1.0_b4e4a3a1-1a4b-4a8e-9f0e-5d2c0a9f1c01"
+            if enterprise
+            else "regid.2019-10.com.cisco.CML_PERSONAL,1.0_0c6e3b1e-7f0a-4b7e-8f4e-2d1c5a9e3b02",
+            "name": "CML - Enterprise License" if enterprise else "CML - Personal License",
+            "description": "Cisco Modeling Labs product licence",
+            "version": "1.0",
+            "in_use": 1,
+            "status": "IN_COMPLIANCE",
+            "min": 1,
+            "max": 1,
+        },
+        {
+            "id": "regid.2019-10.com.cisco.CML_NODE_COUNT,1.0_7d0c9e2a-3b1f-4c5d-8e6f-9a0b1c2d3e03",
+            "name": "CML - Expansion Nodes",
+            "description": "Nodes running at once",
+            "version": "1.0",
+            "in_use": running_nodes,
+            "status": "IN_COMPLIANCE",
+            "min": 0,
+            "max": 300,
+        },
+    ]
+
+
 def lab_tiles(labs: list[Lab], info: dict[str, Any], health: dict[str, Any]) -> dict[str, Any]:
     """`LabTilesResponse`: a `LabUi` per lab (the dashboard's tiles)."""
     simplified = []
@@ -313,6 +342,7 @@ __all__ = [
     "lab_diagnostics",
     "lab_tiles",
     "layer3_addresses",
+    "licence_features",
     "link",
     "node",
     "node_definition",

@@ -128,6 +128,8 @@ class Controller:
     maintenance_mode: bool = False
     web_session_timeout: int = 14400  # seconds, CML's default
     telemetry_opt_in: bool | None = None
+    #: API requests this controller answered (what the collection's per-worker figures count).
+    requests: int = 0
 
 
 class SimulatedFleet:

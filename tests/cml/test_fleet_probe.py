@@ -13,6 +13,7 @@ from cmlcm.adapters.cml.credentials import CmlCredentials
 from cmlcm.adapters.cml.errors import CmlBadResponse, CmlNotReady
 from cmlcm.adapters.cml.probe import FleetProbe
 from cmlcm.config import FunctionSettings
+from cmlcm.domain.cml import FULL_READ, ReadPlan
 from cmlcm.domain.workers import Worker, WorkerStatus
 from cmlsim import SimulatedFleet, build_app
 
@@ -43,10 +44,10 @@ def probe_env():  # noqa: ANN201
     return fleet, probe
 
 
-def _read(probe: FleetProbe, worker: Worker):  # noqa: ANN202
+def _read(probe: FleetProbe, worker: Worker, plan: ReadPlan = FULL_READ):  # noqa: ANN202
     async def go():  # noqa: ANN202
         async with probe.session() as reader:
-            return await reader.read(worker)
+            return await reader.read(worker, plan)
 
     return asyncio.run(go())
 
@@ -59,8 +60,10 @@ def test_reading_of_a_busy_worker_skips_the_telemetry_history(probe_env):  # noq
     assert (reading.version, reading.ready, reading.labs_total, reading.labs_running) == ("2.9.0", True, 2, 1)
     assert reading.nodes_running and reading.nodes_running > 0 and reading.cpu_percent is not None
     assert reading.registration_status == "NOT_REGISTERED" and reading.licensed is False
-    # login + information + stats + labs ids + 2 lab details + licensing: no telemetry.
-    assert fleet.requests - before == 7
+    # A full read: login + information + stats + lab tiles (every lab in one request) +
+    # licensing + health; no telemetry.
+    assert fleet.requests - before == 6 == reading.requests
+    assert [lab.title for lab in reading.labs or ()] and reading.health is not None and reading.licence_detail
 
 
 def test_reading_of_an_idle_worker_finds_its_last_activity(probe_env):  # noqa: ANN001
@@ -125,7 +128,7 @@ class InFlight(httpx.AsyncBaseTransport):
             self.now -= 1
 
 
-def test_a_read_keeps_three_requests_in_flight_and_takes_two_round_trips():
+def test_a_cycle_read_keeps_three_requests_in_flight_and_takes_one_round_trip():
     # Given a controller with two labs answering in half a second
     fleet = SimulatedFleet(converge_seconds=0)
     fleet.add("i-rtt", labs=2, running_labs=1)
@@ -135,14 +138,16 @@ def test_a_read_keeps_three_requests_in_flight_and_takes_two_round_trips():
     )
     counting = InFlight(httpx.ASGITransport(app=build_app(fleet)))
     probe = FleetProbe(settings, lambda: CmlCredentials("admin", fleet.password), transport=counting)  # type: ignore[arg-type]
-    # When it is read with the token of an earlier read (no login in the way)
-    _read(probe, _worker("i-rtt"))
+    first = _read(probe, _worker("i-rtt"))  # a full read, which also logs in
+    # When a cycle reads it with the token of that read, on the licence's turn
+    plan = ReadPlan(facts=frozenset({"licence"}), known_version=first.version, known_licensed=False)
     counting.peak = 0
     started = time.perf_counter()
-    reading = _read(probe, _worker("i-rtt"))
+    reading = _read(probe, _worker("i-rtt"), plan)
     took = time.perf_counter() - started
-    # Then the read had at most three requests in flight (one per socket of the controller's
-    # pool), and took two round trips
-    assert reading.labs_total == 2
-    assert counting.peak <= 3  # the read before this change had four in flight
-    assert 1.0 <= took < 1.45, took  # three round trips would be 1.5 s
+    # Then the read had at most three requests in flight (stats, lab tiles, licence: one per
+    # socket of the controller's pool) and took one round trip
+    assert reading.labs_total == 2 and reading.requests == 3 and reading.licence_read
+    assert reading.health is None  # not its turn: the worker keeps the health it has
+    assert counting.peak <= 3
+    assert 0.5 <= took < 0.95, took  # two round trips would be 1 s

@@ -31,7 +31,7 @@ class Probe:
     async def session(self):  # noqa: ANN201 - a fake reader that is its own session
         yield self
 
-    async def read(self, worker) -> CmlReading:  # noqa: ANN001
+    async def read(self, worker, plan=None) -> CmlReading:  # noqa: ANN001
         return CmlReading(version="2.9.0", ready=True, labs_total=1, labs_running=1, nodes_running=3)
 
     async def ready(self, worker) -> bool:  # noqa: ANN001

@@ -69,7 +69,7 @@ class FakeCml:
         self.in_flight = 0
         self.max_in_flight = 0
 
-    async def read(self, worker: Worker) -> CmlReading:
+    async def read(self, worker: Worker, plan: object = None) -> CmlReading:
         self.calls += 1
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -248,7 +248,7 @@ def test_each_step_reports_its_wall_time():
     cml = FakeCml()
     real_read = cml.read
 
-    async def slow_read(worker):  # noqa: ANN001, ANN202
+    async def slow_read(worker, plan=None):  # noqa: ANN001, ANN202
         await asyncio.sleep(0.05)
         return await real_read(worker)
 

@@ -73,7 +73,7 @@ class IdleCml:
     async def session(self):  # noqa: ANN201
         yield self
 
-    async def read(self, worker) -> CmlReading:  # noqa: ANN001
+    async def read(self, worker, plan=None) -> CmlReading:  # noqa: ANN001
         busy = worker.worker_id == "w-0"
         return CmlReading(
             version="2.9.0", ready=True, nodes_running=4 if busy else 0, labs_total=1, labs_running=int(busy)

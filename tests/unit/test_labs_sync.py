@@ -42,6 +42,10 @@ class FakeLab:
     link_count: int = 2
     created: datetime | None = NOW
     modified: datetime | None = NOW
+    owner_fullname: str | None = "Administrator"
+    description: str = ""
+    notes: str = ""
+    groups: tuple = ()
 
 
 @dataclass

@@ -132,6 +132,7 @@ class WorkerItem(Model):
     schedule_mark: MapAttribute[str, Any] = MapAttribute(null=True)
     metrics: MapAttribute[str, Any] = MapAttribute(null=True)
     licence: MapAttribute[str, Any] = MapAttribute(null=True)
+    cml_system: MapAttribute[str, Any] = MapAttribute(null=True)
     last_error: MapAttribute[str, Any] = MapAttribute(null=True)
     last_change: MapAttribute[str, Any] = MapAttribute(null=True)
     version = VersionAttribute()

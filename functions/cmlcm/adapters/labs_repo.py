@@ -12,14 +12,15 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from botocore.exceptions import ClientError
-from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import JSONAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 from pynamodb.models import Model
 
 from cmlcm.adapters.aws import map_client_error
 from cmlcm.adapters.dynamo import bind
+from cmlcm.domain.cml import LabGroup
 from cmlcm.domain.errors import ExternalServiceError
-from cmlcm.domain.labs import Lab
+from cmlcm.domain.labs import Lab, LabStateChange
 
 
 class LabItem(Model):
@@ -34,6 +35,12 @@ class LabItem(Model):
     title = UnicodeAttribute()
     state = UnicodeAttribute()
     owner = UnicodeAttribute(null=True)
+    owner_fullname = UnicodeAttribute(null=True)
+    description = UnicodeAttribute(null=True)
+    notes = UnicodeAttribute(null=True)
+    #: [{id, permission, name}] and [{state, seen_at}] as JSON text (small, read whole).
+    groups = JSONAttribute(null=True)
+    state_history = JSONAttribute(null=True)
     node_count = NumberAttribute()
     link_count = NumberAttribute()
     created = UnicodeAttribute(null=True)
@@ -52,6 +59,11 @@ def lab_to_item(model: type[LabItem], lab: Lab) -> LabItem:
         title=lab.title,
         state=lab.state,
         owner=lab.owner,
+        owner_fullname=lab.owner_fullname,
+        description=lab.description,
+        notes=lab.notes,
+        groups=[group.model_dump(mode="json") for group in lab.groups],
+        state_history=[change.model_dump(mode="json") for change in lab.state_history],
         node_count=lab.node_count,
         link_count=lab.link_count,
         created=_iso(lab.created),
@@ -67,6 +79,11 @@ def item_to_lab(item: LabItem) -> Lab:
         title=item.title,
         state=item.state,
         owner=item.owner,
+        owner_fullname=item.owner_fullname,
+        description=item.description or "",
+        notes=item.notes or "",
+        groups=tuple(LabGroup.model_validate(group) for group in item.groups or ()),
+        state_history=tuple(LabStateChange.model_validate(change) for change in item.state_history or ()),
         node_count=int(item.node_count),
         link_count=int(item.link_count),
         created=datetime.fromisoformat(item.created) if item.created else None,

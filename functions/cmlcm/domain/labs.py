@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict
 
+from cmlcm.domain.cml import LabGroup
 from cmlcm.domain.errors import PayloadTooLarge, ValidationFailed
 
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
@@ -25,6 +26,20 @@ MAX_LAB_YAML_BYTES = 1024 * 1024
 
 class LabYamlTooLarge(PayloadTooLarge):
     """An imported lab YAML above `MAX_LAB_YAML_BYTES`."""
+
+
+#: State changes kept per lab (the oldest are dropped first).
+STATE_HISTORY_LIMIT = 20
+
+
+class LabStateChange(BaseModel):
+    """A lab state the product saw, and when it first saw it (the collection's or a sync's time,
+    so within one collection interval of CML's own change)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    state: str
+    seen_at: datetime
 
 
 class Lab(BaseModel):
@@ -38,10 +53,16 @@ class Lab(BaseModel):
     #: CML's state: DEFINED_ON_CORE, STOPPED or STARTED (kept as text: CML may add states).
     state: str
     owner: str | None = None
+    owner_fullname: str | None = None
+    description: str = ""
+    notes: str = ""
+    groups: tuple[LabGroup, ...] = ()
     node_count: int = 0
     link_count: int = 0
     created: datetime | None = None
     modified: datetime | None = None
+    #: The states seen, oldest first, the current one last (at most `STATE_HISTORY_LIMIT`).
+    state_history: tuple[LabStateChange, ...] = ()
     synced_at: datetime
 
     def same_content(self, other: Lab | None) -> bool:
@@ -49,6 +70,18 @@ class Lab(BaseModel):
         if other is None:
             return False
         return self.model_dump(exclude={"synced_at"}) == other.model_dump(exclude={"synced_at"})
+
+    def following(self, before: Lab | None) -> Lab:
+        """This observation with the state history carried on from the stored row: a new state
+        (or a lab seen for the first time) is appended at `synced_at`; an unchanged lab is equal
+        to its row (so it is not rewritten)."""
+        history = before.state_history if before is not None else ()
+        if history and history[-1].state == self.state:
+            return self.model_copy(update={"state_history": history})
+        if before is not None and not history and before.state == self.state:
+            return self  # a row stored before histories were kept: nothing seen to record yet
+        added = (*history, LabStateChange(state=self.state, seen_at=self.synced_at))
+        return self.model_copy(update={"state_history": added[-STATE_HISTORY_LIMIT:]})
 
 
 @dataclass(frozen=True)
@@ -77,9 +110,10 @@ def plan_lab_sync(stored: Sequence[Lab], observed: Sequence[Lab]) -> LabSyncPlan
     by_id = {lab.lab_id: lab for lab in stored}
     plan = LabSyncPlan()
     seen: set[str] = set()
-    for lab in observed:
-        seen.add(lab.lab_id)
-        before = by_id.get(lab.lab_id)
+    for observation in observed:
+        seen.add(observation.lab_id)
+        before = by_id.get(observation.lab_id)
+        lab = observation.following(before)
         if before is None:
             plan.added.append(lab)
         elif lab.same_content(before):
@@ -123,4 +157,13 @@ def check_lab_yaml(text: str) -> dict[str, Any]:
     return topology
 
 
-__all__ = ["MAX_LAB_YAML_BYTES", "Lab", "LabSyncPlan", "LabYamlTooLarge", "check_lab_yaml", "plan_lab_sync"]
+__all__ = [
+    "MAX_LAB_YAML_BYTES",
+    "STATE_HISTORY_LIMIT",
+    "Lab",
+    "LabStateChange",
+    "LabSyncPlan",
+    "LabYamlTooLarge",
+    "check_lab_yaml",
+    "plan_lab_sync",
+]

@@ -127,6 +127,14 @@ class Settings(BaseModel):
         "and one GetMetricData per 250 workers; smaller batches spread CML reads over parallel collectors",
     )
     collect_max_concurrency: int = Field(default=10, ge=1, le=40, description="Map state MaxConcurrency")
+    cml_facts_every_cycles: int = Field(
+        default=6,
+        ge=1,
+        le=288,
+        description="A running worker's slow-changing CML facts (version, licence detail, system health and "
+        "compute table) are read every this many collection cycles (1: every cycle), and at once whenever its "
+        "state says they may have changed; the other cycles read usage and labs only",
+    )
     reconcile_interval_minutes: int = Field(default=15, ge=5, le=1440)
     refresh_min_interval_seconds: int = Field(default=30, ge=5, le=3600, description="On-demand refresh limit")
     cml_ready_timeout_minutes: int = Field(default=30, ge=1, le=180)

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cmlcm.domain.cml import CmlSystem
 from cmlcm.domain.errors import IllegalTransition, ValidationFailed
 
 #: Tags the product owns on every instance it manages; users cannot edit or remove them.
@@ -125,6 +126,9 @@ class WorkerMetrics(_Value):
     nodes_running: int | None = None
     licensed: bool | None = None
     last_activity_at: datetime | None = None
+    #: Fingerprint of the labs last written to the labs table (`cml.labs_digest`): a cycle whose
+    #: labs hash the same neither reads nor writes that table.
+    labs_digest: str | None = None
 
     def same_reading(self, other: WorkerMetrics | None) -> bool:
         """True when nothing but the collection time differs (so no write is needed)."""
@@ -225,6 +229,9 @@ class Worker(BaseModel):
     schedule_mark: ScheduleMark | None = None
     metrics: WorkerMetrics | None = None
     licence: Licence | None = None
+    #: The controller's slow-changing facts (system health with the compute table, licence
+    #: detail), read on their own cadence by the collection.
+    cml_system: CmlSystem | None = None
     last_error: WorkerError | None = None
     #: Who or what made the latest change recorded with a cause (see `ChangeCause`).
     last_change: ChangeCause | None = None

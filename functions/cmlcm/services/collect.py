@@ -4,6 +4,12 @@ For a batch of workers it makes one DescribeInstances + one DescribeInstanceStat
 instances and one GetMetricData per 250 instances (500 queries), probes the CML controllers of
 running workers concurrently (bounded), computes each worker's new state with the pure
 `observe()`, and writes only the workers that changed. A fault is recorded on its worker only.
+
+What each controller read fetches is planned per worker (`read_plan`): usage and labs every
+cycle, the slow-changing facts on their own cadence or at once when the worker's state says they
+may have moved, the telemetry history only when an idle decision needs it. The labs the read
+returns are synced into the labs table in the same batch, and only for workers whose labs'
+fingerprint changed (an unchanged cycle neither reads nor writes that table).
 """
 
 from __future__ import annotations
@@ -18,9 +24,12 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Literal
 
-from cmlcm.domain.cml import CmlReading
+from cmlcm.domain.cml import FACTS, FULL_READ, CmlReading, CmlSystem, Fact, ReadPlan, facts_turn, labs_digest
 from cmlcm.domain.errors import ConcurrentModification, ExternalServiceError
+from cmlcm.domain.idle import decide_idle
 from cmlcm.domain.jobs import MetricSample
+from cmlcm.domain.labs import Lab, plan_lab_sync
+from cmlcm.domain.settings import Settings
 from cmlcm.domain.workers import (
     ChangeCause,
     Licence,
@@ -36,12 +45,14 @@ from cmlcm.ports import (
     Ec2Port,
     InstanceInfo,
     InstanceUsage,
+    LabRepository,
     RefreshLimiter,
     SampleRepository,
     ScheduleRepository,
     SettingsRepository,
     WorkerRepository,
 )
+from cmlcm.services.labs import lab_from_cml
 from cmlcm.services.licences import observed_licence, progress_licence
 from cmlcm.services.policy import IDLE_POLICY, PolicyPorts, apply_policies
 from cmlcm.services.workers import mutate
@@ -59,10 +70,13 @@ class CollectPorts:
     cml: CmlProbe
     #: Most CML probes in flight at once (each probe makes a few requests).
     cml_concurrency: int = 100
-    #: The fleet settings (idle detection); None skips the policies (on-demand refresh).
+    #: The fleet settings (idle detection, the slow facts' cadence); None skips the policies
+    #: (on-demand refresh) and reads the cadence from the defaults.
     settings: SettingsRepository | None = None
     #: Office-hours schedules, applied with the idle policy (`services.policy`).
     schedules: ScheduleRepository | None = None
+    #: The labs table, synced from each controller's bulk lab read; None leaves it alone.
+    labs: LabRepository | None = None
 
 
 @dataclass
@@ -77,6 +91,10 @@ class CollectResult:
     paused: int = 0
     schedule_stopped: int = 0
     schedule_started: int = 0
+    #: Lab rows put or deleted (labs that changed, appeared or disappeared on their controller).
+    labs_written: int = 0
+    #: CML requests made by the readings that succeeded (logins included).
+    cml_requests: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     duration_ms: int = 0
     #: Wall time of each step (records, ec2_describe, ec2_status, cloudwatch, cml, write, pause,
@@ -107,6 +125,8 @@ class CollectResult:
             "paused": self.paused,
             "schedule_stopped": self.schedule_stopped,
             "schedule_started": self.schedule_started,
+            "labs_written": self.labs_written,
+            "cml_requests": self.cml_requests,
             "errors": dict(self.errors),
             "duration_ms": self.duration_ms,
         }
@@ -122,6 +142,8 @@ class Observation:
     usage: InstanceUsage = InstanceUsage()
     reading: CmlReading | None = None
     error: WorkerError | None = None
+    #: The fingerprint of the labs now in the labs table, when this cycle synced them.
+    labs_digest: str | None = None
 
 
 def _service_status(observation: Observation) -> ServiceStatus:
@@ -175,6 +197,7 @@ def observe(worker: Worker, observation: Observation, *, now: datetime) -> Worke
             instance.state, now=now, public_ip=instance.public_ip, private_ip=instance.private_ip
         )
     reading = observation.reading
+    before = worker.metrics
     metrics = WorkerMetrics(
         collected_at=now,
         ec2_state=instance.state if instance else None,
@@ -182,7 +205,7 @@ def observe(worker: Worker, observation: Observation, *, now: datetime) -> Worke
         instance_status=observation.checks[1],
         cpu_percent=observation.usage.cpu_percent,
         memory_percent=observation.usage.memory_percent,
-        cml_version=reading.version if reading else None,
+        cml_version=_or_before(reading.version, before.cml_version if before else None) if reading else None,
         cml_ready=reading.ready if reading else None,
         cml_cpu_percent=reading.cpu_percent if reading else None,
         cml_memory_percent=reading.memory_percent if reading else None,
@@ -191,8 +214,15 @@ def observe(worker: Worker, observation: Observation, *, now: datetime) -> Worke
         labs_running=reading.labs_running if reading else None,
         nodes_total=reading.nodes_total if reading else None,
         nodes_running=reading.nodes_running if reading else None,
-        licensed=reading.licensed if reading else None,
-        last_activity_at=reading.last_activity_at if reading else None,
+        # Not read this cycle (the slow facts' cadence) is not "unlicensed": keep what was read.
+        licensed=(reading.licensed if reading.licence_read else (before.licensed if before else None))
+        if reading
+        else None,
+        # The last sign of use never moves back: this cycle's labs, or the activity read before.
+        last_activity_at=_latest(reading.last_activity_at, before.last_activity_at if before else None)
+        if reading
+        else None,
+        labs_digest=observation.labs_digest or (before.labs_digest if before else None),
     )
     if worker.metrics is not None and metrics.same_reading(worker.metrics):
         metrics = worker.metrics
@@ -213,6 +243,7 @@ def observe(worker: Worker, observation: Observation, *, now: datetime) -> Worke
             "metrics": metrics,
             "service_status": _service_status(observation),
             "licence": _licence(worker.licence, reading, now),
+            "cml_system": _system(worker.cml_system, reading),
             "last_error": error,
         }
     )
@@ -221,8 +252,89 @@ def observe(worker: Worker, observation: Observation, *, now: datetime) -> Worke
     return candidate.model_copy(update={"updated_at": now})
 
 
+def _system(before: CmlSystem | None, reading: CmlReading | None) -> CmlSystem | None:
+    """The slow facts after this reading: each part as read now, or as it was."""
+    if reading is None or (reading.health is None and reading.licence_detail is None):
+        return before
+    return CmlSystem(
+        health=reading.health or (before.health if before else None),
+        licence_detail=reading.licence_detail or (before.licence_detail if before else None),
+    )
+
+
+def _or_before(value: str | None, before: str | None) -> str | None:
+    return value if value is not None else before
+
+
+def _latest(*moments: datetime | None) -> datetime | None:
+    return max((m for m in moments if m is not None), default=None)
+
+
+def _operation_pending(worker: Worker) -> bool:
+    licence = worker.licence
+    return licence is not None and licence.operation_state == "pending"
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """How a cycle plans its controller reads: the settings' cadence, the idle policy's settings
+    (None: no idle policy runs, so no decision needs the telemetry history), `full` for a read
+    of everything (an on-demand refresh)."""
+
+    every: int
+    interval_minutes: int
+    idle: Settings | None = None
+    full: bool = False
+
+
+def facts_due(worker: Worker, cadence: Cadence, *, now: datetime) -> frozenset[Fact]:
+    """The slow facts this cycle reads for the worker: the one whose turn it is on the cadence,
+    or all of them when its state says they may have moved (a full read, never read, CML not seen
+    available, a licence operation pending)."""
+    metrics = worker.metrics
+    if (
+        cadence.full
+        or metrics is None
+        or metrics.cml_version is None
+        or worker.cml_system is None
+        or worker.service_status != ServiceStatus.AVAILABLE
+        or _operation_pending(worker)
+    ):
+        return frozenset(FACTS)
+    return facts_turn(worker.worker_id, now=now, every=cadence.every, interval_minutes=cadence.interval_minutes)
+
+
+def read_plan(worker: Worker, instance: InstanceInfo | None, cadence: Cadence, *, now: datetime) -> ReadPlan:
+    """What this cycle reads from the worker's controller (pure). Beyond the activity history's
+    own turn, it is read whenever the idle policy would pause the worker on what is known without
+    it: the one decision a recent login could change."""
+    if cadence.full:
+        return FULL_READ
+    facts = facts_due(worker, cadence, now=now)
+    metrics = worker.metrics
+    idle = cadence.idle
+
+    def activity(reading: CmlReading) -> bool:
+        if idle is None:
+            return False
+        candidate = observe(worker, Observation(instance=instance, reading=reading), now=now)
+        return bool(decide_idle([candidate], idle, now=now))
+
+    health = worker.cml_system.health if worker.cml_system is not None else None
+    return ReadPlan(
+        facts=facts,
+        known_version=metrics.cml_version if metrics else None,
+        # The health's flag, as the lab tiles repeat it (the same source, so no false alarms).
+        known_licensed=health.is_licensed if health is not None else None,
+        activity=activity,
+    )
+
+
 async def _probe_all(
-    ports: CollectPorts, workers: Sequence[Worker], limit: asyncio.Semaphore
+    ports: CollectPorts,
+    workers: Sequence[Worker],
+    limit: asyncio.Semaphore,
+    plans: dict[str, ReadPlan],
 ) -> dict[str, CmlReading | ExternalServiceError]:
     """`limit` is the whole collection's (every region's), so the controllers read at once, and
     the sockets they hold, stay within `cml_concurrency` however the batch spans regions."""
@@ -233,7 +345,7 @@ async def _probe_all(
         async def one(worker: Worker) -> tuple[str, CmlReading | ExternalServiceError]:
             async with limit:
                 try:
-                    return worker.worker_id, await reader.read(worker)
+                    return worker.worker_id, await reader.read(worker, plans[worker.worker_id])
                 except ExternalServiceError as exc:  # recorded on this worker, never raised past it
                     return worker.worker_id, exc
 
@@ -247,6 +359,7 @@ async def _observe_region(
     now: datetime,
     result: CollectResult,
     cml_limit: asyncio.Semaphore,
+    cadence: Cadence,
 ) -> dict[str, Observation]:
     with_instance = [w for w in workers if w.instance_id]
     ids = [w.instance_id for w in with_instance if w.instance_id]  # (filtered above; narrows the type)
@@ -276,9 +389,11 @@ async def _observe_region(
         except ExternalServiceError as exc:
             return exc
 
+    plans = {w.worker_id: read_plan(w, instances.get(w.instance_id or ""), cadence, now=now) for w in running}
+
     async def probes() -> dict[str, CmlReading | ExternalServiceError]:
         with result.phase("cml"):
-            return await _probe_all(ports, running, cml_limit)
+            return await _probe_all(ports, running, cml_limit, plans)
 
     status_map, usage_map, readings = await asyncio.gather(checks(), usage(), probes())
     observations: dict[str, Observation] = {}
@@ -326,21 +441,80 @@ def _sample(worker: Worker, now: datetime) -> MetricSample | None:
     )
 
 
-async def collect(ports: CollectPorts, worker_ids: Sequence[str], *, now: datetime) -> CollectResult:
-    """Collect and store the state of the given workers; see the module docstring."""
+async def _cadence(ports: CollectPorts, *, full: bool) -> Cadence:
+    """The cycle's read cadence from the settings (their defaults without a settings port)."""
+    settings = await asyncio.to_thread(ports.settings.get) if ports.settings is not None else None
+    source = settings or Settings()
+    return Cadence(
+        every=source.cml_facts_every_cycles,
+        interval_minutes=source.collect_interval_minutes,
+        idle=settings,
+        full=full,
+    )
+
+
+async def _sync_labs(
+    ports: CollectPorts, workers: Sequence[Worker], observations: dict[str, Observation], now: datetime
+) -> tuple[dict[str, Observation], int]:
+    """Make the labs table match each controller's bulk lab read, for the workers whose labs'
+    fingerprint differs from the one recorded (a worker's rows are read only then): new and
+    changed labs put, vanished ones deleted, all in BatchWriteItem requests. Returns the
+    observations carrying the new fingerprints and the rows written; on a fault nothing is
+    recorded, so the next cycle tries again."""
+    repo = ports.labs
+    if repo is None:
+        return observations, 0
+    changed: dict[str, tuple[Worker, str, tuple[Lab, ...]]] = {}
+    for worker in workers:
+        observation = observations.get(worker.worker_id)
+        reading = observation.reading if observation is not None else None
+        if reading is None or reading.labs is None:
+            continue
+        digest = labs_digest(reading.labs)
+        if worker.metrics is not None and worker.metrics.labs_digest == digest:
+            continue
+        labs = tuple(lab_from_cml(worker.worker_id, lab, now) for lab in reading.labs)
+        changed[worker.worker_id] = (worker, digest, labs)
+    if not changed:
+        return observations, 0
+    stored = await asyncio.gather(*(asyncio.to_thread(repo.list, worker_id) for worker_id in changed))
+    puts: list[Lab] = []
+    deletes: list[Lab] = []
+    for (_, _, observed), rows in zip(changed.values(), stored, strict=True):
+        plan = plan_lab_sync(rows, observed)
+        puts += plan.puts
+        deletes += plan.orphans
+    written = await asyncio.to_thread(repo.write, puts, deletes)
+    synced = {wid: replace(observations[wid], labs_digest=digest) for wid, (_, digest, _) in changed.items()}
+    return observations | synced, written
+
+
+async def collect(
+    ports: CollectPorts, worker_ids: Sequence[str], *, now: datetime, full: bool = False
+) -> CollectResult:
+    """Collect and store the state of the given workers; see the module docstring. `full` reads
+    everything from every controller (an on-demand refresh), whatever the cadence."""
     started = time.perf_counter()
     result = CollectResult()
     with result.phase("records"):
         workers = await asyncio.to_thread(ports.workers.get_many, worker_ids)
+        cadence = await _cadence(ports, full=full)
     result.workers = len(workers)
     by_region: dict[str, list[Worker]] = defaultdict(list)
     for worker in workers:
         by_region[worker.region].append(worker)
     cml_limit = asyncio.Semaphore(ports.cml_concurrency)
     per_region = await asyncio.gather(
-        *(_observe_region(ports, r, ws, now, result, cml_limit) for r, ws in by_region.items())
+        *(_observe_region(ports, r, ws, now, result, cml_limit, cadence) for r, ws in by_region.items())
     )
     observations = {k: v for part in per_region for k, v in part.items()}
+    result.cml_requests = sum(o.reading.requests for o in observations.values() if o.reading is not None)
+    with result.phase("labs"):
+        try:
+            observations, result.labs_written = await _sync_labs(ports, workers, observations, now)
+        except ExternalServiceError as exc:
+            # The labs table is a view of CML: a fault there costs no worker its reading.
+            result.errors = dict(Counter(result.errors) + Counter({f"labs_{exc.code}": 1}))
 
     changed: list[Worker] = []
     for worker in workers:
@@ -419,8 +593,9 @@ def refresh_worker(
     """On-demand refresh of one worker through the same `collect`, at most once per interval
     per worker (429 with Retry-After otherwise). Runs its own event loop: the API is sync."""
     limiter.acquire(worker.worker_id, now=now, min_interval=min_interval)
-    # Looking at a worker must not pause it: the idle policy runs on the schedule only.
-    result = asyncio.run(collect(replace(ports, settings=None), [worker.worker_id], now=now))
+    # Looking at a worker must not pause it: the idle policy runs on the schedule only. A refresh
+    # reads everything (the user asked for fresh figures, not the cadence's).
+    result = asyncio.run(collect(replace(ports, settings=None), [worker.worker_id], now=now, full=True))
     return result.updated[0] if result.updated else ports.workers.get(worker.worker_id)
 
 

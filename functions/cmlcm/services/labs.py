@@ -54,6 +54,10 @@ def lab_from_cml(worker_id: str, details: CmlLabDetails, now: datetime) -> Lab:
         title=details.title,
         state=details.state,
         owner=details.owner,
+        owner_fullname=details.owner_fullname,
+        description=details.description,
+        notes=details.notes,
+        groups=tuple(details.groups),
         node_count=details.node_count,
         link_count=details.link_count,
         created=details.created,
@@ -92,8 +96,8 @@ async def sync_lab(worker: Worker, cml: CmlController, repo: LabRepository, lab_
     """Re-read one lab from CML and write its row if it changed; a lab CML no longer has loses
     its row and is `NotFound` (404 naming `lab_id`)."""
     details = await _on_lab(worker, lab_id, cml.get_lab(lab_id), repo)
-    lab = lab_from_cml(worker.worker_id, details, now)
     stored = await asyncio.to_thread(repo.get, worker.worker_id, lab_id)
+    lab = lab_from_cml(worker.worker_id, details, now).following(stored)
     if lab.same_content(stored):
         return stored  # type: ignore[return-value]  # same_content(None) is False, so stored is a Lab
     await asyncio.to_thread(repo.write, [lab], [])

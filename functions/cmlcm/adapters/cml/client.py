@@ -47,6 +47,7 @@ from cmlcm.adapters.cml.errors import (
 from cmlcm.adapters.cml.models import (
     ImportResult,
     LabSummary,
+    LabTiles,
     LicensingStatus,
     SystemHealth,
     SystemInformation,
@@ -198,6 +199,12 @@ def _reason(exc: Exception) -> str:
     return str(exc)[:160] or type(exc).__name__
 
 
+def _unexpected(exc: ValidationError, what: str) -> CmlBadResponse:
+    """A body of the wrong shape, named by its fields (never by its values)."""
+    fields = ", ".join(sorted({".".join(map(str, e["loc"])) or "body" for e in exc.errors()}))[:200]
+    return CmlBadResponse(f"{what}: unexpected body ({exc.error_count()} problems: {fields})")
+
+
 class CmlClient:
     """One controller's API (`base_url` ends with `/api/v0`). Methods return models from
     `models.py` or raise a `CmlError`; `timeout` bounds each HTTP call, login included."""
@@ -227,6 +234,10 @@ class CmlClient:
         self._http = http or httpx.AsyncClient(verify=_ssl_verify(verify), timeout=timeout, transport=transport)
         # Concurrent calls that all see a 401 log in once, not once each.
         self._login_lock = asyncio.Lock()
+        #: HTTP requests sent (logins and retries included): what a reading reports it cost.
+        self.requests = 0
+        #: Logins sent: a read that had to log in may be talking to a restarted controller.
+        self.logins = 0
 
     def with_timeout(self, timeout: float) -> CmlClient:
         """The same client (pool, tokens, login lock) with another per-call deadline, e.g. for a
@@ -270,6 +281,7 @@ class CmlClient:
             try:
                 if remaining <= 0:
                     raise TimeoutError
+                self.requests += 1
                 return await asyncio.wait_for(
                     self._http.request(
                         method, f"{self.base_url}{path}", headers=all_headers, timeout=remaining, **kwargs
@@ -295,6 +307,7 @@ class CmlClient:
             if cached and cached != stale:
                 return cached  # another task logged in while this one waited
             credentials = self._credentials()
+            self.logins += 1
             response = await self._send(
                 "POST",
                 "/authenticate",
@@ -347,8 +360,20 @@ class CmlClient:
         try:
             return model.model_validate(data)
         except ValidationError as exc:
-            fields = ", ".join(sorted({".".join(map(str, e["loc"])) or "body" for e in exc.errors()}))[:200]
-            raise CmlBadResponse(f"{what}: unexpected body ({exc.error_count()} problems: {fields})") from None
+            raise _unexpected(exc, what) from None
+
+    async def _get_model(self, model: type[Model], path: str, *, auth: bool = True, **kwargs: Any) -> Model:
+        """GET `path` and parse its body straight into `model` with pydantic's own JSON parser:
+        no intermediate dicts for the fields the model ignores (a lab tile carries the node
+        definitions, which the product never reads)."""
+        what = f"GET {path}"
+        response = await self._request("GET", path, auth=auth, **kwargs)
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError as exc:
+            if any(e["type"] == "json_invalid" for e in exc.errors()):
+                raise CmlBadResponse(f"{what}: body is not JSON") from None
+            raise _unexpected(exc, what) from None
 
     # --- authentication ---
 
@@ -369,8 +394,7 @@ class CmlClient:
 
     async def system_information(self) -> SystemInformation:
         """Unauthenticated; `ready` is false while CML boots."""
-        body = await self._get_json("/system_information", auth=False)
-        return self._model(SystemInformation, body, "GET /system_information")
+        return await self._get_model(SystemInformation, "/system_information", auth=False)
 
     async def ensure_ready(self) -> SystemInformation:
         """`system_information`, raising `CmlNotReady` while booting and `CmlBadResponse` for a
@@ -383,11 +407,11 @@ class CmlClient:
         return info
 
     async def system_health(self) -> SystemHealth:
-        return self._model(SystemHealth, await self._get_json("/system_health"), "GET /system_health")
+        return await self._get_model(SystemHealth, "/system_health")
 
     async def system_stats(self) -> SystemStats:
         """Capacity; `.summary` has the figures the product stores."""
-        return self._model(SystemStats, await self._get_json("/system_stats"), "GET /system_stats")
+        return await self._get_model(SystemStats, "/system_stats")
 
     # --- labs ---
 
@@ -418,6 +442,12 @@ class CmlClient:
                     return None
 
         return [lab for lab in await asyncio.gather(*(one(i) for i in ids)) if lab is not None]
+
+    async def lab_tiles(self) -> LabTiles:
+        """Every lab with its details in ONE request (`GET /populate_lab_tiles`, what CML's own
+        dashboard and virl2-client's `find_labs_by_title` read), plus the controller's system
+        information and health on each tile. The collector's bulk lab read."""
+        return await self._get_model(LabTiles, "/populate_lab_tiles")
 
     async def start_lab(self, lab_id: str) -> None:
         """Asynchronous in CML: poll `check_if_converged`."""
@@ -463,7 +493,7 @@ class CmlClient:
     # --- licensing ---
 
     async def licensing_status(self) -> LicensingStatus:
-        return self._model(LicensingStatus, await self._get_json("/licensing"), "GET /licensing")
+        return await self._get_model(LicensingStatus, "/licensing")
 
     async def register_licence(self, token: str, reregister: bool = False) -> None:
         """Start registration (204); it completes in the background: poll `licensing_status`

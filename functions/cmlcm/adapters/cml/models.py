@@ -12,6 +12,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cmlcm.domain import cml as domain
+from cmlcm.domain.cml import CmlLab, LabGroup, LicenceDetail, LicenceFeature
+
 #: CML releases the product speaks to: real clients refuse 3.x and 2.7 or older.
 MIN_SUPPORTED_VERSION = (2, 8)
 MAX_SUPPORTED_MAJOR = 2
@@ -63,6 +66,15 @@ class ComputeHealth(_Cml):
     hostname: str | None = None
     admission_state: str | None = None
     is_controller: bool | None = None
+    kvm_vmx_enabled: bool | None = None
+    enough_cpus: bool | None = None
+    lld_connected: bool | None = None
+    lld_synced: bool | None = None
+    libvirt: bool | None = None
+    fabric: bool | None = None
+    device_mux: bool | None = None
+    refplat_images_available: bool | None = None
+    docker_shim: bool | None = None
 
 
 class ControllerHealth(_Cml):
@@ -85,6 +97,33 @@ class SystemHealth(_Cml):
     def healthy_computes(self) -> int:
         return sum(1 for compute in self.computes.values() if compute.valid)
 
+    def to_domain(self, stats: SystemStats | None) -> domain.SystemHealth:
+        """The compute table: each compute's health flags with its capacity from `stats`."""
+        computes = []
+        for compute_id, health in sorted(self.computes.items()):
+            capacity = stats.computes.get(compute_id) if stats is not None else None
+            computes.append(
+                domain.ComputeHealth(
+                    compute_id=compute_id,
+                    **health.model_dump(),
+                    cpu_count=capacity.stats.cpu.count if capacity else None,
+                    cpu_model=capacity.stats.cpu.model if capacity else None,
+                    memory_total=capacity.stats.memory.total if capacity and capacity.stats.memory else None,
+                    disk_total=capacity.stats.disk.total if capacity and capacity.stats.disk else None,
+                )
+            )
+        controller = self.controller
+        return domain.SystemHealth(
+            valid=self.valid,
+            is_licensed=self.is_licensed,
+            is_enterprise=self.is_enterprise,
+            controller_valid=controller.valid if controller else None,
+            core_connected=controller.core_connected if controller else None,
+            nodes_loaded=controller.nodes_loaded if controller else None,
+            images_loaded=controller.images_loaded if controller else None,
+            computes=computes,
+        )
+
 
 class _Amount(_Cml):
     used: float
@@ -99,6 +138,7 @@ class _Amount(_Cml):
 class _Cpu(_Cml):
     count: int | None = None
     percent: float | None = None
+    model: str | None = None
 
 
 class _DomInfo(_Cml):
@@ -110,6 +150,8 @@ class _DomInfo(_Cml):
 
 class _ComputeStats(_Cml):
     cpu: _Cpu = _Cpu()
+    memory: _Amount | None = None
+    disk: _Amount | None = None
     dominfo: _DomInfo = _DomInfo()
 
 
@@ -189,27 +231,101 @@ class SystemStats(_Cml):
 # --- labs ---
 
 
+class _LabGroup(_Cml):
+    id: str
+    permission: str | None = None
+    name: str | None = None
+
+
 class LabSummary(_Cml):
-    """One lab as the product shows it (`GET /labs/{id}`)."""
+    """One lab as the product shows it (`GET /labs/{id}`, or one tile of `GET /populate_lab_tiles`)."""
 
     id: str
     title: str = Field(alias="lab_title")
     state: str
     owner: str | None = Field(default=None, alias="owner_username")
+    owner_fullname: str | None = None
     node_count: int = 0
     link_count: int = 0
     created: datetime | None = None
     modified: datetime | None = None
     description: str = Field(default="", alias="lab_description")
+    notes: str = Field(default="", alias="lab_notes")
+    groups: tuple[LabGroup, ...] = ()
 
     @field_validator("created", "modified")
     @classmethod
     def as_utc(cls, value: datetime | None) -> datetime | None:
         return _aware(value)
 
+    @field_validator("groups", mode="before")
+    @classmethod
+    def _groups(cls, value: Any) -> Any:
+        """CML's `LabGroup`s (extra keys ignored), as the domain's; null means none."""
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            raise ValueError("groups is not a list")
+        return tuple(LabGroup(**_LabGroup.model_validate(group).model_dump()) for group in value)
+
     @property
     def running(self) -> bool:
         return self.state == "STARTED"
+
+    def to_domain(self) -> CmlLab:
+        return CmlLab(
+            id=self.id,
+            title=self.title,
+            state=self.state,
+            owner=self.owner,
+            owner_fullname=self.owner_fullname,
+            description=self.description,
+            notes=self.notes,
+            groups=self.groups,
+            node_count=self.node_count,
+            link_count=self.link_count,
+            created=self.created,
+            modified=self.modified,
+        )
+
+
+class _TileHealth(_Cml):
+    """The `health` a tile carries (CML's system health, typed as a stub in the document)."""
+
+    is_licensed: bool | None = None
+
+
+class LabTile(LabSummary):
+    """One tile of `GET /populate_lab_tiles`: the lab's fields, plus the controller's system
+    information and health (the same on every tile)."""
+
+    #: The map's key is the lab's id; CML repeats it inside (the key is authoritative).
+    id: str = ""
+    system_information: SystemInformation | None = None
+    health: _TileHealth | None = None
+
+
+class LabTiles(_Cml):
+    """`GET /populate_lab_tiles`: every lab the user may see, in one request."""
+
+    lab_tiles: dict[str, LabTile]
+
+    @property
+    def labs(self) -> list[LabTile]:
+        """The tiles by id, each with its key as its id."""
+        return [
+            tile if tile.id == key else tile.model_copy(update={"id": key})
+            for key, tile in sorted(self.lab_tiles.items())
+        ]
+
+    @property
+    def system_information(self) -> SystemInformation | None:
+        """The controller's, from any tile (None without labs)."""
+        return next((tile.system_information for tile in self.lab_tiles.values() if tile.system_information), None)
+
+    @property
+    def is_licensed(self) -> bool | None:
+        return next((tile.health.is_licensed for tile in self.lab_tiles.values() if tile.health), None)
 
 
 class ImportResult(_Cml):
@@ -225,6 +341,24 @@ class ImportResult(_Cml):
 class _Registration(_Cml):
     status: str | None = None
     expires: str | None = None
+    smart_account: str | None = None
+    virtual_account: str | None = None
+
+
+class _Udi(_Cml):
+    hostname: str | None = None
+    product_uuid: str | None = None
+
+
+class _Feature(_Cml):
+    id: str
+    name: str | None = None
+    description: str | None = None
+    version: str | None = None
+    status: str | None = None
+    in_use: int | None = None
+    min: int | None = None
+    max: int | None = None
 
 
 class _Authorization(_Cml):
@@ -247,6 +381,12 @@ class LicensingStatus(_Cml):
     is_enterprise: bool | None = None
     active: str | None = None
     features: int = 0
+    smart_account: str | None = None
+    virtual_account: str | None = None
+    udi_hostname: str | None = None
+    udi_product_uuid: str | None = None
+    reservation_mode: bool | None = None
+    feature_list: tuple[LicenceFeature, ...] = ()
 
     @model_validator(mode="before")
     @classmethod
@@ -257,6 +397,7 @@ class LicensingStatus(_Cml):
         registration = _Registration.model_validate(body.get("registration") or {})
         authorization = _Authorization.model_validate(body.get("authorization") or {})
         product = _ProductLicense.model_validate(body.get("product_license") or {})
+        udi = _Udi.model_validate(body.get("udi") or {})
         features = body.get("features") or []
         if not isinstance(features, list):
             raise ValueError("features is not a list")
@@ -268,7 +409,28 @@ class LicensingStatus(_Cml):
             "is_enterprise": product.is_enterprise,
             "active": product.active,
             "features": len(features),
+            "smart_account": registration.smart_account,
+            "virtual_account": registration.virtual_account,
+            "udi_hostname": udi.hostname,
+            "udi_product_uuid": udi.product_uuid,
+            "reservation_mode": body.get("reservation_mode"),
+            "feature_list": [LicenceFeature(**_Feature.model_validate(f).model_dump()) for f in features],
         }
+
+    def detail(self) -> LicenceDetail:
+        """The licence detail the product shows (accounts, UDI, product licence, features)."""
+        return LicenceDetail(
+            smart_account=self.smart_account,
+            virtual_account=self.virtual_account,
+            udi_hostname=self.udi_hostname,
+            udi_product_uuid=self.udi_product_uuid,
+            product_license=self.active,
+            is_enterprise=self.is_enterprise,
+            reservation_mode=self.reservation_mode,
+            registration_expires=self.registration_expires,
+            authorization_expires=self.authorization_expires,
+            features=list(self.feature_list),
+        )
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> LicensingStatus:
@@ -301,6 +463,8 @@ __all__ = [
     "ControllerHealth",
     "ImportResult",
     "LabSummary",
+    "LabTile",
+    "LabTiles",
     "LicensingStatus",
     "StatsSummary",
     "SystemHealth",

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -18,16 +18,18 @@ from cmlcm.adapters.cml.client import (
 )
 from cmlcm.adapters.cml.credentials import CmlCredentials, SecretsManagerCredentials
 from cmlcm.adapters.cml.endpoints import resolve_cml_base_url
-from cmlcm.adapters.cml.errors import CmlNotReady
-from cmlcm.adapters.cml.models import LicensingStatus, SystemInformation
+from cmlcm.adapters.cml.errors import CmlBadResponse, CmlNotReady
+from cmlcm.adapters.cml.models import LabTiles, SystemInformation
 from cmlcm.config import FunctionSettings
-from cmlcm.domain.cml import CmlReading
+from cmlcm.domain.cml import FULL_READ, CmlReading, ReadPlan
 from cmlcm.domain.workers import Worker
+
+T = TypeVar("T")
 
 #: Telemetry categories that mean a person used the worker (idle detection's activity signal).
 ACTIVITY_CATEGORIES = {"start_lab", "stop_lab", "start_node", "stop_node", "import_lab", "export_lab", "user_activity"}
-#: Sockets one controller's read may hold: a read keeps three requests in flight (readiness then
-#: licence, stats, lab ids then details; more labs queue for a socket inside their deadline).
+#: Sockets one controller's read may hold: an unchanged cycle keeps at most three requests in
+#: flight (stats, lab tiles, the slow fact whose turn it is); a full read's five queue briefly.
 #: Lambda allows 1024 open files: `CML_CONCURRENCY` (at most 250 controllers read at once) x 3 =
 #: 750 sockets at most, since each controller's sockets close when its read is done
 #: (`CmlFleetSession.controller`).
@@ -59,64 +61,130 @@ class FleetReader:
                 return False
             return True
 
-    async def read(self, worker: Worker) -> CmlReading:
-        """Everything one cycle needs, in two round trips after login (see `_read`). A booting
-        controller is reported as not ready, whatever its other answers were. The controller's
-        sockets close when its read is done, so a fleet read holds at most (controllers read at
-        once) x `CONNECTIONS_PER_CONTROLLER` sockets."""
+    async def read(self, worker: Worker, plan: ReadPlan = FULL_READ) -> CmlReading:
+        """What `plan` asks for (see `_read`). A booting controller is reported as not ready,
+        whatever its other answers were. The controller's sockets close when its read is done,
+        so a fleet read holds at most (controllers read at once) x `CONNECTIONS_PER_CONTROLLER`
+        sockets."""
         async with self._session.controller(self._probe.base_url(worker)) as cml:
-            return await self._read(cml)
+            return await _read(cml, plan, manager=self._probe.credentials().username)
 
-    async def _read(self, cml: CmlClient) -> CmlReading:
-        # Three chains at once, each two round trips at most: readiness then licence, stats, lab
-        # ids then details. So a read keeps three requests in flight (with up to two labs), one
-        # per socket of its controller's pool, and still takes two round trips after login.
-        async def ready_then_licence() -> tuple[SystemInformation, LicensingStatus | Exception]:
-            info = await cml.ensure_ready()
-            try:
-                return info, await cml.licensing_status()
-            except Exception as exc:  # noqa: BLE001 - reported below, after stats' and labs' faults
-                return info, exc
 
-        first, stats, labs = await asyncio.gather(
-            ready_then_licence(), cml.system_stats(), cml.list_labs(), return_exceptions=True
+async def _read(cml: CmlClient, plan: ReadPlan, *, manager: str) -> CmlReading:
+    """One controller's reading, in one round trip after login (a second only for the activity
+    history, or when the first shows a fact must be read at once):
+
+    * every time: `GET /system_stats` (usage, nodes) and `GET /populate_lab_tiles` (every lab
+      with its details in one request, and the controller's version and readiness on each tile);
+    * the slow facts `plan.facts` names: `GET /licensing`, `GET /system_health`,
+      `GET /system_information`, and `GET /telemetry/events` for a controller without a running
+      node (also when `plan.activity` says an idle decision needs it);
+    * the licence and health at once when the tiles show another version or licence flag than
+      the worker recorded; the system information when no tile carries it and the read had to
+      log in (a restarted controller: is it ready?) or met a fault (booting?).
+    """
+    requests, logins = cml.requests, cml.logins
+    want = plan.facts
+    stats, tiles, information, licensing, health = await asyncio.gather(
+        _attempt(cml.system_stats()),
+        _attempt(cml.lab_tiles()),
+        _attempt(cml.system_information()) if "information" in want else _nothing(),
+        _attempt(cml.licensing_status()) if "licence" in want else _nothing(),
+        _attempt(cml.system_health()) if "health" in want else _nothing(),
+    )
+    if information is None and isinstance(tiles, LabTiles):
+        information = tiles.system_information
+    if information is None and (
+        cml.logins != logins
+        or plan.known_version is None
+        or isinstance(stats, Exception)
+        or isinstance(tiles, Exception)
+    ):
+        # No tile carried it: ask when the answer may differ from what the worker recorded; a
+        # booting controller says so here, and that outranks whatever the other requests met.
+        information = await _attempt(cml.system_information())
+    if information is None:
+        # A controller without labs, answering as before on the session it had: still the
+        # release and readiness recorded (checked again on its information turn).
+        information = SystemInformation(version=plan.known_version or "", ready=True)
+    # Readiness first: a booting controller (CmlNotReady) or an unsupported release, whatever
+    # else answered. One check per outcome (not a loop) so the type checker narrows each.
+    if isinstance(information, Exception):
+        raise information
+    _check_release(information)
+    if isinstance(stats, Exception):
+        raise stats
+    if isinstance(tiles, Exception):
+        raise tiles
+    moved = information.version != plan.known_version or (
+        tiles.is_licensed is not None and tiles.is_licensed != plan.known_licensed
+    )
+    if moved and (licensing is None or health is None):
+        # Another release, or the licence flag flipped: the licence and health now, not on their turn.
+        licensing, health = await asyncio.gather(
+            _attempt(cml.licensing_status()) if licensing is None else _done(licensing),
+            _attempt(cml.system_health()) if health is None else _done(health),
         )
-        if isinstance(first, BaseException):
-            raise first  # booting (CmlNotReady) or an unsupported release, whatever else answered
-        info, licence = first
-        # One check per outcome (not a loop) so the type checker narrows each of them.
-        if isinstance(stats, BaseException):
-            raise stats
-        if isinstance(labs, BaseException):
-            raise labs
-        if isinstance(licence, BaseException):
-            raise licence
-        activity = [lab.modified for lab in labs if lab.modified]
-        if stats.running_nodes == 0:
-            # Running nodes are activity enough; only an idle-looking worker needs the (whole)
-            # telemetry history read to find its last login or lab action.
-            since = datetime.now(UTC) - ACTIVITY_WINDOW
-            events = await cml.telemetry_events(since=since, categories=ACTIVITY_CATEGORIES)
-            # The manager's own logins are no one's use of the worker: a collector's login (each
-            # cold start, each token expiry) would otherwise keep every worker "active" forever.
-            manager = self._probe.credentials().username
-            activity += [e.timestamp for e in events if not _is_login_of(e.data, manager)]
-        return CmlReading(
-            version=info.version,
-            ready=info.ready,
-            cpu_percent=stats.cpu_percent,
-            memory_percent=stats.memory_percent,
-            disk_percent=stats.disk_percent,
-            nodes_total=stats.total_nodes,
-            nodes_running=stats.running_nodes,
-            labs_total=len(labs),
-            labs_running=sum(1 for lab in labs if lab.state == "STARTED"),
-            licensed=licence.licensed,
-            registration_status=licence.registration_status,
-            authorization_status=licence.authorization_status,
-            licence_expires=licence.registration_expires,
-            last_activity_at=max(activity) if activity else None,
-        )
+    if isinstance(licensing, Exception):
+        raise licensing
+    if isinstance(health, Exception):
+        raise health
+    labs = tiles.labs
+    reading = CmlReading(
+        version=information.version,
+        ready=information.ready,
+        cpu_percent=stats.cpu_percent,
+        memory_percent=stats.memory_percent,
+        disk_percent=stats.disk_percent,
+        nodes_total=stats.total_nodes,
+        nodes_running=stats.running_nodes,
+        labs_total=len(labs),
+        labs_running=sum(1 for lab in labs if lab.running),
+        licensed=licensing.licensed if licensing else None,
+        registration_status=licensing.registration_status if licensing else None,
+        authorization_status=licensing.authorization_status if licensing else None,
+        licence_expires=licensing.registration_expires if licensing else None,
+        last_activity_at=max((lab.modified for lab in labs if lab.modified), default=None),
+        licence_read=licensing is not None,
+        health=health.to_domain(stats) if health else None,
+        licence_detail=licensing.detail() if licensing else None,
+        labs=tuple(lab.to_domain() for lab in labs),
+    )
+    if stats.running_nodes == 0 and ("activity" in want or plan.activity(reading)):
+        # Running nodes are activity enough; only an idle-looking worker needs the (whole)
+        # telemetry history read to find its last login or lab action.
+        since = datetime.now(UTC) - ACTIVITY_WINDOW
+        events = await cml.telemetry_events(since=since, categories=ACTIVITY_CATEGORIES)
+        # The manager's own logins are no one's use of the worker: a collector's login (each
+        # cold start, each token expiry) would otherwise keep every worker "active" forever.
+        latest = max((e.timestamp for e in events if not _is_login_of(e.data, manager)), default=None)
+        if latest is not None and (reading.last_activity_at is None or latest > reading.last_activity_at):
+            reading = reading.model_copy(update={"last_activity_at": latest})
+    return reading.model_copy(update={"requests": cml.requests - requests})
+
+
+async def _attempt(call: Awaitable[T]) -> T | Exception:
+    """The call's answer or its fault, so every outcome of a read is weighed before one is raised."""
+    try:
+        return await call
+    except Exception as exc:  # noqa: BLE001 - returned like gather's outcomes, raised by the caller
+        return exc
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def _done(value: T) -> T:
+    return value
+
+
+def _check_release(information: SystemInformation) -> None:
+    """`CmlBadResponse` for a release the product does not support; `CmlNotReady` while booting."""
+    if not information.supported:
+        raise CmlBadResponse(f"CML {information.version} is not supported (2.8 or a later 2.x is required)")
+    if not information.ready:
+        raise CmlNotReady(f"CML {information.version} is booting (ready=false)")
 
 
 class FleetProbe:
