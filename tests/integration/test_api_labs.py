@@ -7,6 +7,7 @@ with the template endpoint mode, so each worker's instance id is its simulated c
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,13 +19,16 @@ import pytest
 import yaml
 
 from cmlcm.adapters.aws import client
+from cmlcm.adapters.cloudwatch import CloudWatchGateway
 from cmlcm.adapters.cml.probe import FleetProbe
+from cmlcm.adapters.ec2 import Ec2Gateway
 from cmlcm.adapters.labs_repo import DynamoLabRepository
 from cmlcm.adapters.licence_tokens import SecretsManagerTokenStore
 from cmlcm.config import get_settings
 from cmlcm.domain.labs import MAX_LAB_YAML_BYTES
 from cmlcm.domain.workers import Worker
 from cmlcm.handlers.api import deps
+from cmlcm.services.collect import CollectPorts, collect
 from cmlcm.services.labs import LabPorts
 from cmlcm.services.licences import LicencePorts
 from cmlcm_local.events import DEV_USERS, FakeLambdaContext, rest_event
@@ -58,6 +62,7 @@ class CmlWorld:
     clock: Clock
     workers: list[Worker]
     labs: DynamoLabRepository
+    probe: FleetProbe
     #: (puts, deletes) of every labs-table write, by row count.
     writes: list[tuple[int, int]] = field(default_factory=list)
 
@@ -96,7 +101,7 @@ def cml(api, dynamo_ports) -> Iterator[CmlWorld]:
     )
     probe = FleetProbe(settings, transport=httpx.ASGITransport(app=build_app(fleet)))
     labs = DynamoLabRepository(settings.labs_table, settings.aws_region)
-    world = CmlWorld(fleet, clock, workers, labs)
+    world = CmlWorld(fleet, clock, workers, labs, probe)
     real_write = labs.write
 
     def counted_write(puts, deletes):  # noqa: ANN001, ANN202 - the repository's signature
@@ -134,6 +139,44 @@ def labs_path(worker: Worker, suffix: str = "") -> str:
 
 
 # --- list and refresh ---
+
+
+class _Samples:
+    def put_many(self, samples):  # noqa: ANN001, ANN201
+        return len(samples)
+
+
+def test_a_collection_fills_the_listing_and_the_worker_with_what_the_old_ui_showed(api, cml, dynamo_ports):
+    # Given nobody ever refreshed the labs, when the scheduled collection runs once
+    worker = cml.running
+    ports = CollectPorts(
+        workers=dynamo_ports.workers,
+        samples=_Samples(),
+        ec2_for=Ec2Gateway,
+        cloudwatch_for=CloudWatchGateway,
+        cml=cml.probe,
+        settings=dynamo_ports.settings,
+        labs=cml.labs,
+    )
+    result = asyncio.run(collect(ports, [w.worker_id for w in cml.workers], now=NOW))
+    assert result.failed == 0 and result.labs_written == 4  # two running workers, two labs each
+    # Then the listing is filled, with description, notes, groups, owner full name, state history
+    status, body = api.call("GET", labs_path(worker), role="viewer")
+    assert status == 200 and len(body["items"]) == 2
+    started = next(lab for lab in body["items"] if lab["state"] == "STARTED")
+    assert started["owner_fullname"] == "Administrator" and started["description"] == "simulated"
+    assert started["notes"] == "" and started["groups"] == []
+    assert [(c["state"], c["seen_at"]) for c in started["state_history"]] == [("STARTED", "2026-11-22T12:00:00Z")]
+    # And the worker shows its controller's health, compute table and licence detail
+    status, shown = api.call("GET", f"/workers/{worker.worker_id}", role="viewer")
+    system = shown["cml_system"]
+    assert status == 200 and system["health"]["valid"] is True
+    assert [c["hostname"] for c in system["health"]["computes"]] == ["cml-controller"]
+    assert system["licence_detail"]["udi_hostname"] == "cml-controller"
+    # And a second cycle with nothing changed writes no lab row
+    writes = len(cml.writes)
+    again = asyncio.run(collect(ports, [w.worker_id for w in cml.workers], now=NOW + timedelta(minutes=5)))
+    assert again.labs_written == 0 and len(cml.writes) == writes
 
 
 def test_list_is_served_from_the_table_and_refresh_fills_it(api, cml):

@@ -11,6 +11,7 @@ import pytest
 from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository
 from cmlcm.adapters.memory import InMemorySettingsRepository, InMemoryWorkerRepository
 from cmlcm.config import get_settings
+from cmlcm.domain.cml import CmlSystem, ComputeHealth, LicenceDetail, LicenceFeature, SystemHealth
 from cmlcm.domain.errors import ConcurrentModification, Conflict, NotFound, ValidationFailed
 from cmlcm.domain.settings import RegionDefaults, Settings
 from cmlcm.domain.workers import (
@@ -122,6 +123,24 @@ def test_every_field_survives_the_round_trip(repos):
             cml_ready=False,
             licensed=True,
             last_activity_at=NOW,
+            labs_digest="0123456789abcdef01234567",
+        ),
+        cml_system=CmlSystem(
+            health=SystemHealth(
+                valid=True,
+                is_licensed=True,
+                core_connected=True,
+                computes=[
+                    ComputeHealth(compute_id="c-1", hostname="cml-controller", valid=True, cpu_count=96),
+                    ComputeHealth(compute_id="c-2", hostname="cml-compute-2", valid=False, admission_state="DRAINED"),
+                ],
+            ),
+            licence_detail=LicenceDetail(
+                smart_account="acme",
+                virtual_account="lab",
+                udi_product_uuid="c-1",
+                features=[LicenceFeature(id="f-1", name="CML - Enterprise License", in_use=1, max=1)],
+            ),
         ),
         licence=Licence(
             registration_status="REGISTERED",

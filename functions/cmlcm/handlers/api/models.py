@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal, TypeVar, cast
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model, field_validator, model_validator
 from pydantic_core import PydanticUndefined
 
+from cmlcm.domain.cml import CmlSystem
 from cmlcm.domain.jobs import MetricSample
 from cmlcm.domain.settings import RegionDefaults, Settings, check_ami_id, check_instance_type
 from cmlcm.domain.workers import (
@@ -115,6 +116,12 @@ class WorkerView(ApiModel):
     schedule_mark: ScheduleMark | None = Field(description="What its schedule last wanted and acted on")
     metrics: WorkerMetrics | None
     licence: LicenceView | None
+    cml_system: CmlSystem | None = Field(
+        default=None,
+        description="The CML controller's slow-changing facts, read on their own cadence: system health with "
+        "the compute table (health flags and capacity per compute host) and the licence detail (Smart and "
+        "virtual account, UDI, product licence, features); null until first read",
+    )
     last_error: WorkerError | None
     last_change: ChangeCause | None = Field(
         default=None, description="Who or what made the latest change: kind (user, saga, collector, ...) and by"

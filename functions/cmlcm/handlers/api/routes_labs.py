@@ -15,8 +15,9 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import Field, SecretStr, StrictBool, field_validator
 
+from cmlcm.domain.cml import LabGroup
 from cmlcm.domain.errors import ValidationFailed
-from cmlcm.domain.labs import Lab
+from cmlcm.domain.labs import Lab, LabStateChange
 from cmlcm.domain.workers import Licence, Worker
 from cmlcm.handlers.api import deps
 from cmlcm.handlers.api.auth import Role, requires
@@ -39,11 +40,20 @@ class LabView(ApiModel):
     lab_id: str
     title: str
     state: str = Field(description="CML's lab state: DEFINED_ON_CORE, STOPPED or STARTED")
-    owner: str | None
+    owner: str | None = Field(description="The owner's username")
+    owner_fullname: str | None = Field(default=None, description="The owner's full name")
+    description: str = Field(default="", description="CML's lab description")
+    notes: str = Field(default="", description="CML's lab notes (Markdown)")
+    groups: list[LabGroup] = Field(default_factory=list, description="Groups the lab is shared with")
     node_count: int
     link_count: int
     created: datetime | None
     modified: datetime | None
+    state_history: list[LabStateChange] = Field(
+        default_factory=list,
+        description="The states the product saw, oldest first (at most 20), each with when it was first seen "
+        "(a collection or a sync: within one collection interval of the change)",
+    )
     synced_at: datetime = Field(description="When this row was last written from CML")
 
     @classmethod
