@@ -1,15 +1,21 @@
 """Benchmark: fleet metrics collection on simulated fleets of 100 and 1000 workers.
 
 Runs the product's `collect` service (the one behind the Step Functions Map and the refresh
-route) with its real adapters: EC2, CloudWatch and DynamoDB on moto with the local mode's glue
-(`cmlcm_local.moto_glue`, which also makes moto's account-wide scans cost what AWS's lookups do),
-the CML client against the CML simulator (in-process, 200 ms latency per request). Prints wall time, AWS calls by API,
-CML requests, DynamoDB write requests and items written, for:
-  - cycle 1 (every worker changes), cycle 2 (nothing changed),
+route) with its real adapters: EC2, CloudWatch and DynamoDB (workers, labs, samples) on moto with
+the local mode's glue (`cmlcm_local.moto_glue`, which also makes moto's account-wide scans cost
+what AWS's lookups do), the CML client against the CML simulator (200 ms latency per request:
+in-process, and in its own process over loopback HTTP for `--http-sizes`). Prints wall and CPU
+time, AWS calls by API, CML requests (and per worker), DynamoDB write requests and items written
+(lab rows apart), and the collector's own CPU per worker, for:
+  - cycle 1 (every worker changes), cycle 2 five minutes later (nothing changed),
   - a fleet with 10% faulty controllers (timeouts and garbage JSON),
   - the sequential one-worker-at-a-time baseline (the original design) on the same fleet.
 
-    .venv/bin/python benchmarks/collect_fleet.py [--sizes 100 1000] [--latency 0.2] [--baseline-sample 50]
+The collector's CPU is this process's CPU minus the CPU spent inside AWS calls (moto answering,
+with botocore's own work), measured per thread; with the simulator in its own process (`http`)
+that is the collector alone; in-process it includes the simulator's answers.
+
+    .venv/bin/python benchmarks/collect_fleet.py [--sizes 100 1000] [--http-sizes 1000] [--latency 0.2]
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from cmlcm.adapters.cml.credentials import CmlCredentials  # noqa: E402
 from cmlcm.adapters.cml.probe import FleetProbe  # noqa: E402
 from cmlcm.adapters.dynamo import DynamoWorkerRepository  # noqa: E402
 from cmlcm.adapters.ec2 import Ec2Gateway  # noqa: E402
+from cmlcm.adapters.labs_repo import DynamoLabRepository  # noqa: E402
 from cmlcm.adapters.operations import DynamoSampleRepository  # noqa: E402
 from cmlcm.config import get_settings  # noqa: E402
 from cmlcm.domain.settings import Settings  # noqa: E402
@@ -62,6 +69,8 @@ from cmlsim import SimulatedFleet, build_app  # noqa: E402
 from cmlsim.process import SimulatorProcess  # noqa: E402
 
 WRITE_OPS = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
+#: The default collection interval: the time between two benchmark cycles.
+INTERVAL = timedelta(minutes=5)
 
 
 class Meter:
@@ -70,7 +79,9 @@ class Meter:
     def __init__(self) -> None:
         self.calls: Counter[tuple[str, str]] = Counter()
         self.items_written = 0
+        self.lab_items_written = 0
         self.seconds = 0.0  # summed time inside AWS calls (moto's CPU here, AWS latency in real life)
+        self.cpu = 0.0  # CPU of the threads inside AWS calls (moto's and botocore's work)
         self._lock = __import__("threading").Lock()
         self._original = botocore.client.BaseClient._make_api_call
 
@@ -82,15 +93,19 @@ class Meter:
             service = client_self.meta.service_model.service_name
             meter.calls[(service, operation)] += 1
             if service == "dynamodb" and operation == "BatchWriteItem":
-                meter.items_written += sum(len(v) for v in params.get("RequestItems", {}).values())
+                for table, requests in params.get("RequestItems", {}).items():
+                    meter.items_written += len(requests)
+                    if "labs" in table:
+                        meter.lab_items_written += len(requests)
             elif service == "dynamodb" and operation in WRITE_OPS:
                 meter.items_written += 1
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.thread_time()
             try:
                 return meter._original(client_self, operation, params)
             finally:
                 with meter._lock:
                     meter.seconds += time.perf_counter() - started
+                    meter.cpu += time.thread_time() - cpu
 
         botocore.client.BaseClient._make_api_call = counting
         try:
@@ -101,7 +116,9 @@ class Meter:
     def reset(self) -> None:
         self.calls.clear()
         self.items_written = 0
+        self.lab_items_written = 0
         self.seconds = 0.0
+        self.cpu = 0.0
 
     def count(self, service: str, operations: set[str] | None = None) -> int:
         return sum(n for (s, op), n in self.calls.items() if s == service and (operations is None or op in operations))
@@ -178,29 +195,36 @@ def build(size: int, latency: float, sim: Any) -> tuple[CollectPorts, list[str]]
         cloudwatch_for=CloudWatchGateway,
         cml=probe,
         cml_concurrency=settings.cml_concurrency,
+        labs=DynamoLabRepository(settings.labs_table, settings.aws_region),
     )
     return ports, [w.worker_id for w in workers]
 
 
-def measure(label: str, meter: Meter, sim: Any, run: Any) -> dict[str, Any]:
+def measure(label: str, meter: Meter, sim: Any, run: Any, size: int) -> dict[str, Any]:
     meter.reset()
     cml_before = sim.requests()
     started, cpu = time.perf_counter(), time.process_time()
     result = run()
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     cml_requests = sim.requests() - cml_before
+    collector_cpu = cpu - meter.cpu
     row = {
         "run": label,
         "wall_s": round(wall, 2),
         "cpu_s": round(cpu, 2),  # this process's CPU (moto's and the in-process simulator's included)
+        "aws_cpu_s": round(meter.cpu, 2),  # CPU inside AWS calls: moto's answers and botocore's work
+        # The rest: the collector (plus the simulator's answers when it runs in-process).
+        "collector_cpu_ms_per_worker": round(1000 * collector_cpu / size, 2),
         "in_aws_calls_s": round(meter.seconds, 2),
         "ec2_calls": meter.count("ec2"),
         "ec2_describe_calls": meter.count("ec2", {"DescribeInstances", "DescribeInstanceStatus"}),
         "cloudwatch_calls": meter.count("cloudwatch"),
         "get_metric_data_calls": meter.count("cloudwatch", {"GetMetricData"}),
         "cml_requests": cml_requests,
+        "cml_requests_per_worker": round(cml_requests / size, 2),
         "dynamodb_write_requests": meter.count("dynamodb", WRITE_OPS),
         "dynamodb_items_written": meter.items_written,
+        "lab_items_written": meter.lab_items_written,
         "workers_changed": result["changed"],
         "worker_items_written": result["written"],
         "workers_failed": result["failed"],
@@ -221,13 +245,20 @@ def simulator(kind: str):  # noqa: ANN201
 
 
 def run_size(
-    size: int, latency: float, baseline_sample: int, meter: Meter, sim_kind: str, batch_size: int
+    size: int,
+    latency: float,
+    baseline_sample: int,
+    meter: Meter,
+    sim_kind: str,
+    batch_size: int,
+    *,
+    baseline: bool = True,
 ) -> list[dict[str, Any]]:
     rows = []
     with mock_aws(), simulator(sim_kind) as sim:
         ports, ids = build(size, latency, sim)
 
-        def cycle(worker_ids: list[str]):  # noqa: ANN202
+        def cycle(worker_ids: list[str], at: datetime):  # noqa: ANN202
             def run() -> dict[str, Any]:
                 # As the state machine does: batches of `batch_size` (States.ArrayPartition), each
                 # one collector task; here they run at once on one event loop (the Map's branches
@@ -235,8 +266,7 @@ def run_size(
                 batches = [worker_ids[i : i + batch_size] for i in range(0, len(worker_ids), batch_size)]
 
                 async def all_batches() -> list[Any]:
-                    now = datetime.now(UTC)
-                    return await asyncio.gather(*(collect(ports, batch, now=now) for batch in batches))
+                    return await asyncio.gather(*(collect(ports, batch, now=at) for batch in batches))
 
                 results = asyncio.run(all_batches())
                 totals: dict[str, Any] = {
@@ -251,8 +281,15 @@ def run_size(
 
             return run
 
-        rows.append({"fleet": size, **measure("batched, cycle 1", meter, sim, cycle(ids))})
-        rows.append({"fleet": size, **measure("batched, cycle 2 (no change)", meter, sim, cycle(ids))})
+        # Cycles five minutes apart, as the schedule runs them: the slow facts take their turns.
+        start = datetime.now(UTC)
+        rows.append({"fleet": size, **measure("batched, cycle 1", meter, sim, cycle(ids, start), size)})
+        rows.append(
+            {
+                "fleet": size,
+                **measure("batched, cycle 2 (no change)", meter, sim, cycle(ids, start + INTERVAL), size),
+            }
+        )
 
         faulty = ids[: size // 10]
         for index, worker_id in enumerate(faulty):
@@ -261,7 +298,10 @@ def run_size(
                 sim.set_faults(instance_id, timeout=True, hang_seconds=30)
             else:
                 sim.set_faults(instance_id, garbage=True)
-        rows.append({"fleet": size, **measure("batched, 10% faulty controllers", meter, sim, cycle(ids))})
+        faulty_cycle = cycle(ids, start + 2 * INTERVAL)
+        rows.append({"fleet": size, **measure("batched, 10% faulty controllers", meter, sim, faulty_cycle, size)})
+    if not baseline:
+        return rows
 
     # The baseline gets a fresh, identical fleet, so it does the same work as cycle 1.
     with mock_aws(), simulator(sim_kind) as sim:
@@ -275,7 +315,7 @@ def run_size(
                 totals.update({k: result[k] for k in ("changed", "written", "failed")})
             return totals
 
-        base = measure("sequential baseline", meter, sim, sequential)
+        base = measure("sequential baseline", meter, sim, sequential, len(sample))
         if len(sample) < size:
             factor = size / len(sample)
             base["run"] = f"sequential baseline (measured on {len(sample)}, scaled x{factor:g})"
@@ -300,7 +340,7 @@ def run_size(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[100, 1000])
     parser.add_argument("--latency", type=float, default=0.2, help="CML latency per request, seconds")
     parser.add_argument(
         "--baseline-sample", type=int, default=50, help="workers the sequential baseline runs on (0: all)"
@@ -317,6 +357,14 @@ def main() -> None:
         default=Settings().collect_batch_size,
         help="workers per collector task (default: the settings' default, as deployed)",
     )
+    parser.add_argument(
+        "--http-sizes",
+        type=int,
+        nargs="*",
+        default=[1000],
+        help="fleets also collected with the simulator in its own process over loopback HTTP (no baseline): "
+        "the collector's CPU alone",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
     args = parser.parse_args()
     moto_glue.install()
@@ -325,18 +373,31 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     with meter.installed():
         for size in args.sizes:
-            rows += run_size(
-                size, args.latency, args.baseline_sample if size > 100 else 0, meter, args.sim, args.batch_size
-            )
+            rows += [
+                {"sim": args.sim, **row}
+                for row in run_size(
+                    size, args.latency, args.baseline_sample if size > 100 else 0, meter, args.sim, args.batch_size
+                )
+            ]
+        for size in args.http_sizes or ():
+            rows += [
+                {"sim": "http", **row}
+                for row in run_size(size, args.latency, 0, meter, "http", args.batch_size, baseline=False)
+            ]
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    phases = [(r["fleet"], r["run"], r.pop("phases")) for r in rows if "phases" in r]
+    phases = [(r["sim"], r["fleet"], r["run"], r.pop("phases")) for r in rows if "phases" in r]
     columns = list(rows[0])
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
     print(
         f"CML latency {args.latency * 1000:.0f} ms per request; CML concurrency {get_settings().cml_concurrency}; "
-        f"batch size {args.batch_size}; simulator: {args.sim}; AWS: moto in-process, with the local mode's glue; {os.cpu_count()} CPUs"
+        f"batch size {args.batch_size}; AWS: moto in-process, with the local mode's glue; {os.cpu_count()} CPUs; "
+        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at the end"
+    )
+    print(
+        "collector_cpu_ms_per_worker: this process's CPU minus the CPU inside AWS calls (moto, botocore), per "
+        "worker; with sim=http the simulator is another process, so it is the collector alone"
     )
     print("  ".join(c.ljust(widths[c]) for c in columns))
     for row in rows:
@@ -345,11 +406,11 @@ def main() -> None:
     print("Where the batched cycles' wall time went, seconds (ec2_status, cloudwatch and cml run at the same time;")
     print("records, ec2_describe, ec2_status, cloudwatch, write and samples are AWS calls, here answered by moto;")
     print("with several batches, each step's slowest batch):")
-    names = ["records", "ec2_describe", "ec2_status", "cloudwatch", "cml", "write", "pause", "samples"]
-    print("  ".join(["fleet", "run".ljust(32), *names]))
-    for fleet, run, timing in phases:
+    names = ["records", "ec2_describe", "ec2_status", "cloudwatch", "cml", "labs", "write", "pause", "samples"]
+    print("  ".join(["sim".ljust(9), "fleet", "run".ljust(32), *names]))
+    for sim_kind, fleet, run, timing in phases:
         cells = [f"{timing.get(n, 0) / 1000:.2f}".ljust(len(n)) for n in names]
-        print("  ".join([str(fleet).ljust(5), run.ljust(32), *cells]))
+        print("  ".join([sim_kind.ljust(9), str(fleet).ljust(5), run.ljust(32), *cells]))
 
 
 if __name__ == "__main__":
