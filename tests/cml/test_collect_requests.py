@@ -23,6 +23,7 @@ from cmlcm.domain.workers import ServiceStatus, Worker, WorkerStatus
 from cmlcm.ports import BulkResult, InstanceInfo, InstanceUsage
 from cmlcm.services.collect import CollectPorts, collect
 from cmlsim import SimulatedFleet, build_app
+from cmlsim.fleet import Controller
 
 START = datetime.now(UTC).replace(microsecond=0)
 INTERVAL = timedelta(minutes=5)
@@ -63,14 +64,14 @@ SHAPES = {"i-busy": (2, 1), "i-quiet": (1, 0), "i-empty": (0, 0), "i-licensed": 
 @pytest.fixture
 def env():  # noqa: ANN201
     fleet = SimulatedFleet(converge_seconds=0, licence_seconds=0)
-    for cid, (labs, running) in SHAPES.items():
-        fleet.add(cid, labs=labs, running_labs=running)
-    fleet.register(fleet.get("i-licensed"), "TOKEN")  # type: ignore[arg-type]
+    for cid, (count, running) in SHAPES.items():
+        fleet.add(cid, labs=count, running_labs=running)
+    fleet.register(controller(fleet, "i-licensed"), "TOKEN")
     settings = FunctionSettings(
         CML_ENDPOINT_MODE="template", CML_ENDPOINT_TEMPLATE="http://sim/controllers/{instance_id}/api/v0"
     )
     transport = httpx.ASGITransport(app=build_app(fleet))
-    probe = FleetProbe(settings, lambda: CmlCredentials("admin", fleet.password), transport=transport)  # type: ignore[arg-type]
+    probe = FleetProbe(settings, lambda: CmlCredentials("admin", fleet.password), transport=transport)  # type: ignore[arg-type]  # a credentials callable, as the secret reader is
     workers = InMemoryWorkerRepository()
     for cid in SHAPES:
         workers.add(
@@ -89,8 +90,8 @@ def env():  # noqa: ANN201
     labs = InMemoryLabRepository()
     ports = CollectPorts(
         workers=workers,
-        samples=Samples(),
-        ec2_for=lambda region: RunningEc2(list(SHAPES)),
+        samples=Samples(),  # type: ignore[arg-type]  # a twin with put_many only
+        ec2_for=lambda region: RunningEc2(list(SHAPES)),  # type: ignore[arg-type,return-value]  # describe/status/stop only
         cloudwatch_for=lambda region: QuietCloudWatch(),
         cml=probe,
         settings=InMemorySettingsRepository(Settings(cml_facts_every_cycles=EVERY)),
@@ -99,11 +100,17 @@ def env():  # noqa: ANN201
     return fleet, ports, labs
 
 
+def controller(fleet: SimulatedFleet, cid: str) -> Controller:
+    found = fleet.get(cid)
+    assert found is not None
+    return found
+
+
 def cycle(fleet: SimulatedFleet, ports: CollectPorts, at: datetime):  # noqa: ANN201
     """One collection of every worker; returns (result, requests per controller)."""
-    before = {cid: fleet.get(cid).requests for cid in SHAPES}  # type: ignore[union-attr]
+    before = {cid: controller(fleet, cid).requests for cid in SHAPES}
     result = asyncio.run(collect(ports, [f"w-{cid}" for cid in SHAPES], now=at))
-    return result, {cid: fleet.get(cid).requests - before[cid] for cid in SHAPES}  # type: ignore[union-attr]
+    return result, {cid: controller(fleet, cid).requests - before[cid] for cid in SHAPES}
 
 
 def test_an_unchanged_cycle_costs_at_most_three_requests_per_running_worker(env):  # noqa: ANN001
@@ -143,12 +150,12 @@ def test_the_slow_facts_are_on_the_worker_and_a_licence_change_is_seen_within_on
     assert worker.metrics.licensed is True
     # Given the quiet worker's controller is registered after its first cycle (its tiles repeat
     # the health's licence flag, so the next cycle sees it at once)
-    quiet = fleet.get("i-quiet")
-    fleet.register(quiet, "TOKEN")  # type: ignore[arg-type]
+    quiet = controller(fleet, "i-quiet")
+    fleet.register(quiet, "TOKEN")
     cycle(fleet, ports, START + INTERVAL)
     assert ports.workers.get("w-i-quiet").metrics.licensed is True
     # And the empty controller (no tile carries the flag) is registered: seen within one turn
-    fleet.register(fleet.get("i-empty"), "TOKEN")  # type: ignore[arg-type]
+    fleet.register(controller(fleet, "i-empty"), "TOKEN")
     seen = None
     for n in range(2, 2 + EVERY):
         cycle(fleet, ports, START + n * INTERVAL)
@@ -187,9 +194,9 @@ def test_labs_are_synced_by_the_collection_and_an_unchanged_cycle_writes_none(en
     second, _ = cycle(fleet, ports, START + INTERVAL)
     assert second.labs_written == 0 and labs.writes == writes
     # And when a lab stops, the next cycle writes that one row, its state history grown
-    busy = fleet.get("i-busy")
-    running = next(lab for lab in busy.labs.values() if lab.state == "STARTED")  # type: ignore[union-attr]
-    fleet.lab_action(busy, running, "stop")  # type: ignore[arg-type]
+    busy = controller(fleet, "i-busy")
+    running = next(lab for lab in busy.labs.values() if lab.state == "STARTED")
+    fleet.lab_action(busy, running, "stop")
     third, _ = cycle(fleet, ports, START + 2 * INTERVAL)
     assert third.labs_written == 1
     row = labs.get("w-i-busy", running.id)

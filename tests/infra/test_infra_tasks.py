@@ -84,7 +84,12 @@ EXPECTED_ACTIONS = {
 #: Handler → table access (a table not listed is not reachable at all).
 EXPECTED_TABLES = {
     PLAN: {"WORKERS_TABLE": "read", "OPERATIONS_TABLE": "read_write"},
-    BATCH: {"WORKERS_TABLE": "read_write", "OPERATIONS_TABLE": "read", "METRICS_TABLE": "write", "LABS_TABLE": "read_write"},
+    BATCH: {
+        "WORKERS_TABLE": "read_write",
+        "OPERATIONS_TABLE": "read",
+        "METRICS_TABLE": "write",
+        "LABS_TABLE": "read_write",
+    },
     SUMMARY: {"OPERATIONS_TABLE": "read_write"},
     PROVISION: {"WORKERS_TABLE": "read_write", "OPERATIONS_TABLE": "read_write"},
     RECONCILE: {"WORKERS_TABLE": "read_write", "OPERATIONS_TABLE": "read_write"},
