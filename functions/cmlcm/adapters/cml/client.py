@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import logging
 import os
 import ssl
@@ -100,7 +101,15 @@ def tls_verify_from_setting(setting: str) -> bool | str:
 
 def _shared_tls(verify: Verify) -> bool | ssl.SSLContext:
     """One TLS context for many clients: httpx builds (and loads the CA bundle into) a new
-    context per client given `True`, which costs milliseconds per controller."""
+    context per client given `True`, which costs milliseconds per controller. The context of a
+    setting (system CAs, or a bundle path) is built once per process, not once per collection."""
+    if verify is True or isinstance(verify, str):
+        return _tls_context(verify)
+    return _ssl_verify(verify)
+
+
+@functools.lru_cache(maxsize=8)
+def _tls_context(verify: bool | str) -> bool | ssl.SSLContext:
     resolved = _ssl_verify(verify)
     if resolved is True:
         import certifi  # httpx's own default trust store
@@ -282,12 +291,11 @@ class CmlClient:
                 if remaining <= 0:
                     raise TimeoutError
                 self.requests += 1
-                return await asyncio.wait_for(
-                    self._http.request(
+                # asyncio.timeout, not wait_for: no task per request (wait_for wraps one).
+                async with asyncio.timeout(remaining):
+                    return await self._http.request(
                         method, f"{self.base_url}{path}", headers=all_headers, timeout=remaining, **kwargs
-                    ),
-                    timeout=remaining,
-                )
+                    )
             except (httpx.TimeoutException, TimeoutError) as exc:
                 raise CmlTimeout(f"{method} {path}: no answer within {self.timeout:g} s") from exc
             except _STALE_CONNECTION as exc:
@@ -584,8 +592,10 @@ class CmlFleetSession:
         # Keyed by controller URL, not host: simulated controllers share one host and port.
         pool = self._pools.get(base_url)
         if pool is None:
+            # trust_env=False: no proxy or netrc lookup in the environment per controller (it cost
+            # ~0.3 ms of CPU per client; CML endpoints are reached directly, by IP or template).
             pool = self._pools[base_url] = httpx.AsyncClient(
-                verify=self._verify, timeout=self.timeout, limits=self._limits
+                verify=self._verify, timeout=self.timeout, limits=self._limits, trust_env=False
             )
         return pool
 
