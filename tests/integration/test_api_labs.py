@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,6 +25,7 @@ from cmlcm.adapters.ec2 import Ec2Gateway
 from cmlcm.adapters.labs_repo import DynamoLabRepository
 from cmlcm.adapters.licence_tokens import SecretsManagerTokenStore
 from cmlcm.config import get_settings
+from cmlcm.domain.jobs import MetricSample
 from cmlcm.domain.labs import MAX_LAB_YAML_BYTES
 from cmlcm.domain.workers import Worker
 from cmlcm.handlers.api import deps
@@ -142,8 +143,13 @@ def labs_path(worker: Worker, suffix: str = "") -> str:
 
 
 class _Samples:
-    def put_many(self, samples):  # noqa: ANN001, ANN201
+    """A samples twin: the collection writes samples; nothing here reads them back."""
+
+    def put_many(self, samples: Sequence[MetricSample]) -> int:
         return len(samples)
+
+    def recent(self, worker_id: str, *, since: datetime, limit: int = 500) -> list[MetricSample]:
+        return []
 
 
 def test_a_collection_fills_the_listing_and_the_worker_with_what_the_old_ui_showed(api, cml, dynamo_ports):
