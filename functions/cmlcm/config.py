@@ -41,6 +41,8 @@ class FunctionSettings(BaseSettings):
     cml_concurrency: int = Field(default=250, alias="CML_CONCURRENCY", ge=1, le=250)
     provision_state_machine_arn: str = Field(default="", alias="PROVISION_STATE_MACHINE_ARN")
     collect_state_machine_arn: str = Field(default="", alias="COLLECT_STATE_MACHINE_ARN")
+    #: The reconciler function the jobs API invokes for "run now" (empty: not available here).
+    reconcile_function_name: str = Field(default="", alias="RECONCILE_FUNCTION_NAME")
     #: EventBridge Scheduler schedules whose rate follows the settings (empty: not managed here).
     collect_schedule_name: str = Field(default="", alias="COLLECT_SCHEDULE_NAME")
     reconcile_schedule_name: str = Field(default="", alias="RECONCILE_SCHEDULE_NAME")

@@ -12,7 +12,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from cmlcm.domain.cml import CmlReading, LabGroup, ReadPlan
 from cmlcm.domain.errors import ExternalServiceError
-from cmlcm.domain.jobs import JobHeartbeat, MetricSample
+from cmlcm.domain.jobs import JobControl, JobHeartbeat, MetricSample
 from cmlcm.domain.labs import Lab
 from cmlcm.domain.schedules import Schedule
 from cmlcm.domain.settings import Settings
@@ -210,6 +210,41 @@ class JobRepository(Protocol):
 
     def release_lease(self, job: str, run_id: str) -> None:
         """Give the lease back if `run_id` still holds it (a later run's lease is left alone)."""
+
+    def get_control(self, job: str) -> JobControl | None:
+        """The administrator's pause decision for `job` (None: never paused or resumed)."""
+
+    def put_control(self, control: JobControl) -> None: ...
+
+
+@dataclass(frozen=True)
+class ScheduleState:
+    """A job's EventBridge schedule as Scheduler reports it."""
+
+    name: str
+    enabled: bool
+    expression: str | None = None
+
+
+class JobSchedules(Protocol):
+    """The jobs' schedules (EventBridge Scheduler on AWS, moto's Scheduler locally)."""
+
+    def describe(self, job: str) -> ScheduleState | None:
+        """The job's schedule, or None when this deployment has no schedule for it."""
+
+    def set_enabled(self, job: str, enabled: bool) -> bool:
+        """Set the schedule's State (ENABLED/DISABLED), keeping the rest; False when none."""
+
+
+class JobStarter(Protocol):
+    """Starts one run of a job outside its schedule (the collection state machine, the
+    reconciler function), as its schedule would, marked manual."""
+
+    def run_id(self, job: str, name: str) -> str:
+        """The run id the run named `name` will take its lease with (known before it starts)."""
+
+    def start(self, job: str, name: str, *, by: str | None) -> str:
+        """Start it (asynchronously); returns the run id."""
 
 
 class CollectRuns(Protocol):

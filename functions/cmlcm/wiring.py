@@ -16,6 +16,7 @@ from cmlcm.adapters.cloudwatch import CloudWatchGateway
 from cmlcm.adapters.collect_runs import S3CollectRuns
 from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository
 from cmlcm.adapters.ec2 import Ec2Gateway
+from cmlcm.adapters.job_runs import AwsJobStarter
 from cmlcm.adapters.operations import (
     DynamoJobRepository,
     DynamoRefreshLimiter,
@@ -178,6 +179,17 @@ def schedules() -> EventBridgeSchedules:
 
 
 @lru_cache(maxsize=1)
+def job_starter() -> AwsJobStarter:
+    """Starts a job's run for the jobs API (the collection state machine, the reconciler)."""
+    settings = get_settings()
+    return AwsJobStarter(
+        collect_state_machine_arn=settings.collect_state_machine_arn,
+        reconcile_function=settings.reconcile_function_name,
+        region=settings.aws_region,
+    )
+
+
+@lru_cache(maxsize=1)
 def connection_store() -> DynamoConnectionStore:
     """Connection and subscription records (WebSocket functions and the broadcaster)."""
     from cmlcm.adapters.subscriptions import DynamoConnectionStore
@@ -228,6 +240,7 @@ def reset() -> None:
         policy_ports,
         provision_ports,
         schedules,
+        job_starter,
         collect_runs,
         lab_ports,
         licence_ports,

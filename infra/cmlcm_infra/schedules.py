@@ -2,7 +2,10 @@
 
 `Schedules` gives both schedules deterministic names (`<stack>-collect-metrics`,
 `<stack>-reconcile`, in the `default` group) and a role each, so the API can move their rates by
-name when `PUT /settings` changes an interval (`grant_update`). `schedule_state_machine` and
+name when `PUT /settings` changes an interval, and enable or disable them (the jobs API's pause
+and resume) (`grant_update`); `grant_run_now` lets the jobs API start a run of either job as its
+schedule would. Both schedules send `{"trigger": "schedule"}`, so a run knows it was scheduled
+(a scheduled run of a paused job ends at once). `schedule_state_machine` and
 `schedule_function` are the generic helpers.
 
 Note: CloudFormation owns the schedules, so a deployment puts the rates back to the defaults here;
@@ -76,8 +79,9 @@ def schedule_function(
     schedule_name: str | None = None,
     role: iam.IRole | None = None,
     dead_letter_queue: sqs.IQueue,
+    payload: Mapping[str, Any] | None = None,
 ) -> scheduler.Schedule:
-    """A schedule invoking `function` (asynchronously); its role may only invoke it.
+    """A schedule invoking `function` (asynchronously) with `payload`; its role may only invoke it.
 
     Like the state machine schedules: one retry, a short event age, the next run catches up.
     An invocation Scheduler cannot hand to Lambda lands in `dead_letter_queue`; a run that fails
@@ -86,6 +90,7 @@ def schedule_function(
     """
     target = targets.LambdaInvoke(
         function,
+        input=scheduler.ScheduleTargetInput.from_object(dict(payload or {})),
         role=role,
         retry_attempts=1,
         max_event_age=Duration.minutes(10),
@@ -146,7 +151,10 @@ class Schedules(Construct):
             schedule_name=self.reconcile_schedule_name,
             role=self.reconcile_role,
             dead_letter_queue=dead_letters.queue("ReconcileSchedule"),
+            payload={"trigger": "schedule"},
         )
+        self._collect_state_machine = collect_metrics
+        self._reconcile_function = reconcile
         acknowledge(
             self.reconcile_role,
             "AwsSolutions-IAM5",
@@ -168,9 +176,19 @@ class Schedules(Construct):
             "SCHEDULE_GROUP_NAME": SCHEDULE_GROUP_NAME,
         }
 
+    def grant_run_now(self, function: lambda_.IFunction) -> None:
+        """The jobs API's "run now": StartExecution of the collection state machine and Invoke of
+        the reconciler function (its exact ARN: no version or alias), nothing else; and where to
+        find them (`COLLECT_STATE_MACHINE_ARN` is set by the workflows' environment)."""
+        self._collect_state_machine.grant_start_execution(function)
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self._reconcile_function.function_arn])
+        )
+        function.add_environment("RECONCILE_FUNCTION_NAME", self._reconcile_function.function_name)
+
     def grant_update(self, function: lambda_.IFunction) -> None:
-        """Get/UpdateSchedule on these two schedules, and PassRole of their roles to Scheduler
-        (UpdateSchedule resends the target, role included)."""
+        """Get/UpdateSchedule on these two schedules (rates, and State for pause and resume), and
+        PassRole of their roles to Scheduler (UpdateSchedule resends the target, role included)."""
         stack = Stack.of(self)
         function.add_to_role_policy(
             iam.PolicyStatement(

@@ -117,6 +117,8 @@ class CmlCloudManagerStack(Stack):
             self.api_function.add_environment(variable, value)
         self.workflows.provision_worker.grant_start_execution(self.api_function)
         self.schedules.grant_update(self.api_function)
+        # The jobs API (admin): run a job now, as its schedule would.
+        self.schedules.grant_run_now(self.api_function)
         # Each collection run puts the rates back on the settings' intervals: a deployment
         # resets them to the template's (CloudFormation owns the schedules).
         for variable, value in self.schedules.environment.items():

@@ -57,6 +57,14 @@ MOTO_CONFIG: DefaultConfig = {
 }
 
 
+#: The jobs' schedules in moto's Scheduler (the stack names them `<stack>-collect-metrics`, ...).
+LOCAL_SCHEDULE_NAMES = {COLLECT_JOB: "cmlcm-local-collect-metrics", RECONCILE_JOB: "cmlcm-local-reconcile"}
+
+
+#: The input of a run started by the local tools: manual, like the jobs API's (a paused job runs).
+LOCAL_TOOL_RUN = {"trigger": "manual", "by": "local tool"}
+
+
 def task_functions() -> dict[str, tuple[str, Callable[..., Any], int]]:
     """ASL placeholder → (local function name, handler, timeout s): the same table the CDK stack
     wires (infra/cmlcm_infra/tasks.py COLLECT_TASKS/PROVISION_TASKS; tests/infra checks that the two agree)."""
@@ -186,10 +194,13 @@ class LocalRuntime:
             self._scheduler = LocalScheduler(
                 settings_repo,
                 {
-                    COLLECT_JOB: lambda: self._machines.start("collect-metrics", {"trigger": "local-scheduler"}),
-                    RECONCILE_JOB: lambda: self._lambdas.handler("reconcile")({}, FakeLambdaContext("reconcile")),
+                    COLLECT_JOB: lambda: self._machines.start("collect-metrics", {"trigger": "schedule"}),
+                    RECONCILE_JOB: lambda: self._lambdas.handler("reconcile")(
+                        {"trigger": "schedule"}, FakeLambdaContext("reconcile")
+                    ),
                 },
                 before_tick=lambda now: self._every_tick(now, rng),
+                enabled=self.schedule_enabled,
             )
             self._scheduler.start()
         return self
@@ -265,7 +276,43 @@ class LocalRuntime:
         )
         os.environ["COLLECT_STATE_MACHINE_ARN"] = collect_arn
         os.environ["PROVISION_STATE_MACHINE_ARN"] = provision_arn
+        os.environ["RECONCILE_FUNCTION_NAME"] = self._lambdas.arn("reconcile")
+        self._create_schedules({COLLECT_JOB: collect_arn, RECONCILE_JOB: self._lambdas.arn("reconcile")})
         get_settings.cache_clear()
+
+    def _create_schedules(self, targets: dict[str, str]) -> None:
+        """Both jobs' schedules in moto's EventBridge Scheduler, as the CDK stack defines them
+        (names the API reads from the environment, the default group, `{"trigger": "schedule"}`):
+        the settings move their rates, the jobs API their State, and the scheduler loop fires a
+        job only while its schedule is ENABLED. moto never fires them itself."""
+        from cmlcm.adapters.aws import client
+        from cmlcm.adapters.schedules import rate_expression
+
+        scheduler = client("scheduler", self.region)
+        defaults = local_settings(self.region, "ami-00000000")
+        minutes = {COLLECT_JOB: defaults.collect_interval_minutes, RECONCILE_JOB: defaults.reconcile_interval_minutes}
+        for job, variable in ((COLLECT_JOB, "COLLECT_SCHEDULE_NAME"), (RECONCILE_JOB, "RECONCILE_SCHEDULE_NAME")):
+            name = LOCAL_SCHEDULE_NAMES[job]
+            scheduler.create_schedule(
+                Name=name,
+                ScheduleExpression=rate_expression(minutes[job]),
+                FlexibleTimeWindow={"Mode": "OFF"},
+                Target={
+                    "Arn": targets[job],
+                    "RoleArn": "arn:aws:iam::123456789012:role/cmlcm-local-scheduler",
+                    "Input": json.dumps({"trigger": "schedule"}),
+                },
+                State="ENABLED",
+            )
+            os.environ[variable] = name
+        os.environ["SCHEDULE_GROUP_NAME"] = "default"
+
+    def schedule_enabled(self, job: str) -> bool:
+        """Whether the job's schedule in moto's Scheduler is ENABLED (what the loop obeys)."""
+        from cmlcm.adapters.aws import client
+
+        found = client("scheduler", self.region).get_schedule(Name=LOCAL_SCHEDULE_NAMES[job], GroupName="default")
+        return bool(found.get("State", "ENABLED") == "ENABLED")
 
     def run_job(self, job: str, *, timeout_s: float = 120.0) -> Any:
         """Run a scheduled job now, as its schedule would, and wait for it. One run of a job at a
@@ -276,11 +323,11 @@ class LocalRuntime:
         deadline = time.monotonic() + timeout_s
         while True:
             if job == COLLECT_JOB:
-                status, output = self._machines.run("collect-metrics", {"trigger": "local"}, timeout_s=timeout_s)
+                status, output = self._machines.run("collect-metrics", LOCAL_TOOL_RUN, timeout_s=timeout_s)
                 result: Any = {"status": status, "output": output}
                 skipped = isinstance(output, dict) and output.get("plan", {}).get("skipped") is True
             else:
-                result = self._lambdas.handler("reconcile")({}, FakeLambdaContext("reconcile"))
+                result = self._lambdas.handler("reconcile")(LOCAL_TOOL_RUN, FakeLambdaContext("reconcile"))
                 skipped = result.get("skipped") is True
             if not skipped or time.monotonic() > deadline:
                 return result

@@ -1,5 +1,7 @@
 """Stands in for EventBridge in local mode: starts the same state machine and Lambda on the
-intervals the live settings say (moto never fires schedules), and keeps CloudWatch seeded."""
+intervals the live settings say (moto never fires schedules), only while the job's schedule
+(created in moto's Scheduler, with the names the API reads) is ENABLED, so the jobs API's pause
+and resume act here as on AWS; and keeps CloudWatch seeded."""
 
 from __future__ import annotations
 
@@ -57,15 +59,19 @@ class LocalScheduler:
         *,
         tick_seconds: float = 1.0,
         before_tick: Callable[[datetime], None] | None = None,
+        enabled: Callable[[str], bool] | None = None,
     ) -> None:
         self._settings = settings
         self._jobs = jobs
+        self._enabled = enabled or (lambda job: True)
         self._tick = tick_seconds
         self._before_tick = before_tick
         self._next_due: dict[str, float] = {job: 0.0 for job in jobs}  # all due at start
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="local-scheduler", daemon=True)
         self.runs: dict[str, int] = {job: 0 for job in jobs}
+        #: Times a job was due while its schedule was disabled (and so did not run).
+        self.paused_ticks: dict[str, int] = {job: 0 for job in jobs}
 
     def start(self) -> None:
         self._thread.start()
@@ -94,7 +100,11 @@ class LocalScheduler:
                 for job in self._jobs:
                     if time.monotonic() >= self._next_due[job]:
                         self._next_due[job] = time.monotonic() + intervals.get(job, 60.0)
-                        self.run_now(job)
+                        # A DISABLED schedule fires nothing (EventBridge Scheduler's State).
+                        if self._enabled(job):
+                            self.run_now(job)
+                        else:
+                            self.paused_ticks[job] += 1
             except Exception:  # noqa: BLE001 - a failed tick is logged and the loop goes on, like a schedule
                 log.exception("local scheduler tick failed")
             self._stop.wait(self._tick)

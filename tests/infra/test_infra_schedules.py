@@ -4,6 +4,8 @@ schedules."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from _template import API_HANDLER, as_list, environment, function_id, function_statements, of_type, role_statements
 
@@ -100,15 +102,32 @@ def test_api_knows_the_state_machines_and_the_schedules(resources):
     )
 
 
-def test_api_starts_only_the_provisioning_saga(resources):
+def test_api_starts_only_the_provisioning_saga_and_the_collection(resources):
+    # The saga for POST /workers, the collection for POST /jobs/collect_metrics/run.
     starts = [s for s in function_statements(resources, API_HANDLER) if "states:StartExecution" in as_list(s["Action"])]
-    assert starts == [
-        {
-            "Action": "states:StartExecution",
-            "Effect": "Allow",
-            "Resource": {"Ref": _machine_id(resources, "ProvisionFunctionArn")},
-        }
+    machines = [r["Ref"] for s in starts for r in as_list(s["Resource"])]
+    assert sorted(machines) == sorted(
+        [_machine_id(resources, "ProvisionFunctionArn"), _machine_id(resources, "CollectBatchFunctionArn")]
+    )
+    assert all(s["Action"] == "states:StartExecution" and "Condition" not in s for s in starts)
+
+
+def test_api_invokes_only_the_reconciler_by_its_exact_arn(resources):
+    # POST /jobs/reconcile/run: no version or alias wildcard, no other function.
+    invokes = [
+        s for s in function_statements(resources, API_HANDLER) if "lambda:InvokeFunction" in as_list(s["Action"])
     ]
+    function = function_id(resources, "cmlcm.handlers.reconcile.handler")
+    assert invokes == [
+        {"Action": "lambda:InvokeFunction", "Effect": "Allow", "Resource": {"Fn::GetAtt": [function, "Arn"]}}
+    ]
+    assert environment(resources, API_HANDLER)["RECONCILE_FUNCTION_NAME"] == {"Ref": function}
+
+
+def test_both_schedules_say_they_are_the_schedule(schedules):
+    # A scheduled run of a paused job ends at once: the run must know it was scheduled.
+    for schedule in schedules.values():
+        assert json.loads(schedule["Target"]["Input"]) == {"trigger": "schedule"}
 
 
 @pytest.mark.parametrize("handler", [API_HANDLER, PLAN_HANDLER])

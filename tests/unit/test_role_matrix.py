@@ -21,6 +21,8 @@ from cmlcm.adapters.labs_repo import InMemoryLabRepository
 from cmlcm.adapters.licence_tokens import InMemoryTokenStore
 from cmlcm.adapters.memory import (
     InMemoryJobRepository,
+    InMemoryJobSchedules,
+    InMemoryJobStarter,
     InMemoryRefreshLimiter,
     InMemoryScheduleRepository,
     InMemorySettingsRepository,
@@ -92,6 +94,12 @@ EXPECTED: dict[tuple[str, str], Role | None] = {
     ("PUT", "/schedules/<name>"): A,
     ("DELETE", "/schedules/<name>"): A,
     ("POST", "/schedules/<name>/overrides"): A,
+    # jobs: admins only (what runs the fleet, and when)
+    ("GET", "/jobs"): A,
+    ("GET", "/jobs/<job>"): A,
+    ("POST", "/jobs/<job>/run"): A,
+    ("POST", "/jobs/<job>/pause"): A,
+    ("POST", "/jobs/<job>/resume"): A,
 }
 CALLERS = (None, "viewer", "operator", "admin")
 
@@ -199,6 +207,8 @@ def world(monkeypatch):  # noqa: ANN001, ANN201
         ),
         schedules_=NoSchedules(),
     )
+    job_schedules, starter = InMemoryJobSchedules({"reconcile": "s-reconcile"}), InMemoryJobStarter()
+    deps.override_jobs(job_schedules, starter)
     # Deleting a worker also forgets its lab rows and token secret: those two are real twins.
     deps.override_labs(
         LabPorts(workers, InMemoryLabRepository(), Unused()),
@@ -207,6 +217,10 @@ def world(monkeypatch):  # noqa: ANN001, ANN201
     deps.override_policy(PolicyPorts(workers, settings, lambda region: ec2, InMemoryScheduleRepository()))
     yield SimpleNamespace(workers=workers, settings=settings, ec2=ec2, refreshed=refreshed)
     deps.override_policy(None)
+    yield SimpleNamespace(
+        workers=workers, settings=settings, ec2=ec2, refreshed=refreshed, schedules=job_schedules, starter=starter
+    )
+    deps.override_jobs(None)
     deps.override_labs(None, None)
     deps.override(None)
 
@@ -219,6 +233,7 @@ def _concrete(path: str) -> str:
         path.replace("<worker_id>", worker_id)
         .replace("<lab_id>", "00000000-0000-4000-8000-000000000001")
         .replace("<name>", "office-hours")
+        .replace("<job>", "reconcile")
     )
 
 
@@ -257,6 +272,7 @@ def test_403_exactly_when_the_role_is_below_the_route(world, method, path, calle
         assert body["error"] == "Forbidden" and f"needs the {minimum.name.lower()} role" in body["message"]
         assert world.workers.writes == writes_before and world.workers.get("w-1") == stored_before
         assert world.ec2.calls == [] and world.refreshed == [] and world.settings.get().version == 0
+        assert world.starter.started == [] and world.schedules.updates == 0
     # And anyone else gets past authorization (a 404/409/422 is the route's own answer, not a fault)
     else:
         assert status != 403, f"{caller} was refused {method} {path}: {body}"

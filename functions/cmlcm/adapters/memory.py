@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 
 from cmlcm.adapters.dynamo import decode_token, encode_token
 from cmlcm.domain.errors import ConcurrentModification, Conflict, NotFound, RateLimited
-from cmlcm.domain.jobs import JobHeartbeat
+from cmlcm.domain.jobs import JobControl, JobHeartbeat
 from cmlcm.domain.schedules import Schedule
 from cmlcm.domain.settings import Settings
 from cmlcm.domain.workers import Worker, WorkerStatus
-from cmlcm.ports import Page, WorkerQuery
+from cmlcm.ports import Page, ScheduleState, WorkerQuery
 
 
 class InMemoryWorkerRepository:
@@ -159,6 +159,7 @@ class InMemoryJobRepository:
         self._beats: dict[str, JobHeartbeat] = {}
         #: job → (run id, lease end)
         self._leases: dict[str, tuple[str, datetime]] = {}
+        self._controls: dict[str, JobControl] = {}
 
     def get(self, job: str) -> JobHeartbeat | None:
         return self._beats.get(job)
@@ -177,6 +178,12 @@ class InMemoryJobRepository:
         if self._leases.get(job, ("", None))[0] == run_id:
             del self._leases[job]
 
+    def get_control(self, job: str) -> JobControl | None:
+        return self._controls.get(job)
+
+    def put_control(self, control: JobControl) -> None:
+        self._controls[control.job] = control
+
 
 class InMemoryRefreshLimiter:
     """Same rule as the DynamoDB limiter: one refresh per worker per interval."""
@@ -192,3 +199,54 @@ class InMemoryRefreshLimiter:
                 f"worker {worker_id} was refreshed moments ago; try again in {wait} s", retry_after_seconds=wait
             )
         self._not_before[worker_id] = now + min_interval
+
+
+class InMemoryJobSchedules:
+    """Twin of `EventBridgeSchedules` for the jobs API: named schedules with a State and a rate;
+    jobs without a schedule answer None/False as a deployment without them does."""
+
+    def __init__(self, names: dict[str, str], *, minutes: dict[str, int] | None = None) -> None:
+        self.names = dict(names)
+        self.enabled = {job: True for job in names}
+        self.minutes = dict(minutes or {})
+        #: UpdateSchedule calls made (a call that would change nothing is not made).
+        self.updates = 0
+
+    def describe(self, job: str) -> ScheduleState | None:
+        if job not in self.names:
+            return None
+        minutes = self.minutes.get(job)
+        expression = None if minutes is None else f"rate({minutes} minute{'s' if minutes != 1 else ''})"
+        return ScheduleState(name=self.names[job], enabled=self.enabled[job], expression=expression)
+
+    def set_enabled(self, job: str, enabled: bool) -> bool:
+        if job not in self.names:
+            return False
+        if self.enabled[job] != enabled:
+            self.enabled[job] = enabled
+            self.updates += 1
+        return True
+
+    def set_interval(self, job: str, minutes: int) -> bool:
+        if job not in self.names:
+            return False
+        self.minutes[job] = minutes
+        return True
+
+
+class InMemoryJobStarter:
+    """Twin of `AwsJobStarter`: records the runs it starts (a run id like the real one), or
+    fails with `failure` as StartExecution/Invoke would."""
+
+    def __init__(self, failure: Exception | None = None) -> None:
+        self.started: list[tuple[str, str, str | None]] = []
+        self.failure = failure
+
+    def run_id(self, job: str, name: str) -> str:
+        return f"{job}:{name}"
+
+    def start(self, job: str, name: str, *, by: str | None) -> str:
+        if self.failure is not None:
+            raise self.failure
+        self.started.append((job, name, by))
+        return self.run_id(job, name)

@@ -16,7 +16,7 @@ from pynamodb.models import Model
 
 from cmlcm.adapters.dynamo import OperationItem, _is_condition_failure, _plain, bind
 from cmlcm.domain.errors import Conflict, RateLimited
-from cmlcm.domain.jobs import JobHeartbeat, MetricSample
+from cmlcm.domain.jobs import JobControl, JobHeartbeat, MetricSample
 
 JOB_PK = "JOB"
 NAME_PK = "NAME"
@@ -28,6 +28,8 @@ REFRESH_PK = "REFRESH"
 #: One run lease per scheduled job (`LEASE/<job>`), apart from the heartbeat: heartbeats are
 #: written whole, and must not clobber (or be refused by) the lease.
 LEASE_PK = "LEASE"
+#: An administrator's pause of a job (`JOBCONTROL/<job>`), apart from the heartbeat for the same reason.
+JOB_CONTROL_PK = "JOBCONTROL"
 
 
 class DynamoJobRepository:
@@ -73,6 +75,16 @@ class DynamoJobRepository:
         except DeleteError as exc:
             if not _is_condition_failure(exc):
                 raise
+
+    def get_control(self, job: str) -> JobControl | None:
+        try:
+            item = self._model.get(JOB_CONTROL_PK, job, consistent_read=True)
+        except DoesNotExist:
+            return None
+        return JobControl.model_validate(_plain(item.data))
+
+    def put_control(self, control: JobControl) -> None:
+        self._model(JOB_CONTROL_PK, control.job, data=control.model_dump(mode="json")).save(add_version_condition=False)
 
 
 class DynamoRefreshLimiter:

@@ -1,4 +1,5 @@
-"""EventBridge Scheduler: keep the schedules' rates equal to the settings' intervals."""
+"""EventBridge Scheduler: keep the schedules' rates equal to the settings' intervals, and
+enable or disable a job's schedule (the jobs API's pause and resume)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from cmlcm.adapters.aws import client, map_client_error
 from cmlcm.domain.errors import ExternalServiceError
+from cmlcm.ports import ScheduleState
 
 #: UpdateSchedule replaces the whole schedule: these fields are carried over from GetSchedule.
 _KEPT = ("Description", "FlexibleTimeWindow", "Target", "State", "ScheduleExpressionTimezone", "StartDate", "EndDate")
@@ -18,7 +20,8 @@ def rate_expression(minutes: int) -> str:
 
 
 class EventBridgeSchedules:
-    """`ScheduleRates` over named schedules in one group; jobs without a name are skipped."""
+    """`ScheduleRates` and `JobSchedules` over named schedules in one group; jobs without a name
+    are skipped."""
 
     def __init__(
         self, region: str, names: dict[str, str], group: str = "default", scheduler: Any | None = None
@@ -28,20 +31,47 @@ class EventBridgeSchedules:
         self._region = region
         self._scheduler = scheduler
 
+    def _client(self) -> Any:
+        return self._scheduler or client("scheduler", self._region, quick=True)
+
     def set_interval(self, job: str, minutes: int) -> bool:
         """Point the job's schedule at `rate(minutes)`; False when this deployment has none."""
+        return self._update(job, ScheduleExpression=rate_expression(minutes))
+
+    def set_enabled(self, job: str, enabled: bool) -> bool:
+        """Set the schedule's State, keeping its rate and target; False when there is none."""
+        return self._update(job, State="ENABLED" if enabled else "DISABLED")
+
+    def describe(self, job: str) -> ScheduleState | None:
+        """The job's schedule (GetSchedule); None when this deployment has none."""
+        name = self._names.get(job)
+        if name is None:
+            return None
+        try:
+            current = self._client().get_schedule(Name=name, GroupName=self._group)
+        except ClientError as exc:
+            raise map_client_error(exc, action="GetSchedule") from exc
+        except BotoCoreError as exc:
+            raise ExternalServiceError(f"GetSchedule: {exc}") from exc
+        return ScheduleState(
+            name=name,
+            enabled=current.get("State", "ENABLED") == "ENABLED",
+            expression=current.get("ScheduleExpression"),
+        )
+
+    def _update(self, job: str, **changes: str) -> bool:
+        """UpdateSchedule with `changes` over what GetSchedule says (UpdateSchedule replaces the
+        whole schedule); no call when nothing would change."""
         name = self._names.get(job)
         if name is None:
             return False
         try:
-            scheduler = self._scheduler or client("scheduler", self._region, quick=True)
+            scheduler = self._client()
             current = scheduler.get_schedule(Name=name, GroupName=self._group)
-            if current.get("ScheduleExpression") == rate_expression(minutes):
+            if all(current.get(key) == value for key, value in changes.items()):
                 return True
-            kept = {key: current[key] for key in _KEPT if key in current}
-            scheduler.update_schedule(
-                Name=name, GroupName=self._group, ScheduleExpression=rate_expression(minutes), **kept
-            )
+            kept = {key: current[key] for key in (*_KEPT, "ScheduleExpression") if key in current}
+            scheduler.update_schedule(Name=name, GroupName=self._group, **{**kept, **changes})
         except ClientError as exc:
             raise map_client_error(exc, action="UpdateSchedule") from exc
         except BotoCoreError as exc:  # no answer at all (endpoint unreachable, timeout)

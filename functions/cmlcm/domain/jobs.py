@@ -7,6 +7,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+#: The scheduled jobs, by the names the API, heartbeats, leases and schedules use.
+COLLECT_JOB = "collect_metrics"
+RECONCILE_JOB = "reconcile"
+JOBS = (COLLECT_JOB, RECONCILE_JOB)
+
+#: What started a run: its EventBridge schedule (the local scheduler loop locally), or a person
+#: (`POST /jobs/{job}/run`, the local mode's tools).
+RunTrigger = Literal["schedule", "manual"]
+
 
 class JobHeartbeat(BaseModel):
     """What the last run of a scheduled job did, and when the next run is due."""
@@ -22,6 +31,13 @@ class JobHeartbeat(BaseModel):
     #: Runs that found another run of the job still holding its lease and ended at once.
     skipped_runs: int = 0
     last_skipped_at: datetime | None = None
+    #: Why the last skipped run ended at once: another run held the lease, or the job is paused.
+    last_skip_reason: Literal["lease_held", "paused"] | None = None
+    #: What started the last run, and who when a person did.
+    last_trigger: RunTrigger | None = None
+    last_triggered_by: str | None = None
+    #: When the schedule last started a run (the base of `next_run_at`; manual runs do not move it).
+    last_scheduled_at: datetime | None = None
 
     def overdue(self, now: datetime, *, grace: float = 2.0) -> bool:
         """Overdue when no run finished within `grace` intervals (a missed schedule or a
@@ -31,6 +47,39 @@ class JobHeartbeat(BaseModel):
         if reference is None:
             return True
         return now - reference > timedelta(seconds=self.interval_seconds * grace)
+
+
+def next_run_at(beat: JobHeartbeat, *, paused: bool, now: datetime) -> datetime | None:
+    """When the schedule should next start the job: the last scheduled start plus whole
+    intervals, the first one not before `now`. EventBridge Scheduler does not say when a rate
+    schedule fires next, so this is an estimate from what the runs recorded; None when paused
+    (nothing will start it) or when no scheduled run was ever recorded (no base to count from)."""
+    if paused:
+        return None
+    base = beat.last_scheduled_at
+    if base is None:
+        return None
+    period = timedelta(seconds=max(1, beat.interval_seconds))
+    if base + period >= now:
+        return base + period
+    missed = (now - base) // period
+    candidate = base + period * missed
+    return candidate if candidate >= now else candidate + period
+
+
+class JobControl(BaseModel):
+    """An administrator's decision about a job's schedule: paused or not, by whom, when. Stored
+    apart from the heartbeat (runs rewrite the heartbeat; a pause must not be lost in that race)
+    and the truth the EventBridge schedule's State is kept on: a scheduled run of a paused job
+    ends at once, so a deployment that re-enables the schedule cannot resume it behind the
+    administrator's back."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    job: str
+    paused: bool = False
+    changed_by: str | None = None
+    changed_at: datetime | None = None
 
 
 class MetricSample(BaseModel):

@@ -55,16 +55,27 @@ def _now() -> datetime:
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Take the run's lease (another run still going: end at once, recorded as skipped), list the
-    active workers (index query, ids only) and the settings that shape the run; put the schedules
-    back on the settings' intervals (a deployment resets them)."""
+    """Take the run's lease (another run still going, or a scheduled run of a paused collection:
+    end at once, recorded as skipped), list the active workers (index query, ids only) and the
+    settings that shape the run; put the schedules back on the settings' intervals and the jobs'
+    pause records (a deployment resets both)."""
     ports = wiring.worker_ports()
     settings = ports.settings.get()
     now = _now()
     run_id = str(event.get("execution") or f"direct-{uuid.uuid4()}")
     interval = jobs.job_intervals(settings)[jobs.COLLECT_JOB]
-    if jobs.begin_run(wiring.ops_ports().jobs, jobs.COLLECT_JOB, run_id, interval_seconds=interval, now=now) is None:
-        logger.warning("collection skipped: another run holds the lease", extra={"execution": run_id})
+    trigger, by = jobs.trigger_of(event.get("input"))
+    ops = wiring.ops_ports()
+    # Before the lease: a paused collection's scheduled run (re-enabled by a deployment) disables
+    # its schedule again on its way out.
+    states = jobs.heal_schedule_states(wiring.schedules(), ops.jobs)
+    if any(result not in ("ok", "none") for result in states.values()):
+        logger.warning("schedule states not put back on the jobs' pause records", extra={"schedules": states})
+    begun = jobs.begin_run(
+        ops.jobs, jobs.COLLECT_JOB, run_id, interval_seconds=interval, now=now, trigger=trigger, by=by
+    )
+    if begun is None:
+        logger.warning("collection skipped: paused, or another run holds the lease", extra={"execution": run_id})
         return {"skipped": True, "run": "", "batches_key": "", "batches": 0, "workers": 0, "max_concurrency": 1,
                 "started_at": now.isoformat()}  # fmt: skip
     try:

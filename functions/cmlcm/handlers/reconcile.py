@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cmlcm import wiring
 from cmlcm.config import get_settings
+from cmlcm.domain.jobs import RunTrigger
 from cmlcm.services import jobs
 from cmlcm.services.provisioning import ProvisionPorts
 from cmlcm.services.reconcile import Finding, reconcile
@@ -24,14 +25,20 @@ metrics = Metrics()
 get_settings()  # fail fast on a broken environment, at cold start
 
 
-def run_reconciler(now: datetime, run_id: str) -> list[Finding] | None:
+def run_reconciler(
+    now: datetime, run_id: str, *, trigger: RunTrigger = "schedule", by: str | None = None
+) -> list[Finding] | None:
     """One reconciliation with heartbeat, EMF metrics and one log event per finding; None when
-    another run holds the job's lease (recorded as skipped)."""
+    another run holds the job's lease, or when the schedule started a paused job (recorded as
+    skipped)."""
     ports = wiring.provision_ports()
     interval = jobs.job_intervals(ports.settings.get())[jobs.RECONCILE_JOB]
     ops = wiring.ops_ports()
-    if jobs.begin_run(ops.jobs, jobs.RECONCILE_JOB, run_id, interval_seconds=interval, now=now) is None:
-        logger.warning("reconciler skipped: another run holds the lease", extra={"run": run_id})
+    begun = jobs.begin_run(
+        ops.jobs, jobs.RECONCILE_JOB, run_id, interval_seconds=interval, now=now, trigger=trigger, by=by
+    )
+    if begun is None:
+        logger.warning("reconciler skipped: paused, or another run holds the lease", extra={"run": run_id})
         return None
     try:
         return _reconcile_run(ports, ops, interval, now)
@@ -63,8 +70,11 @@ def _reconcile_run(ports: ProvisionPorts, ops: wiring.OpsPorts, interval: int, n
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    # An async invocation retried by Lambda keeps its request id, so a retry reclaims its own lease.
-    findings = run_reconciler(datetime.now(UTC), run_id=context.aws_request_id)
+    # An async invocation retried by Lambda keeps its request id (and its payload's run_id, the
+    # jobs API's run), so a retry reclaims its own lease.
+    trigger, by = jobs.trigger_of(event)
+    run_id = str(event.get("run_id") or context.aws_request_id) if trigger == "manual" else context.aws_request_id
+    findings = run_reconciler(datetime.now(UTC), run_id=run_id, trigger=trigger, by=by)
     if findings is None:
         return {"skipped": True, "findings": []}
     return {"skipped": False, "findings": [f.as_dict() for f in findings]}

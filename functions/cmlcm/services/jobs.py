@@ -1,16 +1,34 @@
-"""Scheduled-job heartbeats and the health report built from them."""
+"""Scheduled jobs: heartbeats and run leases, the health report built from them, and the jobs
+API's use cases (list, run now, pause, resume).
+
+A job's pause is recorded first (`JobControl`, the truth) and then applied to its EventBridge
+schedule (State DISABLED); a scheduled run that still starts (the schedule update failed, or a
+deployment put the template's State back) finds the job paused and ends at once, and the next
+collection run puts the schedules' State back on the records (`heal_schedule_states`). A manual
+run takes the job's lease before it starts, with the run id the run will use, so it never
+overlaps a scheduled run: the lease is held (409) or the run is started holding it.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from cmlcm.domain.jobs import JobHeartbeat
+from cmlcm.domain.errors import Conflict, ExternalServiceError, NotFound
+from cmlcm.domain.jobs import (
+    COLLECT_JOB,
+    JOBS,
+    RECONCILE_JOB,
+    JobControl,
+    JobHeartbeat,
+    RunTrigger,
+    next_run_at,
+)
 from cmlcm.domain.settings import Settings
-from cmlcm.ports import JobRepository
+from cmlcm.ports import JobRepository, JobSchedules, JobStarter, ScheduleState
 
-COLLECT_JOB = "collect_metrics"
-RECONCILE_JOB = "reconcile"
+__all__ = ["COLLECT_JOB", "JOBS", "RECONCILE_JOB"]
 
 
 def job_intervals(settings: Settings) -> dict[str, int]:
@@ -27,19 +45,56 @@ def job_intervals(settings: Settings) -> dict[str, int]:
 RUN_LEASE_SECONDS = {COLLECT_JOB: 900, RECONCILE_JOB: 900}
 
 
+def trigger_of(event_input: Any) -> tuple[RunTrigger, str | None]:
+    """What started a run, from its input: `{"trigger": "manual", "by": ...}` from the jobs API
+    (and the local tools), anything else is its schedule."""
+    if isinstance(event_input, dict) and event_input.get("trigger") == "manual":
+        by = event_input.get("by")
+        return "manual", str(by)[:128] if by is not None else None
+    return "schedule", None
+
+
+def check_job(job: str) -> str:
+    """`job` if it names a scheduled job, else `NotFound` (404) naming the field."""
+    if job not in JOBS:
+        raise NotFound(f"no such job; jobs: {', '.join(JOBS)}", field="job")
+    return job
+
+
 def begin_run(
-    jobs: JobRepository, job: str, run_id: str, *, interval_seconds: int, now: datetime
+    jobs: JobRepository,
+    job: str,
+    run_id: str,
+    *,
+    interval_seconds: int,
+    now: datetime,
+    trigger: RunTrigger = "schedule",
+    by: str | None = None,
 ) -> JobHeartbeat | None:
-    """Start one run of `job` if no other run holds its lease: take the lease, record the start,
-    return the heartbeat. When another run holds it, record the skip and return None: two runs of
-    one job at once (a run longer than the schedule's interval, a manual run beside a scheduled
-    one) would only double the load that made the first one slow."""
+    """Start one run of `job` if it may run: take the lease, record the start, return the
+    heartbeat. A scheduled run of a paused job, or any run while another holds the lease, ends
+    at once: the skip is recorded (with why) and None returned. Two runs of one job at once (a
+    run longer than the schedule's interval, a manual run beside a scheduled one) would only
+    double the load that made the first one slow."""
+    if trigger == "schedule":
+        control = jobs.get_control(job)
+        if control is not None and control.paused:
+            _record_skip(jobs, job, interval_seconds, now, "paused")
+            return None
     holder = jobs.claim_lease(job, run_id, now=now, until=now + timedelta(seconds=RUN_LEASE_SECONDS[job]))
     if holder is not None:
-        previous = jobs.get(job) or JobHeartbeat(job=job, interval_seconds=interval_seconds)
-        jobs.put(previous.model_copy(update={"skipped_runs": previous.skipped_runs + 1, "last_skipped_at": now}))
+        _record_skip(jobs, job, interval_seconds, now, "lease_held")
         return None
-    return record_start(jobs, job, interval_seconds=interval_seconds, now=now)
+    return record_start(jobs, job, interval_seconds=interval_seconds, now=now, trigger=trigger, by=by)
+
+
+def _record_skip(jobs: JobRepository, job: str, interval_seconds: int, now: datetime, reason: str) -> None:
+    previous = jobs.get(job) or JobHeartbeat(job=job, interval_seconds=interval_seconds)
+    jobs.put(
+        previous.model_copy(
+            update={"skipped_runs": previous.skipped_runs + 1, "last_skipped_at": now, "last_skip_reason": reason}
+        )
+    )
 
 
 def end_run(jobs: JobRepository, job: str, run_id: str) -> None:
@@ -47,11 +102,26 @@ def end_run(jobs: JobRepository, job: str, run_id: str) -> None:
     jobs.release_lease(job, run_id)
 
 
-def record_start(jobs: JobRepository, job: str, *, interval_seconds: int, now: datetime) -> JobHeartbeat:
+def record_start(
+    jobs: JobRepository,
+    job: str,
+    *,
+    interval_seconds: int,
+    now: datetime,
+    trigger: RunTrigger = "schedule",
+    by: str | None = None,
+) -> JobHeartbeat:
     previous = jobs.get(job)
-    beat = (previous or JobHeartbeat(job=job, interval_seconds=interval_seconds)).model_copy(
-        update={"interval_seconds": interval_seconds, "last_started_at": now, "last_status": "running"}
-    )
+    update: dict[str, Any] = {
+        "interval_seconds": interval_seconds,
+        "last_started_at": now,
+        "last_status": "running",
+        "last_trigger": trigger,
+        "last_triggered_by": by,
+    }
+    if trigger == "schedule":
+        update["last_scheduled_at"] = now
+    beat = (previous or JobHeartbeat(job=job, interval_seconds=interval_seconds)).model_copy(update=update)
     jobs.put(beat)
     return beat
 
@@ -78,17 +148,133 @@ def record_finish(
     return beat
 
 
+def _is_paused(jobs: JobRepository, job: str) -> bool:
+    control = jobs.get_control(job)
+    return bool(control and control.paused)
+
+
 def health_report(jobs: JobRepository, settings: Settings, *, now: datetime) -> dict[str, Any]:
     """`degraded` when any job is overdue (never ran, or no run finished within 2 periods)
-    or its last run failed."""
+    or its last run failed. A paused job is not overdue: nothing is meant to run it."""
     report = []
     for job, interval in job_intervals(settings).items():
         beat = jobs.get(job) or JobHeartbeat(job=job, interval_seconds=interval)
-        report.append(health_entry(beat.model_copy(update={"interval_seconds": interval}), now=now))
+        report.append(
+            health_entry(beat.model_copy(update={"interval_seconds": interval}), now=now, paused=_is_paused(jobs, job))
+        )
     healthy = all(not j["overdue"] and j["last_status"] != "failed" for j in report)
     return {"status": "ok" if healthy else "degraded", "now": now.isoformat(), "jobs": report}
 
 
-def health_entry(beat: JobHeartbeat, *, now: datetime) -> dict[str, Any]:
+def health_entry(beat: JobHeartbeat, *, now: datetime, paused: bool = False) -> dict[str, Any]:
     """One job's entry of the health report (GET /health's `jobs` items, `job.finished` events)."""
-    return {**beat.model_dump(mode="json"), "overdue": beat.overdue(now), "never_ran": beat.last_started_at is None}
+    return {
+        **beat.model_dump(mode="json"),
+        "overdue": not paused and beat.overdue(now),
+        "never_ran": beat.last_started_at is None,
+        "paused": paused,
+    }
+
+
+# --- the jobs API ---
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """Everything the jobs API says about one job."""
+
+    heartbeat: JobHeartbeat
+    control: JobControl
+    #: The EventBridge schedule as Scheduler reports it (None: this deployment has none).
+    schedule: ScheduleState | None
+    overdue: bool
+    next_run_at: datetime | None
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """A run started by hand: its run id (the lease holder) and when."""
+
+    job: str
+    run_id: str
+    started_at: datetime
+
+
+def job_status(
+    jobs: JobRepository, schedules: JobSchedules | None, settings: Settings, job: str, *, now: datetime
+) -> JobStatus:
+    check_job(job)
+    interval = job_intervals(settings)[job]
+    beat = (jobs.get(job) or JobHeartbeat(job=job, interval_seconds=interval)).model_copy(
+        update={"interval_seconds": interval}
+    )
+    control = jobs.get_control(job) or JobControl(job=job)
+    schedule = schedules.describe(job) if schedules is not None else None
+    return JobStatus(
+        heartbeat=beat,
+        control=control,
+        schedule=schedule,
+        overdue=not control.paused and beat.overdue(now),
+        next_run_at=next_run_at(beat, paused=control.paused, now=now),
+    )
+
+
+def list_jobs(
+    jobs: JobRepository, schedules: JobSchedules | None, settings: Settings, *, now: datetime
+) -> list[JobStatus]:
+    """Every scheduled job with its last run, next run, interval, health and pause state."""
+    return [job_status(jobs, schedules, settings, job, now=now) for job in JOBS]
+
+
+def set_paused(
+    jobs: JobRepository,
+    schedules: JobSchedules | None,
+    settings: Settings,
+    job: str,
+    *,
+    paused: bool,
+    by: str | None,
+    now: datetime,
+) -> JobStatus:
+    """Pause (or resume) the job's schedule: the decision is recorded, then the schedule's State
+    follows it. A fault of Scheduler surfaces (502/503) after the record is written: a paused job
+    is paused anyway (its scheduled runs end at once); a resume is retried by calling again."""
+    check_job(job)
+    jobs.put_control(JobControl(job=job, paused=paused, changed_by=by, changed_at=now))
+    if schedules is not None:
+        schedules.set_enabled(job, not paused)
+    return job_status(jobs, schedules, settings, job, now=now)
+
+
+def run_job_now(
+    jobs: JobRepository, starter: JobStarter, job: str, *, name: str, by: str | None, now: datetime
+) -> JobRun:
+    """Start a run of `job` now, outside its schedule (a paused job too: pausing stops the
+    schedule, not the administrator). The lease is taken first with the run's own id: while
+    another run holds it the answer is a 409 naming that run and nothing starts; else the run
+    starts holding it, and a scheduled run that fires meanwhile is skipped. If the start fails,
+    the lease is given back."""
+    check_job(job)
+    run_id = starter.run_id(job, name)
+    holder = jobs.claim_lease(job, run_id, now=now, until=now + timedelta(seconds=RUN_LEASE_SECONDS[job]))
+    if holder is not None:
+        raise Conflict(f"a run of {job} is in progress ({holder}); try again when it has finished", field="job")
+    try:
+        starter.start(job, name, by=by)
+    except ExternalServiceError:
+        jobs.release_lease(job, run_id)
+        raise
+    return JobRun(job=job, run_id=run_id, started_at=now)
+
+
+def heal_schedule_states(schedules: JobSchedules, jobs: JobRepository) -> dict[str, str]:
+    """Put every schedule's State back on the recorded pause decisions (a deployment re-enables
+    them: CloudFormation owns the schedules). Returns, per job, "ok", "none" (no such schedule
+    here) or the fault's code; never raises for a fault (a collection must not fail for it)."""
+    outcome: dict[str, str] = {}
+    for job in JOBS:
+        try:
+            outcome[job] = "ok" if schedules.set_enabled(job, not _is_paused(jobs, job)) else "none"
+        except ExternalServiceError as exc:
+            outcome[job] = exc.code
+    return outcome

@@ -29,6 +29,7 @@ from cmlcm.handlers.api import (
     deps,
     openapi_doc,
     request_guard,
+    routes_jobs,
     routes_labs,
     routes_policy,
     routes_settings,
@@ -62,6 +63,7 @@ app.include_router(routes_workers.router)
 app.include_router(routes_settings.router)
 app.include_router(routes_labs.router)
 app.include_router(routes_policy.router)
+app.include_router(routes_jobs.router)
 
 OPENAPI_TITLE = "CML Cloud Manager API"
 

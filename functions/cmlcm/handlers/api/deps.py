@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from cmlcm import wiring
-from cmlcm.ports import ScheduleRepository
+from cmlcm.ports import JobSchedules, JobStarter, ScheduleRepository
 from cmlcm.services.collect import CollectPorts
 from cmlcm.services.labs import LabPorts
 from cmlcm.services.licences import LicencePorts
@@ -25,6 +25,8 @@ _clock: Callable[[], datetime] | None = None
 _labs: LabPorts | None = None
 _licences: LicencePorts | None = None
 _policy: PolicyPorts | None = None
+_job_schedules: JobSchedules | None = None
+_job_starter: JobStarter | None = None
 
 
 def ports() -> WorkerPorts:
@@ -66,6 +68,20 @@ def schedules() -> ScheduleRates | None:
     return _schedules if _schedules is not None else wiring.schedules()
 
 
+def job_schedules() -> JobSchedules | None:
+    """The jobs' schedules (None in a deployment without any)."""
+    return _job_schedules if _job_schedules is not None else wiring.schedules()
+
+
+def job_starter() -> JobStarter:
+    return _job_starter or wiring.job_starter()
+
+
+def new_run_name() -> str:
+    """The name of a run started by hand (execution name, reconciler run id)."""
+    return f"manual-{uuid.uuid4().hex}"
+
+
 def new_worker_id() -> str:
     """Ids are made at the edge, like time: services take them as arguments."""
     return f"w-{uuid.uuid4().hex[:17]}"
@@ -95,6 +111,12 @@ def override_policy(policy_: PolicyPorts | None) -> None:
     """Swap the policy ports (tests); `override_policy(None)` goes back to the real ones."""
     global _policy
     _policy = policy_
+
+
+def override_jobs(schedules_: JobSchedules | None, starter: JobStarter | None = None) -> None:
+    """Swap the jobs' schedules and starter (tests); `override_jobs(None)` goes back to the real ones."""
+    global _job_schedules, _job_starter
+    _job_schedules, _job_starter = schedules_, starter
 
 
 def override_labs(labs_: LabPorts | None, licences_: LicencePorts | None = None) -> None:

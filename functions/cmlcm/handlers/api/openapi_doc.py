@@ -72,13 +72,18 @@ STATUSES: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "GET /settings": ((200,), _AUTH),
     "PUT /settings": ((200,), (*_AUTH, *_JSON_BODY, 409, 502, 503)),
     "PATCH /settings": ((200,), (*_AUTH, *_JSON_BODY, 409, 502, 503)),
+    "GET /jobs": ((200,), (*_AUTH, 502, 503)),
+    "GET /jobs/{job}": ((200,), (*_AUTH, 404, 502, 503)),
+    "POST /jobs/{job}/run": ((202,), (*_AUTH, 404, 409, 502, 503)),
+    "POST /jobs/{job}/pause": ((200,), (*_AUTH, 404, 502, 503)),
+    "POST /jobs/{job}/resume": ((200,), (*_AUTH, 404, 502, 503)),
 }
 
 _REASONS = {
     400: "The request cannot be read: not JSON, not UTF-8, or nested too deeply",
     401: "No valid token (API Gateway's Cognito authorizer)",
     403: "The caller's role is below the operation's",
-    404: "The worker, lab, schedule or route does not exist",
+    404: "The worker, lab, schedule, job or route does not exist",
     409: "The request collides with the current state (transition, version, duplicate, idempotency key)",
     413: "The request body is larger than the operation accepts",
     415: "The request body is not application/json",
