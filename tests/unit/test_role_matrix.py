@@ -68,6 +68,7 @@ EXPECTED: dict[tuple[str, str], Role | None] = {
     ("PUT", "/workers/<worker_id>/tags"): A,
     ("PUT", "/workers/<worker_id>/idle-detection"): A,
     ("POST", "/workers/<worker_id>/monitoring"): A,
+    ("PUT", "/workers/<worker_id>/owner"): A,
     # settings: everyone reads, admins write
     ("GET", "/settings"): V,
     ("PUT", "/settings"): A,
@@ -237,7 +238,12 @@ def _concrete(path: str) -> str:
     )
 
 
-BODIES = {"tags": {"tags": {"Course": "ccna"}}, "idle-detection": {"enabled": False}, "pause": {"reason": "lunch"}}
+BODIES = {
+    "tags": {"tags": {"Course": "ccna"}},
+    "idle-detection": {"enabled": False},
+    "pause": {"reason": "lunch"},
+    "owner": {"owner": "someone@example.com"},
+}
 
 
 def _call(method: str, path: str, caller: str | None) -> tuple[int, Any]:

@@ -39,6 +39,7 @@ class ConnectionItem(Model):
     connected_at = UnicodeAttribute()
     expires_at = TTLAttribute()
     topics = UnicodeSetAttribute(null=True)
+    teams = UnicodeSetAttribute(null=True)
 
 
 class SubscriptionItem(Model):
@@ -49,6 +50,8 @@ class SubscriptionItem(Model):
     topic = UnicodeAttribute(hash_key=True)
     connection_id = UnicodeAttribute(range_key=True)
     expires_at = TTLAttribute()
+    #: The subscriber's per-user scope when it subscribed (`Scope.encode`); absent: everything.
+    scope = UnicodeAttribute(null=True)
 
 
 @contextmanager
@@ -67,6 +70,7 @@ def _to_connection(item: ConnectionItem) -> Connection:
         connected_at=datetime.fromisoformat(item.connected_at),
         expires_at=item.expires_at,
         topics=frozenset(item.topics or ()),
+        teams=frozenset(item.teams or ()),
     )
 
 
@@ -84,6 +88,7 @@ class DynamoConnectionStore:
             role=connection.role,
             connected_at=connection.connected_at.isoformat(),
             expires_at=connection.expires_at,
+            teams=set(connection.teams) or None,
         )
         with _dynamodb_faults("store connection"):
             item.save()
@@ -95,10 +100,12 @@ class DynamoConnectionStore:
             except DoesNotExist:
                 return None
 
-    def subscribe(self, connection: Connection, topics: Sequence[str], *, limit: int) -> list[str]:
+    def subscribe(
+        self, connection: Connection, topics: Sequence[str], *, limit: int, scope: str | None = None
+    ) -> list[str]:
         """Add `topics` to the connection (one conditional update enforces `limit` against
-        concurrent subscribes), then write one subscription item per new topic. Returns the
-        topics that were new."""
+        concurrent subscribes), then write one subscription item per new topic, with the
+        subscriber's `scope`. Returns the topics that were new."""
         new = [t for t in topics if t not in connection.topics]
         if not new:
             return []
@@ -119,7 +126,9 @@ class DynamoConnectionStore:
             raise ExternalServiceError(f"subscribe: {exc}") from exc
         with _dynamodb_faults("write subscriptions"), self._subscriptions.batch_write() as batch:
             for topic in new:
-                batch.save(self._subscriptions(topic, connection.connection_id, expires_at=connection.expires_at))
+                batch.save(
+                    self._subscriptions(topic, connection.connection_id, expires_at=connection.expires_at, scope=scope)
+                )
         return new
 
     def unsubscribe(self, connection: Connection, topics: Sequence[str]) -> list[str]:
@@ -151,6 +160,14 @@ class DynamoConnectionStore:
                 item.connection_id for item in self._subscriptions.query(topic, attributes_to_get=["connection_id"])
             ]
 
+    def subscriptions_of(self, topic: str) -> list[tuple[str, str | None]]:
+        """(connection id, scope) of each subscriber of `topic`: one Query (paginated)."""
+        with _dynamodb_faults("query subscribers"):
+            return [
+                (item.connection_id, item.scope)
+                for item in self._subscriptions.query(topic, attributes_to_get=["connection_id", "scope"])
+            ]
+
 
 def create_realtime_tables(connections_table: str, subscriptions_table: str, region: str) -> None:
     """Create both tables if missing (local mode and tests; CDK owns them in AWS)."""
@@ -167,6 +184,8 @@ class MemoryConnectionStore:
         self._lock = threading.Lock()
         self.connections: dict[str, Connection] = {}
         self.subscriptions: dict[str, dict[str, datetime]] = {}
+        #: (topic, connection id) → the subscriber's scope (absent: everything).
+        self.scopes: dict[tuple[str, str], str | None] = {}
         self.queries = 0
 
     def add(self, connection: Connection) -> None:
@@ -176,7 +195,9 @@ class MemoryConnectionStore:
     def get(self, connection_id: str) -> Connection | None:
         return self.connections.get(connection_id)
 
-    def subscribe(self, connection: Connection, topics: Sequence[str], *, limit: int) -> list[str]:
+    def subscribe(
+        self, connection: Connection, topics: Sequence[str], *, limit: int, scope: str | None = None
+    ) -> list[str]:
         with self._lock:
             current = self.connections.get(connection.connection_id)
             if current is None:
@@ -187,6 +208,7 @@ class MemoryConnectionStore:
             self.connections[connection.connection_id] = _with_topics(current, current.topics | set(new))
             for topic in new:
                 self.subscriptions.setdefault(topic, {})[connection.connection_id] = connection.expires_at
+                self.scopes[(topic, connection.connection_id)] = scope
             return new
 
     def unsubscribe(self, connection: Connection, topics: Sequence[str]) -> list[str]:
@@ -212,6 +234,11 @@ class MemoryConnectionStore:
             self.queries += 1
             return sorted(self.subscriptions.get(topic, {}))
 
+    def subscriptions_of(self, topic: str) -> list[tuple[str, str | None]]:
+        with self._lock:
+            self.queries += 1
+            return [(c, self.scopes.get((topic, c))) for c in sorted(self.subscriptions.get(topic, {}))]
+
 
 def _with_topics(connection: Connection, topics: Iterable[str]) -> Connection:
     return Connection(
@@ -221,4 +248,5 @@ def _with_topics(connection: Connection, topics: Iterable[str]) -> Connection:
         connection.connected_at,
         connection.expires_at,
         frozenset(topics),
+        connection.teams,
     )

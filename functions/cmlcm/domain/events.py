@@ -140,6 +140,8 @@ class Connection:
     connected_at: datetime
     expires_at: datetime
     topics: frozenset[str] = frozenset()
+    #: The user's teams (Cognito groups `team-<name>`), for per-user scoping of what it receives.
+    teams: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

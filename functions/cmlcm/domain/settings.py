@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\d[a-z0-9-]*\.[a-z0-9]+$")
 _AMI_ID = re.compile(r"^ami-[0-9a-f]{8,17}$")
+_TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
 
 
 def check_instance_type(value: str) -> str:
@@ -172,12 +173,31 @@ class Settings(BaseModel):
             },
         },
     )
+    worker_scoping: Literal["off", "operators", "operators_and_viewers"] = Field(
+        default="off",
+        description="Per-user scoping: operators (and viewers) see and act on only the workers they own or "
+        "that carry one of their teams (Cognito groups team-<name>) in the team tag; admins see all",
+    )
+    team_tag_key: str = Field(
+        default="Team",
+        min_length=1,
+        max_length=128,
+        description="The tag whose value names a worker's team (for worker_scoping)",
+        json_schema_extra={"pattern": r"^(?![aA][wW][sS]:)[\w .:/=+\-@]{1,128}$"},
+    )
     version: int = 0
 
     @field_validator("on_demand_prices")
     @classmethod
     def _prices(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
         return check_prices(value)
+
+    @field_validator("team_tag_key")
+    @classmethod
+    def _team_tag_key(cls, value: str) -> str:
+        if not _TAG_KEY.match(value) or value.lower().startswith("aws:"):
+            raise ValueError("must be an EC2 tag key (1-128 of letters, digits, space, _ . : / = + - @; no aws:)")
+        return value
 
     @model_validator(mode="after")
     def _regions_named(self) -> Settings:

@@ -19,8 +19,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from cmlcm import wiring
 from cmlcm.adapters.tokens import InvalidToken
 from cmlcm.config import get_settings
+from cmlcm.domain.access import teams_of
 from cmlcm.domain.errors import ExternalServiceError
-from cmlcm.handlers.api.auth import caller_role
+from cmlcm.handlers.api.auth import caller_role, parse_groups
 from cmlcm.handlers.api.models import view_of
 from cmlcm.services import realtime
 from cmlcm.services.jobs import health_report
@@ -80,6 +81,7 @@ def _on_connect(event: dict[str, Any], connection_id: str, now: datetime) -> dic
         user=user,
         role=role.name.lower() if role else None,
         now=now,
+        teams=teams_of(parse_groups(claims.get("cognito:groups"))),
     )
     return {"statusCode": 200}
 

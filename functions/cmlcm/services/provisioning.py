@@ -357,9 +357,17 @@ def import_instances(
     ami_name_pattern: str | None,
     now: datetime,
     new_id: Callable[[], str],
+    name: str | None = None,
+    owner: str | None = None,
+    reason: str = "imported",
 ) -> ImportReport:
     """Adopt existing instances as workers: one by id, or every live instance launched from an
-    AMI whose name matches. Known, terminated and name-clashing instances are skipped with a reason."""
+    AMI whose name matches. Known, terminated and name-clashing instances are skipped with a reason.
+    `name` (one instance only) is the worker's name instead of the instance's Name tag: taken, it
+    is a 409 naming `name` (no suffix is made up for a name the caller chose). `owner` is recorded
+    on each imported worker; `reason` is their status reason."""
+    if name is not None and instance_id is None:
+        raise ValidationFailed("a name is given only with instance_id (one instance)", field="name")
     ec2 = ports.ec2_for(region)
     if instance_id is not None:
         found = ec2.describe([instance_id]).get(instance_id)
@@ -381,16 +389,20 @@ def import_instances(
             )
             continue
         worker_id = new_id()
-        name = info.tags.get("Name") or info.instance_id
-        try:
-            ports.reservations.claim_name(name, worker_id)
-        except Conflict:
-            name = f"{name}-{info.instance_id}"
+        if name is not None:
+            ports.reservations.claim_name(name, worker_id)  # Conflict (409 on `name`) when taken
+            worker_name = name
+        else:
+            worker_name = info.tags.get("Name") or info.instance_id
             try:
-                ports.reservations.claim_name(name, worker_id)
+                ports.reservations.claim_name(worker_name, worker_id)
             except Conflict:
-                report.skipped.append({"instance_id": info.instance_id, "reason": f"name {name!r} is taken"})
-                continue
+                worker_name = f"{worker_name}-{info.instance_id}"
+                try:
+                    ports.reservations.claim_name(worker_name, worker_id)
+                except Conflict:
+                    report.skipped.append({"instance_id": info.instance_id, "reason": f"name {worker_name!r} is taken"})
+                    continue
         tags = {**info.tags, **managed_tags(worker_id)}
         ec2.set_tags(info.instance_id, add=managed_tags(worker_id), remove=[])
         status = worker_status_from_ec2(info.state)
@@ -398,7 +410,7 @@ def import_instances(
             ports.workers.add(
                 Worker(
                     worker_id=worker_id,
-                    name=name,
+                    name=worker_name,
                     region=region,
                     instance_id=info.instance_id,
                     instance_type=info.instance_type,
@@ -412,7 +424,8 @@ def import_instances(
                     created_at=now,
                     updated_at=now,
                     status_changed_at=now,
-                    status_reason="imported",
+                    status_reason=reason,
+                    owner=owner,
                 )
             )
         )

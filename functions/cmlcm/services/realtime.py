@@ -7,6 +7,13 @@ subscriptions; any other failure of one connection is counted, never raised. Nob
 `broadcast` after a write: the tables' streams are its only source. `deliver` does both halves
 of a stream batch: the WebSocket fan-out and, at the same time, the same events (same ids) on the
 custom EventBridge bus for automation.
+
+Per-user scoping (settings `worker_scoping`): a scoped subscriber cannot subscribe to an
+out-of-scope worker's topics (`UnknownTopic`, as for a worker that does not exist), its `fleet`
+snapshot holds only its workers, and each subscription keeps the subscriber's scope so the
+fan-out drops worker events of workers out of it (`_in_scope`). The scope is the one of the
+settings when the topic was subscribed: a change of the settings reaches existing subscriptions
+when they subscribe again (the dashboard does on every reconnect; connections last 2 h at most).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from cmlcm.domain.access import EVERYTHING, Caller, Scope, scope_for
 from cmlcm.domain.bus import entry_of
 from cmlcm.domain.errors import DomainError, ExternalServiceError, NotFound
 from cmlcm.domain.events import (
@@ -54,10 +62,14 @@ QUERY_CONCURRENCY = 16
 class ConnectionStore(Protocol):
     def add(self, connection: Connection) -> None: ...
     def get(self, connection_id: str) -> Connection | None: ...
-    def subscribe(self, connection: Connection, topics: Sequence[str], *, limit: int) -> list[str]: ...
+    def subscribe(
+        self, connection: Connection, topics: Sequence[str], *, limit: int, scope: str | None = None
+    ) -> list[str]: ...
     def unsubscribe(self, connection: Connection, topics: Sequence[str]) -> list[str]: ...
     def remove(self, connection_id: str) -> int: ...
     def subscribers(self, topic: str) -> list[str]: ...
+    def subscriptions_of(self, topic: str) -> list[tuple[str, str | None]]:
+        """(connection id, the scope it subscribed with) per subscriber of `topic`."""
 
 
 class ConnectionPoster(Protocol):
@@ -96,7 +108,13 @@ def encode(message: dict[str, Any]) -> bytes:
 
 
 def connect(
-    connections: ConnectionStore, connection_id: str, *, user: str | None, role: str | None, now: datetime
+    connections: ConnectionStore,
+    connection_id: str,
+    *,
+    user: str | None,
+    role: str | None,
+    now: datetime,
+    teams: frozenset[str] = frozenset(),
 ) -> Connection:
     """Record a verified connection; its records expire with API Gateway's 2-hour limit."""
     connection = Connection(
@@ -105,6 +123,7 @@ def connect(
         role=role,
         connected_at=now,
         expires_at=now + timedelta(seconds=CONNECTION_LIFETIME_SECONDS),
+        teams=teams,
     )
     connections.add(connection)
     return connection
@@ -158,20 +177,23 @@ def _subscribe(
     ports: RealtimePorts, connection: Connection, topics: list[str], now: datetime, new_id: Callable[[], str]
 ) -> list[Event]:
     """Subscribe first, then read each snapshot: a change written in between reaches the client
-    as an event too (clients keep the higher `version`), none is lost."""
-    ports.connections.subscribe(connection, topics, limit=MAX_TOPICS_PER_CONNECTION)
+    as an event too (clients keep the higher `version`), none is lost. A scoped subscriber's
+    out-of-scope worker topics are refused before anything is subscribed."""
+    scope = _scope_of(ports, connection)
     replies: list[Event] = []
+    if not scope.everything and ports.snapshots is not None:
+        hidden = [t for t in topics if not _worker_topic_in_scope(ports.snapshots, t, scope)]
+        for topic in hidden:
+            replies.append(_unknown_worker(topic, new_id, now))
+        topics = [t for t in topics if t not in hidden]
+    ports.connections.subscribe(connection, topics, limit=MAX_TOPICS_PER_CONNECTION, scope=scope.encode())
     unknown: list[str] = []
     for topic in topics:
         try:
-            parts = snapshot(ports.snapshots, topic, now=now) if ports.snapshots else []
+            parts = snapshot(ports.snapshots, topic, now=now, scope=scope) if ports.snapshots else []
         except NotFound:
             unknown.append(topic)
-            replies.append(
-                error_event(
-                    UnknownTopic.code, f"no worker {topic_worker_id(topic)!r}", event_id=new_id(), now=now, topic=topic
-                )
-            )
+            replies.append(_unknown_worker(topic, new_id, now))
             continue
         event_id = new_id()
         for index, data in enumerate(parts, start=1):
@@ -192,12 +214,42 @@ def _subscribe(
     return replies
 
 
-def snapshot(ports: SnapshotPorts, topic: str, *, now: datetime) -> list[Any]:
+def _unknown_worker(topic: str, new_id: Callable[[], str], now: datetime) -> Event:
+    """The answer to a worker topic of a worker that does not exist (or is out of scope: the
+    same words, so a scoped user cannot tell the two apart)."""
+    return error_event(
+        UnknownTopic.code, f"no worker {topic_worker_id(topic)!r}", event_id=new_id(), now=now, topic=topic
+    )
+
+
+def _scope_of(ports: RealtimePorts, connection: Connection) -> Scope:
+    """The connection's per-user scope under the current settings (everything without them)."""
+    if ports.snapshots is None:
+        return EVERYTHING
+    settings = ports.snapshots.settings.get()
+    caller = Caller.of(connection.role, [connection.user], connection.teams)
+    return scope_for(caller, scoping=settings.worker_scoping, team_tag_key=settings.team_tag_key)
+
+
+def _worker_topic_in_scope(ports: SnapshotPorts, topic: str, scope: Scope) -> bool:
+    """Whether a topic may be watched within `scope`: fleet and jobs always (the fleet is
+    filtered), a worker topic when its worker exists and is in scope."""
+    worker_id = topic_worker_id(topic)
+    if worker_id is None:
+        return True
+    try:
+        worker = ports.workers.get(worker_id)
+    except NotFound:
+        return False
+    return scope.allows(worker.owner, worker.tags)
+
+
+def snapshot(ports: SnapshotPorts, topic: str, *, now: datetime, scope: Scope = EVERYTHING) -> list[Any]:
     """A topic's current state as snapshot `data`, in parts that fit one WebSocket message
     (only the fleet of a large deployment needs more than one). `NotFound` for a worker topic
-    of a worker that does not exist."""
+    of a worker that does not exist or is out of `scope`; the fleet holds only workers in it."""
     if topic == FLEET_TOPIC:
-        views = [ports.worker_view(w) for w in ports.workers.iter_active()]
+        views = [ports.worker_view(w) for w in ports.workers.iter_active() if scope.allows(w.owner, w.tags)]
         return [{"workers": part} for part in _fit(views)]
     if topic == JOBS_TOPIC:
         return [ports.health(ports.jobs, ports.settings.get(), now)]
@@ -205,6 +257,8 @@ def snapshot(ports: SnapshotPorts, topic: str, *, now: datetime) -> list[Any]:
     if worker_id is None:
         raise UnknownTopic(f"unknown topic {topic!r}", field="topics")
     worker = ports.workers.get(worker_id)
+    if not scope.allows(worker.owner, worker.tags):
+        raise NotFound(f"worker {worker_id} not found", field="worker_id")
     if topic.endswith("/labs"):
         labs = [ports.lab_view(lab) for lab in ports.labs.list(worker.worker_id)]
         return [{"labs": part} for part in _fit(labs)]
@@ -251,6 +305,20 @@ class BroadcastReport:
     failed: dict[str, str] = field(default_factory=dict)
 
 
+def _in_scope(topic: str, events: list[Event], encoded: list[bytes], scope: str | None) -> list[bytes]:
+    """The messages of `topic` a subscriber with `scope` may receive: all of them without a
+    scope; else worker events (on `fleet` and `workers/<id>`, whose data is the WorkerView) only
+    for workers in it. Lab topics were checked when subscribed; `jobs` is everyone's."""
+    if scope is None or topic == JOBS_TOPIC or topic.endswith("/labs"):
+        return encoded
+    allowed = Scope.decode(scope)
+    return [
+        data
+        for event, data in zip(events, encoded, strict=True)
+        if isinstance(event.data, dict) and allowed.allows_view(event.data)
+    ]
+
+
 def broadcast(
     ports: RealtimePorts, drafts: Sequence[DraftEvent], *, now: datetime, new_id: Callable[[], str]
 ) -> BroadcastReport:
@@ -261,7 +329,7 @@ def broadcast(
         return report
     topics = list(by_topic)
     queries = shared_pool("subscriber-query", QUERY_CONCURRENCY)
-    subscribers = dict(zip(topics, queries.map(ports.connections.subscribers, topics), strict=True))
+    subscribers = dict(zip(topics, queries.map(ports.connections.subscriptions_of, topics), strict=True))
     report.queries = len(topics)
     # Each connection's messages in topic then event order, posted one after another (a client
     # sees a worker's events in the order they happened); connections are served concurrently.
@@ -270,8 +338,8 @@ def broadcast(
         if not subscribers[topic]:
             continue
         encoded = [encode(event.message()) for event in events]
-        for connection_id in subscribers[topic]:
-            outbox.setdefault(connection_id, []).extend(encoded)
+        for connection_id, scope in subscribers[topic]:
+            outbox.setdefault(connection_id, []).extend(_in_scope(topic, events, encoded, scope))
     report.connections = len(outbox)
     report.messages = sum(len(m) for m in outbox.values())
 

@@ -260,6 +260,17 @@ def set_idle_detection(ports: WorkerPorts, key: str, enabled: bool, now: datetim
     )
 
 
+def set_owner(ports: WorkerPorts, key: str, owner: str | None, now: datetime, cause: ChangeCause = USER) -> Worker:
+    """Set (or clear, with None) who owns the worker: per-user scoping shows it to its owner."""
+    worker = get_worker(ports.workers, key)
+    return mutate(
+        ports.workers,
+        worker.worker_id,
+        lambda w: w if w.owner == owner else w.touch(now, owner=owner),
+        cause,
+    )
+
+
 def enable_detailed_monitoring(ports: WorkerPorts, key: str, now: datetime, cause: ChangeCause = USER) -> Worker:
     worker = get_worker(ports.workers, key)
     instance_id = _require_instance(worker)

@@ -12,6 +12,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
+from cmlcm.domain.access import Caller, teams_of
 from cmlcm.domain.errors import Forbidden
 from cmlcm.domain.workers import ChangeCause
 
@@ -87,3 +88,12 @@ def caller_name(event: Any) -> str | None:
 def user_cause(event: Any) -> ChangeCause:
     """The cause recorded on a worker changed by this request: the calling user."""
     return ChangeCause(kind="user", by=caller_name(event))
+
+
+def caller_of(event: Any) -> Caller:
+    """The caller for per-user scoping: role, every name a worker's owner may hold for them, and
+    teams from their `team-<name>` Cognito groups."""
+    claims = caller_claims(event)
+    role = caller_role(claims)
+    names = (claims.get("email"), claims.get("cognito:username"), claims.get("username"), claims.get("sub"))
+    return Caller.of(role.name.lower() if role else None, names, teams_of(parse_groups(claims.get("cognito:groups"))))

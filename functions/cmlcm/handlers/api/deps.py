@@ -5,8 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from cmlcm import wiring
+from cmlcm.domain.access import EVERYTHING, Scope, scope_for
+from cmlcm.handlers.api.auth import caller_of
 from cmlcm.ports import JobSchedules, JobStarter, ScheduleRepository
 from cmlcm.services.collect import CollectPorts
 from cmlcm.services.labs import LabPorts
@@ -66,6 +69,16 @@ def licences() -> LicencePorts:
 
 def schedules() -> ScheduleRates | None:
     return _schedules if _schedules is not None else wiring.schedules()
+
+
+def scope(event: Any) -> Scope:
+    """The workers this request's caller may see (per-user scoping; admins: all, without reading
+    the settings)."""
+    caller = caller_of(event)
+    if caller.role == "admin":
+        return EVERYTHING
+    settings = ports().settings.get()
+    return scope_for(caller, scoping=settings.worker_scoping, team_tag_key=settings.team_tag_key)
 
 
 def job_schedules() -> JobSchedules | None:

@@ -189,6 +189,14 @@ class IdleDetectionUpdate(ApiModel):
     enabled: StrictBool
 
 
+class OwnerUpdate(ApiModel):
+    """Who owns the worker (an e-mail or user name, as tokens carry it); null clears it."""
+
+    owner: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s]+$")] | None = Field(
+        description="The owner's e-mail or user name (no spaces), or null"
+    )
+
+
 class PauseRequest(ApiModel):
     reason: str = Field(default="paused by operator", min_length=1, max_length=200)
 
@@ -264,6 +272,18 @@ class ImportWorkersRequest(ApiModel):
     region: str
     instance_id: str | None = Field(default=None, pattern=r"^i-[0-9a-f]{8,17}$")
     ami_name_pattern: str | None = Field(default=None, min_length=1, max_length=128)
+    name: str | None = Field(
+        default=None,
+        description="With instance_id: the worker's name (else the instance's Name tag); a taken name is a 409",
+        json_schema_extra={"anyOf": [{"type": "string", "pattern": _NAME.pattern}, {"type": "null"}]},
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and not _NAME.match(value):
+            raise ValueError("must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        return value
 
     @model_validator(mode="after")
     def _one_of(self) -> ImportWorkersRequest:

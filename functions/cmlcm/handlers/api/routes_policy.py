@@ -21,7 +21,7 @@ from cmlcm.handlers.api.policy_models import (
     ScheduleView,
     WorkerSavingsRow,
 )
-from cmlcm.services import policy, schedules
+from cmlcm.services import policy, schedules, scoping
 from cmlcm.services import workers as worker_svc
 
 router = Router()
@@ -45,7 +45,9 @@ def worker_policy(worker_id: str) -> WorkerPolicy:
     """Idle status (eligible or not and why, last activity and its source, pause time, snooze),
     its schedule (what it wants now and next), the next automatic stop, and the hours and money
     the policies saved on it."""
-    worker = worker_svc.get_worker(deps.ports().workers, worker_id)
+    # Per-user scoping: a worker out of the caller's scope is a 404, as on every worker route.
+    scoped = scoping.scoped(deps.ports(), deps.scope(router.current_event.raw_event))
+    worker = worker_svc.get_worker(scoped.workers, worker_id)
     return policy.explain_worker(deps.policy_ports(), worker, now=deps.now())
 
 
@@ -54,7 +56,10 @@ def savings() -> SavingsView:
     """Per worker (most hours first) and for the fleet: hours stopped by the idle policy and by
     schedules, and the on-demand price avoided (settings' on_demand_prices)."""
     report = policy.savings_report(deps.policy_ports(), now=deps.now())
-    return SavingsView(fleet=report.fleet, workers=[WorkerSavingsRow.of(w, s) for w, s in report.workers])
+    # Per-user scoping: a scoped caller's rows are its own workers (the fleet totals stay whole).
+    scope = deps.scope(router.current_event.raw_event)
+    rows = [WorkerSavingsRow.of(w, s) for w, s in report.workers if scope.allows(w.owner, w.tags)]
+    return SavingsView(fleet=report.fleet, workers=rows)
 
 
 @router.get("/schedules", middlewares=[VIEWER], summary="List schedules (office hours)")

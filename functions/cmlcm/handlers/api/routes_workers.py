@@ -22,6 +22,7 @@ from cmlcm.handlers.api.models import (
     ImportResult,
     ImportWorkersRequest,
     MetricSeries,
+    OwnerUpdate,
     PauseRequest,
     ResumeRequest,
     TagsUpdate,
@@ -31,7 +32,7 @@ from cmlcm.handlers.api.models import (
     view_of,
 )
 from cmlcm.ports import WorkerQuery
-from cmlcm.services import collect, licences, provisioning
+from cmlcm.services import collect, licences, provisioning, scoping
 from cmlcm.services import workers as svc
 
 router = Router()
@@ -57,6 +58,12 @@ def _check_region(region: str | None) -> None:
         )
 
 
+def _ports() -> svc.WorkerPorts:
+    """The worker ports as this caller may see them (per-user scoping, enforced by the services'
+    repository view: an out-of-scope worker is a 404)."""
+    return scoping.scoped(deps.ports(), deps.scope(router.current_event.raw_event))
+
+
 def _cause() -> ChangeCause:
     """This request's caller, recorded on the worker it changes (live events show who did it)."""
     return user_cause(router.current_event.raw_event)
@@ -72,13 +79,13 @@ def list_workers(
 ) -> WorkerPage:
     _check_region(region)
     query = WorkerQuery(status, region, include_terminated == "true", limit, next_token)
-    page = svc.list_workers(deps.ports().workers, query)
+    page = svc.list_workers(_ports().workers, query)
     return WorkerPage(items=[WorkerView.of(w) for w in page.items], next_token=page.next_token)
 
 
 @router.get("/workers/<worker_id>", middlewares=[VIEWER], summary="Get a worker by id or instance id")
 def get_worker(worker_id: str) -> WorkerView:
-    return WorkerView.of(svc.get_worker(deps.ports().workers, worker_id))
+    return WorkerView.of(svc.get_worker(_ports().workers, worker_id))
 
 
 @router.post("/workers", middlewares=[ADMIN], summary="Create a worker (starts the provisioning saga)")
@@ -119,24 +126,26 @@ def import_workers(body: ImportWorkersRequest) -> ImportResult:
         ami_name_pattern=body.ami_name_pattern,
         now=deps.now(),
         new_id=deps.new_worker_id,
+        name=body.name,
+        owner=caller_name(router.current_event.raw_event),
     )
     return ImportResult(imported=[WorkerView.of(w) for w in report.imported], skipped=report.skipped)
 
 
 @router.post("/workers/<worker_id>/start", middlewares=[OPERATOR], summary="Start a stopped worker")
 def start_worker(worker_id: str) -> WorkerView:
-    return WorkerView.of(svc.start_worker(deps.ports(), worker_id, deps.now(), _cause()))
+    return WorkerView.of(svc.start_worker(_ports(), worker_id, deps.now(), _cause()))
 
 
 @router.post("/workers/<worker_id>/stop", middlewares=[OPERATOR], summary="Stop a running worker")
 def stop_worker(worker_id: str) -> WorkerView:
-    return WorkerView.of(svc.stop_worker(deps.ports(), worker_id, deps.now(), _cause()))
+    return WorkerView.of(svc.stop_worker(_ports(), worker_id, deps.now(), _cause()))
 
 
 @router.post("/workers/<worker_id>/pause", middlewares=[OPERATOR], summary="Pause (stop, counted, with reason)")
 def pause_worker(worker_id: str, body: PauseRequest | None = None) -> WorkerView:
     reason = (body or PauseRequest()).reason
-    return WorkerView.of(svc.pause_worker(deps.ports(), worker_id, deps.now(), reason, _cause()))
+    return WorkerView.of(svc.pause_worker(_ports(), worker_id, deps.now(), reason, _cause()))
 
 
 @router.post("/workers/<worker_id>/resume", middlewares=[OPERATOR], summary="Resume a paused worker")
@@ -144,12 +153,12 @@ def resume_worker(worker_id: str, body: ResumeRequest | None = None) -> WorkerVi
     """Counted as a manual resume (with `was_auto_paused`); the policies are snoozed for the
     settings' `snooze_after_resume_minutes`."""
     reason = (body or ResumeRequest()).reason
-    return WorkerView.of(svc.resume_worker(deps.ports(), worker_id, deps.now(), _cause(), reason))
+    return WorkerView.of(svc.resume_worker(_ports(), worker_id, deps.now(), _cause(), reason))
 
 
 @router.post("/workers/<worker_id>/terminate", middlewares=[ADMIN], summary="Terminate the instance")
 def terminate_worker(worker_id: str) -> WorkerView:
-    return WorkerView.of(svc.terminate_worker(deps.ports(), worker_id, deps.now(), _cause()))
+    return WorkerView.of(svc.terminate_worker(_ports(), worker_id, deps.now(), _cause()))
 
 
 @router.delete("/workers/<worker_id>", middlewares=[ADMIN], summary="Delete the record")
@@ -157,9 +166,7 @@ def delete_worker(worker_id: str, terminate_instance: Annotated[QueryBool, Query
     """`terminate_instance=true` (default) terminates the instance first; `false` releases it
     (removes the ManagedBy/WorkerId tags) and keeps it running outside the product. The answer
     says what happened to the instance, with the record as it was."""
-    deletion = svc.delete_worker(
-        deps.ports(), worker_id, terminate_instance=terminate_instance == "true", now=deps.now()
-    )
+    deletion = svc.delete_worker(_ports(), worker_id, terminate_instance=terminate_instance == "true", now=deps.now())
     left = licences.forget_deleted_worker(deps.labs().labs, deps.licences().tokens, deletion.worker_id)
     if left:
         logger.warning("worker deleted; some of its data was left behind", worker_id=deletion.worker_id, left=left)
@@ -175,7 +182,7 @@ def delete_worker(worker_id: str, terminate_instance: Annotated[QueryBool, Query
 def refresh_worker(worker_id: str) -> WorkerView:
     """Same collection as the schedule, for one worker; 429 with Retry-After when repeated
     within the settings' refresh_min_interval_seconds."""
-    worker = svc.get_worker(deps.ports().workers, worker_id)
+    worker = svc.get_worker(_ports().workers, worker_id)
     min_interval = timedelta(seconds=deps.ports().settings.get().refresh_min_interval_seconds)
     refreshed = collect.refresh_worker(
         deps.collect_ports(), deps.ops().refresh_limiter, worker, now=deps.now(), min_interval=min_interval
@@ -189,7 +196,7 @@ def worker_metrics(
 ) -> MetricSeries:
     """CPU, memory, running labs and nodes per collection, kept for METRICS_SAMPLE_TTL_HOURS
     (more `hours` than that is a 422 naming `hours`)."""
-    worker = svc.get_worker(deps.ports().workers, worker_id)
+    worker = svc.get_worker(_ports().workers, worker_id)
     since = deps.now() - timedelta(hours=hours)
     samples = deps.collect_ports().samples.recent(worker.worker_id, since=since)
     return MetricSeries(worker_id=worker.worker_id, samples=samples)
@@ -197,17 +204,23 @@ def worker_metrics(
 
 @router.put("/workers/<worker_id>/tags", middlewares=[ADMIN], summary="Edit tags (merge or replace)")
 def update_tags(worker_id: str, body: TagsUpdate) -> WorkerView:
-    return WorkerView.of(svc.update_tags(deps.ports(), worker_id, body.tags, body.mode, deps.now(), _cause()))
+    return WorkerView.of(svc.update_tags(_ports(), worker_id, body.tags, body.mode, deps.now(), _cause()))
 
 
 @router.put("/workers/<worker_id>/idle-detection", middlewares=[ADMIN], summary="Toggle idle detection")
 def set_idle_detection(worker_id: str, body: IdleDetectionUpdate) -> WorkerView:
-    return WorkerView.of(svc.set_idle_detection(deps.ports(), worker_id, body.enabled, deps.now(), _cause()))
+    return WorkerView.of(svc.set_idle_detection(_ports(), worker_id, body.enabled, deps.now(), _cause()))
+
+
+@router.put("/workers/<worker_id>/owner", middlewares=[ADMIN], summary="Set or clear the worker's owner")
+def set_owner(worker_id: str, body: OwnerUpdate) -> WorkerView:
+    """`{"owner": "<e-mail or user name>"}`, or null to clear it (per-user scoping reads it)."""
+    return WorkerView.of(svc.set_owner(_ports(), worker_id, body.owner, deps.now(), _cause()))
 
 
 @router.post("/workers/<worker_id>/monitoring", middlewares=[ADMIN], summary="Enable detailed monitoring")
 def enable_monitoring(worker_id: str) -> WorkerView:
-    return WorkerView.of(svc.enable_detailed_monitoring(deps.ports(), worker_id, deps.now(), _cause()))
+    return WorkerView.of(svc.enable_detailed_monitoring(_ports(), worker_id, deps.now(), _cause()))
 
 
 __all__ = ["router", "view_of"]
