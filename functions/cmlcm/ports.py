@@ -110,6 +110,16 @@ class InstanceInfo:
 
 
 @dataclass(frozen=True)
+class ImageInfo:
+    """What EC2 says about one AMI, reduced to what a worker records of it."""
+
+    image_id: str
+    name: str | None = None
+    description: str | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class InstanceUsage:
     """CloudWatch usage of one instance (None where no datapoint exists)."""
 
@@ -164,6 +174,12 @@ class Ec2Port(Protocol):
     def find_by_ami_name(self, pattern: str) -> list[InstanceInfo]: ...
 
     def image_names(self, image_ids: Iterable[str]) -> dict[str, str]: ...
+
+    def images(self, image_ids: Iterable[str]) -> dict[str, ImageInfo]:
+        """The known images among `image_ids` (unknown ids are simply absent)."""
+
+    def find_images(self, name_pattern: str) -> list[ImageInfo]:
+        """Images whose name matches `name_pattern` (EC2 wildcards `*` and `?`)."""
 
 
 class CmlReader(Protocol):

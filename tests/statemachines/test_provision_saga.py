@@ -253,7 +253,7 @@ def test_compensation_failing_for_good_leaves_a_reconcilable_record(saga):
     _assert_no_zombie(saga, worker_id)
     # The reconciler's default policy for FAILED workers with a live instance terminates it.
     saga.ec2.terminate_failures = 0
-    findings = reconcile(saga.ports, regions=("us-east-1",), now=NOW, new_id=lambda: "w-unused")
+    findings = reconcile(saga.ports, regions=("us-east-1",), now=NOW)
     assert [(f.kind, f.action) for f in findings] == [("failed_with_live_instance", "terminated")]
     assert saga.live_instances(worker_id) == []
 

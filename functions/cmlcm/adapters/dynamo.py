@@ -95,6 +95,8 @@ class WorkerItem(Model):
     instance_type = UnicodeAttribute(null=True)
     ami_id = UnicodeAttribute(null=True)
     ami_name = UnicodeAttribute(null=True)
+    ami_description = UnicodeAttribute(null=True)
+    ami_created_at = UnicodeAttribute(null=True)
     owner = UnicodeAttribute(null=True)
     tags: MapAttribute[str, Any] = MapAttribute(null=True)
     status = UnicodeAttribute()

@@ -7,12 +7,13 @@ never fails the other ids of the batch (the batch is split in halves until the c
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from cmlcm.adapters.aws import client, map_client_error
-from cmlcm.ports import BulkResult, InstanceInfo, LaunchSpec
+from cmlcm.ports import BulkResult, ImageInfo, InstanceInfo, LaunchSpec
 
 #: Instance states that still cost money or may come back (everything but terminated).
 LIVE_STATES = ("pending", "running", "stopping", "stopped", "shutting-down")
@@ -38,6 +39,19 @@ def _instance_info(raw: dict[str, Any]) -> InstanceInfo:
         launch_time=raw.get("LaunchTime"),
         tags={t["Key"]: t["Value"] for t in raw.get("Tags", [])},
         monitoring=raw.get("Monitoring", {}).get("State"),
+    )
+
+
+def _image_info(raw: dict[str, Any]) -> ImageInfo:
+    created = raw.get("CreationDate")
+    created_at = None
+    if created:
+        try:
+            created_at = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+        except ValueError:
+            created_at = None
+    return ImageInfo(
+        image_id=raw["ImageId"], name=raw.get("Name"), description=raw.get("Description"), created_at=created_at
     )
 
 
@@ -228,6 +242,28 @@ class Ec2Gateway:
         except ClientError as exc:
             raise map_client_error(exc, action="DescribeImages") from exc
         return {image["ImageId"]: image.get("Name", "") for image in images}
+
+    def images(self, image_ids: Iterable[str]) -> dict[str, ImageInfo]:
+        """By an `image-id` filter, not ImageIds: one unknown or deregistered id must not fail
+        the others (ImageIds does, with InvalidAMIID.NotFound)."""
+        ids = sorted(set(image_ids))
+        found: dict[str, ImageInfo] = {}
+        for batch in chunks(ids, 200):
+            for raw in self._describe_images(Filters=[{"Name": "image-id", "Values": list(batch)}]):
+                found[raw["ImageId"]] = _image_info(raw)
+        return found
+
+    def find_images(self, name_pattern: str) -> list[ImageInfo]:
+        return [_image_info(raw) for raw in self._describe_images(Filters=[{"Name": "name", "Values": [name_pattern]}])]
+
+    def _describe_images(self, **kwargs: Any) -> list[dict[str, Any]]:
+        try:
+            images: list[dict[str, Any]] = []
+            for page in self._ec2.get_paginator("describe_images").paginate(**kwargs):
+                images.extend(page.get("Images", []))
+            return images
+        except ClientError as exc:
+            raise map_client_error(exc, action="DescribeImages") from exc
 
     def enable_detailed_monitoring(self, instance_id: str) -> None:
         try:

@@ -46,7 +46,16 @@ class RegionDefaults(BaseModel):
         description="AMI id (ami-...) of the CML image",
         json_schema_extra={"anyOf": [{"type": "string", "pattern": _AMI_ID.pattern}, {"type": "null"}]},
     )
-    ami_name_pattern: str = Field(default="cml2*", description="AMI name pattern used by bulk import")
+    ami_name_pattern: str = Field(
+        default="cml2*", description="AMI name pattern used by bulk import and the reconciler's auto-import"
+    )
+    cml_version_ami_pattern: str = Field(
+        default="cml2*-{version}*",
+        min_length=1,
+        max_length=128,
+        description="How a create's cml_version becomes an AMI name pattern ({version} is replaced; EC2 wildcards); "
+        "the newest matching image is launched",
+    )
     subnet_id: str | None = None
     security_group_ids: tuple[str, ...] = ()
     instance_profile_arn: str | None = None
@@ -63,6 +72,17 @@ class RegionDefaults(BaseModel):
     @classmethod
     def _ami(cls, value: str | None) -> str | None:
         return check_ami_id(value)
+
+    @field_validator("cml_version_ami_pattern")
+    @classmethod
+    def _version_pattern(cls, value: str) -> str:
+        if value.count("{version}") != 1 or value.replace("{version}", "").count("{") + value.count("}") > 1:
+            raise ValueError("must hold {version} exactly once and no other braces")
+        return value
+
+    def ami_pattern_for_version(self, version: str) -> str:
+        """The AMI name pattern of CML `version` in this region."""
+        return self.cml_version_ami_pattern.replace("{version}", version)
 
 
 #: On-demand Linux prices (USD per hour) of the usual CML metal instance types in us-east-1, as
@@ -143,6 +163,11 @@ class Settings(BaseModel):
     provision_poll_seconds: int = Field(default=15, ge=1, le=300, description="Saga wait between checks")
     reconcile_policy_unrecorded: Literal["terminate", "adopt", "mark"] = "mark"
     reconcile_policy_failed_live: Literal["terminate", "mark"] = "terminate"
+    auto_import_enabled: bool = Field(
+        default=False,
+        description="Each reconciler run imports every live instance of an AMI matching its region's "
+        "ami_name_pattern that no worker records (idempotent; recorded as auto_imported findings)",
+    )
     region_defaults: dict[str, RegionDefaults] = Field(default_factory=dict)
     snooze_after_resume_minutes: int = Field(
         default=60,

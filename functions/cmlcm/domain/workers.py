@@ -185,6 +185,9 @@ class Worker(BaseModel):
     instance_type: str | None = None
     ami_id: str | None = None
     ami_name: str | None = None
+    #: The AMI's description and creation date (filled on create and import, and by the reconciler).
+    ami_description: str | None = None
+    ami_created_at: datetime | None = None
     owner: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     status: WorkerStatus = WorkerStatus.PENDING

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -47,14 +46,15 @@ def run_reconciler(
 
 
 def _reconcile_run(ports: ProvisionPorts, ops: wiring.OpsPorts, interval: int, now: datetime) -> list[Finding]:
-    findings = reconcile(ports, regions=get_settings().regions, now=now, new_id=lambda: f"w-{uuid.uuid4().hex[:17]}")
+    findings = reconcile(ports, regions=get_settings().regions, now=now)
     counts = Counter(f.kind for f in findings)
     for finding in findings:
         logger.warning("reconciler finding", extra={"event": "reconcile.finding", **finding.as_dict()})
-    for kind in ("unrecorded_instance", "failed_with_live_instance", "vanished_instance"):
+    for kind in ("unrecorded_instance", "failed_with_live_instance", "vanished_instance", "auto_imported"):
         metrics.add_metric(name=f"Reconcile_{kind}", unit=MetricUnit.Count, value=counts.get(kind, 0))
     summary: dict[str, int | float | str] = {kind: n for kind, n in counts.items()}
     summary["findings"] = len(findings)
+    summary["auto_imported_workers"] = sum(1 for f in findings if f.kind == "auto_imported" and f.action == "imported")
     jobs.record_finish(
         ops.jobs,
         jobs.RECONCILE_JOB,

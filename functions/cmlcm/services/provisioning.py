@@ -12,9 +12,9 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from cmlcm.domain.errors import (
@@ -24,7 +24,7 @@ from cmlcm.domain.errors import (
     NotFound,
     ValidationFailed,
 )
-from cmlcm.domain.settings import Settings
+from cmlcm.domain.settings import RegionDefaults, Settings
 from cmlcm.domain.workers import (
     MANAGED_BY_TAG,
     MANAGED_BY_VALUE,
@@ -34,7 +34,15 @@ from cmlcm.domain.workers import (
     WorkerStatus,
     worker_status_from_ec2,
 )
-from cmlcm.ports import CmlProbe, Ec2Port, InstanceInfo, LaunchSpec, SettingsRepository, WorkerRepository
+from cmlcm.ports import (
+    CmlProbe,
+    Ec2Port,
+    ImageInfo,
+    InstanceInfo,
+    LaunchSpec,
+    SettingsRepository,
+    WorkerRepository,
+)
 
 __all__ = ["LaunchSpec"]
 from cmlcm.services.workers import managed_tags, mutate
@@ -78,6 +86,9 @@ class CreateWorker:
     ami_id: str | None = None
     owner: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    #: Instead of ami_id: the newest AMI with this name (EC2 wildcards), or of this CML version.
+    ami_name: str | None = None
+    cml_version: str | None = None
 
     def fingerprint(self) -> str:
         """Stable hash of the request, to tell a replay from a different request with the same key."""
@@ -150,11 +161,7 @@ def create_worker(
     settings = ports.settings.get()
     defaults = settings.defaults_for(request.region)
     instance_type = request.instance_type or defaults.instance_type
-    ami_id = request.ami_id or defaults.ami_id
-    if not ami_id:
-        raise ValidationFailed(
-            f"no ami_id given and the settings have no default AMI for {request.region}", field="ami_id"
-        )
+    ami_id, image = resolve_image(ports.ec2_for(request.region), request, defaults)
     if idempotency_key:
         earlier = ports.reservations.claim_idempotency(
             idempotency_key, request_hash=request.fingerprint(), worker_id=worker_id, now=now
@@ -177,6 +184,9 @@ def create_worker(
             region=request.region,
             instance_type=instance_type,
             ami_id=ami_id,
+            ami_name=image.name if image else None,
+            ami_description=image.description if image else None,
+            ami_created_at=image.created_at if image else None,
             owner=request.owner,
             tags={"Name": request.name, **request.tags, **managed_tags(worker_id)},
             status=WorkerStatus.PENDING,
@@ -199,6 +209,52 @@ def create_worker(
         )
         raise
     return Created(worker, execution_arn)
+
+
+def resolve_image(ec2: Ec2Port, request: CreateWorker, defaults: RegionDefaults) -> tuple[str, ImageInfo | None]:
+    """The AMI a create launches, and what EC2 says of it: the request's `ami_id`, the newest
+    image named like its `ami_name` or of its `cml_version` (the region's
+    `cml_version_ami_pattern`), else the region's default AMI. At most one of the three; nothing
+    or an ambiguous match is a 422 naming the field. An explicit id's details are best effort
+    (the reconciler fills them later): the launch, not this lookup, says whether the id is good."""
+    chosen = [name for name in ("ami_id", "ami_name", "cml_version") if getattr(request, name)]
+    if len(chosen) > 1:
+        raise ValidationFailed(
+            f"give at most one of ami_id, ami_name and cml_version ({' and '.join(chosen)} were given)",
+            field=chosen[1],
+        )
+    if request.ami_name or request.cml_version:
+        field_name = "ami_name" if request.ami_name else "cml_version"
+        pattern = request.ami_name or defaults.ami_pattern_for_version(request.cml_version or "")
+        image = newest_image(ec2.find_images(pattern), field=field_name, region=request.region)
+        return image.image_id, image
+    ami_id = request.ami_id or defaults.ami_id
+    if not ami_id:
+        raise ValidationFailed(
+            f"no ami_id, ami_name or cml_version given and the settings have no default AMI for {request.region}",
+            field="ami_id",
+        )
+    try:
+        return ami_id, ec2.images([ami_id]).get(ami_id)
+    except ExternalServiceError:
+        return ami_id, None
+
+
+def newest_image(images: Sequence[ImageInfo], *, field: str, region: str) -> ImageInfo:
+    """The newest of `images` (by creation date). None matched, or several share the newest
+    creation date (no way to tell which is meant): a 422 naming `field`."""
+    if not images:
+        raise ValidationFailed(f"{field}: no AMI in {region} matches", field=field)
+    oldest = datetime.min.replace(tzinfo=UTC)
+    newest = max(images, key=lambda i: i.created_at or oldest)
+    tied = sorted(i.image_id for i in images if (i.created_at or oldest) == (newest.created_at or oldest))
+    if len(tied) > 1:
+        raise ValidationFailed(
+            f"{field}: {len(tied)} AMIs in {region} match with the same creation date ({', '.join(tied[:5])}); "
+            "give ami_id",
+            field=field,
+        )
+    return newest
 
 
 # --- saga steps (one Lambda task each) ---
@@ -356,7 +412,6 @@ def import_instances(
     instance_id: str | None,
     ami_name_pattern: str | None,
     now: datetime,
-    new_id: Callable[[], str],
     name: str | None = None,
     owner: str | None = None,
     reason: str = "imported",
@@ -365,7 +420,14 @@ def import_instances(
     AMI whose name matches. Known, terminated and name-clashing instances are skipped with a reason.
     `name` (one instance only) is the worker's name instead of the instance's Name tag: taken, it
     is a 409 naming `name` (no suffix is made up for a name the caller chose). `owner` is recorded
-    on each imported worker; `reason` is their status reason."""
+    on each imported worker; `reason` is their status reason.
+
+    Idempotent, also against a concurrent import of the same instance (the API beside the
+    reconciler's auto-import): an imported worker's id is derived from its instance id
+    (`imported_worker_id`), so the second writer's conditional add finds it taken and skips. The
+    record is written before the instance is tagged: a failure in between leaves a worker whose
+    tags the next import or tag edit completes, never a tagged instance without a record (which
+    the reconciler's `terminate` policy would terminate)."""
     if name is not None and instance_id is None:
         raise ValidationFailed("a name is given only with instance_id (one instance)", field="name")
     ec2 = ports.ec2_for(region)
@@ -376,7 +438,7 @@ def import_instances(
         instances = [found]
     else:
         instances = ec2.find_by_ami_name(ami_name_pattern or "")
-    image_names = ec2.image_names(i.image_id for i in instances if i.image_id)
+    images = ec2.images(i.image_id for i in instances if i.image_id)
     report = ImportReport()
     for info in sorted(instances, key=lambda i: i.instance_id):
         if info.state in ("terminated", "shutting-down"):
@@ -388,7 +450,7 @@ def import_instances(
                 {"instance_id": info.instance_id, "reason": f"already managed as worker {known.worker_id}"}
             )
             continue
-        worker_id = new_id()
+        worker_id = imported_worker_id(info.instance_id)
         if name is not None:
             ports.reservations.claim_name(name, worker_id)  # Conflict (409 on `name`) when taken
             worker_name = name
@@ -404,10 +466,9 @@ def import_instances(
                     report.skipped.append({"instance_id": info.instance_id, "reason": f"name {worker_name!r} is taken"})
                     continue
         tags = {**info.tags, **managed_tags(worker_id)}
-        ec2.set_tags(info.instance_id, add=managed_tags(worker_id), remove=[])
         status = worker_status_from_ec2(info.state)
-        report.imported.append(
-            ports.workers.add(
+        try:
+            added = ports.workers.add(
                 Worker(
                     worker_id=worker_id,
                     name=worker_name,
@@ -415,7 +476,9 @@ def import_instances(
                     instance_id=info.instance_id,
                     instance_type=info.instance_type,
                     ami_id=info.image_id,
-                    ami_name=image_names.get(info.image_id or ""),
+                    ami_name=_image_field(images, info.image_id, "name"),
+                    ami_description=_image_field(images, info.image_id, "description"),
+                    ami_created_at=_image_field(images, info.image_id, "created_at"),
                     tags=tags,
                     status=status,
                     ec2_state=info.state,
@@ -428,8 +491,25 @@ def import_instances(
                     owner=owner,
                 )
             )
-        )
+        except Conflict:
+            # Imported a moment ago by a concurrent import (same derived id): not twice.
+            ports.reservations.release_name(worker_name)
+            report.skipped.append({"instance_id": info.instance_id, "reason": f"already managed as worker {worker_id}"})
+            continue
+        ec2.set_tags(info.instance_id, add=managed_tags(worker_id), remove=[])
+        report.imported.append(added)
     return report
+
+
+def imported_worker_id(instance_id: str) -> str:
+    """The id of the worker an instance is imported as: derived from the instance id, so two
+    imports of one instance claim the same id and the second finds it taken."""
+    return f"w-{hashlib.sha256(instance_id.encode()).hexdigest()[:17]}"
+
+
+def _image_field(images: dict[str, ImageInfo], image_id: str | None, name: str) -> Any:
+    image = images.get(image_id or "")
+    return getattr(image, name) if image is not None else None
 
 
 __all__ = [

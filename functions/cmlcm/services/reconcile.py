@@ -7,11 +7,22 @@ Three findings, per region:
   policy `reconcile_policy_failed_live`: terminate or mark.
 - `vanished_instance`: an active record whose instance EC2 no longer knows → always marked
   TERMINATED (there is nothing left to stop or pay for).
+- `image_details`: an active worker whose AMI's name, description and creation date are not
+  recorded yet (created or imported before they were) → filled from DescribeImages (one call
+  per region for all of them).
+- `auto_imported`: with the setting `auto_import_enabled` (off by default), every live instance
+  of an AMI matching the region's `ami_name_pattern` that no worker records is imported, as
+  `POST /workers/import` would (idempotent: known instances are skipped, and an instance's
+  worker id is derived from its id, so this and a concurrent API import cannot both add it).
+
+Auto-import is part of the reconciler rather than a job of its own: it runs under the
+reconciler's lease, so it never races the `adopt` policy (both import instances) or another
+reconciler run; it reuses the run's per-region EC2 listing pass and its heartbeat, findings
+log and metrics; and the jobs API's run now / pause / resume of `reconcile` cover it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Literal
@@ -24,7 +35,11 @@ from cmlcm.services.workers import mutate
 
 RECONCILER = ChangeCause(kind="reconciler", by="reconciler")
 
-FindingKind = Literal["unrecorded_instance", "failed_with_live_instance", "vanished_instance"]
+FindingKind = Literal[
+    "unrecorded_instance", "failed_with_live_instance", "vanished_instance", "image_details", "auto_imported"
+]
+#: Import skips that are the normal case of an idempotent auto-import, not findings.
+_ROUTINE_SKIPS = ("already managed", "instance is")
 
 
 @dataclass(frozen=True)
@@ -33,7 +48,7 @@ class Finding:
     region: str
     instance_id: str | None
     worker_id: str | None
-    action: Literal["terminated", "adopted", "marked", "failed"]
+    action: Literal["terminated", "adopted", "marked", "failed", "filled", "imported", "skipped"]
     detail: str = ""
 
     def as_dict(self) -> dict[str, str | None]:
@@ -57,7 +72,6 @@ def reconcile(
     *,
     regions: tuple[str, ...],
     now: datetime,
-    new_id: Callable[[], str],
 ) -> list[Finding]:
     settings = ports.settings.get()
     workers = all_workers(ports.workers)
@@ -77,11 +91,14 @@ def reconcile(
             owner = by_instance.get(instance.instance_id) or by_id.get(instance.tags.get(WORKER_ID_TAG, ""))
             if owner is None:
                 findings.append(
-                    _unrecorded(ports, settings.reconcile_policy_unrecorded, region, instance.instance_id, now, new_id)
+                    _unrecorded(ports, settings.reconcile_policy_unrecorded, region, instance.instance_id, now)
                 )
             elif owner.status in (WorkerStatus.FAILED, WorkerStatus.TERMINATED):
                 findings.append(_failed_live(ports, settings.reconcile_policy_failed_live, owner, instance.instance_id))
         regional = [w for w in workers if w.region == region and w.is_active and w.instance_id]
+        findings.extend(_fill_image_details(ports, region, regional, now))
+        if settings.auto_import_enabled:
+            findings.extend(_auto_import(ports, region, settings.defaults_for(region).ami_name_pattern, now))
         try:
             known = ec2.describe([w.instance_id for w in regional])  # type: ignore[misc]  # these workers all have an instance id
         except ExternalServiceError:
@@ -102,13 +119,62 @@ def reconcile(
     return findings
 
 
+def _fill_image_details(
+    ports: provisioning.ProvisionPorts, region: str, workers: list[Worker], now: datetime
+) -> list[Finding]:
+    """Record the AMI details of workers that lack them (one DescribeImages for the region)."""
+    missing = [w for w in workers if w.ami_id and w.ami_created_at is None]
+    if not missing:
+        return []
+    try:
+        images = ports.ec2_for(region).images({w.ami_id for w in missing if w.ami_id})
+    except ExternalServiceError as exc:
+        return [Finding("image_details", region, None, None, "failed", f"DescribeImages failed: {exc.message}")]
+    findings: list[Finding] = []
+    for worker in missing:
+        image = images.get(worker.ami_id or "")
+        if image is None:
+            continue  # deregistered or not shared with this account: nothing to learn
+        mutate(
+            ports.workers,
+            worker.worker_id,
+            lambda w, i=image: w.touch(  # type: ignore[misc]  # default binds this worker's image
+                now, ami_name=i.name, ami_description=i.description, ami_created_at=i.created_at
+            ),
+            RECONCILER,
+        )
+        findings.append(
+            Finding("image_details", region, worker.instance_id, worker.worker_id, "filled", image.image_id)
+        )
+    return findings
+
+
+def _auto_import(ports: provisioning.ProvisionPorts, region: str, pattern: str, now: datetime) -> list[Finding]:
+    """Import the region's unrecorded instances of matching AMIs; each import (and each skip
+    that is not routine) is a finding."""
+    try:
+        report = provisioning.import_instances(
+            ports, region=region, instance_id=None, ami_name_pattern=pattern, now=now, reason="auto-imported"
+        )
+    except ExternalServiceError as exc:
+        return [Finding("auto_imported", region, None, None, "failed", f"import failed: {exc.message}")]
+    findings = [
+        Finding("auto_imported", region, w.instance_id, w.worker_id, "imported", w.name) for w in report.imported
+    ]
+    findings += [
+        Finding("auto_imported", region, skip["instance_id"], None, "skipped", skip["reason"])
+        for skip in report.skipped
+        if not skip["reason"].startswith(_ROUTINE_SKIPS)
+    ]
+    return findings
+
+
 def _unrecorded(
     ports: provisioning.ProvisionPorts,
     policy: str,
     region: str,
     instance_id: str,
     now: datetime,
-    new_id: Callable[[], str],
 ) -> Finding:
     ec2 = ports.ec2_for(region)
     try:
@@ -119,7 +185,7 @@ def _unrecorded(
             return Finding("unrecorded_instance", region, instance_id, None, "terminated")
         if policy == "adopt":
             report = provisioning.import_instances(
-                ports, region=region, instance_id=instance_id, ami_name_pattern=None, now=now, new_id=new_id
+                ports, region=region, instance_id=instance_id, ami_name_pattern=None, now=now
             )
             if report.imported:
                 return Finding("unrecorded_instance", region, instance_id, report.imported[0].worker_id, "adopted")

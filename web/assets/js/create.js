@@ -36,8 +36,15 @@ export async function render(ctx) {
           <label for="c-region">Region</label>${regionInput("c-region")}
           <label for="c-type">Instance type <small>(optional)</small></label>
           <input id="c-type" name="instance_type" placeholder="region default">
-          <label for="c-ami">AMI id <small>(optional)</small></label>
-          <input id="c-ami" name="ami_id" placeholder="region default">
+          <label for="c-image-by">Image <small>(optional: else the region's default AMI)</small></label>
+          <select id="c-image-by" name="image_by" aria-describedby="c-image-help">
+            <option value="ami_id">by AMI id</option>
+            <option value="ami_name">by AMI name (newest match; * and ? wildcards)</option>
+            <option value="cml_version">by CML version (newest AMI of it)</option>
+          </select>
+          <label for="c-image" class="visually-hidden">Image value</label>
+          <input id="c-image" name="image" placeholder="region default" autocomplete="off" aria-describedby="c-image-help">
+          <small id="c-image-help">e.g. ami-0123456789abcdef0, cml2-controller-2.9*, or 2.9</small>
           <label for="c-owner">Owner <small>(optional)</small></label>
           <input id="c-owner" name="owner" maxlength="128">
           <button type="submit" class="primary">Create worker</button>
@@ -54,6 +61,8 @@ export async function render(ctx) {
           </fieldset>
           <label for="i-value">Instance id or AMI name pattern</label>
           <input id="i-value" name="value" required placeholder="i-0123456789abcdef0 or cml2-*">
+          <label for="i-name">Worker name <small>(optional, one instance only: else its Name tag)</small></label>
+          <input id="i-name" name="name" maxlength="63" pattern="[A-Za-z0-9][A-Za-z0-9._-]{0,62}" autocomplete="off">
           <button type="submit">Import</button>
           <p id="import-error" class="error" role="alert" hidden></p>
         </form>
@@ -117,7 +126,13 @@ export async function render(ctx) {
       return;
     }
     const body = {};
-    for (const [key, value] of new FormData(createForm)) if (String(value).trim()) body[key] = String(value).trim();
+    for (const [key, value] of new FormData(createForm)) {
+      if (key === "image_by" || key === "image") continue;
+      if (String(value).trim()) body[key] = String(value).trim();
+    }
+    // One of ami_id, ami_name or cml_version (the API resolves a name or version to the newest AMI).
+    const image = createForm.elements.image.value.trim();
+    if (image) body[createForm.elements.image_by.value] = image;
     const payload = JSON.stringify(body);
     // The same request (a retry after a lost answer) keeps its key, so it creates one worker.
     if (idempotency.payload !== payload) idempotency = { payload, key: crypto.randomUUID() };
@@ -131,6 +146,8 @@ export async function render(ctx) {
     event.preventDefault();
     const form = event.target;
     const body = { region: form.elements.region.value, [form.elements.by.value]: form.elements.value.value.trim() };
+    const name = form.elements.name.value.trim();
+    if (name) body.name = name;
     const result = await runAction(form.querySelector("button"), $("#import-error"), () => api.post("/workers/import", body));
     if (!result) return;
     $("#import-result").innerHTML = `

@@ -13,6 +13,7 @@ const VIEWS = {
   settings: () => import("./settings.js"),
   health: () => import("./health.js"),
   policy: () => import("./policy.js"),
+  jobs: () => import("./jobs.js"),
 };
 
 const main = document.getElementById("main");

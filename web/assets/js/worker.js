@@ -151,7 +151,12 @@ export async function render(ctx, { id }) {
                  <textarea id="tags-text" name="tags" rows="4"></textarea>
                  <button type="submit">Save tags</button>
                </form>
-               <label class="toggle"><input type="checkbox" id="idle-toggle"> Idle detection (auto-pause when idle)</label>`
+               <label class="toggle"><input type="checkbox" id="idle-toggle"> Idle detection (auto-pause when idle)</label>
+               <form id="owner-form" class="inline">
+                 <label for="owner-input">Owner <small>(e-mail or user name; empty clears it)</small></label>
+                 <input id="owner-input" name="owner" maxlength="128" pattern="[^\\s]+" autocomplete="off">
+                 <button type="submit">Save owner</button>
+               </form>`
             : `<p id="idle-state"></p>`
         }
         <p id="tags-error" class="error" role="alert" hidden></p>
@@ -202,8 +207,10 @@ export async function render(ctx, { id }) {
       ["Instance", esc(w.instance_id || "—")],
       ["Region", esc(w.region)],
       ["Instance type", esc(w.instance_type || "—")],
-      ["AMI", esc(w.ami_name || w.ami_id || "—")],
-      ["Owner", esc(w.owner || "—")],
+      ["AMI", w.ami_name ? `${esc(w.ami_name)} <small class="muted">${esc(w.ami_id || "")}</small>` : esc(w.ami_id || "—")],
+      ["AMI description", esc(w.ami_description || "—")],
+      ["AMI created", w.ami_created_at ? timeTag(w.ami_created_at, now) : "—"],
+      ["Owner", `<span id="owner-value">${esc(w.owner || "—")}</span>`],
       ["EC2 state", esc(w.ec2_state || "—")],
       ["Public IP", esc(w.public_ip || "—")],
       ["Private IP", esc(w.private_ip || "—")],
@@ -246,6 +253,8 @@ export async function render(ctx, { id }) {
     if (toggle) toggle.checked = w.idle_detection_enabled;
     const idleState = $("#idle-state");
     if (idleState) idleState.textContent = `Idle detection is ${w.idle_detection_enabled ? "on" : "off"} for this worker.`;
+    const ownerInput = $("#owner-input");
+    if (ownerInput && document.activeElement !== ownerInput) ownerInput.value = w.owner || "";
     const tagsText = $("#tags-text");
     if (tagsText && document.activeElement !== tagsText) {
       tagsText.value = Object.entries(w.tags || {})
@@ -457,6 +466,11 @@ export async function render(ctx, { id }) {
         tags[line.slice(0, at).trim()] = line.slice(at + 1).trim();
       }
       await act(tagsForm.querySelector("button"), () => api.put(`${path}/tags`, { tags, mode: "replace" }));
+    });
+    $("#owner-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const owner = event.target.elements.owner.value.trim();
+      await act(event.target.querySelector("button"), () => api.put(`${path}/owner`, { owner: owner || null }));
     });
     $("#idle-toggle").addEventListener("change", async (event) => {
       const box = event.target;

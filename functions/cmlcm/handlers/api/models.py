@@ -26,6 +26,8 @@ from cmlcm.domain.workers import (
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
+_CML_VERSION = re.compile(r"^\d{1,3}(\.\d{1,3}){0,3}$")
+_AMI_NAME = re.compile(r"^[A-Za-z0-9()\[\] ./\-'@_*?]{1,128}$")
 
 #: The tag rules of `check_tags` as JSON Schema, so the document says what is accepted (the
 #: lookahead refuses the `aws:` prefix, any case).
@@ -80,6 +82,8 @@ class WorkerView(ApiModel):
     instance_type: str | None
     ami_id: str | None
     ami_name: str | None
+    ami_description: str | None = None
+    ami_created_at: datetime | None = None
     owner: str | None
     tags: dict[str, str]
     status: WorkerStatus
@@ -220,6 +224,18 @@ class CreateWorkerRequest(ApiModel):
         description="Defaults to the region's setting",
         json_schema_extra={"anyOf": [{"type": "string", "pattern": r"^ami-[0-9a-f]{8,17}$"}, {"type": "null"}]},
     )
+    ami_name: str | None = Field(
+        default=None,
+        description="Instead of ami_id: launch the newest AMI whose name matches (EC2 wildcards * and ?); "
+        "none or several with the same newest creation date: 422 naming ami_name",
+        json_schema_extra={"anyOf": [{"type": "string", "pattern": _AMI_NAME.pattern}, {"type": "null"}]},
+    )
+    cml_version: str | None = Field(
+        default=None,
+        description="Instead of ami_id: launch the newest AMI of this CML version (e.g. 2.9 or 2.9.0), found by the "
+        "region's cml_version_ami_pattern setting; none or ambiguous: 422 naming cml_version",
+        json_schema_extra={"anyOf": [{"type": "string", "pattern": r"^\d{1,3}(\.\d{1,3}){0,3}$"}, {"type": "null"}]},
+    )
     owner: str | None = Field(default=None, max_length=128)
     tags: dict[str, Annotated[str, Field(max_length=256)]] = Field(
         default_factory=dict,
@@ -243,6 +259,21 @@ class CreateWorkerRequest(ApiModel):
     @classmethod
     def _ami(cls, value: str | None) -> str | None:
         return check_ami_id(value)
+
+    @field_validator("cml_version")
+    @classmethod
+    def _cml_version(cls, value: str | None) -> str | None:
+        if value is not None and not _CML_VERSION.match(value):
+            raise ValueError("must be a CML version like 2.9 or 2.9.0")
+        return value
+
+    @field_validator("ami_name")
+    @classmethod
+    def _ami_name(cls, value: str | None) -> str | None:
+        # EC2 image names: letters, digits and ( ) [ ] space . / - ' @ _, plus the * ? wildcards.
+        if value is not None and not _AMI_NAME.match(value):
+            raise ValueError("must be an AMI name (letters, digits, ( ) [ ] . / - ' @ _ and spaces; * ? wildcards)")
+        return value
 
     @field_validator("tags")
     @classmethod

@@ -103,6 +103,8 @@ def create_worker(
         ami_id=body.ami_id,
         owner=body.owner or caller_name(router.current_event.raw_event),
         tags=body.tags,
+        ami_name=body.ami_name,
+        cml_version=body.cml_version,
     )
     created = provisioning.create_worker(
         deps.provision_ports(), request, worker_id=deps.new_worker_id(), idempotency_key=idempotency_key, now=deps.now()
@@ -125,7 +127,6 @@ def import_workers(body: ImportWorkersRequest) -> ImportResult:
         instance_id=body.instance_id,
         ami_name_pattern=body.ami_name_pattern,
         now=deps.now(),
-        new_id=deps.new_worker_id,
         name=body.name,
         owner=caller_name(router.current_event.raw_event),
     )
