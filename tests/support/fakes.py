@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import NoReturn
 
 from cmlcm.domain.jobs import MetricSample
-from cmlcm.ports import BulkResult, CmlReader, InstanceInfo, InstanceUsage, LaunchSpec
+from cmlcm.ports import BulkResult, CmlReader, ImageInfo, InstanceInfo, InstanceUsage, LaunchSpec
 
 
 def unexpected(port: str, method: str) -> NoReturn:
@@ -56,6 +56,12 @@ class Ec2Unexpected:
 
     def image_names(self, image_ids: Iterable[str]) -> dict[str, str]:
         unexpected("ec2", "image_names")
+
+    def images(self, image_ids: Iterable[str]) -> dict[str, ImageInfo]:
+        unexpected("ec2", "images")
+
+    def find_images(self, name_pattern: str) -> list[ImageInfo]:
+        unexpected("ec2", "find_images")
 
 
 class SamplesUnexpected:

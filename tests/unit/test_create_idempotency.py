@@ -3,7 +3,7 @@ key is claimed before the worker is written, so a replay in between must wait, n
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +12,7 @@ import pytest
 from cmlcm.adapters.memory import InMemorySettingsRepository, InMemoryWorkerRepository
 from cmlcm.domain.errors import Conflict
 from cmlcm.domain.workers import Worker, WorkerStatus
+from cmlcm.ports import ImageInfo
 from cmlcm.services.provisioning import CreateWorker, ProvisionPorts, create_worker
 from tests.support.fakes import Ec2Unexpected
 
@@ -59,12 +60,19 @@ class Workflow:
         return f"arn:aws:states:us-east-1:123456789012:execution:provision:{name}"
 
 
+class NoImages(Ec2Unexpected):
+    """EC2 as a create sees it before launching: it looks the AMI's details up (none known here)."""
+
+    def images(self, image_ids: Iterable[str]) -> dict[str, ImageInfo]:
+        return {}
+
+
 @pytest.fixture
 def ports() -> ProvisionPorts:
     return ProvisionPorts(
         workers=InMemoryWorkerRepository(),
         settings=InMemorySettingsRepository(),
-        ec2_for=lambda region: Ec2Unexpected(),  # a create only reserves and starts the saga
+        ec2_for=lambda region: NoImages(),  # a create looks its AMI up, then reserves and starts the saga
         reservations=Reservations(),
         workflow=Workflow(),
     )
