@@ -232,3 +232,16 @@ def test_a_record_that_cannot_be_parsed_is_a_partial_batch_failure(store: Dynamo
         assert [e["detail"]["id"] for e in bus.events()] == [message["id"]]
     finally:
         broadcaster.override(None)
+
+
+def test_a_subscription_keeps_its_subscribers_scope_and_the_connection_its_teams(store: DynamoConnectionStore):
+    # Per-user scoping: the fan-out reads each subscriber's scope from the same Query.
+    connection = realtime.connect(
+        store, "c-s", user="operator@example.com", role="operator", now=NOW, teams=frozenset({"ccna"})
+    )
+    assert store.get("c-s").teams == {"ccna"}  # type: ignore[union-attr]
+    scope = '{"names":["operator@example.com"],"teams":["ccna"],"tag":"Team"}'
+    store.subscribe(connection, ["fleet"], limit=100, scope=scope)
+    admin = realtime.connect(store, "c-a", user="admin@example.com", role="admin", now=NOW)
+    store.subscribe(admin, ["fleet"], limit=100)
+    assert sorted(store.subscriptions_of("fleet")) == [("c-a", None), ("c-s", scope)]

@@ -216,11 +216,10 @@ def world(monkeypatch):  # noqa: ANN001, ANN201
         LicencePorts(workers, InMemoryTokenStore(), Unused()),
     )
     deps.override_policy(PolicyPorts(workers, settings, lambda region: ec2, InMemoryScheduleRepository()))
-    yield SimpleNamespace(workers=workers, settings=settings, ec2=ec2, refreshed=refreshed)
-    deps.override_policy(None)
     yield SimpleNamespace(
-        workers=workers, settings=settings, ec2=ec2, refreshed=refreshed, schedules=job_schedules, starter=starter
+        workers=workers, settings=settings, ec2=ec2, refreshed=refreshed, job_schedules=job_schedules, starter=starter
     )
+    deps.override_policy(None)
     deps.override_jobs(None)
     deps.override_labs(None, None)
     deps.override(None)
@@ -278,7 +277,7 @@ def test_403_exactly_when_the_role_is_below_the_route(world, method, path, calle
         assert body["error"] == "Forbidden" and f"needs the {minimum.name.lower()} role" in body["message"]
         assert world.workers.writes == writes_before and world.workers.get("w-1") == stored_before
         assert world.ec2.calls == [] and world.refreshed == [] and world.settings.get().version == 0
-        assert world.starter.started == [] and world.schedules.updates == 0
+        assert world.starter.started == [] and world.job_schedules.updates == 0
     # And anyone else gets past authorization (a 404/409/422 is the route's own answer, not a fault)
     else:
         assert status != 403, f"{caller} was refused {method} {path}: {body}"

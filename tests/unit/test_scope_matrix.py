@@ -22,6 +22,7 @@ from cmlcm.adapters.memory import (
     InMemoryJobSchedules,
     InMemoryJobStarter,
     InMemoryRefreshLimiter,
+    InMemoryScheduleRepository,
     InMemorySettingsRepository,
     InMemoryWorkerRepository,
 )
@@ -34,6 +35,7 @@ from cmlcm.handlers.api.auth import Role
 from cmlcm.services import collect
 from cmlcm.services.labs import LabPorts
 from cmlcm.services.licences import LicencePorts
+from cmlcm.services.policy import PolicyPorts
 from cmlcm.services.workers import WorkerPorts
 from cmlcm.wiring import OpsPorts
 from cmlcm_local.events import DEV_USERS, FakeLambdaContext, rest_event
@@ -86,10 +88,12 @@ def world(request, monkeypatch):  # noqa: ANN001, ANN201
         schedules_=NoSchedules(),
     )
     deps.override_jobs(InMemoryJobSchedules({}), InMemoryJobStarter())
+    deps.override_policy(PolicyPorts(workers, settings, lambda region: ec2, InMemoryScheduleRepository()))
     deps.override_labs(
         LabPorts(workers, InMemoryLabRepository(), Unused()), LicencePorts(workers, InMemoryTokenStore(), Unused())
     )
     yield SimpleNamespace(workers=workers, ec2=ec2, scoping=request.param)
+    deps.override_policy(None)
     deps.override_jobs(None)
     deps.override_labs(None, None)
     deps.override(None)
@@ -216,3 +220,16 @@ def test_scope_survives_its_encoding_and_a_broken_one_allows_nothing():
     assert not again.allows(None, {"Team": "ccna"}) and not again.allows("b@x", None)
     assert Scope.decode("not json").allows("a@x", {"Course": "ccna"}) is False
     assert Scope.decode(None).everything
+
+
+def test_savings_rows_are_the_callers_workers(world):  # noqa: ANN001
+    event = rest_event("GET", "/savings", claims=CLAIMS["operator"])
+    response = api_app.handler(event, FakeLambdaContext("api"))
+    assert response["statusCode"] == 200
+    rows = {r["worker_id"] for r in json.loads(response["body"])["workers"]}
+    assert rows == {"w-own-operator", "w-team"}
+    event = rest_event("GET", "/savings", claims=CLAIMS["admin"])
+    admin = json.loads(api_app.handler(event, FakeLambdaContext("api"))["body"])
+    assert {r["worker_id"] for r in admin["workers"]} == {
+        "w-own-admin", "w-own-operator", "w-own-viewer", "w-team", "w-other"
+    }  # fmt: skip
