@@ -160,7 +160,7 @@ def test_auto_import_is_off_by_default_then_imports_once_and_is_recorded(ports):
     assert ports.workers.find_by_instance_id(launched[0]) is None
     ports.settings.save(Settings(auto_import_enabled=True))
     findings = reconcile(ports, regions=("us-east-1",), now=NOW)
-    imported = sorted(f.instance_id for f in findings if f.kind == "auto_imported" and f.action == "imported")
+    imported = sorted(str(f.instance_id) for f in findings if f.kind == "auto_imported" and f.action == "imported")
     assert imported == launched
     worker = ports.workers.find_by_instance_id(launched[0])
     assert worker is not None and worker.status_reason == "auto-imported" and worker.ami_name == CML_AMI_NAME

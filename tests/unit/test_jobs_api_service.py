@@ -105,7 +105,7 @@ def test_run_now_takes_the_lease_with_the_runs_id_before_starting(repo):
     # The run itself finds its own lease and goes on; a scheduled run meanwhile is skipped.
     assert svc.begin_run(repo, RECONCILE_JOB, run.run_id, interval_seconds=900, now=NOW, trigger="manual") is not None
     assert svc.begin_run(repo, RECONCILE_JOB, "scheduled", interval_seconds=900, now=NOW) is None
-    assert repo.get(RECONCILE_JOB).last_skip_reason == "lease_held"  # type: ignore[union-attr]
+    assert repo.get(RECONCILE_JOB).last_skip_reason == "lease_held"
 
 
 def test_run_now_is_a_409_while_another_run_holds_the_lease_and_starts_nothing(repo):

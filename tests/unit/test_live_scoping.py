@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -20,6 +21,7 @@ from cmlcm.domain.workers import Worker, WorkerStatus
 from cmlcm.handlers.api.models import view_of
 from cmlcm.services import realtime
 from cmlcm.services.jobs import health_report
+from tests.support.fakes import unexpected
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 RULES = WorkerEventRules(view=view_of, cause_of=lambda w: {"kind": "unknown", "by": None})
@@ -41,8 +43,16 @@ def _worker(worker_id: str, *, owner: str | None = None, tags: dict[str, str] | 
 
 
 class _NoLabs:
+    """A lab store with no labs; the snapshots read it and never write."""
+
     def list(self, worker_id: str) -> list[Lab]:
         return []
+
+    def get(self, worker_id: str, lab_id: str) -> Lab | None:
+        return None
+
+    def write(self, puts: Sequence[Lab], deletes: Sequence[Lab]) -> int:
+        unexpected("labs", "write")
 
 
 def _ids():  # noqa: ANN202

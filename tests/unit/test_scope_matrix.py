@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from test_role_matrix import EXPECTED, NoSamples, NoSchedules, RecordingEc2, Unused
 
 from cmlcm.adapters.labs_repo import InMemoryLabRepository
 from cmlcm.adapters.licence_tokens import InMemoryTokenStore
@@ -33,13 +34,14 @@ from cmlcm.handlers.api import app as api_app
 from cmlcm.handlers.api import deps
 from cmlcm.handlers.api.auth import Role
 from cmlcm.services import collect
+from cmlcm.services.collect import CollectPorts
 from cmlcm.services.labs import LabPorts
 from cmlcm.services.licences import LicencePorts
 from cmlcm.services.policy import PolicyPorts
 from cmlcm.services.workers import WorkerPorts
 from cmlcm.wiring import OpsPorts
 from cmlcm_local.events import DEV_USERS, FakeLambdaContext, rest_event
-from tests.unit.test_role_matrix import EXPECTED, NoSamples, NoSchedules, RecordingEc2, Unused
+from tests.support.fakes import CloudWatchUnexpected, CmlUnexpected
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -84,7 +86,14 @@ def world(request, monkeypatch):  # noqa: ANN001, ANN201
         WorkerPorts(workers, settings, lambda region: ec2),
         clock=lambda: NOW,
         ops_=OpsPorts(InMemoryJobRepository(), InMemoryRefreshLimiter()),
-        collect=SimpleNamespace(samples=NoSamples()),
+        # refresh_worker itself is replaced above: only the samples (the metrics route) are read
+        collect=CollectPorts(
+            workers=workers,
+            samples=NoSamples(),
+            ec2_for=lambda region: ec2,
+            cloudwatch_for=lambda region: CloudWatchUnexpected(),
+            cml=CmlUnexpected(),
+        ),
         schedules_=NoSchedules(),
     )
     deps.override_jobs(InMemoryJobSchedules({}), InMemoryJobStarter())
