@@ -134,14 +134,20 @@ def _model_defs(model: type[BaseModel], name: str) -> dict[str, Any]:
 
 
 def _job_health_defs() -> dict[str, Any]:
-    """A job's GET /health entry: its heartbeat plus two computed flags."""
+    """A job's GET /health entry: its heartbeat plus three computed flags (`paused`: an admin
+    paused its schedule, jobs API)."""
     defs = _model_defs(JobHeartbeat, "JobHeartbeat")
     heartbeat = defs.pop("JobHeartbeat")
     defs["JobHealth"] = {
         **heartbeat,
         "title": "JobHealth",
-        "required": [*heartbeat.get("required", []), "overdue", "never_ran"],
-        "properties": {**heartbeat["properties"], "overdue": {"type": "boolean"}, "never_ran": {"type": "boolean"}},
+        "required": [*heartbeat.get("required", []), "overdue", "never_ran", "paused"],
+        "properties": {
+            **heartbeat["properties"],
+            "overdue": {"type": "boolean"},
+            "never_ran": {"type": "boolean"},
+            "paused": {"type": "boolean"},
+        },
         "additionalProperties": False,
     }
     return defs
