@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
+import sys
 import threading
 
 from cmlcm_local.runtime import LocalRuntime
@@ -27,6 +29,12 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     stop.wait()
     runtime.stop()
+    # Everything lives in memory: nothing is lost by not waiting for the threads still running
+    # inside moto (a Step Functions execution in flight, its retries), which otherwise kept the
+    # process alive for 10 s or more after SIGTERM (each browser test run waited for it).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
