@@ -67,7 +67,7 @@ bench-broadcast: $(PY_STAMP)
 	$(PY) benchmarks/broadcast_fanout.py $(ARGS)
 
 bench-dashboard: $(PY_STAMP) web
-	$(PY) benchmarks/dashboard_first_render.py
+	$(PY) benchmarks/dashboard_first_render.py $(ARGS)
 
 # The collection's state payload by fleet size (Distributed Map, batches in S3).
 bench-payload: $(PY_STAMP)

@@ -13,7 +13,8 @@ Starts `python -m cmlcm_local --workers N` (default 1000) on free ports, opens
 - the local-mode process's CPU time over the run (every thread: the API, the WebSocket snapshot,
   and the background loops) and the machine's load average (the figures mean little on a busy host).
 
-Run: `make bench-dashboard` (ARGS: --workers N --runs R).
+Run: `make bench-dashboard` (ARGS: --workers N --runs R --no-scheduler; the last leaves out the local
+mode's scheduled 1000-worker collection, which shares the one process with the API each minute).
 """
 
 from __future__ import annotations
@@ -91,6 +92,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--no-scheduler",
+        action="store_true",
+        help="local mode without its scheduled jobs (one collection first, so rows carry metrics): the "
+        "dashboard's own cost, without a 1000-worker collection sharing the process each minute",
+    )
     args = parser.parse_args()
     raw, zipped = js_size()
     print(f"dashboard JavaScript: {raw / 1024:.1f} KiB raw, {zipped / 1024:.1f} KiB gzipped (modules + uPlot)")
@@ -100,7 +107,7 @@ def main() -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "functions"), str(ROOT / "local")])}
     command = [sys.executable, "-m", "cmlcm_local", "--port", str(port), "--sim-port", str(free_port())]
     process = subprocess.Popen(
-        [*command, "--workers", str(args.workers)],
+        [*command, "--workers", str(args.workers), *(["--no-scheduler"] if args.no_scheduler else [])],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -119,6 +126,9 @@ def main() -> None:
                 raise SystemExit("local mode did not start")
             time.sleep(0.5)
         print(f"local mode with {args.workers} workers up in {time.monotonic() - started:.1f} s")
+        if args.no_scheduler:
+            collected = httpx.post(f"{base}/_local/jobs/collect_metrics", timeout=900).json()
+            print(f"scheduler off; one collection first: {collected.get('status')}")
         from playwright.sync_api import sync_playwright
 
         with sync_playwright() as playwright:

@@ -17,8 +17,15 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8700, help="REST API port")
     parser.add_argument("--workers", type=int, default=5, help="simulated workers to seed")
     parser.add_argument("--sim-port", type=int, default=0, help="CML simulator port (default: the REST port + 1)")
+    parser.add_argument(
+        "--no-scheduler",
+        action="store_true",
+        help="no scheduled jobs (collections, reconciles): run them with POST /_local/jobs/{job}",
+    )
     args = parser.parse_args()
-    runtime = LocalRuntime(host=args.host, port=args.port, workers=args.workers, sim_port=args.sim_port).start()
+    runtime = LocalRuntime(
+        host=args.host, port=args.port, workers=args.workers, sim_port=args.sim_port, scheduler=not args.no_scheduler
+    ).start()
     print(f"CML Cloud Manager (local) on {runtime.base_url}")
     print("  tokens: Authorization: Bearer dev-admin | dev-operator | dev-viewer")
     print(f"  try:    curl -H 'Authorization: Bearer dev-viewer' {runtime.base_url}/workers")

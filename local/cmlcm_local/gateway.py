@@ -19,6 +19,8 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -89,7 +91,12 @@ def build_gateway(
 
     # Every method reaches the function (as `ANY` does on API Gateway), which answers 405 + Allow.
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
-    gateway = Starlette(routes=[*(extra_routes or []), Route("/{path:path}", proxy, methods=methods)])
+    gateway = Starlette(
+        routes=[*(extra_routes or []), Route("/{path:path}", proxy, methods=methods)],
+        # As the REST API's MinimumCompressionSize (1 KiB) and CloudFront do: gzip for clients that
+        # accept it. Level 1: on loopback the bytes matter less than this one process's CPU.
+        middleware=[Middleware(GZipMiddleware, minimum_size=1024, compresslevel=1)],
+    )
 
     async def unmatched(scope: Any, receive: Any, send: Any) -> None:
         # Starlette's `{path:path}` does not match a path holding a newline (`%0A`); API

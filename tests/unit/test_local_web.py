@@ -91,3 +91,18 @@ def test_each_api_answer_says_how_long_the_function_took_and_waited():
     assert timings["cpu"] >= 29 and timings["handler"] >= timings["cpu"] - 1 and timings["queue"] >= 0
     # The authorizer's refusal never reached the function: nothing to time.
     assert "server-timing" not in client.get("/workers").headers
+
+
+def test_answers_over_a_kibibyte_are_gzipped_for_clients_that_accept_it_as_on_aws():
+    big = '{"items": [' + ",".join(['{"name": "cml-0001", "status": "running"}'] * 100) + "]}"
+
+    def api(event, context):  # noqa: ANN001, ANN202
+        return {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": big}
+
+    client = TestClient(build_gateway(api))
+    viewer = {"Authorization": "Bearer dev-viewer"}
+    zipped = client.get("/workers", headers={**viewer, "Accept-Encoding": "gzip"})
+    assert zipped.headers["content-encoding"] == "gzip" and zipped.text == big
+    assert int(zipped.headers["content-length"]) < len(big) / 5
+    plain = client.get("/workers", headers={**viewer, "Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.text == big
