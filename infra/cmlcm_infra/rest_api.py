@@ -73,7 +73,7 @@ class RestApi(Construct):
             description="CML Cloud Manager REST API",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             # gzip for clients that accept it (browsers do): a 1000-worker GET /workers is about
-            # 820 KiB of JSON, under 10% of that compressed.
+            # 1.2 MiB of JSON, a tenth of that compressed.
             min_compression_size=Size.kibibytes(1),
             # Every method is protected unless it explicitly opts out (the public GETs below).
             default_method_options=apigw.MethodOptions(

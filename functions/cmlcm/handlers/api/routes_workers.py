@@ -40,7 +40,7 @@ logger = Logger(child=True)
 VIEWER, OPERATOR, ADMIN = requires(Role.VIEWER), requires(Role.OPERATOR), requires(Role.ADMIN)
 
 #: Largest page of GET /workers: a 1000-worker fleet in one request (the dashboard's fleet view).
-#: DynamoDB still reads it in 1 MB pages; 1000 views are about 1 MB of JSON (6 MB is Lambda's limit).
+#: DynamoDB still reads it in 1 MB pages; 1000 views are about 1.2 MB of JSON (6 MB is Lambda's limit).
 MAX_PAGE = 1000
 
 #: Query booleans are exactly `true` or `false`: `1`, `yes` or `on` are refused (422), not guessed.
