@@ -127,8 +127,19 @@ def main() -> None:
             time.sleep(0.5)
         print(f"local mode with {args.workers} workers up in {time.monotonic() - started:.1f} s")
         if args.no_scheduler:
-            collected = httpx.post(f"{base}/_local/jobs/collect_metrics", timeout=900).json()
-            print(f"scheduler off; one collection first: {collected.get('status')}")
+            # One collection so rows carry metrics (the tool answers 500 when it outlasts its own
+            # 120 s wait on a busy host; the run goes on), then wait until the process is idle.
+            collected = httpx.post(f"{base}/_local/jobs/collect_metrics", timeout=900)
+            idle_from = time.monotonic()
+            while time.monotonic() - idle_from < 900:
+                before = process_cpu_seconds(process.pid)
+                time.sleep(2)
+                if process_cpu_seconds(process.pid) - before < 0.2:
+                    break
+            print(
+                f"scheduler off; one collection first (HTTP {collected.status_code}), process idle after "
+                f"{time.monotonic() - idle_from:.0f} s more"
+            )
         from playwright.sync_api import sync_playwright
 
         with sync_playwright() as playwright:
