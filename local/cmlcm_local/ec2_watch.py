@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cmlcm_local.events import FakeLambdaContext
-from cmlcm_local.moto_ec2_glue import instance_states
+from cmlcm_local.moto_glue.ec2 import instance_states
 
 log = logging.getLogger("cmlcm.local.ec2_watch")
 
@@ -58,7 +58,7 @@ class Ec2StateWatcher:
 
     def _read(self) -> dict[str, str]:
         # moto's state, not a DescribeInstances call: EventBridge sees EC2 from the inside, and the
-        # call costs seconds of CPU with a 1000-instance fleet (see moto_ec2_glue.instance_states).
+        # call costs seconds of CPU with a 1000-instance fleet (see moto_glue.ec2.instance_states).
         return instance_states(self._region)
 
     def poll_once(self) -> int:

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from moto.core.config import DefaultConfig
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -51,10 +50,10 @@ LOCAL_ENV = {
     "SUPPORTED_REGIONS": "us-east-1,us-west-2",
 }
 
-MOTO_CONFIG: DefaultConfig = {
-    "stepfunctions": {"execute_state_machine": True},
-    "lambda": {"use_docker": False},
-}
+#: From this many seeded workers on, moto's account-wide scans are sped up (`moto_glue.speedups`):
+#: a 1000-worker local fleet would otherwise spend its time in moto. Smaller fleets, and the tests,
+#: run moto's own code.
+SPEEDUPS_FROM_WORKERS = 100
 
 
 #: The jobs' schedules in moto's Scheduler (the stack names them `<stack>-collect-metrics`, ...).
@@ -146,16 +145,15 @@ class LocalRuntime:
         from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository
         from cmlcm.adapters.operations import DynamoReservations
         from cmlcm.handlers.api import app as api_app
-        from cmlcm_local import moto_ec2_glue, moto_glue
+        from cmlcm_local import moto_glue
         from cmlcm_local.gateway import build_gateway
         from cmlcm_local.seed import cml_ami, fresh_backend, seed_fleet
         from cmlsim import build_app as build_sim_app
 
         get_settings.cache_clear()
-        self._mock = mock_aws(config=MOTO_CONFIG)
+        self._mock = mock_aws(config=moto_glue.MOTO_CONFIG)
         self._mock.start()
-        moto_glue.install()
-        moto_ec2_glue.install()
+        moto_glue.install(speedups=self.workers >= SPEEDUPS_FROM_WORKERS)
         self._wire_workflows()
         settings = fresh_backend()
         reservations = DynamoReservations(settings.operations_table, settings.aws_region)
@@ -223,13 +221,12 @@ class LocalRuntime:
         from cmlcm.adapters.subscriptions import create_realtime_tables
         from cmlcm.handlers import broadcaster, ws
         from cmlcm_local.event_bus import LocalEventBus
-        from cmlcm_local.streams import StreamPump, enable_streams, install_iterator_glue
+        from cmlcm_local.streams import StreamPump, enable_streams
         from cmlcm_local.tokens import LocalTokenIssuer
         from cmlcm_local.websocket import LocalWebSocketApi
 
         create_realtime_tables(settings.connections_table, settings.subscriptions_table, settings.aws_region)
         sources = [settings.workers_table, settings.labs_table, settings.operations_table]
-        install_iterator_glue()
         enable_streams(sources, settings.aws_region)
         self.issuer = LocalTokenIssuer(os.environ["COGNITO_ISSUER"], os.environ["COGNITO_CLIENT_ID"])
         self.websocket_api = LocalWebSocketApi(ws.handler, self.issuer)
@@ -379,10 +376,10 @@ class LocalRuntime:
     def sync_simulated_fleet(self, *, boot_seconds: float = 8.0) -> None:
         """Give every live instance of the CML AMI a simulated controller (new ones boot for a
         few seconds, as CML does) and drop controllers of terminated instances."""
-        from cmlcm_local.moto_ec2_glue import instance_states
+        from cmlcm_local.moto_glue.ec2 import instance_states
 
         # Every tick: read moto's state directly (a DescribeInstances of 1000 instances costs
-        # seconds of CPU in moto; see moto_ec2_glue.instance_states).
+        # seconds of CPU in moto; see moto_glue.ec2.instance_states).
         live = [
             instance_id
             for instance_id, state in instance_states(self.region).items()

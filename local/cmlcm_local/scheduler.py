@@ -16,7 +16,7 @@ from typing import Any
 from cmlcm.adapters.aws import client
 from cmlcm.ports import SettingsRepository
 from cmlcm.services.jobs import COLLECT_JOB, RECONCILE_JOB
-from cmlcm_local.moto_ec2_glue import instance_states
+from cmlcm_local.moto_glue.ec2 import instance_states
 
 log = logging.getLogger("cmlcm.local.scheduler")
 
@@ -26,7 +26,7 @@ def seed_cloudwatch(region: str, *, now: datetime, rng: random.Random) -> int:
     CloudWatch agent would; moto has no metrics of its own."""
     cloudwatch = client("cloudwatch", region)
     # EC2 publishes from the inside: moto's state, not a DescribeInstances (seconds of CPU in moto
-    # with 1000 instances; see moto_ec2_glue.instance_states).
+    # with 1000 instances; see moto_glue.ec2.instance_states).
     instances = [iid for iid, state in instance_states(region).items() if state == "running"]
     for start in range(0, len(instances), 500):
         batch = instances[start : start + 500]

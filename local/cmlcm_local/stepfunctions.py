@@ -12,7 +12,7 @@ executor on, no Lambda docker), then:
 
 `LocalLambdas.register` creates a real moto Lambda function (so ARNs, `GetFunction` and the
 Step Functions parser's `lambda.invoke` calls work unchanged) and routes its invocations to the
-Python handler through `moto_glue.install_lambda_dispatch` (an override of `invoke` on moto's
+Python handler through `moto_glue.lambda_dispatch` (an override of `invoke` on moto's
 Lambda backend: `LambdaSimpleBackend.invoke` under `use_docker: False`, `LambdaBackend.invoke`
 otherwise). A handler runs like under the AWS Python runtime: the event is the
 decoded JSON payload, the return value is JSON-serialised (a non-JSON value such as a datetime
@@ -26,7 +26,7 @@ iteration / Parallel branch) in further threads, so handlers run concurrently an
 caller's thread. Both classes here are safe to use from several threads (gateway request
 threads, the scheduler loop). Handlers must be thread-safe themselves.
 
-What moto's executor supports (moto 5.2.1, JSONPath)
+What moto's executor supports (moto 5.2.5, JSONPath)
 -----------------------------------------------------
 Checked by tests/statemachines/test_moto_sfn_features.py (fixtures in tests/statemachines/
 fixtures/) unless marked "source" (read in moto's code, not exercised) or "probe" (tried once).
@@ -78,9 +78,9 @@ Diverges from AWS (ASL must not depend on these):
   States.TaskFailed/States.ALL, or do the call in a Lambda (the product's design anyway).
 - DescribeExecution returns a string result raw (`high`, not `"high"`) and omits a null one;
   `LocalStateMachines.wait` decodes both.
-- moto 5.2.1 cannot start a state machine twice, nor any machine after another one ran
-  (getmoto/moto#10077); `moto_glue.install_sfn_restart_fix` (installed by LocalStateMachines)
-  fixes it.
+- moto 5.2.1 could not start a state machine twice, nor any machine after another one ran
+  (getmoto/moto#10077, fixed in 5.2.3 by PR #10093; the pin is past it and
+  tests/statemachines/test_moto_lambda_glue.py checks it).
 - Nested executions (`arn:aws:states:::states:startExecution[.sync[:2]]`) fail with
   States.Runtime "'StateMachineArn'" (probe): don't nest machines.
 - moto logs every failed state at ERROR with a large object dump (logger
@@ -103,16 +103,10 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from moto.core.config import DefaultConfig
 
 from cmlcm_local import moto_glue
 from cmlcm_local.events import FakeLambdaContext
-
-#: The moto configuration local mode and the statemachine tests run under.
-MOTO_CONFIG: DefaultConfig = {
-    "stepfunctions": {"execute_state_machine": True},
-    "lambda": {"use_docker": False},
-}
+from cmlcm_local.moto_glue import MOTO_CONFIG as MOTO_CONFIG  # what callers enter `mock_aws` with
 
 _PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 _TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
@@ -167,7 +161,7 @@ class LocalLambdas:
     """Lambda functions whose invocations run Python handlers in-process (inside `mock_aws`)."""
 
     def __init__(self, *, region: str | None = None, role_name: str = "cmlcm-local-lambda") -> None:
-        moto_glue.install_lambda_dispatch()
+        moto_glue.install()
         self.region = region or _region()
         self._lambda = boto3.client("lambda", region_name=self.region)
         self._iam = boto3.client("iam", region_name=self.region)
@@ -258,7 +252,6 @@ class LocalStateMachines:
     """State machines created from ASL files and executed by moto's executor (inside `mock_aws`)."""
 
     def __init__(self, *, region: str | None = None, role_name: str = "cmlcm-local-states") -> None:
-        moto_glue.install_sfn_restart_fix()
         self.region = region or _region()
         self._sfn = boto3.client("stepfunctions", region_name=self.region)
         self._iam = boto3.client("iam", region_name=self.region)

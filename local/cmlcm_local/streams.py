@@ -33,25 +33,6 @@ def enable_streams(table_names: list[str], region: str) -> None:
             )
 
 
-def install_iterator_glue() -> None:
-    """moto keeps every shard iterator it hands out, forever; AWS expires them after 15 minutes.
-    A pump polling a few times a second would grow memory without end: an iterator is forgotten
-    once GetRecords used it (the pump always continues from NextShardIterator)."""
-    from moto.dynamodbstreams.models import DynamoDBStreamsBackend
-
-    if getattr(DynamoDBStreamsBackend.get_records, "_cmlcm_glue", False):
-        return
-    original = DynamoDBStreamsBackend.get_records
-
-    def get_records(self: DynamoDBStreamsBackend, iterator_arn: str, limit: int) -> dict[str, Any]:
-        result = original(self, iterator_arn, limit)
-        self.shard_iterators.pop(iterator_arn, None)
-        return result
-
-    get_records._cmlcm_glue = True  # type: ignore[attr-defined]
-    DynamoDBStreamsBackend.get_records = get_records  # type: ignore[method-assign]
-
-
 def keep(table: str, record: dict[str, Any], operations_table: str) -> bool:
     """The mapping's filter: every record of the workers and labs tables; of the operations table
     only job heartbeats (settings, idempotency keys, refresh limits are no news)."""

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.conftest import check_against_the_document
+from tests.support.api import check_against_the_document
 
 
 def test_the_hook_refuses_what_the_document_does_not_promise():

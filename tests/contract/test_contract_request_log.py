@@ -11,7 +11,7 @@ import pytest
 
 from cmlcm.handlers.api import app as api_app
 from cmlcm_local.seed import seed_fleet
-from tests.conftest import NOW
+from tests.support.api import NOW
 
 
 class Lines(logging.Handler):

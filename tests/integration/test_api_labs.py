@@ -35,7 +35,7 @@ from cmlcm.services.licences import LicencePorts
 from cmlcm_local.events import DEV_USERS, FakeLambdaContext, rest_event
 from cmlcm_local.seed import seed_fleet
 from cmlsim import SimulatedFleet, build_app, sample_topology
-from tests.conftest import NOW
+from tests.support.api import NOW
 
 
 class Clock:

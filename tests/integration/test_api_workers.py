@@ -8,7 +8,7 @@ import pytest
 
 from cmlcm.adapters.aws import client
 from cmlcm_local.seed import seed_fleet
-from tests.conftest import NOW
+from tests.support.api import NOW
 
 
 @pytest.fixture

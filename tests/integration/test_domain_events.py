@@ -35,7 +35,7 @@ from cmlcm.domain.workers import ChangeCause, Licence, LicenceOperation, Worker,
 from cmlcm.handlers import event_schemas
 from cmlcm.services import realtime
 from cmlcm_local.event_bus import ALL_EVENTS_RULE, LocalEventBus, example_pattern
-from cmlcm_local.streams import StreamPump, enable_streams, install_iterator_glue
+from cmlcm_local.streams import StreamPump, enable_streams
 from tests.conftest import NOW
 
 REPO = Path(__file__).resolve().parents[2]
@@ -107,7 +107,6 @@ def test_every_event_type_reaches_the_bus_valid_against_its_schema_and_the_examp
     from cmlcm.handlers import broadcaster
 
     settings = get_settings()
-    install_iterator_glue()
     sources = [settings.workers_table, settings.labs_table, settings.operations_table]
     enable_streams(sources, settings.aws_region)
     publisher = EventBridgeBus(bus.bus_name, settings.aws_region)

@@ -21,8 +21,8 @@ from cmlcm.domain.workers import Worker, WorkerStatus
 from cmlcm.services import realtime
 from cmlcm_local.event_bus import LocalEventBus
 from cmlcm_local.events import FakeLambdaContext
-from cmlcm_local.streams import StreamPump, enable_streams, install_iterator_glue
-from tests.conftest import NOW
+from cmlcm_local.streams import StreamPump, enable_streams
+from tests.support.api import NOW
 
 
 @pytest.fixture
@@ -133,7 +133,6 @@ def test_the_broadcaster_turns_real_stream_records_into_events(store: DynamoConn
     from cmlcm.handlers import broadcaster
 
     settings = get_settings()
-    install_iterator_glue()
     enable_streams([settings.workers_table, settings.labs_table, settings.operations_table], settings.aws_region)
     poster = MemoryConnections()
     monkeypatch.setattr(wiring, "connection_poster", lambda: poster)

@@ -8,12 +8,17 @@ import threading
 import moto
 import pytest
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodbstreams.models import DynamoDBStreamsBackend
+from moto.ec2.models.instances import InstanceBackend
 from moto.ec2.responses.monitoring import Monitoring
 
 from cmlcm.adapters.aws import client
 from cmlcm.adapters.ec2 import Ec2Gateway
 from cmlcm.config import get_settings
-from cmlcm_local import moto_ec2_glue, moto_glue
+from cmlcm_local import moto_glue
+from cmlcm_local.moto_glue import dynamodb, speedups
+from cmlcm_local.moto_glue import ec2 as ec2_glue
+from cmlcm_local.moto_glue._patch import MARKER, is_patched
 from cmlcm_local.seed import cml_ami, launch_instances
 
 REGION = "us-east-1"
@@ -24,7 +29,7 @@ def monitoring_of(instance_ids: list[str]) -> dict[str, str | None]:
 
 
 def test_the_pinned_moto_is_the_one_the_glue_supports():
-    assert moto.__version__.startswith(moto_glue.SUPPORTED_MOTO)
+    moto_glue.install()  # refuses any other
 
 
 def test_monitor_instances_enables_detailed_monitoring_of_the_given_instances_only(aws):  # noqa: ANN001
@@ -45,11 +50,27 @@ def test_monitor_instances_enables_detailed_monitoring_of_the_given_instances_on
 def test_install_is_idempotent():
     moto_glue.install()
     moto_glue.install()
-    assert Monitoring.monitor_instances is moto_glue._monitor_instances
-    assert Monitoring.unmonitor_instances is moto_glue._unmonitor_instances
-    for name in moto_glue.DYNAMODB_WRITES:  # wrapped once, not once per install
+    assert Monitoring.monitor_instances is ec2_glue.monitor_instances
+    assert Monitoring.unmonitor_instances is ec2_glue.unmonitor_instances
+    assert InstanceBackend.run_instances is ec2_glue.run_instances
+    assert DynamoDBStreamsBackend.get_records is dynamodb.get_records
+    for name in dynamodb.WRITES:  # wrapped once, not once per install
         method = getattr(DynamoDBBackend, name)
-        assert getattr(method, moto_glue._SERIALIZED) and not getattr(method.__wrapped__, moto_glue._SERIALIZED, False)
+        assert is_patched(DynamoDBBackend, name) and not hasattr(getattr(method, MARKER), MARKER)
+        assert method.__wrapped__ is getattr(method, MARKER)
+
+
+def test_speedups_are_installed_only_when_asked_for():
+    # Given the glue as the tests install it, then moto's scans are moto's own
+    moto_glue.install()
+    assert not any(is_patched(owner, name) for owner, name, _ in speedups.PATCHES)
+    # And asked for (the benchmarks, a large local fleet), they are in place, until removed
+    moto_glue.install(speedups=True)
+    try:
+        assert all(is_patched(owner, name) for owner, name, _ in speedups.PATCHES)
+    finally:
+        speedups.remove()
+    assert not any(is_patched(owner, name) for owner, name, _ in speedups.PATCHES)
 
 
 def test_a_dynamodb_write_waits_for_the_write_in_progress(aws):  # noqa: ANN001
@@ -62,7 +83,7 @@ def test_a_dynamodb_write_waits_for_the_write_in_progress(aws):  # noqa: ANN001
         table.put_item(TableName=name, Item={"worker_id": {"S": "w-lock"}})
         done.set()
 
-    with moto_glue._dynamodb_write_lock:
+    with dynamodb.write_lock:
         writer = threading.Thread(target=put)
         writer.start()
         # Then another write does not interleave with it
@@ -103,32 +124,36 @@ def test_concurrent_conditional_writes_on_one_version_let_exactly_one_through(aw
         assert sorted(outcomes) == ["conflict"] * 7 + ["saved"], f"round {round_}"
 
 
+def _speedups_in_place() -> list[bool]:
+    return [is_patched(owner, name) for owner, name, _ in speedups.PATCHES]
+
+
 INSTALLERS = {
     "install": lambda: moto_glue.install(),
-    "install_lambda_dispatch": lambda: moto_glue.install_lambda_dispatch(),
-    "install_sfn_restart_fix": lambda: moto_glue.install_sfn_restart_fix(),
+    "install with speedups": lambda: moto_glue.install(speedups=True),
     "set_retry_interval_scale": lambda: moto_glue.set_retry_interval_scale(0.5),
 }
 
 
-@pytest.mark.parametrize("other", ["5.3.0", "5.1.9", "6.2.1", "5.20.0"])
+# 5.2.1 and 5.2.2 lack the upstream fix of the Step Functions restart bug (getmoto/moto#10077).
+@pytest.mark.parametrize("other", ["5.3.0", "5.1.9", "6.2.1", "5.20.0", "5.2.1", "5.2.2", "garbage"])
 @pytest.mark.parametrize("installer", sorted(INSTALLERS))
 def test_the_glue_refuses_another_moto_version(monkeypatch, installer, other):  # noqa: ANN001
     # Given a moto whose version is not the pinned minor
     monkeypatch.setattr(moto, "__version__", other)
-    before = (Monitoring.monitor_instances, moto_glue.retry_interval_scale())
+    before = (Monitoring.monitor_instances, moto_glue.retry_interval_scale(), _speedups_in_place())
     # When the glue is installed, then it refuses, naming both versions
-    with pytest.raises(RuntimeError, match=rf"moto {other} is not the pinned 5\.2\.x"):
+    with pytest.raises(RuntimeError, match=rf"moto {other} is not the pinned 5\.2\.x \(>= 5\.2\.3\)"):
         INSTALLERS[installer]()
     # And nothing was patched on the way
-    assert (Monitoring.monitor_instances, moto_glue.retry_interval_scale()) == before
+    assert (Monitoring.monitor_instances, moto_glue.retry_interval_scale(), _speedups_in_place()) == before
 
 
-@pytest.mark.parametrize("patch", ["5.2.0", "5.2.1", "5.2.9"])
-def test_any_patch_release_of_the_pinned_minor_is_accepted(monkeypatch, patch):  # noqa: ANN001
+@pytest.mark.parametrize("patch", ["5.2.3", "5.2.5", "5.2.9"])
+def test_any_patch_release_of_the_pinned_minor_from_the_fix_on_is_accepted(monkeypatch, patch):  # noqa: ANN001
     monkeypatch.setattr(moto, "__version__", patch)
     moto_glue.install()
-    assert Monitoring.monitor_instances is moto_glue._monitor_instances
+    assert Monitoring.monitor_instances is ec2_glue.monitor_instances
 
 
 @pytest.fixture
@@ -168,5 +193,5 @@ def test_instance_states_read_from_moto_agree_with_describe_instances(aws):  # n
         for instance in reservation["Instances"]
     }
     # Then they agree, instance by instance and state by state
-    assert moto_ec2_glue.instance_states(REGION) == described
+    assert ec2_glue.instance_states(REGION) == described
     assert {described[i] for i in ids} >= {"running", "terminated"}

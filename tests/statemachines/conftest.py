@@ -11,6 +11,8 @@ from sfn_harness import Sfn
 from cmlcm_local import moto_glue
 from cmlcm_local.stepfunctions import MOTO_CONFIG, LocalLambdas, LocalStateMachines
 
+moto_glue.install()  # the saga relies on RunInstances idempotency and atomic conditional writes
+
 
 @pytest.fixture
 def sfn() -> Iterator[Sfn]:

@@ -22,7 +22,7 @@ from cmlcm.handlers.api import deps
 from cmlcm.services.provisioning import ProvisionPorts
 from cmlcm.services.workers import WorkerPorts
 from cmlcm_local.seed import cml_ami, fresh_backend, launch_instances
-from tests.conftest import Api
+from tests.support.api import Api
 
 ASL = Path(__file__).resolve().parents[2] / "statemachines" / "provision_worker.asl.json"
 

@@ -155,5 +155,25 @@ class RequestGuard:
 
 
 def install(app: Any) -> None:
-    """Put the guard in front of the validation of a resolver built with enable_validation=True."""
-    app._request_validation_middleware = RequestGuard(app._request_validation_middleware)
+    """Put the guard in front of the validation of a resolver built with enable_validation=True.
+
+    Why a private attribute: Powertools (3.37.0, the newest release) has no supported hook that
+    runs before request validation. Each route's stack is built (`Route._build_middleware_stack`)
+    as the resolver's `_request_validation_middleware`, then `app.use()` and route middlewares,
+    then response validation; that order is the documented design since the validation split of
+    aws-powertools/powertools-lambda-python#7050. The one supported place before validation is
+    the Lambda handler ahead of `resolve()`, but the guard needs the route the resolver matched
+    (its role requirement, its body parameters, the 405 rule), and route matching is private
+    too. So the resolver's own validation middleware is wrapped, and this fails at import (cold
+    start) if a Powertools upgrade moves it, instead of silently validating before the role
+    check; tests/unit/test_role_matrix.py proves 403 comes before 422 on every route.
+    """
+    from aws_lambda_powertools.event_handler.middlewares.openapi_validation import OpenAPIRequestValidationMiddleware
+
+    validation = getattr(app, "_request_validation_middleware", None)
+    if not isinstance(validation, OpenAPIRequestValidationMiddleware):
+        raise RuntimeError(
+            "Powertools no longer keeps its request validation middleware in "
+            "`_request_validation_middleware`: the request guard cannot run before validation"
+        )
+    app._request_validation_middleware = RequestGuard(validation)

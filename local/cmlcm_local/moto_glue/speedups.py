@@ -1,9 +1,11 @@
-"""moto 5.2 paths whose cost grows with the whole account, made to cost what the answer costs.
+"""Speedups: moto 5.2 paths whose cost grows with the whole account, made to cost what the
+answer costs. Only where asked for (`install(speedups=True)`): the benchmarks, and local mode
+with a large fleet; the tests run moto's own code.
 
 A simulated fleet of 1000 workers otherwise measures moto, not the product: on a 2-core machine
 one collection cycle spent most of its time inside these (profiled with py-spy), where AWS answers
 in milliseconds. Each patch keeps moto's own answer, and each is compared with moto's own
-implementation by tests/integration/test_moto_scale_glue.py.
+implementation by tests/integration/test_moto_speedups.py.
 
 - CloudWatch GetMetricData: moto compares every stored datapoint with every MetricStat query and
   period (500 queries x 5 periods x 2000 datapoints = 5 million comparisons a call). Here each
@@ -34,7 +36,7 @@ from moto.dynamodb.models.table import Table
 from moto.ec2.models.core import TaggedEC2Resource
 from moto.ec2.models.tags import EC2_PREFIX_TO_RESOURCE, get_prefix
 
-_ORIGINAL = "_cmlcm_original"
+from cmlcm_local.moto_glue._patch import original, patch, unpatch
 
 
 class _Scoped:
@@ -64,10 +66,10 @@ def _get_metric_data(
     end_time: Any,
     scan_by: str = "TimestampAscending",
 ) -> list[dict[str, Any]]:
-    original = getattr(CloudWatchBackend.get_metric_data, _ORIGINAL)
+    own = original(CloudWatchBackend, "get_metric_data")
     if not queries or any("MetricStat" not in q for q in queries):
         # Expressions (metric math, Metrics Insights) look across queries: moto's own path.
-        return original(self, queries, start_time, end_time, scan_by)
+        return own(self, queries, start_time, end_time, scan_by)
     # moto keeps a datapoint for a MetricStat query only if the names are equal; with one query
     # dimension, only if the datapoint has that one dimension, equal by name and by value (a None
     # value on either side matches any). Candidates keep moto's order, so sums are bit-identical.
@@ -92,7 +94,7 @@ def _get_metric_data(
         else:
             candidates = by_name.get(name, [])
         datapoints = [datum for _, datum in candidates]
-        results += original(_Scoped(self, datapoints), [query], start_time, end_time, scan_by)
+        results += own(_Scoped(self, datapoints), [query], start_time, end_time, scan_by)
     return results
 
 
@@ -135,7 +137,7 @@ def _serialize_type_structure(self: BaseJSONSerializer, serialized: Any, value: 
     if shape.name == "AttributeValue" and key and _wire_form(value) and self.service_model.service_name == "dynamodb":
         self._default_serialize(serialized, value, shape, key)
         return
-    getattr(BaseJSONSerializer._serialize_type_structure, _ORIGINAL)(self, serialized, value, shape, key)
+    original(BaseJSONSerializer, "_serialize_type_structure")(self, serialized, value, shape, key)
 
 
 #: moto's item size limit (LimitedSizeDict.__setitem__): 400 KB and a little slack, as on AWS.
@@ -174,31 +176,29 @@ class _Partition:
 
 
 def _query(self: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) -> Any:
-    original = getattr(Table.query, _ORIGINAL)
+    own = original(Table, "query")
     # Index queries (6th positional: index_name) and keyless calls take moto's path.
     if hash_key is None or (len(args) > 6 and args[6]) or kwargs.get("index_name"):
-        return original(self, hash_key, *args, **kwargs)
-    return original(_Partition(self, hash_key), hash_key, *args, **kwargs)
+        return own(self, hash_key, *args, **kwargs)
+    return own(_Partition(self, hash_key), hash_key, *args, **kwargs)
 
 
-def _patch(owner: type, name: str, replacement: Any) -> None:
-    current = getattr(owner, name)
-    if getattr(current, _ORIGINAL, None) is not None:
-        return
-    setattr(replacement, _ORIGINAL, current)
-    setattr(owner, name, replacement)
+#: (owner, name, replacement) of each speedup.
+PATCHES: tuple[tuple[type, str, Any], ...] = (
+    (CloudWatchBackend, "get_metric_data", _get_metric_data),
+    (TaggedEC2Resource, "get_tags", _get_tags),
+    (Item, "__init__", _item_init),
+    (BaseJSONSerializer, "_serialize_type_structure", _serialize_type_structure),
+    (Table, "query", _query),
+)
 
 
 def install() -> None:
-    """Apply the five patches (safe to call more than once; `moto_glue.install` calls it)."""
-    _patch(CloudWatchBackend, "get_metric_data", _get_metric_data)
-    _patch(TaggedEC2Resource, "get_tags", _get_tags)
-    _patch(Item, "__init__", _item_init)
-    _patch(BaseJSONSerializer, "_serialize_type_structure", _serialize_type_structure)
-    _patch(Table, "query", _query)
+    for owner, name, replacement in PATCHES:
+        patch(owner, name, replacement)
 
 
-def original(owner: type, name: str) -> Any:
-    """moto's own method under a patch (for the tests that compare the two)."""
-    current = getattr(owner, name)
-    return getattr(current, _ORIGINAL, current)
+def remove() -> None:
+    """moto's own implementations again (the tests that compare the two restore them)."""
+    for owner, name, _ in PATCHES:
+        unpatch(owner, name)

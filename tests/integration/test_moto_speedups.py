@@ -1,5 +1,6 @@
-"""The scale glue answers exactly as moto does: each test makes the same calls with moto's own
-implementation and with the glue's, and compares the answers (`moto_scale_glue`)."""
+"""The speedups answer exactly as moto does: each test makes the same calls with moto's own
+implementation and with the speedup's, and compares the answers (`moto_glue.speedups`). They are
+installed for this module only; every other test runs moto's own code."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from moto.dynamodb.models.table import Table
 from moto.ec2.models.core import TaggedEC2Resource
 
 from cmlcm.adapters.aws import client
-from cmlcm_local import moto_glue, moto_scale_glue
+from cmlcm_local import moto_glue
+from cmlcm_local.moto_glue import speedups
+from cmlcm_local.moto_glue._patch import MARKER, original
 from cmlcm_local.seed import cml_ami, launch_instances
 
 REGION = "us-east-1"
@@ -31,11 +34,19 @@ PATCHED = [
 ]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def installed() -> Iterator[None]:
+    """The speedups in place for this module's tests, moto's own code again after them."""
+    moto_glue.install(speedups=True)
+    yield
+    speedups.remove()
+
+
 @contextmanager
 def moto_own(owner: type, name: str) -> Iterator[None]:
-    """moto's own implementation in place of the glue's, for the duration."""
+    """moto's own implementation in place of the speedup's, for the duration."""
     patched = getattr(owner, name)
-    setattr(owner, name, moto_scale_glue.original(owner, name))
+    setattr(owner, name, original(owner, name))
     try:
         yield
     finally:
@@ -59,13 +70,13 @@ def outcome(call: Callable[[], Any]) -> Any:
 
 
 def test_install_patches_each_path_once():
-    moto_glue.install()
-    moto_scale_glue.install()
+    moto_glue.install(speedups=True)
+    assert {(owner, name) for owner, name, _ in speedups.PATCHES} == set(PATCHED)
     for owner, name in PATCHED:
         method = getattr(owner, name)
-        own = moto_scale_glue.original(owner, name)
+        own = original(owner, name)
         assert own is not method, f"{owner.__name__}.{name} is not patched"
-        assert not hasattr(own, moto_scale_glue._ORIGINAL), f"{owner.__name__}.{name} is patched twice"
+        assert not hasattr(own, MARKER), f"{owner.__name__}.{name} is patched twice"
 
 
 # --- CloudWatch GetMetricData ----------------------------------------------------------------
@@ -321,7 +332,7 @@ def test_the_item_size_limit_is_moto_s(table, extra):  # noqa: ANN001
         "blob": {"S": ""},
     }
     measured = sum(len(k) + DynamoType(v).size() for k, v in base.items())
-    base["blob"] = {"S": "x" * (moto_scale_glue._ITEM_SIZE_LIMIT - measured + extra)}
+    base["blob"] = {"S": "x" * (speedups._ITEM_SIZE_LIMIT - measured + extra)}
 
     def put() -> Any:
         return outcome(lambda: table.put_item(TableName=TABLE, Item=base))
