@@ -4,56 +4,25 @@ Its own local-mode process (the policy stops workers other e2e tests expect runn
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from cmlcm_local.runtime import free_port
+from tests.support.local_mode import auth, local_mode
 
-ROOT = Path(__file__).resolve().parents[2]
-VIEWER = {"Authorization": "Bearer dev-viewer"}
-OPERATOR = {"Authorization": "Bearer dev-operator"}
-ADMIN = {"Authorization": "Bearer dev-admin"}
+VIEWER = auth("viewer")
+OPERATOR = auth("operator")
+ADMIN = auth("admin")
 
 
 @pytest.fixture(scope="module")
-def local() -> Iterator[httpx.Client]:
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "functions"), str(ROOT / "local")])}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cmlcm_local", "--port", str(port), "--sim-port", str(free_port()), "--workers", "3"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if client.get("/health").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("local mode did not start")
-        time.sleep(0.3)
-    yield client
-    client.close()
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
+def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    with local_mode(tmp_path_factory.mktemp("local"), workers=3) as running:
+        yield running.client
 
 
 def _collect(local: httpx.Client) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import pytest
 from cmlcm.adapters.aws import client
 from cmlcm.config import get_settings
 from cmlcm_local.seed import seed_fleet
-from tests.conftest import NOW  # sunday 2026-11-22 12:00 UTC (13:00 in Paris)
+from tests.support.api import NOW  # sunday 2026-11-22 12:00 UTC (13:00 in Paris)
 
 OFFICE = {
     "name": "office",

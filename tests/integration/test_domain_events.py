@@ -36,7 +36,7 @@ from cmlcm.handlers import event_schemas
 from cmlcm.services import realtime
 from cmlcm_local.event_bus import ALL_EVENTS_RULE, LocalEventBus, example_pattern
 from cmlcm_local.streams import StreamPump, enable_streams
-from tests.conftest import NOW
+from tests.support.api import NOW
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMAS = REPO / "docs" / "events"
