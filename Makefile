@@ -40,11 +40,11 @@ test: deps lint web
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # A quicker loop for developers, not a gate (`make test` is): the unit tests and the contract
-# suites that start no local mode process, well under 30 s on a 2-core machine. No lint, no moto
-# in the unit tests, no subprocess local mode, no browser, no CDK synth.
+# suites that start no local mode process, under 30 s on a 2-core machine. No lint, no moto in the
+# unit tests, no test that starts another Python process (marker `spawns`), no browser, no synth.
 FAST_TESTS := tests/unit tests/contract/test_contract_document_hook.py tests/contract/test_contract_request_log.py
 test-fast: $(PY_STAMP)
-	$(PY) -m pytest $(FAST_TESTS) $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not spawns" $(FAST_TESTS) $(PYTEST_ARGS)
 
 # Static gates: ruff lint and format check over the whole tree, then mypy (config in
 # pyproject.toml): strict on functions/ (the Lambda code), --check-untyped-defs on infra/, local/,

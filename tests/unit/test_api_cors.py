@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 ORIGIN = "https://d111111abcdef8.cloudfront.net"
 
@@ -44,6 +46,7 @@ def _run(environment: dict[str, str], calls: list[list[str]]) -> list[list]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.spawns
 def test_preflights_are_answered_for_the_dashboard_origin_only():
     (ours, theirs, document) = _run(
         {"DASHBOARD_ORIGIN": ORIGIN},
@@ -58,6 +61,7 @@ def test_preflights_are_answered_for_the_dashboard_origin_only():
     assert document[0] == 200 and document[1] == ORIGIN
 
 
+@pytest.mark.spawns
 def test_no_cors_headers_without_a_dashboard_origin():
     ((status, allowed, _),) = _run({"DASHBOARD_ORIGIN": ""}, [["GET", "/openapi.json", ORIGIN]])
     assert status == 200 and allowed is None

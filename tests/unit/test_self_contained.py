@@ -119,6 +119,7 @@ def test_the_scan_leaves_paths_inside_the_repository_alone(relative, line):
     assert not escapes(Path(relative), line), line
 
 
+@pytest.mark.spawns
 def test_a_copy_with_nothing_beside_it_passes_its_contract_tests(tmp_path):
     """The repository copied alone into an empty folder runs the tests that load the vendored
     spec and the simulator: anything they read from beside the checkout is not there."""

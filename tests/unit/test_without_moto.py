@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # Collects tests/unit as `make test-fast` does, then reports what got imported.
@@ -20,6 +22,7 @@ print(json.dumps({"code": int(code), "moto": sorted(m for m in sys.modules if m 
 """
 
 
+@pytest.mark.spawns
 def test_collecting_the_unit_tests_imports_no_moto():
     done = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=300)
     report = json.loads(done.stdout.strip().splitlines()[-1])
