@@ -239,7 +239,7 @@ def load_asl(path: str | Path, substitutions: Mapping[str, str]) -> str:
 
 
 def _decode_output(output: str | None) -> Any:
-    # moto 5.2.1 returns a string result raw (`high`, not `"high"` as AWS does), and omits a null one.
+    # moto 5.2 (5.2.5 too) returns a string result raw (`high`, not `"high"` as AWS does), and omits a null one.
     if output is None:
         return None
     try:
