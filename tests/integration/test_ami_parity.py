@@ -19,7 +19,7 @@ from cmlcm.services import provisioning
 from cmlcm.services.provisioning import CreateWorker, ProvisionPorts, imported_worker_id, newest_image
 from cmlcm.services.reconcile import reconcile
 from cmlcm_local.seed import CML_AMI_NAME, cml_ami, launch_instances
-from tests.conftest import NOW
+from tests.support.api import NOW
 
 
 class NoSaga:
