@@ -197,14 +197,19 @@ def print_profile(stats: pstats.Stats, batches: int) -> None:
     print("  top functions by own time:")
     top = sorted(entries.items(), key=lambda item: item[1][2], reverse=True)[:15]
     for (file, line, name), (_, calls, tottime, _, _) in top:
-        where = file.split("site-packages/")[-1].split("/work/")[-1]
+        where = _short(file)
         print(f"    {tottime / batches * 1000:6.1f} ms  {calls // batches:6d} calls  {name}  ({where}:{line})")
     print("  by cumulative time (product code):")
     product = [item for item in entries.items() if "functions/cmlcm" in item[0][0]]
     for (file, line, name), (_, calls, _, cumtime, _) in sorted(product, key=lambda i: i[1][3], reverse=True)[:10]:
-        print(
-            f"    {cumtime / batches * 1000:6.1f} ms  {calls // batches:6d} calls  {name}  ({file.split('/work/')[-1]}:{line})"
-        )
+        print(f"    {cumtime / batches * 1000:6.1f} ms  {calls // batches:6d} calls  {name}  ({_short(file)}:{line})")
+
+
+def _short(file: str) -> str:
+    """A profiled function's file, relative to site-packages or to the repository."""
+    if "site-packages/" in file:
+        return file.split("site-packages/")[-1]
+    return file.removeprefix(f"{ROOT}/")
 
 
 class HttpConnections:
