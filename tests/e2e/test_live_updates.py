@@ -30,13 +30,9 @@ OPERATOR = {"Authorization": "Bearer dev-operator"}
 
 
 def _reset_caches() -> None:
-    from cmlcm.handlers import broadcaster, ws
-
     get_settings.cache_clear()
     wiring.reset()
     reset_clients()
-    for cached in (ws.ports, broadcaster.tables):
-        cached.cache_clear()
 
 
 @pytest.fixture(scope="module")

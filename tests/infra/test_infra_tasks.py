@@ -78,6 +78,8 @@ EXPECTED_ACTIONS = {
         "scheduler:GetSchedule",
         "scheduler:UpdateSchedule",
         "iam:PassRole",
+        # The jobs API's "run now" of the reconciler (async Invoke, on its ARN only).
+        "lambda:InvokeFunction",
     }
     | SECRET_READ,
 }

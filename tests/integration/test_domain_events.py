@@ -113,7 +113,6 @@ def test_every_event_type_reaches_the_bus_valid_against_its_schema_and_the_examp
     poster, store = MemoryConnections(), MemoryConnectionStore()
     store.subscribe(realtime.connect(store, "c-fleet", user=None, role="viewer", now=NOW), ["fleet"], limit=100)
     broadcaster.override(realtime.RealtimePorts(connections=store, poster=poster, bus=publisher))
-    broadcaster.tables.cache_clear()
     pump = StreamPump(
         broadcaster.handler, sources, operations_table=settings.operations_table, region=settings.aws_region
     )

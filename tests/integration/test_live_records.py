@@ -137,7 +137,6 @@ def test_the_broadcaster_turns_real_stream_records_into_events(store: DynamoConn
     poster = MemoryConnections()
     monkeypatch.setattr(wiring, "connection_poster", lambda: poster)
     broadcaster.override(None)
-    broadcaster.tables.cache_clear()
     seen: list[dict[str, Any]] = []
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -193,7 +192,6 @@ def test_a_record_that_cannot_be_parsed_is_a_partial_batch_failure(store: Dynamo
     poster = MemoryConnections()
     monkeypatch.setattr(wiring, "connection_poster", lambda: poster)
     broadcaster.override(None)
-    broadcaster.tables.cache_clear()
     settings = get_settings()
     good: dict[str, Any] = {
         "eventID": "1",

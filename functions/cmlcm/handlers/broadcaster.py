@@ -15,7 +15,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any, cast
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -53,8 +52,8 @@ def cause_of(worker: Any) -> dict[str, Any]:
     return {"kind": last.kind, "by": last.by}
 
 
-@lru_cache(maxsize=1)
 def tables() -> StreamTables:
+    """Which table is which (from the settings; get_settings caches, wiring.reset forgets)."""
     settings = get_settings()
     return StreamTables(settings.workers_table, settings.labs_table, settings.operations_table, settings.aws_region)
 
@@ -67,8 +66,9 @@ def ports() -> realtime.RealtimePorts:
     return _override or _real_ports()
 
 
-@lru_cache(maxsize=1)
 def _real_ports() -> realtime.RealtimePorts:
+    # Not cached here: wiring caches each part, and wiring.reset() must reach them (a second
+    # local runtime in one process posted to the first one's @connections through a cache here).
     return realtime.RealtimePorts(
         connections=wiring.connection_store(), poster=wiring.connection_poster(), bus=wiring.event_bus()
     )
@@ -78,7 +78,6 @@ def override(ports_: realtime.RealtimePorts | None) -> None:
     """Swap the ports (tests, benchmarks); `override(None)` goes back to the real ones."""
     global _override
     _override = ports_
-    _real_ports.cache_clear()
 
 
 @dataclass

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
@@ -47,9 +46,9 @@ def _lab_view(lab: Any) -> dict[str, Any]:
     return LabView.of(lab).model_dump(mode="json")
 
 
-@lru_cache(maxsize=1)
 def ports() -> realtime.RealtimePorts:
-    """Real adapters, built once per cold start (tests and the local mode reset `wiring`)."""
+    """Real adapters: each part is built once per cold start by `wiring` (which tests and the
+    local mode reset); not cached here, so a reset reaches them."""
     workers = wiring.worker_ports()
     return realtime.RealtimePorts(
         connections=wiring.connection_store(),
