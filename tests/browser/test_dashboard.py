@@ -186,3 +186,34 @@ def test_a_bad_create_is_refused_beside_the_form(signed_in):  # noqa: ANN001
     error.wait_for(state="visible")
     assert "cml-0001" in error.inner_text()
     assert page.locator("#progress").is_hidden()
+
+
+def test_the_worker_view_shows_cml_system_health_and_lab_details(signed_in, rest):  # noqa: ANN001
+    # Given a running worker whose slow CML facts and labs the first collection read
+    tab = signed_in("viewer")
+    worker = worker_named(rest, "cml-0001")
+    system = rest.get(f"/workers/{worker['worker_id']}", headers=HEADERS["viewer"]).json()["cml_system"]
+    assert system and system["health"]["computes"], system
+    labs = rest.get(f"/workers/{worker['worker_id']}/labs", headers=HEADERS["viewer"]).json()["items"]
+    assert labs
+    # When its page opens
+    page = open_worker(tab, worker)
+    page.wait_for_selector("#cml-system table.computes")
+    # Then the compute table has one row per compute host the API gives, the controller marked
+    computes = page.locator("#cml-system table.computes tbody tr")
+    expect(computes).to_have_count(len(system["health"]["computes"]))
+    controller = next(c for c in system["health"]["computes"] if c["is_controller"])
+    expect(computes.first).to_contain_text(controller["hostname"] or controller["compute_id"])
+    expect(page.locator("#cml-system")).to_contain_text("controller")
+    # And each lab has a details row with its description, groups and state history
+    page.wait_for_selector("#labs table")
+    details = page.locator("#labs tr.lab-details")
+    expect(details).to_have_count(len(labs))
+    lab = labs[0]
+    row = page.locator(f'#labs tr[data-lab-details="{lab["lab_id"]}"]')
+    row.locator("summary").click()
+    expect(row.locator("dt", has_text="State history")).to_be_visible()
+    expect(row.locator("ol.history li")).to_have_count(len(lab["state_history"]))
+    if lab["description"]:
+        expect(row).to_contain_text(lab["description"])
+    tab.shot("worker-cml-system")

@@ -59,3 +59,14 @@ export function duration(msValue) {
   const h = Math.floor(m / 60);
   return m % 60 ? `${h} h ${m % 60} min` : `${h} h`;
 }
+
+/** A CML health flag: yes, no or unknown. */
+export function yesNo(value) {
+  if (value === null || value === undefined) return "—";
+  return value ? "yes" : "no";
+}
+
+/** Bytes as GiB with one decimal ("—" when unknown). */
+export function gib(bytes) {
+  return bytes === null || bytes === undefined ? "—" : `${nf1.format(bytes / 1024 ** 3)} GiB`;
+}

@@ -2,7 +2,7 @@
 // actions by role (each with its error beside it), licence, tags, idle detection and a timeline.
 
 import { drawCharts } from "./charts.js";
-import { count, esc, ms, percent, timeTag } from "./format.js";
+import { count, esc, gib, ms, percent, timeTag, yesNo } from "./format.js";
 import { confirmDialog, runAction, showError, statusBadge } from "./ui.js";
 import { ACTIVITY_SOURCES, idleCountdown, licenceText, newer, readableReason } from "./workers.js";
 
@@ -106,6 +106,10 @@ export async function render(ctx, { id }) {
         <dl id="usage" class="facts"></dl>
       </section>
     </div>
+    <section aria-labelledby="system-title" class="panel">
+      <h2 id="system-title">CML system health</h2>
+      <div id="cml-system"></div>
+    </section>
     <section aria-labelledby="policy-title" class="panel">
       <h2 id="policy-title">Idle policy, schedule and savings</h2>
       <dl id="policy" class="facts"><dt>Status</dt><dd class="muted">Loading…</dd></dl>
@@ -129,6 +133,7 @@ export async function render(ctx, { id }) {
       <section aria-labelledby="licence-title" class="panel">
         <h2 id="licence-title">Licence</h2>
         <dl id="licence" class="facts"></dl>
+        <div id="licence-detail"></div>
         ${
           session.can("admin")
             ? `<form id="licence-form" class="inline">
@@ -245,6 +250,7 @@ export async function render(ctx, { id }) {
     ]
       .map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`)
       .join("");
+    renderCmlSystem(w.cml_system || {});
     const tags = Object.entries(w.tags || {});
     $("#tags").innerHTML = tags.length
       ? `<ul class="tags">${tags.map(([k, v]) => `<li><code>${esc(k)}</code> = ${esc(v)}</li>`).join("")}</ul>`
@@ -262,6 +268,65 @@ export async function render(ctx, { id }) {
         .map(([k, v]) => `${k}=${v}`)
         .join("\n");
     }
+  }
+
+  /** The slow-cadence CML facts: system health with the compute table, the licence's detail. */
+  function renderCmlSystem(system) {
+    const h = system.health;
+    if (!h) {
+      $("#cml-system").innerHTML = `<p class="muted">Not read from CML yet.</p>`;
+    } else {
+      const flags = [
+        ["Valid", h.valid],
+        ["Licensed", h.is_licensed],
+        ["Enterprise", h.is_enterprise],
+        ["Controller", h.controller_valid],
+        ["Core connected", h.core_connected],
+        ["Nodes loaded", h.nodes_loaded],
+        ["Images loaded", h.images_loaded],
+      ];
+      const rows = (h.computes || [])
+        .map(
+          (c) => `<tr><td>${esc(c.hostname || c.compute_id)}${c.is_controller ? ` <small class="muted">controller</small>` : ""}</td>
+            <td>${esc(c.admission_state || "—")}</td><td>${yesNo(c.valid)}</td><td>${yesNo(c.kvm_vmx_enabled)}</td>
+            <td>${yesNo(c.lld_connected)} / ${yesNo(c.lld_synced)}</td><td>${yesNo(c.libvirt)}</td><td>${yesNo(c.refplat_images_available)}</td>
+            <td class="num">${count(c.cpu_count)}</td><td>${esc(c.cpu_model || "—")}</td>
+            <td class="num">${gib(c.memory_total)}</td><td class="num">${gib(c.disk_total)}</td></tr>`,
+        )
+        .join("");
+      $("#cml-system").innerHTML = `
+        <dl class="facts">${flags.map(([k, v]) => `<dt>${k}</dt><dd>${yesNo(v)}</dd>`).join("")}</dl>
+        <table class="computes"><caption>Compute hosts</caption><thead><tr><th scope="col">Host</th><th scope="col">Admission</th>
+          <th scope="col">Valid</th><th scope="col">KVM/VMX</th><th scope="col">LLD connected / synced</th><th scope="col">libvirt</th>
+          <th scope="col">Ref. platform images</th><th scope="col">CPUs</th><th scope="col">CPU model</th><th scope="col">Memory</th>
+          <th scope="col">Disk</th></tr></thead>
+        <tbody>${rows || `<tr><td colspan="11" class="muted">No compute host reported.</td></tr>`}</tbody></table>`;
+    }
+    const d = system.licence_detail;
+    if (!d) {
+      $("#licence-detail").innerHTML = "";
+      return;
+    }
+    const facts = [
+      ["Smart account", esc(d.smart_account || "—")],
+      ["Virtual account", esc(d.virtual_account || "—")],
+      ["Product licence", esc(d.product_license || "—")],
+      ["UDI", `${esc(d.udi_hostname || "—")} <small class="muted">${esc(d.udi_product_uuid || "")}</small>`],
+      ["Reservation mode", yesNo(d.reservation_mode)],
+      ["Registration expires", esc(d.registration_expires || "—")],
+      ["Authorization expires", esc(d.authorization_expires || "—")],
+    ];
+    const features = (d.features || [])
+      .map(
+        (f) => `<tr><td>${esc(f.name || f.id)}</td><td>${esc(f.status || "—")}</td><td class="num">${count(f.in_use)}</td>
+          <td class="num">${count(f.min)}–${count(f.max)}</td><td>${esc(f.version || "—")}</td></tr>`,
+      )
+      .join("");
+    $("#licence-detail").innerHTML = `
+      <dl class="facts">${facts.map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join("")}</dl>
+      <table class="features"><caption>Licensed features</caption><thead><tr><th scope="col">Feature</th><th scope="col">Status</th>
+        <th scope="col">In use</th><th scope="col">Min–max</th><th scope="col">Version</th></tr></thead>
+      <tbody>${features || `<tr><td colspan="5" class="muted">No feature reported.</td></tr>`}</tbody></table>`;
   }
 
   function renderPolicy() {
@@ -318,7 +383,7 @@ export async function render(ctx, { id }) {
         <th scope="col">Nodes</th><th scope="col">Links</th><th scope="col">Modified</th><th scope="col">Actions</th></tr></thead>
       <tbody>${labs
         .map(
-          (lab) => `<tr data-lab="${esc(lab.lab_id)}"><td>${esc(lab.title)}</td><td>${esc(lab.state)}</td><td>${esc(lab.owner || "—")}</td>
+          (lab) => `<tr data-lab="${esc(lab.lab_id)}"><td>${esc(lab.title)}</td><td>${esc(lab.state)}</td><td>${esc(lab.owner_fullname || lab.owner || "—")}</td>
           <td class="num">${count(lab.node_count)}</td><td class="num">${count(lab.link_count)}</td><td>${timeTag(lab.modified)}</td>
           <td class="buttons">
             ${canOperate && lab.state !== "STARTED" ? `<button type="button" data-lab-action="start" aria-label="Start lab ${esc(lab.title)}">Start</button>` : ""}
@@ -326,9 +391,25 @@ export async function render(ctx, { id }) {
             ${canOperate && lab.state === "STOPPED" ? `<button type="button" data-lab-action="wipe" aria-label="Wipe lab ${esc(lab.title)}">Wipe</button>` : ""}
             ${canOperate && lab.state !== "STARTED" ? `<button type="button" data-lab-action="delete" class="danger" aria-label="Delete lab ${esc(lab.title)}">Delete</button>` : ""}
             <button type="button" data-lab-action="download" aria-label="Download lab ${esc(lab.title)} as YAML">YAML</button>
-          </td></tr>`,
+          </td></tr>
+          <tr class="lab-details" data-lab-details="${esc(lab.lab_id)}"><td colspan="7">${labDetails(lab)}</td></tr>`,
         )
         .join("")}</tbody></table>`;
+  }
+
+  /** What CML says about a lab beyond its row: description, notes, groups, its state history. */
+  function labDetails(lab) {
+    const groups = (lab.groups || []).map((g) => `${esc(g.name || g.id)} (${esc(g.permission)})`).join(", ");
+    const history = (lab.state_history || [])
+      .slice()
+      .reverse()
+      .map((h) => `<li>${esc(h.state)} ${timeTag(h.seen_at)}</li>`)
+      .join("");
+    return `<details><summary>Details of ${esc(lab.title)}</summary><dl class="facts">
+      <dt>Description</dt><dd>${esc(lab.description || "—")}</dd>
+      <dt>Notes</dt><dd class="pre">${esc(lab.notes || "—")}</dd>
+      <dt>Groups</dt><dd>${groups || "—"}</dd>
+      <dt>State history</dt><dd>${history ? `<ol class="history">${history}</ol>` : "—"}</dd></dl></details>`;
   }
 
   function renderTimeline() {
