@@ -80,5 +80,9 @@ bench-dashboard: $(PY_STAMP) web
 bench-payload: $(PY_STAMP)
 	$(PY) benchmarks/collect_state_payload.py
 
+# The fleet policy's schedule and idle decisions for 10,000 workers (CPU and wall per run).
+bench-policy: $(PY_STAMP)
+	$(PY) benchmarks/policy_decisions.py $(ARGS)
+
 clean:
 	rm -rf $(VENV) node_modules cdk.out .pytest_cache $(WEB_VENDOR) test-artifacts
