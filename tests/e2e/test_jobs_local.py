@@ -4,7 +4,6 @@ scheduler loop obeying a paused schedule as EventBridge would."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,35 +13,19 @@ import httpx
 import pytest
 
 from cmlcm import wiring
-from cmlcm.adapters.aws import reset_clients
-from cmlcm.config import get_settings
 from cmlcm.domain.jobs import COLLECT_JOB, RECONCILE_JOB
-from cmlcm_local.runtime import LocalRuntime, free_port
+from cmlcm_local.runtime import LocalRuntime
 from cmlcm_local.scheduler import LocalScheduler
+from tests.support.local_mode import in_process_runtime
 
 ADMIN = {"Authorization": "Bearer dev-admin"}
 OPERATOR = {"Authorization": "Bearer dev-operator"}
 
 
-def _reset_caches() -> None:
-    get_settings.cache_clear()
-    wiring.reset()
-    reset_clients()
-
-
 @pytest.fixture(scope="module")
 def local() -> Iterator[LocalRuntime]:
-    saved = dict(os.environ)
-    _reset_caches()
-    runtime = LocalRuntime(port=free_port(), sim_port=free_port(), workers=2, stopped_workers=0, scheduler=False)
-    runtime.start()
-    try:
+    with in_process_runtime(workers=2, stopped_workers=0) as runtime:
         yield runtime
-    finally:
-        runtime.stop()
-        os.environ.clear()
-        os.environ.update(saved)
-        _reset_caches()
 
 
 @pytest.fixture

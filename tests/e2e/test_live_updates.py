@@ -9,7 +9,6 @@ puts the environment and every cached adapter back afterwards.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -20,34 +19,18 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from cmlcm import wiring
-from cmlcm.adapters.aws import reset_clients
 from cmlcm.config import get_settings
-from cmlcm_local.runtime import LocalRuntime, free_port
+from cmlcm_local.runtime import LocalRuntime
+from tests.support.local_mode import in_process_runtime
 
 VIEWER = {"Authorization": "Bearer dev-viewer"}
 OPERATOR = {"Authorization": "Bearer dev-operator"}
 
 
-def _reset_caches() -> None:
-    get_settings.cache_clear()
-    wiring.reset()
-    reset_clients()
-
-
 @pytest.fixture(scope="module")
 def local() -> Iterator[LocalRuntime]:
-    saved = dict(os.environ)
-    _reset_caches()
-    runtime = LocalRuntime(port=free_port(), sim_port=free_port(), workers=4, stopped_workers=1, scheduler=False)
-    runtime.start()
-    try:
+    with in_process_runtime(workers=4, stopped_workers=1) as runtime:
         yield runtime
-    finally:
-        runtime.stop()
-        os.environ.clear()
-        os.environ.update(saved)
-        _reset_caches()
 
 
 def _ws(local: LocalRuntime, token: str | None = "dev-viewer") -> ClientConnection:

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cmlcm_local.runtime import free_port
+from cmlcm_local.runtime import LocalRuntime, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The development users' bearer tokens (the local gateway maps them to Cognito-style claims).
@@ -146,3 +146,33 @@ class SharedLocalMode:
         if self._running is not None:
             self._running.stop()
             self._running = None
+
+
+def _reset_process_caches() -> None:
+    """Forget the settings, the wiring's adapters and the boto3 clients built in this process."""
+    from cmlcm import wiring
+    from cmlcm.adapters.aws import reset_clients
+    from cmlcm.config import get_settings
+
+    get_settings.cache_clear()
+    wiring.reset()
+    reset_clients()
+
+
+@contextmanager
+def in_process_runtime(*, workers: int, stopped_workers: int) -> Iterator[LocalRuntime]:
+    """Local mode in this process (tests that look at its records), scheduler loop off; the
+    environment and every cached adapter are put back afterwards, so the next runtime starts clean."""
+    saved = dict(os.environ)
+    _reset_process_caches()
+    runtime = LocalRuntime(
+        port=free_port(), sim_port=free_port(), workers=workers, stopped_workers=stopped_workers, scheduler=False
+    )
+    runtime.start()
+    try:
+        yield runtime
+    finally:
+        runtime.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+        _reset_process_caches()
