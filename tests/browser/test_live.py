@@ -23,6 +23,8 @@ def test_a_worker_stopped_over_rest_changes_on_open_pages_without_reload(signed_
         expect(tab.page.locator("#conn")).to_have_text("live")
         tab.page.evaluate("() => { window.__notReloaded = true; }")
     expect(_row(fleet.page, "cml-0002").locator("td:nth-child(2)")).to_have_text("running")
+    # The worker view renders after its own GET, which can answer after the socket is live.
+    expect(detail.page.locator("#worker-status .badge")).to_have_text("running")
 
     assert rest.post(f"/workers/{worker['worker_id']}/stop", headers=HEADERS["operator"]).status_code == 200
 
