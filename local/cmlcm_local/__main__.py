@@ -22,9 +22,20 @@ def main() -> None:
         action="store_true",
         help="no scheduled jobs (collections, reconciles): run them with POST /_local/jobs/{job}",
     )
+    parser.add_argument(
+        "--idle-workers",
+        type=int,
+        default=0,
+        help="running seeded workers whose CML nobody used for 3 hours: the first collection auto-pauses them",
+    )
     args = parser.parse_args()
     runtime = LocalRuntime(
-        host=args.host, port=args.port, workers=args.workers, sim_port=args.sim_port, scheduler=not args.no_scheduler
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        sim_port=args.sim_port,
+        scheduler=not args.no_scheduler,
+        idle_workers=args.idle_workers,
     ).start()
     print(f"CML Cloud Manager (local) on {runtime.base_url}")
     print("  tokens: Authorization: Bearer dev-admin | dev-operator | dev-viewer")

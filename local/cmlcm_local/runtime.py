@@ -37,6 +37,8 @@ STATEMACHINES = Path(__file__).resolve().parents[2] / "statemachines"
 #: Defaults of the local environment; anything already set in the environment wins.
 #: How long the seeded workers have been up when local mode starts (their status change time).
 SEEDED_UPTIME = timedelta(hours=2)
+#: How long the `idle_workers` controllers have been unused (past the default 60 min timeout).
+IDLE_SEEDED_MINUTES = 180.0
 
 LOCAL_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
@@ -109,6 +111,9 @@ class LocalRuntime:
     port: int = 8700
     workers: int = 5
     stopped_workers: int = 1
+    #: Running seeded workers whose CML nobody has used for `IDLE_SEEDED_MINUTES` (labs stopped,
+    #: history that old), so the idle policy pauses them at the first collection.
+    idle_workers: int = 0
     region: str = "us-east-1"
     _servers: list[uvicorn.Server] = field(default_factory=list)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -177,6 +182,7 @@ class LocalRuntime:
                 claim_name=reservations.claim_name,
             )
         self.sync_simulated_fleet(boot_seconds=0)
+        self._seed_idle_controllers()
         self._serve(build_sim_app(self.sim_fleet), self.sim_port)
         from cmlcm_local.web import web_routes
 
@@ -392,6 +398,16 @@ class LocalRuntime:
         for controller_id in self.sim_fleet.ids():
             if controller_id not in alive:
                 self.sim_fleet.remove(controller_id)
+
+    def _seed_idle_controllers(self) -> None:
+        """Quiet the controllers of the first `idle_workers` running instances (in launch order,
+        so the lowest worker names) before anything reads them: their first reading is already
+        idle, as a worker nobody used since this morning is."""
+        from cmlcm_local.moto_glue.ec2 import instance_states
+
+        running = [i for i, state in instance_states(self.region).items() if state == "running"]
+        for instance_id in running[: self.idle_workers]:
+            self.sim_fleet.quiet(instance_id, IDLE_SEEDED_MINUTES)
 
     def _every_tick(self, now: datetime, rng: random.Random) -> None:
         self.sync_simulated_fleet()

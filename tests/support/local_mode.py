@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,9 +57,11 @@ class LocalMode:
         *,
         workers: int = 4,
         env: Mapping[str, str] | None = None,
+        args: Sequence[str] = (),
         client_timeout: float = 60.0,
     ) -> LocalMode:
-        """Start it with `workers` seeded workers and `env` over this process's environment;
+        """Start it with `workers` seeded workers, `args` on its command line and `env` over
+        this process's environment;
         return once `/health` answers 200 (or fail the test with the log's tail). Both ports come
         from the OS: "the REST port + 1" may be some client's ephemeral port."""
         port, log_path = free_port(), log_dir / "local.log"
@@ -71,7 +73,11 @@ class LocalMode:
         command = [sys.executable, "-m", "cmlcm_local", "--port", str(port), "--sim-port", str(free_port())]
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                [*command, "--workers", str(workers)], cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
+                [*command, "--workers", str(workers), *args],
+                cwd=ROOT,
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         base_url = f"http://127.0.0.1:{port}"
         local = cls(base_url, httpx.Client(base_url=base_url, timeout=client_timeout), log_path, process)
@@ -106,9 +112,11 @@ class LocalMode:
 
 
 @contextmanager
-def local_mode(log_dir: Path, *, workers: int = 4, env: Mapping[str, str] | None = None) -> Iterator[LocalMode]:
+def local_mode(
+    log_dir: Path, *, workers: int = 4, env: Mapping[str, str] | None = None, args: Sequence[str] = ()
+) -> Iterator[LocalMode]:
     """A local mode for the length of a `with` block (see `LocalMode.start`)."""
-    local = LocalMode.start(log_dir, workers=workers, env=env)
+    local = LocalMode.start(log_dir, workers=workers, env=env, args=args)
     try:
         yield local
     finally:
