@@ -58,10 +58,12 @@ os.environ.update(
 from moto import mock_aws  # noqa: E402
 from pynamodb.connection.base import Connection as PynamoConnection  # noqa: E402
 
+from cmlcm import container  # noqa: E402
 from cmlcm.adapters.connections_api import ApiGatewayConnections, MemoryConnections  # noqa: E402
 from cmlcm.adapters.dynamo import DynamoWorkerRepository  # noqa: E402
 from cmlcm.adapters.event_bus import EventBridgeBus  # noqa: E402
 from cmlcm.adapters.subscriptions import DynamoConnectionStore, create_realtime_tables  # noqa: E402
+from cmlcm.container import current  # noqa: E402
 from cmlcm.domain.events import FLEET_TOPIC, worker_topic  # noqa: E402
 from cmlcm.domain.workers import Worker, WorkerMetrics, WorkerStatus  # noqa: E402
 from cmlcm.handlers import broadcaster  # noqa: E402
@@ -305,7 +307,7 @@ def main() -> None:
             local_bus.rules = {}  # the bus alone: rule delivery is EventBridge's work, after PutEvents
         local_bus.create()
         bus = EventBridgeBus(local_bus.bus_name, settings.aws_region)
-        broadcaster.override(realtime.RealtimePorts(connections=store, poster=poster, bus=bus))
+        container.use(current().with_ports(connections=store, poster=poster, bus=bus))
         timings: list[tuple[int, float, dict[str, float]]] = []
         batches: list[int] = []
         profiles = ThreadProfiles() if args.profile else None
@@ -426,7 +428,7 @@ def main() -> None:
         moto_cpu.restore()
         if profiles:
             print_profile(profiles.stats(), len(timings))
-        broadcaster.override(None)
+        container.use(None)
         if http is not None:
             http.stop()
 

@@ -61,9 +61,10 @@ from cmlcm.adapters.dynamo import DynamoWorkerRepository  # noqa: E402
 from cmlcm.adapters.ec2 import Ec2Gateway  # noqa: E402
 from cmlcm.adapters.labs_repo import DynamoLabRepository  # noqa: E402
 from cmlcm.adapters.operations import DynamoSampleRepository  # noqa: E402
-from cmlcm.config import get_settings  # noqa: E402
+from cmlcm.config import get_config  # noqa: E402
 from cmlcm.domain.settings import Settings  # noqa: E402
-from cmlcm.services.collect import CollectPorts, collect  # noqa: E402
+from cmlcm.ports import CollectPorts  # noqa: E402
+from cmlcm.services.collect import collect  # noqa: E402
 from cmlcm_local import moto_glue  # noqa: E402
 from cmlcm_local.scheduler import seed_cloudwatch  # noqa: E402
 from cmlcm_local.seed import fresh_backend, seed_fleet  # noqa: E402
@@ -392,8 +393,8 @@ def main() -> None:
     columns = list(rows[0])
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
     print(
-        f"CML latency {args.latency * 1000:.0f} ms per request; CML concurrency {get_settings().cml_concurrency}; "
-        f"batch size {args.batch_size}; CML deadline {get_settings().cml_timeout_seconds:g} s; AWS: moto in-process, with the local mode's glue; {os.cpu_count()} CPUs; "
+        f"CML latency {args.latency * 1000:.0f} ms per request; CML concurrency {get_config().cml_concurrency}; "
+        f"batch size {args.batch_size}; CML deadline {get_config().cml_timeout_seconds:g} s; AWS: moto in-process, with the local mode's glue; {os.cpu_count()} CPUs; "
         f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at the end"
     )
     print(

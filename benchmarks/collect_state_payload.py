@@ -40,10 +40,10 @@ os.environ.update(
 import botocore.client  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from cmlcm import wiring  # noqa: E402
+from cmlcm import container  # noqa: E402
+from cmlcm.container import current  # noqa: E402
 from cmlcm.domain.settings import Settings  # noqa: E402
 from cmlcm.handlers import collect as collect_handlers  # noqa: E402
-from cmlcm.services.workers import WorkerPorts  # noqa: E402
 from cmlcm_local import moto_glue  # noqa: E402
 from cmlcm_local.seed import fresh_backend  # noqa: E402
 from cmlcm_local.stepfunctions import MOTO_CONFIG, LocalLambdas, LocalStateMachines  # noqa: E402
@@ -63,17 +63,16 @@ class Fleet:
 def record_only(event: dict[str, Any], context: Any) -> dict[str, Any]:
     outcome = {"workers": len(event["worker_ids"]), "changed": 0, "failed": 0, "written": 0, "samples": 0,
                "paused": 0, "errors": {}}  # fmt: skip
-    wiring.collect_runs().put_result(event["run"], event["batch"], outcome)
+    current().collect_runs.put_result(event["run"], event["batch"], outcome)
     return outcome
 
 
 def run(size: int, batch_size: int) -> dict[str, Any]:
     with mock_aws(config=MOTO_CONFIG):
         settings = fresh_backend()
-        wiring.worker_ports().settings.save(Settings(collect_batch_size=batch_size, collect_max_concurrency=10))
-        real = wiring.worker_ports()
+        current().settings.save(Settings(collect_batch_size=batch_size, collect_max_concurrency=10))
         fleet = Fleet(size)
-        wiring.worker_ports = lambda: WorkerPorts(**{**real.__dict__, "workers": fleet})  # type: ignore[assignment]  # swap the cached factory for the run
+        container.use(current().with_ports(workers=fleet))  # the plan lists this fleet
         lambdas, machines = LocalLambdas(), LocalStateMachines()
         machines.create(
             "collect",
@@ -101,7 +100,7 @@ def run(size: int, batch_size: int) -> dict[str, Any]:
             wall = time.perf_counter() - started
         finally:
             botocore.client.BaseClient._make_api_call = original
-            wiring.worker_ports = real_factory
+            container.use(None)
             lambdas.close()
         assert status == "SUCCEEDED" and output["workers"] == size, output
         sizes = [
@@ -120,9 +119,6 @@ def run(size: int, batch_size: int) -> dict[str, Any]:
             "s3_requests": dict(s3_calls),
             "wall_s": round(wall, 2),
         }
-
-
-real_factory = wiring.worker_ports
 
 
 def main() -> None:

@@ -35,8 +35,12 @@ from cmlcm.domain.policy import decide_policies  # noqa: E402
 from cmlcm.domain.schedules import Override, Period, Schedule, Weekday  # noqa: E402
 from cmlcm.domain.settings import Settings  # noqa: E402
 from cmlcm.domain.workers import ServiceStatus, Worker, WorkerMetrics, WorkerStatus  # noqa: E402
-from cmlcm.ports import BulkResult, Ec2Port  # noqa: E402
-from cmlcm.services.policy import PolicyPorts, apply_policies  # noqa: E402
+from cmlcm.ports import (  # noqa: E402
+    BulkResult,
+    Ec2Port,
+    PolicyPorts,  # noqa: E402
+)
+from cmlcm.services.policy import apply_policies  # noqa: E402
 
 NOW = datetime(2026, 12, 1, 19, 30, tzinfo=UTC)  # tuesday evening in Europe, afternoon in America
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1")

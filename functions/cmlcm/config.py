@@ -1,4 +1,7 @@
-"""Every function's environment as one pydantic settings model, read once per cold start.
+"""Every function's environment as one pydantic model (`FunctionConfig`), read once per cold start.
+
+"Config" is the deployment's environment (tables, ARNs, CML endpoint mode); "settings" is only the
+fleet settings document administrators edit (`cmlcm.domain.settings.Settings`).
 
 Missing or malformed variables fail fast at import of the handler, not on the first request.
 """
@@ -12,7 +15,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class FunctionSettings(BaseSettings):
+class FunctionConfig(BaseSettings):
     """Environment shared by all Lambda functions (CDK sets each variable; local mode too)."""
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
@@ -68,6 +71,11 @@ class FunctionSettings(BaseSettings):
 
 
 @lru_cache(maxsize=1)
-def get_settings() -> FunctionSettings:
-    """The settings of this process, read once (tests call `get_settings.cache_clear()`)."""
-    return FunctionSettings()
+def get_config() -> FunctionConfig:
+    """The config of this process, read once (tests call `get_config.cache_clear()`)."""
+    return FunctionConfig()
+
+
+# The CML adapters (adapters/cml, reworked by another change this session) still say the old names.
+FunctionSettings = FunctionConfig
+get_settings = get_config

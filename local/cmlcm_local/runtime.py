@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cmlcm.config import get_settings
+from cmlcm.config import get_config
 from cmlcm.domain.settings import RegionDefaults, Settings
 from cmlcm.services.jobs import COLLECT_JOB, RECONCILE_JOB
 from cmlcm_local.events import FakeLambdaContext
@@ -155,7 +155,7 @@ class LocalRuntime:
         from cmlcm_local.seed import cml_ami, fresh_backend, seed_fleet
         from cmlsim import build_app as build_sim_app
 
-        get_settings.cache_clear()
+        get_config.cache_clear()
         self._mock = mock_aws(config=moto_glue.MOTO_CONFIG)
         self._mock.start()
         moto_glue.install(speedups=self.workers >= SPEEDUPS_FROM_WORKERS)
@@ -269,7 +269,7 @@ class LocalRuntime:
             STATEMACHINES / "collect_metrics.asl.json",
             {
                 **{k: v for k, v in arns.items() if k.startswith("Collect")},
-                "CollectRunsBucketName": get_settings().collect_runs_bucket,
+                "CollectRunsBucketName": get_config().collect_runs_bucket,
             },
         )
         provision_arn = self._machines.create(
@@ -281,7 +281,7 @@ class LocalRuntime:
         os.environ["PROVISION_STATE_MACHINE_ARN"] = provision_arn
         os.environ["RECONCILE_FUNCTION_NAME"] = self._lambdas.arn("reconcile")
         self._create_schedules({COLLECT_JOB: collect_arn, RECONCILE_JOB: self._lambdas.arn("reconcile")})
-        get_settings.cache_clear()
+        get_config.cache_clear()
 
     def _create_schedules(self, targets: dict[str, str]) -> None:
         """Both jobs' schedules in moto's EventBridge Scheduler, as the CDK stack defines them

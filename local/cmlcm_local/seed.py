@@ -9,12 +9,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from cmlcm import wiring
+from cmlcm import container
 from cmlcm.adapters.aws import client, reset_clients
 from cmlcm.adapters.dynamo import create_tables
 from cmlcm.adapters.labs_repo import create_labs_table
 from cmlcm.adapters.operations import create_metrics_table
-from cmlcm.config import FunctionSettings, get_settings
+from cmlcm.config import FunctionConfig, get_config
 from cmlcm.domain.workers import Worker, WorkerStatus, worker_status_from_ec2
 from cmlcm.ports import WorkerRepository
 from cmlcm.services.workers import managed_tags
@@ -105,13 +105,12 @@ def seed_fleet(
     return workers
 
 
-def fresh_backend() -> FunctionSettings:
+def fresh_backend() -> FunctionConfig:
     """Call right after entering a new moto backend: forget the clients, settings and adapters
     cached for the previous one and create every table the stack defines."""
-    get_settings.cache_clear()
     reset_clients()
-    wiring.reset()
-    settings = get_settings()
+    container.use(None)  # and the config it was built from
+    settings = get_config()
     create_tables(settings.workers_table, settings.operations_table, settings.aws_region)
     create_metrics_table(settings.metrics_table, settings.aws_region)
     create_labs_table(settings.labs_table, settings.aws_region)

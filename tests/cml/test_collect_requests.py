@@ -20,8 +20,8 @@ from cmlcm.config import FunctionSettings
 from cmlcm.domain.cml import FACTS
 from cmlcm.domain.settings import Settings
 from cmlcm.domain.workers import ServiceStatus, Worker, WorkerStatus
-from cmlcm.ports import BulkResult, InstanceInfo, InstanceUsage
-from cmlcm.services.collect import CollectPorts, collect
+from cmlcm.ports import BulkResult, CollectPorts, InstanceInfo, InstanceUsage
+from cmlcm.services.collect import collect
 from cmlsim import SimulatedFleet, build_app
 from cmlsim.fleet import Controller
 

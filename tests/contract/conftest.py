@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.aws import api, aws, dynamo_ports  # noqa: F401 - fixtures by name (the request log suite)
+from tests.support.aws import api, aws, dynamo_ports, moto_container  # noqa: F401 - fixtures by name (the request log suite)
 from tests.support.local_mode import LocalMode, SharedLocalMode
 
 #: Everything the product logs is read by the secret tests, per-request lines included.

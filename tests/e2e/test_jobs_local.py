@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cmlcm import wiring
+from cmlcm.container import current
 from cmlcm.domain.jobs import COLLECT_JOB, RECONCILE_JOB
 from cmlcm_local.runtime import LocalRuntime
 from cmlcm_local.scheduler import LocalScheduler
@@ -88,7 +88,7 @@ def test_pause_disables_the_schedule_scheduled_runs_skip_and_run_now_still_runs(
 
 
 def test_run_now_never_overlaps_a_run_that_holds_the_lease(http):
-    jobs = wiring.ops_ports().jobs
+    jobs = current().jobs
     now = datetime.now(UTC)
     assert jobs.claim_lease(RECONCILE_JOB, "a-scheduled-run", now=now, until=now + timedelta(minutes=5)) is None
     refused = http.post(f"/jobs/{RECONCILE_JOB}/run", headers=ADMIN)
@@ -104,7 +104,7 @@ def test_run_now_never_overlaps_a_run_that_holds_the_lease(http):
 def test_the_scheduler_loop_fires_only_enabled_schedules(local, http):
     fired: list[str] = []
     loop = LocalScheduler(
-        wiring.worker_ports().settings,
+        current().settings,
         {COLLECT_JOB: lambda: fired.append(COLLECT_JOB), RECONCILE_JOB: lambda: fired.append(RECONCILE_JOB)},
         tick_seconds=0.05,
         enabled=local.schedule_enabled,

@@ -19,7 +19,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from cmlcm.config import get_settings
+from cmlcm.config import get_config
 from cmlcm_local.runtime import LocalRuntime
 from tests.support.local_mode import in_process_runtime
 
@@ -151,7 +151,7 @@ def test_a_subscriber_sees_its_worker_stop_and_others_see_nothing_of_it(local: L
 def test_a_client_whose_disconnect_was_lost_is_cleaned_up_on_the_next_fanout(local: LocalRuntime):
     from cmlcm.adapters.subscriptions import DynamoConnectionStore
 
-    settings = get_settings()
+    settings = get_config()
     store = DynamoConnectionStore(settings.connections_table, settings.subscriptions_table, settings.aws_region)
     worker = next(w for w in _workers(local) if w["status"] in ("running", "stopped"))
     topic = f"workers/{worker['worker_id']}"

@@ -202,10 +202,10 @@ def test_api_function_runs_the_api_handler_with_the_settings_config_reads(templa
 
 
 def test_environment_variable_names_are_the_ones_function_settings_reads(resources):
-    from cmlcm.config import FunctionSettings
+    from cmlcm.config import FunctionConfig
 
-    known = {field.alias for field in FunctionSettings.model_fields.values()}
-    # Powertools reads these itself; everything else must be a FunctionSettings field.
+    known = {field.alias for field in FunctionConfig.model_fields.values()}
+    # Powertools reads these itself; everything else must be a FunctionConfig field.
     powertools = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL"}
     for logical_id, resource in product_resources(resources).items():
         if resource["Type"] == "AWS::Lambda::Function":

@@ -14,9 +14,9 @@ from cmlcm.adapters.ec2 import Ec2Gateway
 from cmlcm.adapters.operations import DynamoReservations
 from cmlcm.domain.errors import Conflict, ValidationFailed
 from cmlcm.domain.settings import RegionDefaults, Settings
-from cmlcm.ports import ImageInfo
+from cmlcm.ports import ImageInfo, ProvisionPorts
 from cmlcm.services import provisioning
-from cmlcm.services.provisioning import CreateWorker, ProvisionPorts, imported_worker_id, newest_image
+from cmlcm.services.provisioning import CreateWorker, imported_worker_id, newest_image
 from cmlcm.services.reconcile import reconcile
 from cmlcm_local.seed import CML_AMI_NAME, cml_ami, launch_instances
 from tests.support.api import NOW

@@ -18,20 +18,19 @@ import httpx
 import pytest
 import yaml
 
+from cmlcm import container
 from cmlcm.adapters.aws import client
 from cmlcm.adapters.cloudwatch import CloudWatchGateway
 from cmlcm.adapters.cml.probe import FleetProbe
 from cmlcm.adapters.ec2 import Ec2Gateway
 from cmlcm.adapters.labs_repo import DynamoLabRepository
-from cmlcm.adapters.licence_tokens import SecretsManagerTokenStore
-from cmlcm.config import get_settings
+from cmlcm.config import get_config
+from cmlcm.container import Container
 from cmlcm.domain.jobs import MetricSample
 from cmlcm.domain.labs import MAX_LAB_YAML_BYTES
 from cmlcm.domain.workers import Worker
-from cmlcm.handlers.api import deps
-from cmlcm.services.collect import CollectPorts, collect
-from cmlcm.services.labs import LabPorts
-from cmlcm.services.licences import LicencePorts
+from cmlcm.ports import CollectPorts
+from cmlcm.services.collect import collect
 from cmlcm_local.events import DEV_USERS, FakeLambdaContext, rest_event
 from cmlcm_local.seed import seed_fleet
 from cmlsim import SimulatedFleet, build_app, sample_topology
@@ -39,7 +38,7 @@ from tests.support.api import NOW
 
 
 class Clock:
-    """One hand-moved clock for the API (deps.now) and the simulator."""
+    """One hand-moved clock for the API (the container's clock) and the simulator."""
 
     def __init__(self, now: datetime) -> None:
         self.now = now
@@ -93,7 +92,7 @@ def cml(api, dynamo_ports) -> Iterator[CmlWorld]:
     workers = seed_fleet(dynamo_ports.workers, region="us-east-1", count=3, now=NOW, stopped=1)
     for worker in workers:
         fleet.add(instance_of(worker), labs=2, running_labs=1)
-    base = get_settings()
+    base = get_config()
     client("secretsmanager", base.aws_region).create_secret(
         Name=base.cml_credentials_secret, SecretString=json.dumps({"username": "admin", "password": fleet.password})
     )
@@ -110,13 +109,10 @@ def cml(api, dynamo_ports) -> Iterator[CmlWorld]:
         return real_write(puts, deletes)
 
     labs.write = counted_write  # type: ignore[method-assign]
-    deps.override(dynamo_ports, clock=clock)
-    deps.override_labs(
-        LabPorts(workers=dynamo_ports.workers, labs=labs, cml=probe),
-        LicencePorts(workers=dynamo_ports.workers, tokens=SecretsManagerTokenStore(settings.aws_region), cml=probe),
-    )
+    # The API's container on this moto account, with the simulated controllers and this clock
+    # (the `api` fixture puts the real one back afterwards).
+    container.use(Container(settings, clock=clock).with_ports(labs=labs, cml=probe))
     yield world
-    deps.override_labs(None)
 
 
 def raw_call(

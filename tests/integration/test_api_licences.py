@@ -10,13 +10,9 @@ from datetime import timedelta
 from test_api_labs import CmlWorld, cml  # noqa: F401 - `cml` is the shared fixture
 
 from cmlcm.adapters.aws import client
-from cmlcm.adapters.cloudwatch import CloudWatchGateway
-from cmlcm.adapters.ec2 import Ec2Gateway
-from cmlcm.adapters.operations import DynamoSampleRepository
-from cmlcm.config import get_settings
+from cmlcm.config import get_config
+from cmlcm.container import current
 from cmlcm.domain.workers import Licence, Worker
-from cmlcm.handlers.api import deps
-from cmlcm.services.collect import CollectPorts
 
 TOKEN = "ODk5NzQ3ZTQtN2ZmYy00Y2Q0LWE5ZjYtZTg4NmVkMzI2NzY5LTE3MzAzMzYw%0AMDAwNDN8dGVzdA=="
 SECRET = "cmlcm/licence/{worker_id}"
@@ -24,7 +20,7 @@ SECRET = "cmlcm/licence/{worker_id}"
 
 def stored_licence(worker: Worker) -> Licence:
     """The licence on the worker's stored record (the tests below have just registered one)."""
-    licence = deps.ports().workers.get(worker.worker_id).licence
+    licence = current().workers.get(worker.worker_id).licence
     assert licence is not None, f"{worker.worker_id} has no licence on record"
     return licence
 
@@ -108,18 +104,7 @@ def test_cml_refusing_the_registration_is_recorded_as_failed(api, cml):
 
 
 def test_the_collection_cycle_moves_a_pending_registration_on(api, cml, dynamo_ports):
-    settings = get_settings()
-    deps.override(
-        dynamo_ports,
-        clock=cml.clock,
-        collect=CollectPorts(
-            workers=dynamo_ports.workers,
-            samples=DynamoSampleRepository(settings.metrics_table, settings.aws_region, ttl=timedelta(hours=1)),
-            ec2_for=Ec2Gateway,
-            cloudwatch_for=CloudWatchGateway,
-            cml=deps.labs().cml,  # type: ignore[arg-type]  # the same FleetProbe
-        ),
-    )
+    # (the `cml` fixture's container: the refresh collects through the same simulated controllers)
     assert register(api, cml)[0] == 202
     cml.clock.advance(10)
     status, body = api.call("POST", f"/workers/{cml.running.worker_id}/refresh", role="operator")
@@ -209,7 +194,7 @@ def _exercise_and_check(api, cml, caplog, capsys):  # noqa: ANN001, ANN202
         assert TOKEN not in str(body), status
         assert "cmlcm/licence/" not in str(body), status  # nor its secret's name
     raw = client("dynamodb", "us-east-1").get_item(
-        TableName=get_settings().workers_table, Key={"worker_id": {"S": worker.worker_id}}
+        TableName=get_config().workers_table, Key={"worker_id": {"S": worker.worker_id}}
     )["Item"]
     assert TOKEN not in str(raw)
     assert raw["licence"]["M"]["token_secret_ref"]["S"] == f"cmlcm/licence/{worker.worker_id}"

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from cmlcm.adapters.aws import client
-from cmlcm.config import get_settings
+from cmlcm.config import get_config
 from cmlcm_local.seed import seed_fleet
 from tests.support.api import NOW  # sunday 2026-11-22 12:00 UTC (13:00 in Paris)
 
@@ -135,7 +135,7 @@ def test_a_worker_stored_before_auto_and_manual_were_told_apart_keeps_its_counts
     # Given a worker item as the single-counter era wrote it: pause_count 5, resume_count 4, nothing else
     worker = fleet[0]
     table = client("dynamodb", "us-east-1")
-    name = get_settings().workers_table
+    name = get_config().workers_table
     item = table.get_item(TableName=name, Key={"worker_id": {"S": worker.worker_id}})["Item"]
     for added in ("auto_pause_count", "manual_pause_count", "auto_resume_count", "manual_resume_count",
                   "idle_stopped_hours", "schedule_stopped_hours", "last_paused_by", "was_auto_paused"):  # fmt: skip

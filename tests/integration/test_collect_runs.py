@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from cmlcm.adapters.collect_runs import S3CollectRuns
-from cmlcm.config import get_settings
+from cmlcm.config import get_config
 from cmlcm.services import collect_runs
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -16,7 +16,7 @@ NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 @pytest.fixture
 def runs(aws):  # noqa: ANN001, ANN201
-    s = get_settings()
+    s = get_config()
     return S3CollectRuns(s.collect_runs_bucket, s.aws_region)
 
 
@@ -74,4 +74,4 @@ def test_a_missing_bucket_is_an_external_service_error(aws):  # noqa: ANN001
     from cmlcm.domain.errors import ExternalServiceError
 
     with pytest.raises(ExternalServiceError):
-        S3CollectRuns("no-such-bucket", get_settings().aws_region).batches("run-x")
+        S3CollectRuns("no-such-bucket", get_config().aws_region).batches("run-x")

@@ -20,13 +20,15 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from cmlcm import container
 from cmlcm.adapters.connections_api import MemoryConnections
 from cmlcm.adapters.dynamo import DynamoWorkerRepository
 from cmlcm.adapters.event_bus import EventBridgeBus
 from cmlcm.adapters.labs_repo import DynamoLabRepository
 from cmlcm.adapters.operations import DynamoJobRepository
 from cmlcm.adapters.subscriptions import MemoryConnectionStore
-from cmlcm.config import get_settings
+from cmlcm.config import get_config
+from cmlcm.container import current
 from cmlcm.domain.bus import BusEntry, entry_of
 from cmlcm.domain.events import EVENT_TYPES, DraftEvent
 from cmlcm.domain.jobs import JobHeartbeat
@@ -76,7 +78,7 @@ def test_an_unpublished_type_is_refused_before_it_reaches_the_bus():
 
 @pytest.fixture
 def bus(aws: None) -> Iterator[LocalEventBus]:
-    yield LocalEventBus(get_settings().aws_region, "cmlcm-test-events").create()
+    yield LocalEventBus(get_config().aws_region, "cmlcm-test-events").create()
 
 
 def _worker(worker_id: str, **changes: Any) -> Worker:
@@ -106,13 +108,13 @@ def test_every_event_type_reaches_the_bus_valid_against_its_schema_and_the_examp
 ):
     from cmlcm.handlers import broadcaster
 
-    settings = get_settings()
+    settings = get_config()
     sources = [settings.workers_table, settings.labs_table, settings.operations_table]
     enable_streams(sources, settings.aws_region)
     publisher = EventBridgeBus(bus.bus_name, settings.aws_region)
     poster, store = MemoryConnections(), MemoryConnectionStore()
     store.subscribe(realtime.connect(store, "c-fleet", user=None, role="viewer", now=NOW), ["fleet"], limit=100)
-    broadcaster.override(realtime.RealtimePorts(connections=store, poster=poster, bus=publisher))
+    container.use(current().with_ports(connections=store, poster=poster, bus=publisher))
     pump = StreamPump(
         broadcaster.handler, sources, operations_table=settings.operations_table, region=settings.aws_region
     )
@@ -177,7 +179,7 @@ def test_every_event_type_reaches_the_bus_valid_against_its_schema_and_the_examp
             step()
             pump.pump_once()
     finally:
-        broadcaster.override(None)
+        container.use(None)
 
     delivered = bus.events(ALL_EVENTS_RULE)
     assert {e["detail-type"] for e in delivered} == set(EVENT_TYPES), "every schema has an emitter"
@@ -219,7 +221,7 @@ def _entry(event_id: str, **changes: Any) -> BusEntry:
 
 
 def test_the_adapter_reports_each_refused_entry_and_accepts_the_others(bus: LocalEventBus):
-    publisher = EventBridgeBus(bus.bus_name, get_settings().aws_region)
+    publisher = EventBridgeBus(bus.bus_name, get_config().aws_region)
     outcomes = publisher.put([_entry("ok-1"), _entry("bad", detail="not json"), _entry("ok-2")])
     assert outcomes[0] is None and outcomes[2] is None
     assert outcomes[1] is not None and outcomes[1].code == "MalformedDetail" and not outcomes[1].retryable
@@ -227,7 +229,7 @@ def test_the_adapter_reports_each_refused_entry_and_accepts_the_others(bus: Loca
 
 
 def test_a_fault_of_the_whole_call_is_every_entrys_error_not_an_exception(aws: None):
-    publisher = EventBridgeBus("no-such-bus", get_settings().aws_region)
+    publisher = EventBridgeBus("no-such-bus", get_config().aws_region)
     outcomes = publisher.put([_entry("a"), _entry("b")])
     assert [o.code if o else None for o in outcomes] == ["ResourceNotFoundException"] * 2
 
@@ -235,7 +237,7 @@ def test_a_fault_of_the_whole_call_is_every_entrys_error_not_an_exception(aws: N
 def test_publish_through_moto_packs_ten_entries_a_call(bus: LocalEventBus):
     from cmlcm.services.domain_events import publish
 
-    publisher = EventBridgeBus(bus.bus_name, get_settings().aws_region)
+    publisher = EventBridgeBus(bus.bus_name, get_config().aws_region)
     report = publish(publisher, [_entry(f"e{i}") for i in range(23)], sleep=lambda s: None)
     assert (report.calls, report.published, report.failed) == (3, 23, {})
     assert publisher.calls == 3 and publisher.entries == 23

@@ -9,7 +9,7 @@ import pytest
 
 from cmlcm.adapters.memory import InMemoryJobRepository
 from cmlcm.adapters.operations import DynamoJobRepository
-from cmlcm.config import get_settings
+from cmlcm.config import get_config
 from cmlcm.services import jobs
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -21,7 +21,7 @@ def repo(request):  # noqa: ANN001, ANN201
     if request.param == "memory":
         return InMemoryJobRepository()
     request.getfixturevalue("aws")
-    s = get_settings()
+    s = get_config()
     return DynamoJobRepository(s.operations_table, s.aws_region)
 
 

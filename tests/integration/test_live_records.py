@@ -4,18 +4,20 @@ real stream records (moto's DynamoDB Streams, NEW_AND_OLD_IMAGES) as Lambda deli
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from cmlcm import wiring
+from cmlcm import container
 from cmlcm.adapters.aws import client
 from cmlcm.adapters.connections_api import MemoryConnections
 from cmlcm.adapters.dynamo import DynamoWorkerRepository
 from cmlcm.adapters.event_bus import EventBridgeBus
 from cmlcm.adapters.subscriptions import DynamoConnectionStore, create_realtime_tables
-from cmlcm.config import get_settings
+from cmlcm.config import get_config
+from cmlcm.container import current
 from cmlcm.domain.events import TooManyTopics
 from cmlcm.domain.workers import Worker, WorkerStatus
 from cmlcm.services import realtime
@@ -26,16 +28,17 @@ from tests.support.api import NOW
 
 
 @pytest.fixture
-def bus(aws: None, monkeypatch: pytest.MonkeyPatch) -> LocalEventBus:
-    """The custom bus in moto, as the broadcaster's real ports reach it (`wiring.event_bus`)."""
-    local = LocalEventBus(get_settings().aws_region, "cmlcm-test-events").create()
-    monkeypatch.setattr(wiring, "event_bus", lambda: EventBridgeBus(local.bus_name, local.region))
-    return local
+def bus(aws: None) -> Iterator[LocalEventBus]:
+    """The custom bus in moto, the bus of the container in use (the broadcaster's real ports)."""
+    local = LocalEventBus(get_config().aws_region, "cmlcm-test-events").create()
+    container.use(current().with_ports(bus=EventBridgeBus(local.bus_name, local.region)))
+    yield local
+    container.use(None)
 
 
 @pytest.fixture
 def store(aws: None) -> DynamoConnectionStore:
-    settings = get_settings()
+    settings = get_config()
     create_realtime_tables(settings.connections_table, settings.subscriptions_table, settings.aws_region)
     return DynamoConnectionStore(settings.connections_table, settings.subscriptions_table, settings.aws_region)
 
@@ -59,7 +62,7 @@ def _count_queries() -> dict[str, int]:
 def test_connection_lifecycle_with_ttl_and_one_item_per_topic(store: DynamoConnectionStore):
     connection = realtime.connect(store, "c-1", user="viewer@example.com", role="viewer", now=NOW)
     assert store.subscribe(connection, ["fleet", "workers/w-1"], limit=100) == ["fleet", "workers/w-1"]
-    settings = get_settings()
+    settings = get_config()
     dynamodb = client("dynamodb", settings.aws_region)
     item = dynamodb.get_item(TableName=settings.connections_table, Key={"connection_id": {"S": "c-1"}})["Item"]
     assert item["role"]["S"] == "viewer" and item["user"]["S"] == "viewer@example.com"
@@ -132,67 +135,62 @@ def _worker(worker_id: str) -> Worker:
 def test_the_broadcaster_turns_real_stream_records_into_events(store: DynamoConnectionStore, bus, monkeypatch):  # noqa: ANN001
     from cmlcm.handlers import broadcaster
 
-    settings = get_settings()
+    settings = get_config()
     enable_streams([settings.workers_table, settings.labs_table, settings.operations_table], settings.aws_region)
     poster = MemoryConnections()
-    monkeypatch.setattr(wiring, "connection_poster", lambda: poster)
-    broadcaster.override(None)
+    container.use(current().with_ports(poster=poster))
     seen: list[dict[str, Any]] = []
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         seen.append(event)
         return broadcaster.handler(event, context)
 
-    try:
-        watcher = realtime.connect(store, "c-w", user=None, role="viewer", now=NOW)
-        store.subscribe(watcher, ["workers/w-1"], limit=100)
-        pump = StreamPump(
-            handler,
-            [settings.workers_table, settings.operations_table],
-            operations_table=settings.operations_table,
-            region=settings.aws_region,
-        )
-        pump.start()
-        pump.stop()  # the test drives it with pump_once
-        repo = DynamoWorkerRepository(settings.workers_table, settings.aws_region)
-        stored = repo.add(_worker("w-1"))
-        repo.add(_worker("w-2"))
-        stopping = repo.save(stored.transition(WorkerStatus.STOPPING, now=NOW, reason="stop requested"))
-        repo.save(stopping.observe_ec2_state("stopped", now=NOW + timedelta(seconds=20)))
-        # An idempotency key is no news: filtered out like the CDK mapping's filter does.
-        client("dynamodb", settings.aws_region).put_item(
-            TableName=settings.operations_table, Item={"pk": {"S": "IDEMPOTENCY"}, "sk": {"S": "k"}}
-        )
-        assert pump.pump_once() == 4
-        (event,) = seen
-        assert {r["eventName"] for r in event["Records"]} == {"INSERT", "MODIFY"}
-        assert all(r["eventSourceARN"].split("/")[1] == settings.workers_table for r in event["Records"])
-        messages = [json.loads(m) for m in poster.sent["c-w"]]
-        # Four writes of w-1 in one batch coalesce: created (its first image was none).
-        assert [m["type"] for m in messages] == ["worker.created"]
-        assert messages[0]["data"]["status"] == "stopped"
+    watcher = realtime.connect(store, "c-w", user=None, role="viewer", now=NOW)
+    store.subscribe(watcher, ["workers/w-1"], limit=100)
+    pump = StreamPump(
+        handler,
+        [settings.workers_table, settings.operations_table],
+        operations_table=settings.operations_table,
+        region=settings.aws_region,
+    )
+    pump.start()
+    pump.stop()  # the test drives it with pump_once
+    repo = DynamoWorkerRepository(settings.workers_table, settings.aws_region)
+    stored = repo.add(_worker("w-1"))
+    repo.add(_worker("w-2"))
+    stopping = repo.save(stored.transition(WorkerStatus.STOPPING, now=NOW, reason="stop requested"))
+    repo.save(stopping.observe_ec2_state("stopped", now=NOW + timedelta(seconds=20)))
+    # An idempotency key is no news: filtered out like the CDK mapping's filter does.
+    client("dynamodb", settings.aws_region).put_item(
+        TableName=settings.operations_table, Item={"pk": {"S": "IDEMPOTENCY"}, "sk": {"S": "k"}}
+    )
+    assert pump.pump_once() == 4
+    (event,) = seen
+    assert {r["eventName"] for r in event["Records"]} == {"INSERT", "MODIFY"}
+    assert all(r["eventSourceARN"].split("/")[1] == settings.workers_table for r in event["Records"])
+    messages = [json.loads(m) for m in poster.sent["c-w"]]
+    # Four writes of w-1 in one batch coalesce: created (its first image was none).
+    assert [m["type"] for m in messages] == ["worker.created"]
+    assert messages[0]["data"]["status"] == "stopped"
 
-        repo.save(repo.get("w-1").touch(NOW + timedelta(minutes=1), tags={"a": "b"}))
-        pump.pump_once()
-        last = json.loads(poster.sent["c-w"][-1])
-        assert last["type"] == "worker.changed" and last["detail"] == {"changed": ["tags"]}
-        # The same events, same ids, on the custom bus (w-2's creation too: nobody watches it
-        # on the WebSocket, automation sees everything).
-        on_bus = [(e["detail-type"], e["detail"]["id"], e["detail"]["data"]["worker_id"]) for e in bus.events()]
-        assert ("worker.created", messages[0]["id"], "w-1") in on_bus
-        assert ("worker.changed", last["id"], "w-1") in on_bus
-        assert [t for t, _, w in on_bus if w == "w-2"] == ["worker.created"]
-    finally:
-        broadcaster.override(None)
+    repo.save(repo.get("w-1").touch(NOW + timedelta(minutes=1), tags={"a": "b"}))
+    pump.pump_once()
+    last = json.loads(poster.sent["c-w"][-1])
+    assert last["type"] == "worker.changed" and last["detail"] == {"changed": ["tags"]}
+    # The same events, same ids, on the custom bus (w-2's creation too: nobody watches it
+    # on the WebSocket, automation sees everything).
+    on_bus = [(e["detail-type"], e["detail"]["id"], e["detail"]["data"]["worker_id"]) for e in bus.events()]
+    assert ("worker.created", messages[0]["id"], "w-1") in on_bus
+    assert ("worker.changed", last["id"], "w-1") in on_bus
+    assert [t for t, _, w in on_bus if w == "w-2"] == ["worker.created"]
 
 
 def test_a_record_that_cannot_be_parsed_is_a_partial_batch_failure(store: DynamoConnectionStore, bus, monkeypatch):  # noqa: ANN001
     from cmlcm.handlers import broadcaster
 
     poster = MemoryConnections()
-    monkeypatch.setattr(wiring, "connection_poster", lambda: poster)
-    broadcaster.override(None)
-    settings = get_settings()
+    container.use(current().with_ports(poster=poster))
+    settings = get_config()
     good: dict[str, Any] = {
         "eventID": "1",
         "eventName": "INSERT",
@@ -218,17 +216,12 @@ def test_a_record_that_cannot_be_parsed_is_a_partial_batch_failure(store: Dynamo
     }
     foreign = {**good, "eventID": "3", "eventSourceARN": "arn:aws:dynamodb:us-east-1:1:table/other/stream/x"}
     foreign["dynamodb"] = {**good["dynamodb"], "SequenceNumber": "102"}
-    try:
-        store.subscribe(
-            realtime.connect(store, "c-l", user=None, role="viewer", now=NOW), ["workers/w-1/labs"], limit=100
-        )
-        result = broadcaster.handler({"Records": [good, bad, foreign]}, FakeLambdaContext("broadcaster"))
-        assert result == {"batchItemFailures": [{"itemIdentifier": "101"}, {"itemIdentifier": "102"}]}
-        (message,) = [json.loads(m) for m in poster.sent["c-l"]]
-        assert message["type"] == "lab.created" and message["data"]["state"] == "STARTED"
-        assert [e["detail"]["id"] for e in bus.events()] == [message["id"]]
-    finally:
-        broadcaster.override(None)
+    store.subscribe(realtime.connect(store, "c-l", user=None, role="viewer", now=NOW), ["workers/w-1/labs"], limit=100)
+    result = broadcaster.handler({"Records": [good, bad, foreign]}, FakeLambdaContext("broadcaster"))
+    assert result == {"batchItemFailures": [{"itemIdentifier": "101"}, {"itemIdentifier": "102"}]}
+    (message,) = [json.loads(m) for m in poster.sent["c-l"]]
+    assert message["type"] == "lab.created" and message["data"]["state"] == "STARTED"
+    assert [e["detail"]["id"] for e in bus.events()] == [message["id"]]
 
 
 def test_a_subscription_keeps_its_subscribers_scope_and_the_connection_its_teams(store: DynamoConnectionStore):

@@ -14,7 +14,7 @@ from moto.ec2.responses.monitoring import Monitoring
 
 from cmlcm.adapters.aws import client
 from cmlcm.adapters.ec2 import Ec2Gateway
-from cmlcm.config import get_settings
+from cmlcm.config import get_config
 from cmlcm_local import moto_glue
 from cmlcm_local.moto_glue import dynamodb, speedups
 from cmlcm_local.moto_glue import ec2 as ec2_glue
@@ -76,7 +76,7 @@ def test_speedups_are_installed_only_when_asked_for():
 def test_a_dynamodb_write_waits_for_the_write_in_progress(aws):  # noqa: ANN001
     # Given a write in progress (the glue's lock held)
     table = client("dynamodb", REGION)
-    name = get_settings().workers_table
+    name = get_config().workers_table
     done = threading.Event()
 
     def put() -> None:
@@ -96,7 +96,7 @@ def test_a_dynamodb_write_waits_for_the_write_in_progress(aws):  # noqa: ANN001
 def test_concurrent_conditional_writes_on_one_version_let_exactly_one_through(aws):  # noqa: ANN001
     # Given many writers that all read version 1 of one item
     table = client("dynamodb", REGION)
-    name = get_settings().workers_table
+    name = get_config().workers_table
     table.put_item(TableName=name, Item={"worker_id": {"S": "w-race"}, "version": {"N": "1"}})
     for round_ in range(20):
         barrier = threading.Barrier(8)

@@ -10,7 +10,7 @@ import pytest
 
 from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository
 from cmlcm.adapters.memory import InMemorySettingsRepository, InMemoryWorkerRepository
-from cmlcm.config import get_settings
+from cmlcm.config import get_config
 from cmlcm.domain.cml import CmlSystem, ComputeHealth, LicenceDetail, LicenceFeature, SystemHealth
 from cmlcm.domain.errors import ConcurrentModification, Conflict, NotFound, ValidationFailed
 from cmlcm.domain.settings import RegionDefaults, Settings
@@ -51,7 +51,7 @@ def repos(request):  # noqa: ANN001, ANN201
     if request.param == "memory":
         return SimpleNamespace(workers=InMemoryWorkerRepository(), settings=InMemorySettingsRepository())
     request.getfixturevalue("aws")
-    s = get_settings()
+    s = get_config()
     return SimpleNamespace(
         workers=DynamoWorkerRepository(s.workers_table, s.aws_region),
         settings=DynamoSettingsRepository(s.operations_table, s.aws_region),

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from cmlcm import wiring
+from cmlcm import container
 from cmlcm.adapters.aws import client
 from cmlcm.adapters.dynamo import DynamoSettingsRepository
 from cmlcm.adapters.schedules import EventBridgeSchedules
-from cmlcm.config import get_settings
+from cmlcm.config import get_config
 from cmlcm.domain.settings import Settings
 from cmlcm.services.jobs import COLLECT_JOB, RECONCILE_JOB
 from cmlcm.services.settings import heal_schedule_rates
@@ -97,9 +97,8 @@ def test_a_collection_run_restores_the_rates_a_deployment_reset(scheduled, monke
     # Given this deployment's schedule names, and settings saved with other intervals
     monkeypatch.setenv("COLLECT_SCHEDULE_NAME", NAMES[COLLECT_JOB])
     monkeypatch.setenv("RECONCILE_SCHEDULE_NAME", NAMES[RECONCILE_JOB])
-    get_settings.cache_clear()
-    wiring.reset()
-    settings = get_settings()
+    container.use(None)  # and the config: the schedule names come from the environment
+    settings = get_config()
     repo = DynamoSettingsRepository(settings.operations_table, settings.aws_region)
     repo.save(Settings(collect_interval_minutes=2, reconcile_interval_minutes=45))
     # And a deployment that put the template's rates back
@@ -111,8 +110,7 @@ def test_a_collection_run_restores_the_rates_a_deployment_reset(scheduled, monke
     # Then the schedules follow the settings again, and the plan is as usual
     assert (rate_of(COLLECT_JOB), rate_of(RECONCILE_JOB)) == ("rate(2 minutes)", "rate(45 minutes)")
     assert (planned["skipped"], planned["workers"], planned["batches"]) == (False, 0, 0)
-    get_settings.cache_clear()
-    wiring.reset()
+    container.use(None)  # and the config: the schedule names come from the environment
 
 
 def test_healing_survives_a_scheduler_that_does_not_answer(aws):  # noqa: ANN001, ARG001

@@ -8,7 +8,7 @@ import pytest
 
 from cmlcm.adapters.memory import InMemoryScheduleRepository
 from cmlcm.adapters.schedule_store import DynamoScheduleRepository
-from cmlcm.config import get_settings
+from cmlcm.config import get_config
 from cmlcm.domain.errors import ConcurrentModification, Conflict, NotFound
 from cmlcm.domain.schedules import Override, Period, Schedule
 
@@ -27,7 +27,7 @@ def store(request):  # noqa: ANN001, ANN201
     if request.param == "memory":
         return InMemoryScheduleRepository()
     request.getfixturevalue("aws")
-    settings = get_settings()
+    settings = get_config()
     return DynamoScheduleRepository(settings.operations_table, settings.aws_region)
 
 

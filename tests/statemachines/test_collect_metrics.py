@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,15 +11,13 @@ from typing import Any
 
 import pytest
 
-from cmlcm import wiring
-from cmlcm.adapters.cloudwatch import CloudWatchGateway
+from cmlcm import container
 from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository
-from cmlcm.adapters.ec2 import Ec2Gateway
-from cmlcm.adapters.operations import DynamoJobRepository, DynamoSampleRepository
+from cmlcm.adapters.operations import DynamoJobRepository
+from cmlcm.container import Container, current
 from cmlcm.domain.cml import CmlReading
 from cmlcm.domain.settings import Settings
 from cmlcm.handlers import collect as collect_handlers
-from cmlcm.services.collect import CollectPorts
 from cmlcm.services.jobs import COLLECT_JOB, health_report
 from cmlcm_local.seed import fresh_backend, seed_fleet
 
@@ -63,20 +62,14 @@ class Env:
 
 
 @pytest.fixture
-def env(sfn, monkeypatch) -> Env:  # noqa: ANN001
+def env(sfn) -> Iterator[Env]:  # noqa: ANN001
     s = fresh_backend()
     repo = DynamoWorkerRepository(s.workers_table, s.aws_region)
     settings = DynamoSettingsRepository(s.operations_table, s.aws_region)
     settings.save(Settings(collect_batch_size=2, collect_max_concurrency=2))
     workers = seed_fleet(repo, region="us-east-1", count=5, now=NOW, stopped=1)
-    ports = CollectPorts(
-        workers=repo,
-        samples=DynamoSampleRepository(s.metrics_table, s.aws_region, ttl=timedelta(hours=1)),
-        ec2_for=Ec2Gateway,
-        cloudwatch_for=CloudWatchGateway,
-        cml=Probe(),
-    )
-    monkeypatch.setattr(wiring, "collect_ports", lambda: ports)
+    # The collection Lambdas' container: the real one on moto, with a CML probe that answers
+    container.use(Container(s).with_ports(workers=repo, cml=Probe()))
     subs = {
         "CollectPlanFunctionArn": sfn.lambdas.register("collect-plan", collect_handlers.plan_handler),
         "CollectBatchFunctionArn": sfn.lambdas.register("collect-batch", collect_handlers.collect_batch_handler),
@@ -84,7 +77,8 @@ def env(sfn, monkeypatch) -> Env:  # noqa: ANN001
         "CollectRunsBucketName": s.collect_runs_bucket,
     }
     sfn.machines.create("collect", ASL, subs)
-    return Env(sfn, repo, settings, DynamoJobRepository(s.operations_table, s.aws_region), workers)
+    yield Env(sfn, repo, settings, DynamoJobRepository(s.operations_table, s.aws_region), workers)
+    container.use(None)
 
 
 def test_collection_runs_every_batch_and_records_the_heartbeat(env):
@@ -109,13 +103,8 @@ def test_a_second_run_with_nothing_changed_writes_no_worker(env):
 
 
 def test_a_failing_batch_is_recorded_and_the_others_complete(env, monkeypatch):
-    ports = wiring.collect_ports()
     poisoned = env.workers[0].worker_id
-    monkeypatch.setattr(
-        wiring,
-        "collect_ports",
-        lambda: CollectPorts(**{**ports.__dict__, "workers": PoisonedRepo(env.repo, {poisoned})}),
-    )
+    container.use(current().with_ports(workers=PoisonedRepo(env.repo, {poisoned})))
     status, output = env.sfn.machines.run("collect", {}, timeout_s=60)
     assert status == "SUCCEEDED", output
     assert output["batches_failed"] == 1 and output["succeeded"] is False
@@ -184,11 +173,9 @@ class ManyWorkers:
 def test_a_50000_worker_plan_keeps_the_state_payload_small_and_every_batch_runs(env, monkeypatch):
     # Given a fleet of 50,000 active workers in batches of 1000 (the default), and collectors that
     # only record what they were given
-    from cmlcm.services.workers import WorkerPorts
 
-    real = wiring.worker_ports()
     fleet = ManyWorkers(50_000)
-    monkeypatch.setattr(wiring, "worker_ports", lambda: WorkerPorts(**{**real.__dict__, "workers": fleet}))
+    container.use(current().with_ports(workers=fleet))
     env.settings.save(env.settings.get().model_copy(update={"collect_batch_size": 1000, "collect_max_concurrency": 10}))
     seen: list[str] = []
 
@@ -196,7 +183,7 @@ def test_a_50000_worker_plan_keeps_the_state_payload_small_and_every_batch_runs(
         seen.extend(event["worker_ids"])
         outcome = {"workers": len(event["worker_ids"]), "changed": 0, "failed": 0, "written": 0, "samples": 0,
                    "paused": 0, "errors": {}}  # fmt: skip
-        wiring.collect_runs().put_result(event["run"], event["batch"], outcome)
+        current().collect_runs.put_result(event["run"], event["batch"], outcome)
         return outcome
 
     env.sfn.lambdas.register("collect-batch", record_only)

@@ -10,17 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from cmlcm import wiring
+from cmlcm import container
 from cmlcm.adapters.aws import client
 from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository
-from cmlcm.adapters.ec2 import Ec2Gateway
-from cmlcm.adapters.operations import DynamoReservations
 from cmlcm.adapters.workflows import StepFunctionsStarter
+from cmlcm.container import Container
 from cmlcm.domain.settings import RegionDefaults, Settings
 from cmlcm.handlers import provision
-from cmlcm.handlers.api import deps
-from cmlcm.services.provisioning import ProvisionPorts
-from cmlcm.services.workers import WorkerPorts
 from cmlcm_local.seed import cml_ami, fresh_backend, launch_instances
 from tests.support.api import Api
 
@@ -43,22 +39,13 @@ def api_with_saga(sfn, monkeypatch):  # noqa: ANN001
     settings = DynamoSettingsRepository(s.operations_table, s.aws_region)
     # Poll every second, 3 checks: bounded waits stay short under moto's real-time Wait.
     settings.save(Settings(provision_poll_seconds=1, region_defaults={"us-east-1": RegionDefaults(ami_id=ami)}))
-    reservations = DynamoReservations(s.operations_table, s.aws_region)
     repo = DynamoWorkerRepository(s.workers_table, s.aws_region)
     arn = sfn.lambdas.register("provision", provision.handler)
     machine = sfn.machines.create("provision", ASL, {"ProvisionFunctionArn": arn})
-    ports = ProvisionPorts(
-        workers=repo,
-        settings=settings,
-        ec2_for=Ec2Gateway,
-        reservations=reservations,
-        workflow=StepFunctionsStarter(machine, "us-east-1"),
-        cml=ReadyProbe(),
-    )
-    monkeypatch.setattr(wiring, "provision_ports", lambda: ports)
-    deps.override(WorkerPorts(repo, settings, Ec2Gateway, reservations.release_name), provision=ports)
+    # The real container on moto, but its workflow is this machine and CML is always ready
+    container.use(Container(s).with_ports(workflow=StepFunctionsStarter(machine, "us-east-1"), cml=ReadyProbe()))
     yield Api(), sfn, repo, ami
-    deps.override(None)
+    container.use(None)
 
 
 def _wait_status(repo, worker_id: str, wanted: str, timeout: float = 60) -> str:  # noqa: ANN001

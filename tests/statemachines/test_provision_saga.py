@@ -7,6 +7,7 @@ RUNNING or reconcilable (FAILED) record, and the worker is FAILED with the step 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,15 +15,17 @@ from typing import Any
 
 import pytest
 
-from cmlcm import wiring
+from cmlcm import container
 from cmlcm.adapters.aws import client
 from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository
 from cmlcm.adapters.ec2 import Ec2Gateway
 from cmlcm.adapters.operations import DynamoReservations
+from cmlcm.container import Container
 from cmlcm.domain.errors import QuotaExceeded, TransientAwsError
 from cmlcm.domain.settings import RegionDefaults, Settings
 from cmlcm.domain.workers import WORKER_ID_TAG, WorkerStatus
 from cmlcm.handlers import provision
+from cmlcm.ports import ProvisionPorts
 from cmlcm.services import provisioning
 from cmlcm.services.reconcile import reconcile
 from cmlcm_local.seed import cml_ami, fresh_backend
@@ -114,7 +117,7 @@ class RecordingStarter:
 @dataclass
 class Saga:
     sfn: Any
-    ports: provisioning.ProvisionPorts
+    ports: ProvisionPorts
     ec2: FaultyEc2
     repo: FlakyRepo
     probe: FakeProbe
@@ -145,7 +148,7 @@ class Saga:
 
 
 @pytest.fixture
-def saga(sfn, monkeypatch) -> Saga:  # noqa: ANN001
+def saga(sfn) -> Iterator[Saga]:  # noqa: ANN001
     settings = fresh_backend()
     ami = cml_ami("us-east-1")
     settings_repo = DynamoSettingsRepository(settings.operations_table, settings.aws_region)
@@ -153,7 +156,7 @@ def saga(sfn, monkeypatch) -> Saga:  # noqa: ANN001
     ec2 = FaultyEc2(Ec2Gateway("us-east-1"))
     repo = FlakyRepo(DynamoWorkerRepository(settings.workers_table, settings.aws_region))
     probe = FakeProbe()
-    ports = provisioning.ProvisionPorts(
+    ports = ProvisionPorts(
         workers=repo,
         settings=settings_repo,
         ec2_for=lambda region: ec2,
@@ -161,10 +164,12 @@ def saga(sfn, monkeypatch) -> Saga:  # noqa: ANN001
         workflow=RecordingStarter(),
         cml=probe,
     )
-    monkeypatch.setattr(wiring, "provision_ports", lambda: ports)
+    # The provisioning Lambda's container: these ports (the others are never reached)
+    container.use(Container(settings).with_ports(**vars(ports)))
     arn = sfn.lambdas.register("provision", provision.handler)
     sfn.machines.create("provision", ASL, {"ProvisionFunctionArn": arn})
-    return Saga(sfn, ports, ec2, repo, probe, ami)
+    yield Saga(sfn, ports, ec2, repo, probe, ami)
+    container.use(None)
 
 
 def _assert_no_zombie(saga: Saga, worker_id: str) -> None:

@@ -10,12 +10,11 @@ from collections.abc import Iterator
 import pytest
 from moto import mock_aws
 
+from cmlcm import container
 from cmlcm.adapters.aws import reset_clients
-from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository
-from cmlcm.adapters.ec2 import Ec2Gateway
-from cmlcm.adapters.operations import DynamoReservations
-from cmlcm.config import get_settings
-from cmlcm.services.workers import WorkerPorts
+from cmlcm.config import get_config
+from cmlcm.container import Container
+from cmlcm.ports import WorkerPorts
 from cmlcm_local import moto_glue
 from cmlcm_local.seed import fresh_backend
 
@@ -34,20 +33,19 @@ def aws() -> Iterator[None]:
 
 
 @pytest.fixture
-def dynamo_ports(aws: None) -> WorkerPorts:
-    settings = get_settings()
-    return WorkerPorts(
-        workers=DynamoWorkerRepository(settings.workers_table, settings.aws_region),
-        settings=DynamoSettingsRepository(settings.operations_table, settings.aws_region),
-        ec2_for=Ec2Gateway,
-        release_name=DynamoReservations(settings.operations_table, settings.aws_region).release_name,
-    )
+def moto_container(aws: None) -> Iterator[Container]:
+    """The real container on the moto account, its clock stopped at NOW, in use for the test."""
+    made = Container(get_config(), clock=lambda: NOW)
+    container.use(made)
+    yield made
+    container.use(None)
 
 
 @pytest.fixture
-def api(dynamo_ports: WorkerPorts) -> Iterator[Api]:
-    from cmlcm.handlers.api import deps
+def dynamo_ports(moto_container: Container) -> WorkerPorts:
+    return moto_container.ports(WorkerPorts)
 
-    deps.override(dynamo_ports, clock=lambda: NOW)
+
+@pytest.fixture
+def api(moto_container: Container) -> Iterator[Api]:
     yield Api()
-    deps.override(None)

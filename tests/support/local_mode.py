@@ -157,13 +157,11 @@ class SharedLocalMode:
 
 
 def _reset_process_caches() -> None:
-    """Forget the settings, the wiring's adapters and the boto3 clients built in this process."""
-    from cmlcm import wiring
+    """Forget the config, the container's adapters and the boto3 clients built in this process."""
+    from cmlcm import container
     from cmlcm.adapters.aws import reset_clients
-    from cmlcm.config import get_settings
 
-    get_settings.cache_clear()
-    wiring.reset()
+    container.use(None)
     reset_clients()
 
 

@@ -11,15 +11,17 @@ from datetime import UTC, datetime
 
 import pytest
 
+from cmlcm import container
 from cmlcm.adapters.connections_api import MemoryConnections
 from cmlcm.adapters.event_bus import MemoryEventBus
 from cmlcm.adapters.subscriptions import MemoryConnectionStore
-from cmlcm.config import get_settings
+from cmlcm.config import get_config
 from cmlcm.domain.bus import MAX_CALL_BYTES, BusEntry, backoff_seconds, entry_of, pack
 from cmlcm.domain.events import DraftEvent
 from cmlcm.services import realtime
 from cmlcm.services.domain_events import MAX_ATTEMPTS, publish
 from cmlcm_local.events import FakeLambdaContext
+from tests.support.twins import twin_container
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -105,7 +107,7 @@ def test_an_entry_over_256_kb_is_reported_not_sent():
 
 
 def _lab_record() -> dict:
-    settings = get_settings()
+    settings = get_config()
     return {
         "eventID": "1",
         "eventName": "INSERT",
@@ -141,7 +143,7 @@ def test_the_broadcaster_keeps_the_batch_whole_when_the_bus_refuses(monkeypatch,
             return super().put(entries)
 
     bus = Refusing()
-    broadcaster.override(realtime.RealtimePorts(connections=store, poster=poster, bus=bus))
+    container.use(twin_container(connections=store, poster=poster, bus=bus))
     # The logger's handler holds the stdout of whoever imported the module first: point it here.
     handler = broadcaster.logger.registered_handler
     assert isinstance(handler, logging.StreamHandler)
@@ -149,7 +151,7 @@ def test_the_broadcaster_keeps_the_batch_whole_when_the_bus_refuses(monkeypatch,
     try:
         result = broadcaster.handler({"Records": [_lab_record()]}, FakeLambdaContext("broadcaster"))
     finally:
-        broadcaster.override(None)
+        container.use(None)
         if previous is not None:
             handler.setStream(previous)
     assert result == {"batchItemFailures": []}

@@ -14,8 +14,8 @@ from cmlcm.domain.cml import CmlReading
 from cmlcm.domain.errors import ExternalServiceError, TransientAwsError
 from cmlcm.domain.jobs import MetricSample
 from cmlcm.domain.workers import ServiceStatus, Worker, WorkerError, WorkerStatus
-from cmlcm.ports import BulkResult, InstanceInfo, InstanceUsage
-from cmlcm.services.collect import CollectPorts, Observation, collect, observe
+from cmlcm.ports import BulkResult, CollectPorts, InstanceInfo, InstanceUsage
+from cmlcm.services.collect import Observation, collect, observe
 from tests.support.fakes import Ec2Unexpected, SamplesUnexpected
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

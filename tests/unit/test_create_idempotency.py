@@ -12,8 +12,8 @@ import pytest
 from cmlcm.adapters.memory import InMemorySettingsRepository, InMemoryWorkerRepository
 from cmlcm.domain.errors import Conflict
 from cmlcm.domain.workers import Worker, WorkerStatus
-from cmlcm.ports import ImageInfo
-from cmlcm.services.provisioning import CreateWorker, ProvisionPorts, create_worker
+from cmlcm.ports import ImageInfo, ProvisionPorts
+from cmlcm.services.provisioning import CreateWorker, create_worker
 from tests.support.fakes import Ec2Unexpected
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)

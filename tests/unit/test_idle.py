@@ -14,8 +14,8 @@ from cmlcm.domain.cml import CmlReading
 from cmlcm.domain.idle import decide_idle
 from cmlcm.domain.settings import Settings
 from cmlcm.domain.workers import ServiceStatus, Worker, WorkerMetrics, WorkerStatus
-from cmlcm.ports import BulkResult
-from cmlcm.services.collect import CollectPorts, collect
+from cmlcm.ports import BulkResult, CollectPorts
+from cmlcm.services.collect import collect
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 LONG_AGO = NOW - timedelta(hours=3)

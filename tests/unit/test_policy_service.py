@@ -24,12 +24,11 @@ from cmlcm.domain.errors import (
 from cmlcm.domain.schedules import Override, Period, Schedule
 from cmlcm.domain.settings import Settings
 from cmlcm.domain.workers import ServiceStatus, Worker, WorkerMetrics, WorkerStatus
-from cmlcm.ports import BulkResult
+from cmlcm.ports import BulkResult, CollectPorts, PolicyPorts, WorkerPorts
 from cmlcm.services import schedules as schedule_svc
 from cmlcm.services import workers as worker_svc
-from cmlcm.services.collect import CollectPorts, collect
-from cmlcm.services.policy import PolicyOutcome, PolicyPorts, apply_policies, explain_worker, savings_report
-from cmlcm.services.workers import WorkerPorts
+from cmlcm.services.collect import collect
+from cmlcm.services.policy import PolicyOutcome, apply_policies, explain_worker, savings_report
 from tests.support.fakes import Ec2Unexpected
 
 S = WorkerStatus

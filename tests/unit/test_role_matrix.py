@@ -17,32 +17,19 @@ from typing import Any
 
 import pytest
 
-from cmlcm.adapters.labs_repo import InMemoryLabRepository
-from cmlcm.adapters.licence_tokens import InMemoryTokenStore
 from cmlcm.adapters.memory import (
-    InMemoryJobRepository,
     InMemoryJobSchedules,
     InMemoryJobStarter,
-    InMemoryRefreshLimiter,
-    InMemoryScheduleRepository,
     InMemorySettingsRepository,
     InMemoryWorkerRepository,
 )
-from cmlcm.domain.jobs import MetricSample
 from cmlcm.domain.workers import Worker, WorkerStatus
 from cmlcm.handlers.api import app as api_app
-from cmlcm.handlers.api import deps
 from cmlcm.handlers.api.auth import PUBLIC_PATHS, Role, RoleRequirement, caller_role, parse_groups
-from cmlcm.ports import BulkResult
+from cmlcm.ports import CollectPorts
 from cmlcm.services import collect
-from cmlcm.services.collect import CollectPorts
-from cmlcm.services.labs import LabPorts
-from cmlcm.services.licences import LicencePorts
-from cmlcm.services.policy import PolicyPorts
-from cmlcm.services.workers import WorkerPorts
-from cmlcm.wiring import OpsPorts
 from cmlcm_local.events import DEV_USERS, FakeLambdaContext, rest_event
-from tests.support.fakes import CloudWatchUnexpected, CmlUnexpected, SamplesUnexpected
+from tests.support.twins import NoSamples, RecordingEc2, twin_container, using
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 PUBLIC = None
@@ -139,37 +126,6 @@ def test_each_route_declares_the_role_of_the_table(method, path):
 # --- the matrix, through the real handler ----------------------------------------------------
 
 
-class RecordingEc2:
-    """An Ec2Port that succeeds and records every call, so a refused request can prove it made none."""
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def __getattr__(self, name: str):  # noqa: ANN204
-        def call(*args: Any, **kwargs: Any) -> Any:
-            self.calls.append(name)
-            return BulkResult(list(args[0]), {}) if name in ("start", "stop", "terminate") else None
-
-        return call
-
-
-class NoSamples(SamplesUnexpected):
-    def recent(self, worker_id: str, *, since: datetime, limit: int = 500) -> list[MetricSample]:
-        return []
-
-
-class NoSchedules:
-    def set_interval(self, job: str, minutes: int) -> bool:
-        return False
-
-
-class Unused:
-    """A port the matrix must not reach (lab and licence routes are called for an unknown worker)."""
-
-    def __getattr__(self, name: str):  # noqa: ANN204
-        raise AssertionError(f"the matrix reached {name} of a port it should not need")
-
-
 @pytest.fixture
 def world(monkeypatch):  # noqa: ANN001, ANN201
     refreshed: list[str] = []
@@ -194,35 +150,26 @@ def world(monkeypatch):  # noqa: ANN001, ANN201
     )
     settings = InMemorySettingsRepository()
     ec2 = RecordingEc2()
-    deps.override(
-        WorkerPorts(workers, settings, lambda region: ec2),
-        clock=lambda: NOW,
-        ops_=OpsPorts(InMemoryJobRepository(), InMemoryRefreshLimiter()),
-        # refresh_worker itself is replaced above: only the samples (the metrics route) are read
-        collect=CollectPorts(
-            workers=workers,
-            samples=NoSamples(),
-            ec2_for=lambda region: ec2,
-            cloudwatch_for=lambda region: CloudWatchUnexpected(),
-            cml=CmlUnexpected(),
-        ),
-        schedules_=NoSchedules(),
-    )
     job_schedules, starter = InMemoryJobSchedules({"reconcile": "s-reconcile"}), InMemoryJobStarter()
-    deps.override_jobs(job_schedules, starter)
-    # Deleting a worker also forgets its lab rows and token secret: those two are real twins.
-    deps.override_labs(
-        LabPorts(workers, InMemoryLabRepository(), Unused()),
-        LicencePorts(workers, InMemoryTokenStore(), Unused()),
+    # refresh_worker itself is replaced above: only the samples (the metrics route) are read.
+    # Deleting a worker also forgets its lab rows and token secret: those are the container's twins.
+    made = twin_container(
+        workers=workers,
+        settings=settings,
+        ec2_for=lambda region: ec2,
+        samples=NoSamples(),
+        job_schedules=job_schedules,
+        job_starter=starter,
     )
-    deps.override_policy(PolicyPorts(workers, settings, lambda region: ec2, InMemoryScheduleRepository()))
-    yield SimpleNamespace(
-        workers=workers, settings=settings, ec2=ec2, refreshed=refreshed, job_schedules=job_schedules, starter=starter
-    )
-    deps.override_policy(None)
-    deps.override_jobs(None)
-    deps.override_labs(None, None)
-    deps.override(None)
+    with using(made):
+        yield SimpleNamespace(
+            workers=workers,
+            settings=settings,
+            ec2=ec2,
+            refreshed=refreshed,
+            job_schedules=job_schedules,
+            starter=starter,
+        )
 
 
 def _concrete(path: str) -> str:

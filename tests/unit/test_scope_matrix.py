@@ -14,16 +14,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from test_role_matrix import EXPECTED, NoSamples, NoSchedules, RecordingEc2, Unused
+from test_role_matrix import EXPECTED
 
-from cmlcm.adapters.labs_repo import InMemoryLabRepository
-from cmlcm.adapters.licence_tokens import InMemoryTokenStore
 from cmlcm.adapters.memory import (
-    InMemoryJobRepository,
-    InMemoryJobSchedules,
-    InMemoryJobStarter,
-    InMemoryRefreshLimiter,
-    InMemoryScheduleRepository,
     InMemorySettingsRepository,
     InMemoryWorkerRepository,
 )
@@ -31,17 +24,10 @@ from cmlcm.domain.access import Caller, Scope, scope_for, teams_of
 from cmlcm.domain.settings import Settings
 from cmlcm.domain.workers import Worker, WorkerStatus
 from cmlcm.handlers.api import app as api_app
-from cmlcm.handlers.api import deps
 from cmlcm.handlers.api.auth import Role
 from cmlcm.services import collect
-from cmlcm.services.collect import CollectPorts
-from cmlcm.services.labs import LabPorts
-from cmlcm.services.licences import LicencePorts
-from cmlcm.services.policy import PolicyPorts
-from cmlcm.services.workers import WorkerPorts
-from cmlcm.wiring import OpsPorts
 from cmlcm_local.events import DEV_USERS, FakeLambdaContext, rest_event
-from tests.support.fakes import CloudWatchUnexpected, CmlUnexpected
+from tests.support.twins import NoSamples, RecordingEc2, twin_container, using
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -82,30 +68,10 @@ def world(request, monkeypatch):  # noqa: ANN001, ANN201
     workers.add(_worker("w-other", owner="someone@example.com", tags={"Team": "ccnp"}))
     settings = InMemorySettingsRepository(Settings(worker_scoping=request.param))
     ec2 = RecordingEc2()
-    deps.override(
-        WorkerPorts(workers, settings, lambda region: ec2),
-        clock=lambda: NOW,
-        ops_=OpsPorts(InMemoryJobRepository(), InMemoryRefreshLimiter()),
-        # refresh_worker itself is replaced above: only the samples (the metrics route) are read
-        collect=CollectPorts(
-            workers=workers,
-            samples=NoSamples(),
-            ec2_for=lambda region: ec2,
-            cloudwatch_for=lambda region: CloudWatchUnexpected(),
-            cml=CmlUnexpected(),
-        ),
-        schedules_=NoSchedules(),
-    )
-    deps.override_jobs(InMemoryJobSchedules({}), InMemoryJobStarter())
-    deps.override_policy(PolicyPorts(workers, settings, lambda region: ec2, InMemoryScheduleRepository()))
-    deps.override_labs(
-        LabPorts(workers, InMemoryLabRepository(), Unused()), LicencePorts(workers, InMemoryTokenStore(), Unused())
-    )
-    yield SimpleNamespace(workers=workers, ec2=ec2, scoping=request.param)
-    deps.override_policy(None)
-    deps.override_jobs(None)
-    deps.override_labs(None, None)
-    deps.override(None)
+    # refresh_worker itself is replaced above: only the samples (the metrics route) are read
+    made = twin_container(workers=workers, settings=settings, ec2_for=lambda region: ec2, samples=NoSamples())
+    with using(made):
+        yield SimpleNamespace(workers=workers, ec2=ec2, scoping=request.param)
 
 
 BODIES = {

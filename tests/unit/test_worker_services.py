@@ -23,9 +23,9 @@ from cmlcm.domain.errors import (
     ValidationFailed,
 )
 from cmlcm.domain.workers import Worker, WorkerStatus
-from cmlcm.ports import BulkResult, WorkerQuery
+from cmlcm.ports import BulkResult, WorkerPorts, WorkerQuery
 from cmlcm.services import workers as svc
-from cmlcm.services.workers import LOCK_ATTEMPTS, WorkerPorts, managed_tags, mutate
+from cmlcm.services.workers import LOCK_ATTEMPTS, managed_tags, mutate
 from tests.support.fakes import Ec2Unexpected
 
 S = WorkerStatus

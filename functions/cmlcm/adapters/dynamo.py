@@ -1,6 +1,6 @@
 """DynamoDB repositories (PynamoDB). PynamoDB models live only here; services see domain models.
 
-Table names come from `FunctionSettings`; model classes are built per table name so tests and the
+Table names come from `FunctionConfig`; model classes are built per table name so tests and the
 local mode can point the same code at other tables without import-time environment tricks.
 """
 

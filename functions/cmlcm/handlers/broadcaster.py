@@ -23,9 +23,9 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cmlcm import wiring
 from cmlcm.adapters.stream_images import StreamTables, parse_record
-from cmlcm.config import get_settings
+from cmlcm.config import get_config
+from cmlcm.container import current
 from cmlcm.domain.events import Change, DraftEvent, WorkerEventRules, coalesce, job_events, lab_events, worker_events
 from cmlcm.handlers.api.models import view_of
 from cmlcm.services import realtime
@@ -35,7 +35,7 @@ logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 
-get_settings()  # fail fast on a broken environment, at cold start
+get_config()  # fail fast on a broken environment, at cold start
 
 
 def _lab_view(lab: Any) -> dict[str, Any]:
@@ -53,31 +53,14 @@ def cause_of(worker: Any) -> dict[str, Any]:
 
 
 def tables() -> StreamTables:
-    """Which table is which (from the settings; get_settings caches, wiring.reset forgets)."""
-    settings = get_settings()
-    return StreamTables(settings.workers_table, settings.labs_table, settings.operations_table, settings.aws_region)
-
-
-_override: realtime.RealtimePorts | None = None
+    """Which table is which (from the config of the container in use)."""
+    config = current().config
+    return StreamTables(config.workers_table, config.labs_table, config.operations_table, config.aws_region)
 
 
 def ports() -> realtime.RealtimePorts:
-    """The connection store and poster: real ones from the environment, unless `override` set others."""
-    return _override or _real_ports()
-
-
-def _real_ports() -> realtime.RealtimePorts:
-    # Not cached here: wiring caches each part, and wiring.reset() must reach them (a second
-    # local runtime in one process posted to the first one's @connections through a cache here).
-    return realtime.RealtimePorts(
-        connections=wiring.connection_store(), poster=wiring.connection_poster(), bus=wiring.event_bus()
-    )
-
-
-def override(ports_: realtime.RealtimePorts | None) -> None:
-    """Swap the ports (tests, benchmarks); `override(None)` goes back to the real ones."""
-    global _override
-    _override = ports_
+    """The connection store, the poster and the bus, from the container in use."""
+    return current().ports(realtime.RealtimePorts)
 
 
 @dataclass

@@ -16,8 +16,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from cmlcm import wiring
-from cmlcm.config import get_settings
+from cmlcm.config import get_config
+from cmlcm.container import current
+from cmlcm.ports import CollectPorts, OpsPorts, WorkerPorts
 from cmlcm.services import collect_runs, jobs
 from cmlcm.services.collect import collect
 from cmlcm.services.collect_runs import run_name
@@ -27,7 +28,7 @@ logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 
-get_settings()  # fail fast on a broken environment, at cold start
+get_config()  # fail fast on a broken environment, at cold start
 
 
 class BatchInput(BaseModel):
@@ -59,16 +60,16 @@ def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
     end at once, recorded as skipped), list the active workers (index query, ids only) and the
     settings that shape the run; put the schedules back on the settings' intervals and the jobs'
     pause records (a deployment resets both)."""
-    ports = wiring.worker_ports()
+    ports = current().ports(WorkerPorts)
     settings = ports.settings.get()
     now = _now()
     run_id = str(event.get("execution") or f"direct-{uuid.uuid4()}")
     interval = jobs.job_intervals(settings)[jobs.COLLECT_JOB]
     trigger, by = jobs.trigger_of(event.get("input"))
-    ops = wiring.ops_ports()
+    ops = current().ports(OpsPorts)
     # Before the lease: a paused collection's scheduled run (re-enabled by a deployment) disables
     # its schedule again on its way out.
-    states = jobs.heal_schedule_states(wiring.schedules(), ops.jobs)
+    states = jobs.heal_schedule_states(current().job_schedules, ops.jobs)
     if any(result not in ("ok", "none") for result in states.values()):
         logger.warning("schedule states not put back on the jobs' pause records", extra={"schedules": states})
     begun = jobs.begin_run(
@@ -79,13 +80,13 @@ def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
         return {"skipped": True, "run": "", "batches_key": "", "batches": 0, "workers": 0, "max_concurrency": 1,
                 "started_at": now.isoformat()}  # fmt: skip
     try:
-        healed = heal_schedule_rates(wiring.schedules(), settings)
+        healed = heal_schedule_rates(current().job_schedules, settings)
         worker_ids = ports.workers.active_ids()
         key, batches = collect_runs.plan_run(
-            wiring.collect_runs(), run_name(run_id), worker_ids, batch_size=settings.collect_batch_size
+            current().collect_runs, run_name(run_id), worker_ids, batch_size=settings.collect_batch_size
         )
     except Exception:
-        jobs.end_run(wiring.ops_ports().jobs, jobs.COLLECT_JOB, run_id)  # the run ends here: the next need not wait
+        jobs.end_run(current().jobs, jobs.COLLECT_JOB, run_id)  # the run ends here: the next need not wait
         raise
     if any(result not in ("ok", "none") for result in healed.values()):
         logger.warning("schedule rates not moved to the settings' intervals", extra={"schedules": healed})
@@ -106,10 +107,10 @@ def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
 def collect_batch_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Collect one batch of workers (the Map iteration)."""
     batch = BatchInput.model_validate(event)
-    result = asyncio.run(collect(wiring.collect_ports(), batch.worker_ids, now=_now()))
+    result = asyncio.run(collect(current().ports(CollectPorts), batch.worker_ids, now=_now()))
     logger.info("batch collected", extra={**result.as_dict(), "phases_ms": result.phases_ms})
     if batch.run is not None and batch.batch is not None:
-        wiring.collect_runs().put_result(batch.run, batch.batch, result.as_dict())
+        current().collect_runs.put_result(batch.run, batch.batch, result.as_dict())
     # The batch's workers by status (and paused): summed over a run's batches by CloudWatch, they
     # are the dashboard's fleet by status and hours saved. Flushed here: an empty batch publishes none.
     for status, count in sorted(result.fleet.items()):
@@ -132,12 +133,12 @@ def summarize_handler(event: dict[str, Any], context: LambdaContext) -> dict[str
     run = SummaryInput.model_validate(event)
     now = _now()
     summary = collect_runs.summarize(
-        collect_runs.outcomes(wiring.collect_runs(), run.run), started_at=run.started_at, now=now
+        collect_runs.outcomes(current().collect_runs, run.run), started_at=run.started_at, now=now
     )
     succeeded = summary.succeeded
-    settings = wiring.worker_ports().settings.get()
+    settings = current().settings.get()
     jobs.record_finish(
-        wiring.ops_ports().jobs,
+        current().jobs,
         jobs.COLLECT_JOB,
         interval_seconds=jobs.job_intervals(settings)[jobs.COLLECT_JOB],
         now=now,
@@ -145,7 +146,7 @@ def summarize_handler(event: dict[str, Any], context: LambdaContext) -> dict[str
         summary=summary.as_summary(),
     )
     if run.execution:
-        jobs.end_run(wiring.ops_ports().jobs, jobs.COLLECT_JOB, run.execution)
+        jobs.end_run(current().jobs, jobs.COLLECT_JOB, run.execution)
     metrics.add_metric(name="CollectDuration", unit=MetricUnit.Milliseconds, value=summary.duration_ms)
     metrics.add_metric(name="WorkersCollected", unit=MetricUnit.Count, value=summary.workers)
     metrics.add_metric(name="WorkersChanged", unit=MetricUnit.Count, value=summary.changed)

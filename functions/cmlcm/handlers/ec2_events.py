@@ -11,14 +11,14 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from cmlcm import wiring
-from cmlcm.config import get_settings
+from cmlcm.config import get_config
+from cmlcm.container import current
 from cmlcm.services.ec2_events import apply_ec2_state
 
 logger = Logger()
 tracer = Tracer()
 
-get_settings()  # fail fast on a broken environment, at cold start
+get_config()  # fail fast on a broken environment, at cold start
 
 SOURCE = "aws.ec2"
 DETAIL_TYPE = "EC2 Instance State-change Notification"
@@ -48,7 +48,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.warning("not an EC2 state-change event", extra={"source": parsed.source})
         return {"applied": False}
     worker = apply_ec2_state(
-        wiring.worker_ports().workers,
+        current().workers,
         parsed.detail.instance_id,
         parsed.detail.state,
         event_time=parsed.time,

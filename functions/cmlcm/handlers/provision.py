@@ -16,15 +16,16 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict
 
-from cmlcm import wiring
-from cmlcm.config import get_settings
+from cmlcm.config import get_config
+from cmlcm.container import current
+from cmlcm.ports import ProvisionPorts
 from cmlcm.services import provisioning as saga
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 
-get_settings()  # fail fast on a broken environment, at cold start
+get_config()  # fail fast on a broken environment, at cold start
 
 
 class StepInput(BaseModel):
@@ -51,31 +52,31 @@ def _count(name: str) -> None:
     metrics.flush_metrics()
 
 
-def _launch(ports: saga.ProvisionPorts, step: StepInput) -> dict[str, Any]:
+def _launch(ports: ProvisionPorts, step: StepInput) -> dict[str, Any]:
     instance = saga.launch(ports, step.worker_id, now=_now())
     return {"instance_id": instance.instance_id}
 
 
-def _record(ports: saga.ProvisionPorts, step: StepInput) -> dict[str, Any]:
+def _record(ports: ProvisionPorts, step: StepInput) -> dict[str, Any]:
     saga.record_instance(ports, step.worker_id, step.instance_id or "", now=_now())
     return {"recorded": True}
 
 
-def _state(ports: saga.ProvisionPorts, step: StepInput) -> dict[str, Any]:
+def _state(ports: ProvisionPorts, step: StepInput) -> dict[str, Any]:
     return {"state": saga.instance_state(ports, step.worker_id, step.instance_id or "", now=_now())}
 
 
-def _ready(ports: saga.ProvisionPorts, step: StepInput) -> dict[str, Any]:
+def _ready(ports: ProvisionPorts, step: StepInput) -> dict[str, Any]:
     return {"ready": saga.cml_ready(ports, step.worker_id)}
 
 
-def _running(ports: saga.ProvisionPorts, step: StepInput) -> dict[str, Any]:
+def _running(ports: ProvisionPorts, step: StepInput) -> dict[str, Any]:
     status = saga.mark_running(ports, step.worker_id, now=_now()).status.value
     _count("SagaSucceeded")
     return {"status": status}
 
 
-def _compensate(ports: saga.ProvisionPorts, step: StepInput) -> dict[str, Any]:
+def _compensate(ports: ProvisionPorts, step: StepInput) -> dict[str, Any]:
     done = saga.compensate(
         ports, step.worker_id, step=step.failed_step, error=step.error, cause=step.cause[:1000], now=_now()
     )
@@ -84,14 +85,14 @@ def _compensate(ports: saga.ProvisionPorts, step: StepInput) -> dict[str, Any]:
     return {"terminated": done.terminated, "status": done.status.value}
 
 
-def _reconciler(ports: saga.ProvisionPorts, step: StepInput) -> dict[str, Any]:
+def _reconciler(ports: ProvisionPorts, step: StepInput) -> dict[str, Any]:
     worker = saga.mark_for_reconciler(ports, step.worker_id, step=step.failed_step, error=step.error, now=_now())
     logger.error("compensation failed; worker left to the reconciler", extra={"worker_id": step.worker_id})
     _count("SagaLeftForReconciler")
     return {"status": worker.status.value}
 
 
-STEPS: dict[str, Callable[[saga.ProvisionPorts, StepInput], dict[str, Any]]] = {
+STEPS: dict[str, Callable[[ProvisionPorts, StepInput], dict[str, Any]]] = {
     "launch": _launch,
     "record_instance": _record,
     "instance_state": _state,
@@ -107,4 +108,4 @@ STEPS: dict[str, Callable[[saga.ProvisionPorts, StepInput], dict[str, Any]]] = {
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     step = StepInput.model_validate(event)
     logger.append_keys(worker_id=step.worker_id, step=step.step)
-    return STEPS[step.step](wiring.provision_ports(), step)
+    return STEPS[step.step](current().ports(ProvisionPorts), step)

@@ -10,18 +10,18 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cmlcm import wiring
-from cmlcm.config import get_settings
+from cmlcm.config import get_config
+from cmlcm.container import current
 from cmlcm.domain.jobs import RunTrigger
+from cmlcm.ports import OpsPorts, ProvisionPorts
 from cmlcm.services import jobs
-from cmlcm.services.provisioning import ProvisionPorts
 from cmlcm.services.reconcile import Finding, reconcile
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 
-get_settings()  # fail fast on a broken environment, at cold start
+get_config()  # fail fast on a broken environment, at cold start
 
 
 def run_reconciler(
@@ -30,9 +30,9 @@ def run_reconciler(
     """One reconciliation with heartbeat, EMF metrics and one log event per finding; None when
     another run holds the job's lease, or when the schedule started a paused job (recorded as
     skipped)."""
-    ports = wiring.provision_ports()
+    ports = current().ports(ProvisionPorts)
     interval = jobs.job_intervals(ports.settings.get())[jobs.RECONCILE_JOB]
-    ops = wiring.ops_ports()
+    ops = current().ports(OpsPorts)
     begun = jobs.begin_run(
         ops.jobs, jobs.RECONCILE_JOB, run_id, interval_seconds=interval, now=now, trigger=trigger, by=by
     )
@@ -45,8 +45,8 @@ def run_reconciler(
         jobs.end_run(ops.jobs, jobs.RECONCILE_JOB, run_id)
 
 
-def _reconcile_run(ports: ProvisionPorts, ops: wiring.OpsPorts, interval: int, now: datetime) -> list[Finding]:
-    findings = reconcile(ports, regions=get_settings().regions, now=now)
+def _reconcile_run(ports: ProvisionPorts, ops: OpsPorts, interval: int, now: datetime) -> list[Finding]:
+    findings = reconcile(ports, regions=get_config().regions, now=now)
     counts = Counter(f.kind for f in findings)
     for finding in findings:
         logger.warning("reconciler finding", extra={"event": "reconcile.finding", **finding.as_dict()})

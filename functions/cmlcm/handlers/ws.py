@@ -15,9 +15,9 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cmlcm import wiring
 from cmlcm.adapters.tokens import InvalidToken
-from cmlcm.config import get_settings
+from cmlcm.config import get_config
+from cmlcm.container import current
 from cmlcm.domain.access import teams_of
 from cmlcm.domain.errors import ExternalServiceError
 from cmlcm.handlers.api.auth import caller_role, parse_groups
@@ -33,7 +33,7 @@ ROUTE_SELECTION_EXPRESSION = "$request.body.action"
 logger = Logger()
 tracer = Tracer()
 
-get_settings()  # fail fast on a broken environment, at cold start
+get_config()  # fail fast on a broken environment, at cold start
 
 
 def new_id() -> str:
@@ -47,35 +47,28 @@ def _lab_view(lab: Any) -> dict[str, Any]:
 
 
 def ports() -> realtime.RealtimePorts:
-    """Real adapters: each part is built once per cold start by `wiring` (which tests and the
-    local mode reset); not cached here, so a reset reaches them."""
-    workers = wiring.worker_ports()
-    return realtime.RealtimePorts(
-        connections=wiring.connection_store(),
-        poster=wiring.connection_poster(),
-        snapshots=realtime.SnapshotPorts(
-            workers=workers.workers,
-            labs=wiring.lab_ports().labs,
-            jobs=wiring.ops_ports().jobs,
-            settings=workers.settings,
-            worker_view=view_of,
-            lab_view=_lab_view,
-            health=lambda jobs, settings, now: health_report(jobs, settings, now=now),
-        ),
+    """The container's ports, with the REST API's views for the snapshots (one DTO everywhere)."""
+    container = current()
+    snapshots = container.ports(
+        realtime.SnapshotPorts,
+        worker_view=view_of,
+        lab_view=_lab_view,
+        health=lambda jobs, settings, now: health_report(jobs, settings, now=now),
     )
+    return container.ports(realtime.RealtimePorts, snapshots=snapshots)
 
 
 def _on_connect(event: dict[str, Any], connection_id: str, now: datetime) -> dict[str, Any]:
     token = (event.get("queryStringParameters") or {}).get("token")
     try:
-        claims = wiring.token_verifier().verify(token)
+        claims = current().token_verifier.verify(token)
     except InvalidToken as exc:
         logger.info("connection refused", extra={"reason": exc.message})
         return {"statusCode": 401, "body": "Unauthorized"}
     role = caller_role(claims)
     user = claims.get("email") or claims.get("cognito:username") or claims.get("username") or claims.get("sub")
     realtime.connect(
-        wiring.connection_store(),
+        current().connections,
         connection_id,
         user=user,
         role=role.name.lower() if role else None,
@@ -97,7 +90,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         if route == "$connect":
             return _on_connect(event, connection_id, now)
         if route == "$disconnect":
-            realtime.disconnect(wiring.connection_store(), connection_id)
+            realtime.disconnect(current().connections, connection_id)
             return {"statusCode": 200}
         realtime.receive(ports(), connection_id, event.get("body"), now=now, new_id=new_id)
     except ExternalServiceError as exc:

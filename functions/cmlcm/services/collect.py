@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -40,43 +40,19 @@ from cmlcm.domain.workers import (
     WorkerStatus,
 )
 from cmlcm.ports import (
-    CloudWatchPort,
-    CmlProbe,
-    Ec2Port,
+    CollectPorts,
     InstanceInfo,
     InstanceUsage,
-    LabRepository,
+    PolicyPorts,
     RefreshLimiter,
-    SampleRepository,
-    ScheduleRepository,
-    SettingsRepository,
-    WorkerRepository,
 )
 from cmlcm.services.labs import lab_from_cml
 from cmlcm.services.licences import observed_licence, progress_licence
-from cmlcm.services.policy import IDLE_POLICY, PolicyPorts, apply_policies
+from cmlcm.services.policy import IDLE_POLICY, apply_policies
 from cmlcm.services.workers import mutate
 
 #: Causes recorded on what the collector writes (live events say who changed a worker).
 COLLECTOR = ChangeCause(kind="collector")
-
-
-@dataclass(frozen=True)
-class CollectPorts:
-    workers: WorkerRepository
-    samples: SampleRepository
-    ec2_for: Callable[[str], Ec2Port]
-    cloudwatch_for: Callable[[str], CloudWatchPort]
-    cml: CmlProbe
-    #: Most CML probes in flight at once (each probe makes a few requests).
-    cml_concurrency: int = 100
-    #: The fleet settings (idle detection, the slow facts' cadence); None skips the policies
-    #: (on-demand refresh) and reads the cadence from the defaults.
-    settings: SettingsRepository | None = None
-    #: Office-hours schedules, applied with the idle policy (`services.policy`).
-    schedules: ScheduleRepository | None = None
-    #: The labs table, synced from each controller's bulk lab read; None leaves it alone.
-    labs: LabRepository | None = None
 
 
 @dataclass

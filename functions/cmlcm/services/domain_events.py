@@ -15,20 +15,14 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from cmlcm.domain.bus import BusEntry, EntryError, backoff_seconds, pack
+from cmlcm.domain.bus import BusEntry, backoff_seconds, pack
+from cmlcm.ports import EventBus
 
 #: Tries per entry (the first one included) before it is given up and reported.
 MAX_ATTEMPTS = 3
 #: PutEvents calls in flight at once.
 PUT_CONCURRENCY = 4
-
-
-class EventBus(Protocol):
-    def put(self, entries: Sequence[BusEntry]) -> list[EntryError | None]:
-        """One PutEvents call (at most 10 entries): per entry, None when accepted, else why not.
-        A failure of the whole call is every entry's error, not an exception."""
 
 
 @dataclass

@@ -17,18 +17,11 @@ from typing import Literal, TypeVar
 from cmlcm.domain.errors import Conflict, ExternalServiceError, NotFound
 from cmlcm.domain.labs import Lab, check_lab_yaml, plan_lab_sync
 from cmlcm.domain.workers import Worker, WorkerStatus
-from cmlcm.ports import CmlController, CmlControllers, CmlLabDetails, LabRepository, WorkerRepository
+from cmlcm.ports import CmlController, CmlControllers, CmlLabDetails, LabPorts, LabRepository
 from cmlcm.services.workers import get_worker
 
 T = TypeVar("T")
 LabAction = Literal["start", "stop", "wipe"]
-
-
-@dataclass(frozen=True)
-class LabPorts:
-    workers: WorkerRepository
-    labs: LabRepository
-    cml: CmlControllers
 
 
 @dataclass(frozen=True)

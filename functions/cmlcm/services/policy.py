@@ -28,19 +28,10 @@ from cmlcm.domain.policy import (
 )
 from cmlcm.domain.settings import Settings, hourly_price
 from cmlcm.domain.workers import ChangeCause, Worker, WorkerError, WorkerStatus
-from cmlcm.ports import Ec2Port, ScheduleRepository, SettingsRepository, WorkerQuery, WorkerRepository
+from cmlcm.ports import PolicyPorts, WorkerQuery, WorkerRepository
 from cmlcm.services.workers import mutate
 
 IDLE_POLICY = ChangeCause(kind="idle_policy", by="idle policy")
-
-
-@dataclass(frozen=True)
-class PolicyPorts:
-    workers: WorkerRepository
-    settings: SettingsRepository
-    ec2_for: Callable[[str], Ec2Port]
-    #: None: no schedules in this deployment's wiring (the idle policy still applies).
-    schedules: ScheduleRepository | None = None
 
 
 @dataclass

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from cmlcm.domain.errors import (
     Conflict,
@@ -35,47 +35,15 @@ from cmlcm.domain.workers import (
     worker_status_from_ec2,
 )
 from cmlcm.ports import (
-    CmlProbe,
     Ec2Port,
     ImageInfo,
     InstanceInfo,
     LaunchSpec,
-    SettingsRepository,
-    WorkerRepository,
+    ProvisionPorts,
 )
 
 __all__ = ["LaunchSpec"]
 from cmlcm.services.workers import managed_tags, mutate
-
-
-class Reservations(Protocol):
-    def claim_name(self, name: str, worker_id: str) -> None: ...
-
-    def release_name(self, name: str) -> None: ...
-
-    def name_owner(self, name: str) -> str | None: ...
-
-    def claim_idempotency(
-        self, key: str, *, request_hash: str, worker_id: str, now: datetime
-    ) -> tuple[str, str] | None: ...
-
-    def release_idempotency(self, key: str) -> None: ...
-
-
-class WorkflowStarter(Protocol):
-    def start(self, *, name: str, payload: dict[str, Any]) -> str:
-        """Start the provisioning state machine (execution name = worker id, so a repeat start
-        of the same worker is the same execution); returns the execution ARN."""
-
-
-@dataclass(frozen=True)
-class ProvisionPorts:
-    workers: WorkerRepository
-    settings: SettingsRepository
-    ec2_for: Callable[[str], Ec2Port]
-    reservations: Reservations
-    workflow: WorkflowStarter
-    cml: CmlProbe | None = None
 
 
 @dataclass(frozen=True)

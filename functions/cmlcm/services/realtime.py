@@ -22,7 +22,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from cmlcm.domain.access import EVERYTHING, Caller, Scope, scope_for
 from cmlcm.domain.bus import entry_of
@@ -47,8 +47,16 @@ from cmlcm.domain.events import (
 )
 from cmlcm.domain.labs import Lab
 from cmlcm.domain.workers import Worker
-from cmlcm.ports import JobRepository, LabRepository, SettingsRepository, WorkerRepository
-from cmlcm.services.domain_events import PUT_CONCURRENCY, EventBus, PublishReport, publish
+from cmlcm.ports import (
+    ConnectionPoster,
+    ConnectionStore,
+    EventBus,
+    JobRepository,
+    LabRepository,
+    SettingsRepository,
+    WorkerRepository,
+)
+from cmlcm.services.domain_events import PUT_CONCURRENCY, PublishReport, publish
 from cmlcm.services.pools import shared_pool
 
 #: API Gateway's WebSocket message limit is 128 KB; a snapshot part stays well under it.
@@ -57,24 +65,6 @@ MAX_MESSAGE_BYTES = 96 * 1024
 POST_CONCURRENCY = 32
 #: Subscriber Queries in flight at once in one fan-out.
 QUERY_CONCURRENCY = 16
-
-
-class ConnectionStore(Protocol):
-    def add(self, connection: Connection) -> None: ...
-    def get(self, connection_id: str) -> Connection | None: ...
-    def subscribe(
-        self, connection: Connection, topics: Sequence[str], *, limit: int, scope: str | None = None
-    ) -> list[str]: ...
-    def unsubscribe(self, connection: Connection, topics: Sequence[str]) -> list[str]: ...
-    def remove(self, connection_id: str) -> int: ...
-    def subscribers(self, topic: str) -> list[str]: ...
-    def subscriptions_of(self, topic: str) -> list[tuple[str, str | None]]:
-        """(connection id, the scope it subscribed with) per subscriber of `topic`."""
-
-
-class ConnectionPoster(Protocol):
-    def post(self, connection_id: str, data: bytes) -> None:
-        """Send one message; `ConnectionGone` when the connection no longer exists."""
 
 
 @dataclass(frozen=True)

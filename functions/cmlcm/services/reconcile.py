@@ -29,7 +29,7 @@ from typing import Literal
 
 from cmlcm.domain.errors import ExternalServiceError
 from cmlcm.domain.workers import MANAGED_BY_TAG, MANAGED_BY_VALUE, WORKER_ID_TAG, ChangeCause, Worker, WorkerStatus
-from cmlcm.ports import WorkerQuery, WorkerRepository
+from cmlcm.ports import ProvisionPorts, WorkerQuery, WorkerRepository
 from cmlcm.services import provisioning
 from cmlcm.services.workers import mutate
 
@@ -68,7 +68,7 @@ def all_workers(repo: WorkerRepository) -> list[Worker]:
 
 
 def reconcile(
-    ports: provisioning.ProvisionPorts,
+    ports: ProvisionPorts,
     *,
     regions: tuple[str, ...],
     now: datetime,
@@ -119,9 +119,7 @@ def reconcile(
     return findings
 
 
-def _fill_image_details(
-    ports: provisioning.ProvisionPorts, region: str, workers: list[Worker], now: datetime
-) -> list[Finding]:
+def _fill_image_details(ports: ProvisionPorts, region: str, workers: list[Worker], now: datetime) -> list[Finding]:
     """Record the AMI details of workers that lack them (one DescribeImages for the region)."""
     missing = [w for w in workers if w.ami_id and w.ami_created_at is None]
     if not missing:
@@ -149,7 +147,7 @@ def _fill_image_details(
     return findings
 
 
-def _auto_import(ports: provisioning.ProvisionPorts, region: str, pattern: str, now: datetime) -> list[Finding]:
+def _auto_import(ports: ProvisionPorts, region: str, pattern: str, now: datetime) -> list[Finding]:
     """Import the region's unrecorded instances of matching AMIs; each import (and each skip
     that is not routine) is a finding."""
     try:
@@ -170,7 +168,7 @@ def _auto_import(ports: provisioning.ProvisionPorts, region: str, pattern: str, 
 
 
 def _unrecorded(
-    ports: provisioning.ProvisionPorts,
+    ports: ProvisionPorts,
     policy: str,
     region: str,
     instance_id: str,
@@ -195,7 +193,7 @@ def _unrecorded(
     return Finding("unrecorded_instance", region, instance_id, None, "marked", "policy is mark: left running")
 
 
-def _failed_live(ports: provisioning.ProvisionPorts, policy: str, worker: Worker, instance_id: str) -> Finding:
+def _failed_live(ports: ProvisionPorts, policy: str, worker: Worker, instance_id: str) -> Finding:
     if policy == "terminate":
         result = ports.ec2_for(worker.region).terminate([instance_id])
         if instance_id in result.failed:

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import ValidationError
 
 from cmlcm.domain.errors import ConcurrentModification, ExternalServiceError, ValidationFailed
 from cmlcm.domain.settings import Settings
-from cmlcm.ports import SettingsRepository
+from cmlcm.ports import ScheduleRates, SettingsRepository
 from cmlcm.services.jobs import job_intervals
-
-
-class ScheduleRates(Protocol):
-    def set_interval(self, job: str, minutes: int) -> bool: ...
 
 
 def save_settings(

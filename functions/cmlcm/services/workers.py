@@ -22,23 +22,12 @@ from cmlcm.domain.workers import (
     WorkerError,
     WorkerStatus,
 )
-from cmlcm.ports import Ec2Port, Page, SettingsRepository, WorkerQuery, WorkerRepository
+from cmlcm.ports import Ec2Port, Page, WorkerPorts, WorkerQuery, WorkerRepository
 
 #: Attempts of read-modify-write before a 409 ConcurrentModification reaches the caller.
 LOCK_ATTEMPTS = 5
 #: A user command whose caller is not known (the API passes the caller's name).
 USER = ChangeCause(kind="user")
-
-
-@dataclass(frozen=True)
-class WorkerPorts:
-    """What worker use cases need; the composition root builds it once per cold start."""
-
-    workers: WorkerRepository
-    settings: SettingsRepository
-    ec2_for: Callable[[str], Ec2Port]
-    #: Releases a deleted worker's unique name (None where names are not tracked, e.g. unit tests).
-    release_name: Callable[[str], None] | None = None
 
 
 def list_workers(repo: WorkerRepository, query: WorkerQuery) -> Page[Worker]:

@@ -10,8 +10,8 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from pydantic import Field
 
+from cmlcm.container import current
 from cmlcm.domain.jobs import JobHeartbeat
-from cmlcm.handlers.api import deps
 from cmlcm.handlers.api.auth import Role, caller_name, requires
 from cmlcm.handlers.api.models import ApiModel
 from cmlcm.services import jobs as svc
@@ -90,21 +90,21 @@ def _caller() -> str | None:
 
 @router.get("/jobs", middlewares=[ADMIN], summary="List the scheduled jobs (last run, next run, paused)")
 def list_jobs() -> JobList:
-    statuses = svc.list_jobs(deps.ops().jobs, deps.job_schedules(), deps.ports().settings.get(), now=deps.now())
+    statuses = svc.list_jobs(current().jobs, current().job_schedules, current().settings.get(), now=current().now())
     return JobList(items=[JobView.of(s) for s in statuses])
 
 
 @router.get("/jobs/<job>", middlewares=[ADMIN], summary="One scheduled job")
 def get_job(job: str) -> JobView:
-    settings = deps.ports().settings.get()
-    return JobView.of(svc.job_status(deps.ops().jobs, deps.job_schedules(), settings, job, now=deps.now()))
+    settings = current().settings.get()
+    return JobView.of(svc.job_status(current().jobs, current().job_schedules, settings, job, now=current().now()))
 
 
 @router.post("/jobs/<job>/run", middlewares=[ADMIN], summary="Run a job now (never beside another run of it)")
 def run_job(job: str) -> Response[JobRunStarted]:
     """202: the run started (it holds the job's lease); 409 while another run holds it."""
     run = svc.run_job_now(
-        deps.ops().jobs, deps.job_starter(), job, name=deps.new_run_name(), by=_caller(), now=deps.now()
+        current().jobs, current().job_starter, job, name=current().new_run_name(), by=_caller(), now=current().now()
     )
     body = JobRunStarted(job=run.job, run_id=run.run_id, started_at=run.started_at)
     return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=body)
@@ -121,9 +121,9 @@ def resume_job(job: str) -> JobView:
 
 
 def _set_paused(job: str, *, paused: bool) -> JobView:
-    settings = deps.ports().settings.get()
+    settings = current().settings.get()
     status = svc.set_paused(
-        deps.ops().jobs, deps.job_schedules(), settings, job, paused=paused, by=_caller(), now=deps.now()
+        current().jobs, current().job_schedules, settings, job, paused=paused, by=_caller(), now=current().now()
     )
     return JobView.of(status)
 

@@ -15,6 +15,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import Field, SecretStr, StrictBool, field_validator
 
+from cmlcm.container import current
 from cmlcm.domain.cml import LabGroup
 from cmlcm.domain.errors import ValidationFailed
 from cmlcm.domain.labs import Lab, LabStateChange
@@ -22,6 +23,7 @@ from cmlcm.domain.workers import Licence, Worker
 from cmlcm.handlers.api import deps
 from cmlcm.handlers.api.auth import Role, requires
 from cmlcm.handlers.api.models import ApiModel, LicenceView, WorkerView
+from cmlcm.ports import LabPorts, LicencePorts
 from cmlcm.services import labs as svc
 from cmlcm.services import licences, scoping
 
@@ -97,13 +99,13 @@ def _licence_view(worker: Worker) -> LicenceView:
     return WorkerView.of(known).licence  # type: ignore[return-value]  # known has a licence, so the view's is set
 
 
-def _labs() -> svc.LabPorts:
+def _labs() -> LabPorts:
     """The lab ports as this caller may see them (per-user scoping: out of scope is a 404)."""
-    return scoping.scoped(deps.labs(), deps.scope(router.current_event.raw_event))
+    return scoping.scoped(current().ports(LabPorts), deps.scope(router.current_event.raw_event))
 
 
-def _licences() -> licences.LicencePorts:
-    return scoping.scoped(deps.licences(), deps.scope(router.current_event.raw_event))
+def _licences() -> LicencePorts:
+    return scoping.scoped(current().ports(LicencePorts), deps.scope(router.current_event.raw_event))
 
 
 def _raw_body() -> str:
@@ -123,7 +125,7 @@ def list_labs(worker_id: str) -> LabList:
 @router.post("/workers/<worker_id>/labs/refresh", middlewares=[OPERATOR], summary="Sync a worker's labs from CML now")
 def refresh_labs(worker_id: str) -> LabRefresh:
     """New and changed labs are written, unchanged ones left alone, labs gone from CML removed."""
-    worker, result = svc.refresh_labs(_labs(), worker_id, now=deps.now())
+    worker, result = svc.refresh_labs(_labs(), worker_id, now=current().now())
     return LabRefresh(
         worker_id=worker.worker_id,
         items=[LabView.of(lab) for lab in result.labs],
@@ -138,12 +140,12 @@ def refresh_labs(worker_id: str) -> LabRefresh:
 def import_lab(worker_id: str, title: Annotated[str | None, Query(min_length=1, max_length=64)] = None) -> LabView:
     """The request body is the lab's YAML (any Content-Type), at most 1 MiB; bad YAML is a 422
     naming `body` and never reaches CML. `title` overrides the topology's own title."""
-    lab = svc.import_lab(_labs(), worker_id, _raw_body(), title=title, now=deps.now())
+    lab = svc.import_lab(_labs(), worker_id, _raw_body(), title=title, now=current().now())
     return LabView.of(lab)
 
 
 def _act(worker_id: str, lab_id: UUID, action: svc.LabAction) -> LabView:
-    return LabView.of(svc.lab_action(_labs(), worker_id, str(lab_id), action, now=deps.now()))
+    return LabView.of(svc.lab_action(_labs(), worker_id, str(lab_id), action, now=current().now()))
 
 
 @router.put("/workers/<worker_id>/labs/<lab_id>/start", middlewares=[OPERATOR], summary="Start a lab")
@@ -184,14 +186,14 @@ def download_lab(worker_id: str, lab_id: UUID) -> Response[str]:
 )
 def get_licence(worker_id: str) -> LicenceView:
     """A pending registration is polled from CML first (completed, failed, or timed out)."""
-    return _licence_view(licences.get_licence(_licences(), worker_id, now=deps.now()))
+    return _licence_view(licences.get_licence(_licences(), worker_id, now=current().now()))
 
 
 @router.post("/workers/<worker_id>/licence", middlewares=[ADMIN], summary="Register the worker's CML licence")
 def register_licence(worker_id: str, body: LicenceRegistration) -> Response[WorkerView]:
     """202: registration runs in the background on CML; follow it with GET .../licence."""
     worker = licences.register_licence(
-        _licences(), worker_id, body.token.get_secret_value(), reregister=body.reregister, now=deps.now()
+        _licences(), worker_id, body.token.get_secret_value(), reregister=body.reregister, now=current().now()
     )
     return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=WorkerView.of(worker))
 
@@ -199,7 +201,7 @@ def register_licence(worker_id: str, body: LicenceRegistration) -> Response[Work
 @router.delete("/workers/<worker_id>/licence", middlewares=[ADMIN], summary="Deregister the worker's CML licence")
 def deregister_licence(worker_id: str) -> WorkerView:
     """409 when CML has nothing to release; `local_only` when Cisco's side was not told."""
-    return WorkerView.of(licences.deregister_licence(_licences(), worker_id, now=deps.now()))
+    return WorkerView.of(licences.deregister_licence(_licences(), worker_id, now=current().now()))
 
 
 __all__ = ["router"]

@@ -7,6 +7,7 @@ import re
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
+from cmlcm.container import current
 from cmlcm.domain.errors import NotFound
 from cmlcm.domain.policy import WorkerPolicy
 from cmlcm.domain.schedules import SCHEDULE_NAME_PATTERN
@@ -21,6 +22,7 @@ from cmlcm.handlers.api.policy_models import (
     ScheduleView,
     WorkerSavingsRow,
 )
+from cmlcm.ports import PolicyPorts, WorkerPorts
 from cmlcm.services import policy, schedules, scoping
 from cmlcm.services import workers as worker_svc
 
@@ -46,16 +48,16 @@ def worker_policy(worker_id: str) -> WorkerPolicy:
     its schedule (what it wants now and next), the next automatic stop, and the hours and money
     the policies saved on it."""
     # Per-user scoping: a worker out of the caller's scope is a 404, as on every worker route.
-    scoped = scoping.scoped(deps.ports(), deps.scope(router.current_event.raw_event))
+    scoped = scoping.scoped(current().ports(WorkerPorts), deps.scope(router.current_event.raw_event))
     worker = worker_svc.get_worker(scoped.workers, worker_id)
-    return policy.explain_worker(deps.policy_ports(), worker, now=deps.now())
+    return policy.explain_worker(current().ports(PolicyPorts), worker, now=current().now())
 
 
 @router.get("/savings", middlewares=[VIEWER], summary="Hours and money saved by the policies")
 def savings() -> SavingsView:
     """Per worker (most hours first) and for the fleet: hours stopped by the idle policy and by
     schedules, and the on-demand price avoided (settings' on_demand_prices)."""
-    report = policy.savings_report(deps.policy_ports(), now=deps.now())
+    report = policy.savings_report(current().ports(PolicyPorts), now=current().now())
     # Per-user scoping: a scoped caller's rows are its own workers (the fleet totals stay whole).
     scope = deps.scope(router.current_event.raw_event)
     rows = [WorkerSavingsRow.of(w, s) for w, s in report.workers if scope.allows(w.owner, w.tags)]
@@ -64,42 +66,42 @@ def savings() -> SavingsView:
 
 @router.get("/schedules", middlewares=[VIEWER], summary="List schedules (office hours)")
 def list_schedules() -> ScheduleList:
-    ports = deps.policy_ports()
-    reports = schedules.list_schedules(deps.schedule_store(), ports.workers, now=deps.now())
+    ports = current().ports(PolicyPorts)
+    reports = schedules.list_schedules(current().schedules, ports.workers, now=current().now())
     return ScheduleList(items=[_view(r) for r in reports])
 
 
 @router.post("/schedules", middlewares=[ADMIN], summary="Create a schedule")
 def create_schedule(body: ScheduleCreate) -> Response[ScheduleView]:
-    ports = deps.policy_ports()
-    now = deps.now()
-    created = schedules.create_schedule(deps.schedule_store(), body.to_domain(body.name), now=now)
-    report = schedules.get_schedule(deps.schedule_store(), ports.workers, created.name, now=now)
+    ports = current().ports(PolicyPorts)
+    now = current().now()
+    created = schedules.create_schedule(current().schedules, body.to_domain(body.name), now=now)
+    report = schedules.get_schedule(current().schedules, ports.workers, created.name, now=now)
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=_view(report))
 
 
 @router.get("/schedules/<name>", middlewares=[VIEWER], summary="A schedule, what it wants now and who follows it")
 def get_schedule(name: str) -> ScheduleView:
-    ports = deps.policy_ports()
-    return _view(schedules.get_schedule(deps.schedule_store(), ports.workers, _name(name), now=deps.now()))
+    ports = current().ports(PolicyPorts)
+    return _view(schedules.get_schedule(current().schedules, ports.workers, _name(name), now=current().now()))
 
 
 @router.put("/schedules/<name>", middlewares=[ADMIN], summary="Replace a schedule (version-guarded)")
 def replace_schedule(name: str, body: ScheduleReplace) -> ScheduleView:
-    ports = deps.policy_ports()
-    now = deps.now()
+    ports = current().ports(PolicyPorts)
+    now = current().now()
     saved = schedules.replace_schedule(
-        deps.schedule_store(),
+        current().schedules,
         body.to_domain(_name(name)),
         version=body.version,
         now=now,
     )
-    return _view(schedules.get_schedule(deps.schedule_store(), ports.workers, saved.name, now=now))
+    return _view(schedules.get_schedule(current().schedules, ports.workers, saved.name, now=now))
 
 
 @router.delete("/schedules/<name>", middlewares=[ADMIN], summary="Delete a schedule")
 def delete_schedule(name: str) -> Response[None]:
-    schedules.delete_schedule(deps.schedule_store(), _name(name))
+    schedules.delete_schedule(current().schedules, _name(name))
     return Response(status_code=204)
 
 
@@ -107,10 +109,10 @@ def delete_schedule(name: str) -> Response[None]:
 def add_override(name: str, body: OverrideRequest) -> ScheduleView:
     """E.g. keep running until 20:00 today: `{"state": "running", "until": "20:00"}` (for some
     workers only with `worker_ids`). Expired overrides are dropped."""
-    ports = deps.policy_ports()
-    now = deps.now()
+    ports = current().ports(PolicyPorts)
+    now = current().now()
     schedules.add_override(
-        deps.schedule_store(),
+        current().schedules,
         _name(name),
         state=body.state,
         until=body.until_value(),
@@ -118,4 +120,4 @@ def add_override(name: str, body: OverrideRequest) -> ScheduleView:
         note=body.note,
         now=now,
     )
-    return _view(schedules.get_schedule(deps.schedule_store(), ports.workers, name, now=now))
+    return _view(schedules.get_schedule(current().schedules, ports.workers, name, now=now))

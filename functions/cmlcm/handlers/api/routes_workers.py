@@ -10,7 +10,8 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 
-from cmlcm.config import get_settings
+from cmlcm.config import get_config
+from cmlcm.container import current
 from cmlcm.domain.errors import ValidationFailed
 from cmlcm.domain.workers import ChangeCause, WorkerStatus
 from cmlcm.handlers.api import deps
@@ -31,7 +32,7 @@ from cmlcm.handlers.api.models import (
     WorkerView,
     view_of,
 )
-from cmlcm.ports import WorkerQuery
+from cmlcm.ports import CollectPorts, ProvisionPorts, WorkerPorts, WorkerQuery
 from cmlcm.services import collect, licences, provisioning, scoping
 from cmlcm.services import workers as svc
 
@@ -48,20 +49,18 @@ QueryBool = Literal["true", "false"]
 
 #: Metric samples expire after this (the deployment's METRICS_SAMPLE_TTL_HOURS): asking for
 #: more hours than are kept is a 422, not a silently shorter series.
-RETENTION_HOURS = get_settings().metrics_sample_ttl_hours
+RETENTION_HOURS = get_config().metrics_sample_ttl_hours
 
 
 def _check_region(region: str | None) -> None:
-    if region is not None and region not in get_settings().regions:
-        raise ValidationFailed(
-            f"region is not supported; use one of {', '.join(get_settings().regions)}", field="region"
-        )
+    if region is not None and region not in get_config().regions:
+        raise ValidationFailed(f"region is not supported; use one of {', '.join(get_config().regions)}", field="region")
 
 
-def _ports() -> svc.WorkerPorts:
+def _ports() -> WorkerPorts:
     """The worker ports as this caller may see them (per-user scoping, enforced by the services'
     repository view: an out-of-scope worker is a 404)."""
-    return scoping.scoped(deps.ports(), deps.scope(router.current_event.raw_event))
+    return scoping.scoped(current().ports(WorkerPorts), deps.scope(router.current_event.raw_event))
 
 
 def _cause() -> ChangeCause:
@@ -107,7 +106,11 @@ def create_worker(
         cml_version=body.cml_version,
     )
     created = provisioning.create_worker(
-        deps.provision_ports(), request, worker_id=deps.new_worker_id(), idempotency_key=idempotency_key, now=deps.now()
+        current().ports(ProvisionPorts),
+        request,
+        worker_id=current().new_worker_id(),
+        idempotency_key=idempotency_key,
+        now=current().now(),
     )
     result = CreatedWorker(
         worker=WorkerView.of(created.worker), execution_arn=created.execution_arn, replayed=created.replayed
@@ -122,11 +125,11 @@ def import_workers(body: ImportWorkersRequest) -> ImportResult:
     """One instance by id, or every live instance of AMIs matching a name pattern."""
     _check_region(body.region)
     report = provisioning.import_instances(
-        deps.provision_ports(),
+        current().ports(ProvisionPorts),
         region=body.region,
         instance_id=body.instance_id,
         ami_name_pattern=body.ami_name_pattern,
-        now=deps.now(),
+        now=current().now(),
         name=body.name,
         owner=caller_name(router.current_event.raw_event),
     )
@@ -135,18 +138,18 @@ def import_workers(body: ImportWorkersRequest) -> ImportResult:
 
 @router.post("/workers/<worker_id>/start", middlewares=[OPERATOR], summary="Start a stopped worker")
 def start_worker(worker_id: str) -> WorkerView:
-    return WorkerView.of(svc.start_worker(_ports(), worker_id, deps.now(), _cause()))
+    return WorkerView.of(svc.start_worker(_ports(), worker_id, current().now(), _cause()))
 
 
 @router.post("/workers/<worker_id>/stop", middlewares=[OPERATOR], summary="Stop a running worker")
 def stop_worker(worker_id: str) -> WorkerView:
-    return WorkerView.of(svc.stop_worker(_ports(), worker_id, deps.now(), _cause()))
+    return WorkerView.of(svc.stop_worker(_ports(), worker_id, current().now(), _cause()))
 
 
 @router.post("/workers/<worker_id>/pause", middlewares=[OPERATOR], summary="Pause (stop, counted, with reason)")
 def pause_worker(worker_id: str, body: PauseRequest | None = None) -> WorkerView:
     reason = (body or PauseRequest()).reason
-    return WorkerView.of(svc.pause_worker(_ports(), worker_id, deps.now(), reason, _cause()))
+    return WorkerView.of(svc.pause_worker(_ports(), worker_id, current().now(), reason, _cause()))
 
 
 @router.post("/workers/<worker_id>/resume", middlewares=[OPERATOR], summary="Resume a paused worker")
@@ -154,12 +157,12 @@ def resume_worker(worker_id: str, body: ResumeRequest | None = None) -> WorkerVi
     """Counted as a manual resume (with `was_auto_paused`); the policies are snoozed for the
     settings' `snooze_after_resume_minutes`."""
     reason = (body or ResumeRequest()).reason
-    return WorkerView.of(svc.resume_worker(_ports(), worker_id, deps.now(), _cause(), reason))
+    return WorkerView.of(svc.resume_worker(_ports(), worker_id, current().now(), _cause(), reason))
 
 
 @router.post("/workers/<worker_id>/terminate", middlewares=[ADMIN], summary="Terminate the instance")
 def terminate_worker(worker_id: str) -> WorkerView:
-    return WorkerView.of(svc.terminate_worker(_ports(), worker_id, deps.now(), _cause()))
+    return WorkerView.of(svc.terminate_worker(_ports(), worker_id, current().now(), _cause()))
 
 
 @router.delete("/workers/<worker_id>", middlewares=[ADMIN], summary="Delete the record")
@@ -167,8 +170,10 @@ def delete_worker(worker_id: str, terminate_instance: Annotated[QueryBool, Query
     """`terminate_instance=true` (default) terminates the instance first; `false` releases it
     (removes the ManagedBy/WorkerId tags) and keeps it running outside the product. The answer
     says what happened to the instance, with the record as it was."""
-    deletion = svc.delete_worker(_ports(), worker_id, terminate_instance=terminate_instance == "true", now=deps.now())
-    left = licences.forget_deleted_worker(deps.labs().labs, deps.licences().tokens, deletion.worker_id)
+    deletion = svc.delete_worker(
+        _ports(), worker_id, terminate_instance=terminate_instance == "true", now=current().now()
+    )
+    left = licences.forget_deleted_worker(current().labs, current().tokens, deletion.worker_id)
     if left:
         logger.warning("worker deleted; some of its data was left behind", worker_id=deletion.worker_id, left=left)
     return WorkerDeleted(
@@ -184,9 +189,9 @@ def refresh_worker(worker_id: str) -> WorkerView:
     """Same collection as the schedule, for one worker; 429 with Retry-After when repeated
     within the settings' refresh_min_interval_seconds."""
     worker = svc.get_worker(_ports().workers, worker_id)
-    min_interval = timedelta(seconds=deps.ports().settings.get().refresh_min_interval_seconds)
+    min_interval = timedelta(seconds=current().settings.get().refresh_min_interval_seconds)
     refreshed = collect.refresh_worker(
-        deps.collect_ports(), deps.ops().refresh_limiter, worker, now=deps.now(), min_interval=min_interval
+        current().ports(CollectPorts), current().refresh_limiter, worker, now=current().now(), min_interval=min_interval
     )
     return WorkerView.of(refreshed)
 
@@ -198,30 +203,30 @@ def worker_metrics(
     """CPU, memory, running labs and nodes per collection, kept for METRICS_SAMPLE_TTL_HOURS
     (more `hours` than that is a 422 naming `hours`)."""
     worker = svc.get_worker(_ports().workers, worker_id)
-    since = deps.now() - timedelta(hours=hours)
-    samples = deps.collect_ports().samples.recent(worker.worker_id, since=since)
+    since = current().now() - timedelta(hours=hours)
+    samples = current().samples.recent(worker.worker_id, since=since)
     return MetricSeries(worker_id=worker.worker_id, samples=samples)
 
 
 @router.put("/workers/<worker_id>/tags", middlewares=[ADMIN], summary="Edit tags (merge or replace)")
 def update_tags(worker_id: str, body: TagsUpdate) -> WorkerView:
-    return WorkerView.of(svc.update_tags(_ports(), worker_id, body.tags, body.mode, deps.now(), _cause()))
+    return WorkerView.of(svc.update_tags(_ports(), worker_id, body.tags, body.mode, current().now(), _cause()))
 
 
 @router.put("/workers/<worker_id>/idle-detection", middlewares=[ADMIN], summary="Toggle idle detection")
 def set_idle_detection(worker_id: str, body: IdleDetectionUpdate) -> WorkerView:
-    return WorkerView.of(svc.set_idle_detection(_ports(), worker_id, body.enabled, deps.now(), _cause()))
+    return WorkerView.of(svc.set_idle_detection(_ports(), worker_id, body.enabled, current().now(), _cause()))
 
 
 @router.put("/workers/<worker_id>/owner", middlewares=[ADMIN], summary="Set or clear the worker's owner")
 def set_owner(worker_id: str, body: OwnerUpdate) -> WorkerView:
     """`{"owner": "<e-mail or user name>"}`, or null to clear it (per-user scoping reads it)."""
-    return WorkerView.of(svc.set_owner(_ports(), worker_id, body.owner, deps.now(), _cause()))
+    return WorkerView.of(svc.set_owner(_ports(), worker_id, body.owner, current().now(), _cause()))
 
 
 @router.post("/workers/<worker_id>/monitoring", middlewares=[ADMIN], summary="Enable detailed monitoring")
 def enable_monitoring(worker_id: str) -> WorkerView:
-    return WorkerView.of(svc.enable_detailed_monitoring(_ports(), worker_id, deps.now(), _cause()))
+    return WorkerView.of(svc.enable_detailed_monitoring(_ports(), worker_id, current().now(), _cause()))
 
 
 __all__ = ["router", "view_of"]

@@ -1,0 +1,108 @@
+"""AWS ports: EC2, CloudWatch and the provisioning state machine, reduced to what the product uses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from cmlcm.domain.errors import ExternalServiceError
+
+
+@dataclass(frozen=True)
+class InstanceInfo:
+    """What EC2 says about one instance, reduced to what the product uses."""
+
+    instance_id: str
+    state: str
+    instance_type: str | None = None
+    image_id: str | None = None
+    public_ip: str | None = None
+    private_ip: str | None = None
+    launch_time: datetime | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    monitoring: str | None = None
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What EC2 says about one AMI, reduced to what a worker records of it."""
+
+    image_id: str
+    name: str | None = None
+    description: str | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class InstanceUsage:
+    """CloudWatch usage of one instance (None where no datapoint exists)."""
+
+    cpu_percent: float | None = None
+    memory_percent: float | None = None
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """Everything RunInstances needs for one worker."""
+
+    client_token: str
+    ami_id: str
+    instance_type: str
+    tags: dict[str, str]
+    subnet_id: str | None = None
+    security_group_ids: tuple[str, ...] = ()
+    instance_profile_arn: str | None = None
+    key_name: str | None = None
+    user_data: str | None = None
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """Outcome of a batched EC2 mutation: ids that succeeded and per-id errors."""
+
+    succeeded: list[str]
+    failed: dict[str, ExternalServiceError]
+
+
+class Ec2Port(Protocol):
+    def describe(self, instance_ids: Iterable[str]) -> dict[str, InstanceInfo]:
+        """Known instances by id; ids EC2 does not know are simply absent."""
+
+    def start(self, instance_ids: Sequence[str]) -> BulkResult: ...
+
+    def stop(self, instance_ids: Sequence[str]) -> BulkResult: ...
+
+    def terminate(self, instance_ids: Sequence[str]) -> BulkResult: ...
+
+    def set_tags(self, instance_id: str, *, add: dict[str, str], remove: Iterable[str]) -> None: ...
+
+    def enable_detailed_monitoring(self, instance_id: str) -> None: ...
+
+    def status_checks(self, instance_ids: Iterable[str]) -> dict[str, tuple[str | None, str | None]]:
+        """(system status, instance status) per id."""
+
+    def launch(self, spec: LaunchSpec) -> InstanceInfo: ...
+
+    def find_by_tag(self, key: str, value: str, *, include_terminated: bool = False) -> list[InstanceInfo]: ...
+
+    def find_by_ami_name(self, pattern: str) -> list[InstanceInfo]: ...
+
+    def image_names(self, image_ids: Iterable[str]) -> dict[str, str]: ...
+
+    def images(self, image_ids: Iterable[str]) -> dict[str, ImageInfo]:
+        """The known images among `image_ids` (unknown ids are simply absent)."""
+
+    def find_images(self, name_pattern: str) -> list[ImageInfo]:
+        """Images whose name matches `name_pattern` (EC2 wildcards `*` and `?`)."""
+
+
+class CloudWatchPort(Protocol):
+    def instance_usage(self, instance_ids: Iterable[str], *, now: datetime) -> dict[str, InstanceUsage]: ...
+
+
+class WorkflowStarter(Protocol):
+    def start(self, *, name: str, payload: dict[str, Any]) -> str:
+        """Start the provisioning state machine (execution name = worker id, so a repeat start
+        of the same worker is the same execution); returns the execution ARN."""

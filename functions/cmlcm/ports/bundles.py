@@ -1,0 +1,99 @@
+"""Port bundles: what each group of use cases takes as its first argument.
+
+The container (`cmlcm.container`) builds every bundle from its own ports BY FIELD NAME: a bundle's
+field `workers` is the container's `workers`, and so on (a field the container has no port for
+keeps its default). So a new port a service needs is its protocol in this package plus a field
+here, and one property in the container; nothing else is wired by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from cmlcm.domain.licences import REGISTRATION_DEADLINE
+from cmlcm.ports.aws import CloudWatchPort, Ec2Port, WorkflowStarter
+from cmlcm.ports.cml import CmlControllers, CmlProbe
+from cmlcm.ports.jobs import JobRepository
+from cmlcm.ports.storage import (
+    LabRepository,
+    LicenceTokenStore,
+    RefreshLimiter,
+    Reservations,
+    SampleRepository,
+    ScheduleRepository,
+    SettingsRepository,
+    WorkerRepository,
+)
+
+
+@dataclass(frozen=True)
+class WorkerPorts:
+    """What the worker use cases (`services.workers`) need."""
+
+    workers: WorkerRepository
+    settings: SettingsRepository
+    ec2_for: Callable[[str], Ec2Port]
+    #: Releases a deleted worker's unique name (None where names are not tracked, e.g. unit tests).
+    release_name: Callable[[str], None] | None = None
+
+
+@dataclass(frozen=True)
+class CollectPorts:
+    workers: WorkerRepository
+    samples: SampleRepository
+    ec2_for: Callable[[str], Ec2Port]
+    cloudwatch_for: Callable[[str], CloudWatchPort]
+    cml: CmlProbe
+    #: Most CML probes in flight at once (each probe makes a few requests).
+    cml_concurrency: int = 100
+    #: The fleet settings (idle detection, the slow facts' cadence); None skips the policies
+    #: (on-demand refresh) and reads the cadence from the defaults.
+    settings: SettingsRepository | None = None
+    #: Office-hours schedules, applied with the idle policy (`services.policy`).
+    schedules: ScheduleRepository | None = None
+    #: The labs table, synced from each controller's bulk lab read; None leaves it alone.
+    labs: LabRepository | None = None
+
+
+@dataclass(frozen=True)
+class PolicyPorts:
+    workers: WorkerRepository
+    settings: SettingsRepository
+    ec2_for: Callable[[str], Ec2Port]
+    #: None: no schedules in this deployment's wiring (the idle policy still applies).
+    schedules: ScheduleRepository | None = None
+
+
+@dataclass(frozen=True)
+class ProvisionPorts:
+    workers: WorkerRepository
+    settings: SettingsRepository
+    ec2_for: Callable[[str], Ec2Port]
+    reservations: Reservations
+    workflow: WorkflowStarter
+    cml: CmlProbe | None = None
+
+
+@dataclass(frozen=True)
+class LabPorts:
+    workers: WorkerRepository
+    labs: LabRepository
+    cml: CmlControllers
+
+
+@dataclass(frozen=True)
+class LicencePorts:
+    workers: WorkerRepository
+    tokens: LicenceTokenStore
+    cml: CmlControllers
+    deadline: timedelta = REGISTRATION_DEADLINE
+
+
+@dataclass(frozen=True)
+class OpsPorts:
+    """The jobs' heartbeats, leases and pause records, and the refresh limiter."""
+
+    jobs: JobRepository
+    refresh_limiter: RefreshLimiter
