@@ -65,7 +65,7 @@ class NoSamples(SamplesUnexpected):
 def twin_container(*, clock: Callable[[], datetime] = lambda: NOW, **ports: object) -> Container:
     """Every port an empty twin (the CML, CloudWatch and EC2 ports fail the test when reached),
     except the `ports` given."""
-    twins: dict[str, object] = {name: Unused(name) for name in PORT_NAMES}
+    twins: dict[str, Any] = {name: Unused(name) for name in PORT_NAMES}
     twins.update(
         workers=InMemoryWorkerRepository(),
         settings=InMemorySettingsRepository(),
