@@ -2,11 +2,18 @@
 
 No fixtures here: the moto-backed ones (`aws`, `dynamo_ports`, `api`) live in tests/support/aws.py
 and are imported by the conftests of the folders that use moto, so tests/unit runs without moto
-(tests/unit/test_without_moto.py checks it)."""
+(tests/unit/test_without_moto.py checks it).
+
+The one thing installed here: every botocore session of the test process shares one data loader
+(tests/support/botocore_loader.py), so a test's fresh clients do not parse botocore's JSON again."""
 
 from __future__ import annotations
 
 import os
+
+from tests.support import botocore_loader
+
+botocore_loader.install()
 
 os.environ.update(
     {
