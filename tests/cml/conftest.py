@@ -11,8 +11,9 @@ import httpx
 import pytest
 from cml_contract import BASE, Clock, OpenApiSubset, Recorder
 
-from cmlcm.adapters.cml.client import CmlFleetSession, TokenCache
 from cmlcm.adapters.cml.credentials import CmlCredentials
+from cmlcm.adapters.cml.session import CmlFleetSession
+from cmlcm.adapters.cml.tokens import TokenCache
 from cmlsim import SimulatedFleet, build_app
 
 

@@ -14,8 +14,8 @@ import certifi
 import httpx
 import pytest
 
-from cmlcm.adapters.cml import client as client_module
-from cmlcm.adapters.cml.client import DEFAULT_TOKEN_CACHE, CmlClient, TokenCache, tls_verify_from_setting
+from cmlcm.adapters.cml import tls as tls_module
+from cmlcm.adapters.cml.client import CmlClient
 from cmlcm.adapters.cml.credentials import CmlCredentials
 from cmlcm.adapters.cml.errors import (
     CmlAuthError,
@@ -25,6 +25,8 @@ from cmlcm.adapters.cml.errors import (
     CmlNotReady,
     CmlTimeout,
 )
+from cmlcm.adapters.cml.tls import tls_verify_from_setting
+from cmlcm.adapters.cml.tokens import DEFAULT_TOKEN_CACHE, TokenCache
 from cmlcm.domain.errors import ExternalServiceError
 
 BASE = "https://10.0.0.5/api/v0"
@@ -210,7 +212,7 @@ def test_owned_pool_is_closed_and_shared_pool_is_not():
 
 
 def test_tls_setting_is_never_silently_off(caplog):  # noqa: ANN001
-    client_module._insecure_warned.clear()
+    tls_module._insecure_warned.clear()
     assert tls_verify_from_setting("true") is True
     assert tls_verify_from_setting(" TRUE ") is True
     assert tls_verify_from_setting("/etc/ssl/cml-ca.pem") == "/etc/ssl/cml-ca.pem"

@@ -12,10 +12,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from cmlcm.adapters.cml.client import CmlFleetSession, TokenCache, _shared_tls
 from cmlcm.adapters.cml.credentials import CmlCredentials
 from cmlcm.adapters.cml.errors import CmlError
 from cmlcm.adapters.cml.probe import CONNECTIONS_PER_CONTROLLER, FleetProbe
+from cmlcm.adapters.cml.session import CmlFleetSession
+from cmlcm.adapters.cml.tls import shared_tls
+from cmlcm.adapters.cml.tokens import TokenCache
 from cmlcm.config import FunctionSettings
 from cmlsim.process import SimulatorProcess
 
@@ -65,9 +67,9 @@ def test_a_fleet_read_at_once_over_sockets_meets_every_deadline(sim):  # noqa: A
 
 def test_one_tls_context_serves_every_controller():
     # httpx would build (and load a CA bundle into) a context per client given `True`.
-    context = _shared_tls(True)
+    context = shared_tls(True)
     assert isinstance(context, ssl.SSLContext) and context.verify_mode.name == "CERT_REQUIRED"
-    assert _shared_tls(False) is False and _shared_tls(context) is context
+    assert shared_tls(False) is False and shared_tls(context) is context
 
 
 def open_sockets() -> int:

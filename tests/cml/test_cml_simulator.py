@@ -15,8 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cmlcm.adapters.cml.client import CmlFleetSession, TokenCache
 from cmlcm.adapters.cml.credentials import CmlCredentials
+from cmlcm.adapters.cml.session import CmlFleetSession
+from cmlcm.adapters.cml.tokens import TokenCache
 from cmlsim import Faults, SimulatedFleet, build_app
 
 REPO = Path(__file__).resolve().parents[2]

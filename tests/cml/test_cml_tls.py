@@ -16,9 +16,12 @@ import httpx
 import pytest
 from virl2_client import ClientLibrary
 
-from cmlcm.adapters.cml.client import CmlFleetSession, TokenCache, tls_verify_from_setting
+from cmlcm.adapters.cml import tls as tls_module
 from cmlcm.adapters.cml.credentials import CmlCredentials
 from cmlcm.adapters.cml.errors import CmlUnreachable
+from cmlcm.adapters.cml.session import CmlFleetSession
+from cmlcm.adapters.cml.tls import tls_verify_from_setting
+from cmlcm.adapters.cml.tokens import TokenCache
 from cmlsim.process import SimulatorProcess
 from cmlsim.tls import self_signed
 
@@ -64,9 +67,7 @@ def test_the_certificate_as_ca_bundle_is_trusted(https):  # noqa: ANN001
 
 
 def test_verification_off_only_when_said_and_it_is_logged(https, caplog):  # noqa: ANN001
-    from cmlcm.adapters.cml import client as client_module
-
-    client_module._insecure_warned.clear()
+    tls_module._insecure_warned.clear()
     with caplog.at_level(logging.WARNING):
         assert _read(https, "false") == ("2.9.0", 1)
     assert "verification is OFF" in caplog.text

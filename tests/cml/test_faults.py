@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from cmlcm.adapters.cml.client import CmlFleetSession, TokenCache
 from cmlcm.adapters.cml.credentials import CmlCredentials
 from cmlcm.adapters.cml.errors import (
     CmlBadResponse,
@@ -20,6 +19,8 @@ from cmlcm.adapters.cml.errors import (
     CmlTimeout,
     CmlUnreachable,
 )
+from cmlcm.adapters.cml.session import CmlFleetSession
+from cmlcm.adapters.cml.tokens import TokenCache
 
 
 def _stats_of_both(sim, timeout: float = 0.5) -> tuple[Any, Any]:  # noqa: ANN001

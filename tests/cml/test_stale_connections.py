@@ -8,9 +8,11 @@ import asyncio
 
 import pytest
 
-from cmlcm.adapters.cml.client import CmlClient, CmlFleetSession, TokenCache
+from cmlcm.adapters.cml.client import CmlClient
 from cmlcm.adapters.cml.credentials import CmlCredentials
 from cmlcm.adapters.cml.errors import CmlUnreachable
+from cmlcm.adapters.cml.session import CmlFleetSession
+from cmlcm.adapters.cml.tokens import TokenCache
 
 SYSTEM_INFORMATION = b'{"version": "2.9.0", "ready": true}'
 

@@ -1,7 +1,9 @@
 """CML 2.9 REST API adapter: async client, anti-corruption models, endpoint resolution, credentials.
 
-Entry points: `CmlFleetSession` (one pool for a fleet) / `CmlClient` (one controller) in
-`client`, `resolve_cml_base_url` in `endpoints`, `SecretsManagerCredentials` in `credentials`,
-the `CmlError` hierarchy in `errors`. Submodules are imported on use: the API Lambda does not
-pay for httpx unless it talks to CML.
+Modules by concept: `client` (`CmlClient`, one controller's API), `session` (`CmlFleetSession`,
+a fleet's pooling), `tokens` (the token cache), `tls` (the `CML_TLS_VERIFY` setting and shared
+SSL contexts), `classify` (answers and faults to `CmlError`s), `errors` (the `CmlError`
+hierarchy), `models` (CML's JSON parsed), `endpoints` (`resolve_cml_base_url`), `credentials`
+(`SecretsManagerCredentials`), `probe` (what collection reads). Submodules are imported on use:
+the API Lambda does not pay for the HTTP client unless it talks to CML.
 """

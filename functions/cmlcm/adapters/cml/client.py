@@ -1,47 +1,43 @@
-"""Async CML 2.9 client over httpx.
+"""Async client of one CML 2.9 controller over httpx.
 
-Two ways to build one:
-
-* `CmlClient(base_url, credentials_provider, verify=..., timeout=...)`: one controller, its own
-  connection pool (closed by `aclose()` / `async with`).
-* `CmlFleetSession(credentials_provider, connections_per_controller=...)`: a whole fleet;
-  `session.client(base_url)` hands out per-controller clients, each on its controller's own
-  small pool, all sharing one TLS context and the token cache.
+`CmlClient(base_url, credentials_provider, verify=..., timeout=...)` talks to one controller on
+its own connection pool (closed by `aclose()` / `async with`); `CmlFleetSession` (`session.py`)
+hands out clients for a whole fleet.
 
 Tokens come from `POST /authenticate` and are kept per base URL in a `TokenCache` that outlives
 clients and sessions (by default one per process, so a warm Lambda logs in once per controller);
-a 401 triggers exactly one re-login and retry. Every fault becomes a classified `CmlError`, and
-every body is parsed into a model from `models.py`.
+a 401 triggers exactly one re-login and retry. Every fault becomes a classified `CmlError`
+(`classify.py`), and every body is parsed into a model from `models.py`.
 
-A client and its session belong to one event loop (httpx connections do); the token cache is the
-only state shared across loops.
+A client belongs to one event loop (httpx connections do); the token cache is the only state
+shared across loops.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-import functools
-import logging
-import os
-import ssl
-import threading
-from collections.abc import AsyncIterator, Collection
-from contextlib import asynccontextmanager
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from cmlcm.adapters.cml.classify import (
+    STALE_CONNECTION,
+    classify_status,
+    error_description,
+    reason,
+    safe_to_repeat,
+    unexpected_body,
+)
 from cmlcm.adapters.cml.credentials import CredentialsProvider
 from cmlcm.adapters.cml.errors import (
     CmlAuthError,
     CmlBadResponse,
-    CmlError,
     CmlNotFound,
     CmlNotReady,
-    CmlRejected,
     CmlTimeout,
     CmlUnreachable,
 )
@@ -55,10 +51,9 @@ from cmlcm.adapters.cml.models import (
     SystemStats,
     TelemetryEvent,
 )
+from cmlcm.adapters.cml.tls import Verify, ssl_verify
+from cmlcm.adapters.cml.tokens import DEFAULT_TOKEN_CACHE, TokenCache
 
-log = logging.getLogger(__name__)
-
-Verify = bool | str | ssl.SSLContext
 Model = TypeVar("Model", bound=BaseModel)
 #: What `deregister_licence` reports; an already deregistered controller is an outcome, not a
 #: fault, because releasing a licence must be safe to repeat (terminate retries, sagas).
@@ -68,150 +63,6 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 #: Lab detail requests one client keeps in flight during `list_labs`: a controller with 300 labs
 #: must not take the whole shared pool (and eat its neighbours' deadlines while they wait).
 DEFAULT_LAB_CONCURRENCY = 8
-
-#: Idle pooled connections are dropped after this long: under the usual web servers' idle timeouts
-#: (uvicorn's 5 s, nginx's 75 s), so the client closes an idle connection before the server does
-#: instead of racing it (httpx's default is 5 s, the same as uvicorn's). A read's requests follow
-#: each other within milliseconds, so nothing a read needs is lost.
-KEEPALIVE_EXPIRY_SECONDS = 4.0
-
-_insecure_warned = threading.Event()
-
-
-def _warn_insecure_once() -> None:
-    if not _insecure_warned.is_set():
-        _insecure_warned.set()
-        log.warning("CML TLS certificate verification is OFF (CML_TLS_VERIFY=false); use a CA bundle path instead")
-
-
-def tls_verify_from_setting(setting: str) -> bool | str:
-    """Map the `CML_TLS_VERIFY` setting: "true" → system CAs, "false" → no verification (only when
-    said explicitly, and logged once), anything else → path of a CA bundle (CML ships a
-    self-signed certificate). Empty is a configuration error, never a silent "off"."""
-    value = setting.strip()
-    if value.lower() == "true":
-        return True
-    if value.lower() == "false":
-        _warn_insecure_once()
-        return False
-    if not value:
-        raise ValueError("CML_TLS_VERIFY is empty: say true, false, or a CA bundle path")
-    return value
-
-
-def _shared_tls(verify: Verify) -> bool | ssl.SSLContext:
-    """One TLS context for many clients: httpx builds (and loads the CA bundle into) a new
-    context per client given `True`, which costs milliseconds per controller. The context of a
-    setting (system CAs, or a bundle path) is built once per process, not once per collection."""
-    if verify is True or isinstance(verify, str):
-        return _tls_context(verify)
-    return _ssl_verify(verify)
-
-
-@functools.lru_cache(maxsize=8)
-def _tls_context(verify: bool | str) -> bool | ssl.SSLContext:
-    resolved = _ssl_verify(verify)
-    if resolved is True:
-        import certifi  # httpx's own default trust store
-
-        return ssl.create_default_context(cafile=certifi.where())
-    return resolved
-
-
-def _ssl_verify(verify: Verify) -> bool | ssl.SSLContext:
-    """What httpx wants: a CA bundle path becomes an SSLContext (httpx 0.28 deprecates paths);
-    a missing bundle fails here, at construction, not on the first request."""
-    if verify is False:
-        _warn_insecure_once()
-        return False
-    if isinstance(verify, str):
-        if os.path.isdir(verify):
-            return ssl.create_default_context(capath=verify)
-        if not os.path.isfile(verify):
-            raise ValueError(f"CML CA bundle {verify!r} does not exist")
-        return ssl.create_default_context(cafile=verify)
-    return verify
-
-
-class TokenCache:
-    """JWTs per base URL; thread-safe and independent of event loops, so it may live at module
-    level (one per process) and serve every client and session of a warm Lambda."""
-
-    def __init__(self) -> None:
-        self._tokens: dict[str, str] = {}
-        self._lock = threading.Lock()
-
-    def get(self, base_url: str) -> str | None:
-        with self._lock:
-            return self._tokens.get(base_url)
-
-    def put(self, base_url: str, token: str) -> None:
-        with self._lock:
-            self._tokens[base_url] = token
-
-    def drop(self, base_url: str, token: str | None = None) -> None:
-        """Forget the token of `base_url` (only if it is still `token`, when given: another task
-        may already have stored a fresh one)."""
-        with self._lock:
-            if token is None or self._tokens.get(base_url) == token:
-                self._tokens.pop(base_url, None)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._tokens.clear()
-
-
-#: The process-wide cache used when none is injected.
-DEFAULT_TOKEN_CACHE = TokenCache()
-
-
-def _error_description(response: httpx.Response) -> str:
-    """CML's `description`, or a short prefix of the body: enough to diagnose, never a secret
-    (CML's error bodies do not echo requests)."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and "description" in body:
-        return str(body["description"])[:300]
-    return response.text[:200].strip() or response.reason_phrase or f"HTTP {response.status_code}"
-
-
-def _classify(response: httpx.Response, what: str) -> CmlError:
-    """The error for a non-2xx answer."""
-    status = response.status_code
-    detail = _error_description(response)
-    if status == 404:
-        return CmlNotFound(f"{what}: {detail}")
-    if status in (400, 409, 422):
-        return CmlRejected(f"{what}: HTTP {status}: {detail}")
-    if status == 503:
-        return CmlNotReady(f"{what}: {detail}")
-    if status in (401, 403):
-        return CmlAuthError(f"{what}: HTTP {status}: {detail}")
-    return CmlBadResponse(f"{what}: HTTP {status}: {detail}")
-
-
-#: What a request sent on a connection the server had already closed fails with ("Server
-#: disconnected without sending a response", a reset while reading or writing). A refused or
-#: timed-out connect is not among them: that controller is down, and asking again only waits.
-_STALE_CONNECTION = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
-
-
-def _safe_to_repeat(method: str, path: str) -> bool:
-    """Reads, and the login (a second token is harmless), may be sent twice; a lab start, a
-    licence registration or an import must not be."""
-    return method in ("GET", "HEAD", "OPTIONS") or (method == "POST" and path == "/authenticate")
-
-
-def _reason(exc: Exception) -> str:
-    return str(exc)[:160] or type(exc).__name__
-
-
-def _unexpected(exc: ValidationError, what: str) -> CmlBadResponse:
-    """A body of the wrong shape, named by its fields (never by its values)."""
-    fields = ", ".join(sorted({".".join(map(str, e["loc"])) or "body" for e in exc.errors()}))[:200]
-    return CmlBadResponse(f"{what}: unexpected body ({exc.error_count()} problems: {fields})")
 
 
 class CmlClient:
@@ -240,7 +91,7 @@ class CmlClient:
         self._credentials = credentials_provider
         self._tokens = token_cache if token_cache is not None else DEFAULT_TOKEN_CACHE
         self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(verify=_ssl_verify(verify), timeout=timeout, transport=transport)
+        self._http = http or httpx.AsyncClient(verify=ssl_verify(verify), timeout=timeout, transport=transport)
         # Concurrent calls that all see a 401 log in once, not once each.
         self._login_lock = asyncio.Lock()
         #: HTTP requests sent (logins and retries included): what a reading reports it cost.
@@ -298,16 +149,16 @@ class CmlClient:
                     )
             except (httpx.TimeoutException, TimeoutError) as exc:
                 raise CmlTimeout(f"{method} {path}: no answer within {self.timeout:g} s") from exc
-            except _STALE_CONNECTION as exc:
-                if not retried and _safe_to_repeat(method, path):
+            except STALE_CONNECTION as exc:
+                if not retried and safe_to_repeat(method, path):
                     # A pooled keep-alive connection the server had closed (CML's web server closes
                     # idle ones too): the request never got an answer, so send it once more; httpcore
                     # drops the dead connection and opens a fresh one.
                     retried = True
                     continue
-                raise CmlUnreachable(f"{method} {path}: {type(exc).__name__}: {_reason(exc)}") from exc
+                raise CmlUnreachable(f"{method} {path}: {type(exc).__name__}: {reason(exc)}") from exc
             except httpx.TransportError as exc:
-                raise CmlUnreachable(f"{method} {path}: {type(exc).__name__}: {_reason(exc)}") from exc
+                raise CmlUnreachable(f"{method} {path}: {type(exc).__name__}: {reason(exc)}") from exc
 
     async def _login(self, stale: str | None) -> str:
         async with self._login_lock:
@@ -323,9 +174,9 @@ class CmlClient:
                 json={"username": credentials.username, "password": credentials.password},
             )
             if response.status_code in (401, 403):
-                raise CmlAuthError(f"login refused (HTTP {response.status_code}): {_error_description(response)}")
+                raise CmlAuthError(f"login refused (HTTP {response.status_code}): {error_description(response)}")
             if response.status_code >= 300:
-                raise _classify(response, "POST /authenticate")
+                raise classify_status(response, "POST /authenticate")
             token = self._json(response, "POST /authenticate")
             if not isinstance(token, str) or not token:
                 raise CmlBadResponse("POST /authenticate did not return a token string")
@@ -350,7 +201,7 @@ class CmlClient:
         else:
             response = await self._send(method, path, token=None, **kwargs)
         if response.status_code >= 300 and response.status_code not in accept:
-            raise _classify(response, what)
+            raise classify_status(response, what)
         return response
 
     @staticmethod
@@ -368,7 +219,7 @@ class CmlClient:
         try:
             return model.model_validate(data)
         except ValidationError as exc:
-            raise _unexpected(exc, what) from None
+            raise unexpected_body(exc, what) from None
 
     async def _get_model(self, model: type[Model], path: str, *, auth: bool = True, **kwargs: Any) -> Model:
         """GET `path` and parse its body straight into `model` with pydantic's own JSON parser:
@@ -381,7 +232,7 @@ class CmlClient:
         except ValidationError as exc:
             if any(e["type"] == "json_invalid" for e in exc.errors()):
                 raise CmlBadResponse(f"{what}: body is not JSON") from None
-            raise _unexpected(exc, what) from None
+            raise unexpected_body(exc, what) from None
 
     # --- authentication ---
 
@@ -535,140 +386,4 @@ class CmlClient:
         ]
 
 
-class CmlFleetSession:
-    """Many controllers at once: `async with CmlFleetSession(...) as fleet`, then
-    `fleet.client(base_url)` per worker; clients are cached per URL so concurrent workers on the
-    same controller share one login.
-
-    Each controller gets its own small connection pool (`connections_per_controller` sockets),
-    all sharing one TLS context. Not one big pool for the fleet: httpcore's pool rescans every
-    connection for every queued request (encode/httpcore#1035), so a 1000-socket pool spends its
-    time in bookkeeping and calls miss their deadlines under load (measured: 250 concurrent GETs
-    on loopback took 5.7 s through one pool). The caller bounds how many controllers are read at
-    once, so sockets stay at most (controllers in flight) × `connections_per_controller`.
-
-    With an injected `transport` (tests, the in-process simulator) there is no socket pool: one
-    shared client over that transport serves every controller (`http`)."""
-
-    def __init__(
-        self,
-        credentials: CredentialsProvider,
-        *,
-        verify: Verify = True,
-        timeout: float = DEFAULT_TIMEOUT_SECONDS,
-        connections_per_controller: int = DEFAULT_LAB_CONCURRENCY,
-        token_cache: TokenCache | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        lab_concurrency: int = DEFAULT_LAB_CONCURRENCY,
-    ) -> None:
-        """`connections_per_controller`: size it to the requests one worker's read keeps in
-        flight (a call waiting for a free connection spends its own deadline)."""
-        if connections_per_controller < 1:
-            raise ValueError("connections_per_controller must be at least 1")
-        self.credentials = credentials
-        self.tokens = token_cache if token_cache is not None else DEFAULT_TOKEN_CACHE
-        self.timeout = timeout
-        self.lab_concurrency = lab_concurrency
-        self._verify = _shared_tls(verify)
-        self._limits = httpx.Limits(
-            max_connections=connections_per_controller,
-            max_keepalive_connections=connections_per_controller,
-            keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS,
-        )
-        #: The client over an injected transport; None when each controller has its own pool.
-        self.http: httpx.AsyncClient | None = (
-            httpx.AsyncClient(verify=self._verify, timeout=timeout, transport=transport) if transport else None
-        )
-        self._pools: dict[str, httpx.AsyncClient] = {}
-        self._clients: dict[str, CmlClient] = {}
-        #: Holders of each controller's `controller()` lease; the pool closes when the last leaves.
-        self._holders: dict[str, int] = {}
-        #: Controllers handed out by `client()`: their pools stay open until the session closes.
-        self._pinned: set[str] = set()
-
-    def _http_for(self, base_url: str) -> httpx.AsyncClient:
-        if self.http is not None:
-            return self.http
-        # Keyed by controller URL, not host: simulated controllers share one host and port.
-        pool = self._pools.get(base_url)
-        if pool is None:
-            # trust_env=False: no proxy or netrc lookup in the environment per controller (it cost
-            # ~0.3 ms of CPU per client; CML endpoints are reached directly, by IP or template).
-            pool = self._pools[base_url] = httpx.AsyncClient(
-                verify=self._verify, timeout=self.timeout, limits=self._limits, trust_env=False
-            )
-        return pool
-
-    def client(self, base_url: str) -> CmlClient:
-        """The client of one controller, on its controller's pool and this session's token cache,
-        open until the session closes (a `controller()` lease never closes a pool handed out here)."""
-        key = base_url.rstrip("/")
-        self._pinned.add(key)
-        return self._client(key)
-
-    def _client(self, key: str) -> CmlClient:
-        found = self._clients.get(key)
-        if found is None:
-            found = self._clients[key] = CmlClient(
-                key,
-                self.credentials,
-                timeout=self.timeout,
-                token_cache=self.tokens,
-                http=self._http_for(key),
-                lab_concurrency=self.lab_concurrency,
-            )
-        return found
-
-    @asynccontextmanager
-    async def controller(self, base_url: str) -> AsyncIterator[CmlClient]:
-        """The client of one controller for one piece of work: when the last holder of that
-        controller is done, its pool closes (a read of 1000 workers must not keep 1000
-        controllers' sockets open until the end: Lambda allows 1024 open files). Its token stays
-        in the token cache."""
-        key = base_url.rstrip("/")
-        self._holders[key] = self._holders.get(key, 0) + 1
-        try:
-            yield self._client(key)
-        finally:
-            self._holders[key] -= 1
-            if not self._holders[key]:
-                del self._holders[key]
-                if key not in self._pinned:
-                    self._clients.pop(key, None)
-                    pool = self._pools.pop(key, None)
-                    if pool is not None:
-                        try:
-                            await pool.aclose()
-                        except Exception:  # noqa: BLE001 - the read's own outcome stands; logged
-                            log.warning("closing the connection pool of %s failed", key, exc_info=True)
-
-    @property
-    def pools(self) -> int:
-        """Connection pools open now (one per controller in use; 0 over an injected transport)."""
-        return len(self._pools)
-
-    async def aclose(self) -> None:
-        clients = [*self._pools.values(), *([self.http] if self.http is not None else [])]
-        self._pools.clear()
-        await asyncio.gather(*(c.aclose() for c in clients), return_exceptions=True)
-
-    async def __aenter__(self) -> CmlFleetSession:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-
-#: The name the fleet probe was written against.
-CmlSession = CmlFleetSession
-
-__all__ = [
-    "DEFAULT_TOKEN_CACHE",
-    "CmlClient",
-    "CmlError",
-    "CmlFleetSession",
-    "CmlSession",
-    "DeregistrationOutcome",
-    "TokenCache",
-    "tls_verify_from_setting",
-]
+__all__ = ["DEFAULT_LAB_CONCURRENCY", "DEFAULT_TIMEOUT_SECONDS", "CmlClient", "DeregistrationOutcome"]

@@ -10,16 +10,14 @@ from typing import Any, TypeVar
 
 import httpx
 
-from cmlcm.adapters.cml.client import (
-    CmlClient,
-    CmlFleetSession,
-    TokenCache,
-    tls_verify_from_setting,
-)
+from cmlcm.adapters.cml.client import CmlClient
 from cmlcm.adapters.cml.credentials import CmlCredentials, SecretsManagerCredentials
 from cmlcm.adapters.cml.endpoints import resolve_cml_base_url
 from cmlcm.adapters.cml.errors import CmlBadResponse, CmlNotReady
 from cmlcm.adapters.cml.models import LabTiles, SystemInformation
+from cmlcm.adapters.cml.session import CmlFleetSession
+from cmlcm.adapters.cml.tls import tls_verify_from_setting
+from cmlcm.adapters.cml.tokens import TokenCache
 from cmlcm.config import FunctionSettings
 from cmlcm.domain.cml import FULL_READ, CmlReading, ReadPlan
 from cmlcm.domain.workers import Worker
