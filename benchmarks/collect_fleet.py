@@ -22,9 +22,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import os
+import pstats
 import sys
+import threading
 import time
 from collections import Counter
 from contextlib import contextmanager
@@ -76,10 +79,89 @@ WRITE_OPS = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactW
 INTERVAL = timedelta(minutes=5)
 
 
+class CollectorProfile:
+    """cProfile (thread CPU time) of the collector alone: the event loop's thread while a cycle
+    runs, and the threads it hands blocking work to (`asyncio.to_thread`), each paused while a
+    botocore call runs (moto answering, botocore's own work: the `aws_cpu_s` column)."""
+
+    def __init__(self) -> None:
+        self.profiles: list[cProfile.Profile] = []
+        self._local = threading.local()
+        self.active = False
+
+    def _new(self) -> cProfile.Profile:
+        profile = cProfile.Profile(time.thread_time)
+        self.profiles.append(profile)
+        self._local.profile = profile
+        return profile
+
+    @contextmanager
+    def running(self):  # noqa: ANN201
+        """Profile the calling thread and every thread started meanwhile."""
+
+        def start(frame: Any, event: str, arg: Any) -> None:
+            self._new().enable()  # replaces this hook in the new thread
+
+        self.active = True
+        threading.setprofile(start)
+        main = self._new()
+        main.enable()
+        try:
+            yield self
+        finally:
+            main.disable()
+            threading.setprofile(None)
+            self.active = False
+
+    def pause(self) -> cProfile.Profile | None:
+        """Stop this thread's profile for an AWS call; the one to resume after it."""
+        profile = getattr(self._local, "profile", None) if self.active else None
+        if profile is not None:
+            profile.disable()
+        return profile
+
+    def print(self, size: int, top: int = 25) -> None:
+        stats: pstats.Stats | None = None
+        for profile in self.profiles:
+            profile.create_stats()
+            if not profile.stats:
+                continue
+            if stats is None:
+                stats = pstats.Stats(profile)
+            else:
+                stats.add(profile)
+        if stats is None:
+            return
+        waits = ("<method 'get' of '_queue.SimpleQueue' objects>", "<method 'acquire' of '_thread.lock' objects>")
+        entries = {k: v for k, v in stats.stats.items() if k[2] not in waits}  # type: ignore[attr-defined]
+        own = sum(value[2] for value in entries.values())
+        print(
+            f"\ncProfile (thread CPU) of the collector, AWS calls excluded, sim=http, unchanged cycle, {size} workers:"
+        )
+        print(f"  collector CPU under the profiler: {own:.2f} s ({1000 * own / size:.2f} ms per worker)")
+        print("  top functions by own time:")
+        for (file, line, name), (_, calls, tottime, _, _) in sorted(
+            entries.items(), key=lambda item: item[1][2], reverse=True
+        )[:top]:
+            print(f"    {tottime * 1000:7.0f} ms  {calls:7d} calls  {name}  ({_short(file)}:{line})")
+        print("  by cumulative time (product code):")
+        product = [item for item in entries.items() if "functions/cmlcm" in item[0][0]]
+        for (file, line, name), (_, calls, _, cumtime, _) in sorted(product, key=lambda i: i[1][3], reverse=True)[:top]:
+            print(f"    {cumtime * 1000:7.0f} ms  {calls:7d} calls  {name}  ({_short(file)}:{line})")
+
+
+def _short(file: str) -> str:
+    """A profiled function's file, relative to site-packages or to the repository."""
+    if "site-packages/" in file:
+        return file.split("site-packages/")[-1]
+    return file.removeprefix(f"{ROOT}/")
+
+
 class Meter:
     """Counts every botocore API call (boto3 and PynamoDB alike) and DynamoDB items written."""
 
-    def __init__(self) -> None:
+    def __init__(self, profile: CollectorProfile | None = None) -> None:
+        self.profile = profile
         self.calls: Counter[tuple[str, str]] = Counter()
         self.items_written = 0
         self.lab_items_written = 0
@@ -102,6 +184,7 @@ class Meter:
                         meter.lab_items_written += len(requests)
             elif service == "dynamodb" and operation in WRITE_OPS:
                 meter.items_written += 1
+            paused = meter.profile.pause() if meter.profile is not None else None
             started, cpu = time.perf_counter(), time.thread_time()
             try:
                 return meter._original(client_self, operation, params)
@@ -109,6 +192,8 @@ class Meter:
                 with meter._lock:
                     meter.seconds += time.perf_counter() - started
                     meter.cpu += time.thread_time() - cpu
+                if paused is not None:
+                    paused.enable()
 
         botocore.client.BaseClient._make_api_call = counting
         try:
@@ -148,6 +233,9 @@ class InProcessSim:
     def requests(self) -> int:
         return self.fleet.requests
 
+    def cpu(self) -> float | None:
+        return None  # this process's: inside cpu_s
+
     def close(self) -> None:
         pass
 
@@ -170,6 +258,15 @@ class HttpSim:
 
     def requests(self) -> int:
         return httpx.get(f"{self.base}/_sim/stats", timeout=10).json()["requests"]
+
+    def cpu(self) -> float | None:
+        """The simulator process's CPU seconds (user + system), from /proc (None elsewhere)."""
+        try:
+            with open(f"/proc/{self.process.process.pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def close(self) -> None:
         self.process.close()
@@ -203,12 +300,19 @@ def build(size: int, latency: float, sim: Any) -> tuple[CollectPorts, list[str]]
     return ports, [w.worker_id for w in workers]
 
 
-def measure(label: str, meter: Meter, sim: Any, run: Any, size: int) -> dict[str, Any]:
+def measure(label: str, meter: Meter, sim: Any, run: Any, size: int, *, profile: bool = False) -> dict[str, Any]:
     meter.reset()
     cml_before = sim.requests()
+    sim_cpu_before = sim.cpu()
     started, cpu = time.perf_counter(), time.process_time()
-    result = run()
+    if profile and meter.profile is not None:
+        with meter.profile.running():
+            result = run()
+    else:
+        result = run()
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    sim_cpu_after = sim.cpu()
+    sim_cpu = None if sim_cpu_before is None or sim_cpu_after is None else sim_cpu_after - sim_cpu_before
     cml_requests = sim.requests() - cml_before
     collector_cpu = cpu - meter.cpu
     row = {
@@ -223,6 +327,8 @@ def measure(label: str, meter: Meter, sim: Any, run: Any, size: int) -> dict[str
         "ec2_describe_calls": meter.count("ec2", {"DescribeInstances", "DescribeInstanceStatus"}),
         "cloudwatch_calls": meter.count("cloudwatch"),
         "get_metric_data_calls": meter.count("cloudwatch", {"GetMetricData"}),
+        # The simulator process's CPU (sim=http only: in-process it is inside cpu_s).
+        "sim_cpu_s": round(sim_cpu, 2) if sim_cpu is not None else "-",
         "cml_requests": cml_requests,
         "cml_requests_per_worker": round(cml_requests / size, 2),
         "dynamodb_write_requests": meter.count("dynamodb", WRITE_OPS),
@@ -256,6 +362,7 @@ def run_size(
     batch_size: int,
     *,
     baseline: bool = True,
+    profile: bool = False,
 ) -> list[dict[str, Any]]:
     rows = []
     with mock_aws(), simulator(sim_kind) as sim:
@@ -290,7 +397,9 @@ def run_size(
         rows.append(
             {
                 "fleet": size,
-                **measure("batched, cycle 2 (no change)", meter, sim, cycle(ids, start + INTERVAL), size),
+                **measure(
+                    "batched, cycle 2 (no change)", meter, sim, cycle(ids, start + INTERVAL), size, profile=profile
+                ),
             }
         )
 
@@ -369,9 +478,15 @@ def main() -> None:
         "the collector's CPU alone",
     )
     parser.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile the collector (AWS calls excluded) in the unchanged cycle of the --http-sizes runs",
+    )
     args = parser.parse_args()
     moto_glue.install(speedups=True)  # a benchmark measures the product, not moto's scans
-    meter = Meter()
+    profile = CollectorProfile() if args.profile else None
+    meter = Meter(profile)
     rows: list[dict[str, Any]] = []
     with meter.installed():
         for size in args.sizes:
@@ -384,7 +499,9 @@ def main() -> None:
         for size in args.http_sizes or ():
             rows += [
                 {"sim": "http", **row}
-                for row in run_size(size, args.latency, 0, meter, "http", args.batch_size, baseline=False)
+                for row in run_size(
+                    size, args.latency, 0, meter, "http", args.batch_size, baseline=False, profile=args.profile
+                )
             ]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -413,6 +530,8 @@ def main() -> None:
     for sim_kind, fleet, run, timing in phases:
         cells = [f"{timing.get(n, 0) / 1000:.2f}".ljust(len(n)) for n in names]
         print("  ".join([sim_kind.ljust(9), str(fleet).ljust(5), run.ljust(32), *cells]))
+    if profile is not None:
+        profile.print(args.http_sizes[-1] if args.http_sizes else 0)
 
 
 if __name__ == "__main__":

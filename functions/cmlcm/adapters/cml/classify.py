@@ -3,7 +3,6 @@ client call shares (see `errors.py` for the classes and what each means)."""
 
 from __future__ import annotations
 
-import httpx
 from pydantic import ValidationError
 
 from cmlcm.adapters.cml.errors import (
@@ -13,10 +12,12 @@ from cmlcm.adapters.cml.errors import (
     CmlNotFound,
     CmlNotReady,
     CmlRejected,
+    CmlUnreachable,
 )
+from cmlcm.adapters.cml.http11 import Answer, HttpFault, MalformedAnswer
 
 
-def error_description(response: httpx.Response) -> str:
+def error_description(response: Answer) -> str:
     """CML's `description`, or a short prefix of the body: enough to diagnose, never a secret
     (CML's error bodies do not echo requests)."""
     try:
@@ -25,12 +26,12 @@ def error_description(response: httpx.Response) -> str:
         body = None
     if isinstance(body, dict) and "description" in body:
         return str(body["description"])[:300]
-    return response.text[:200].strip() or response.reason_phrase or f"HTTP {response.status_code}"
+    return response.text[:200].strip() or response.reason or f"HTTP {response.status}"
 
 
-def classify_status(response: httpx.Response, what: str) -> CmlError:
+def classify_status(response: Answer, what: str) -> CmlError:
     """The error for a non-2xx answer."""
-    status = response.status_code
+    status = response.status
     detail = error_description(response)
     if status == 404:
         return CmlNotFound(f"{what}: {detail}")
@@ -43,10 +44,12 @@ def classify_status(response: httpx.Response, what: str) -> CmlError:
     return CmlBadResponse(f"{what}: HTTP {status}: {detail}")
 
 
-#: What a request sent on a connection the server had already closed fails with ("Server
-#: disconnected without sending a response", a reset while reading or writing). A refused or
-#: timed-out connect is not among them: that controller is down, and asking again only waits.
-STALE_CONNECTION = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+def classify_fault(exc: HttpFault, what: str) -> CmlError:
+    """The error for a transport fault: an answer that is not HTTP is a bad answer; no connection,
+    or one that ended before the answer, is an unreachable controller."""
+    if isinstance(exc, MalformedAnswer):
+        return CmlBadResponse(f"{what}: not a usable HTTP answer: {reason(exc)}")
+    return CmlUnreachable(f"{what}: {type(exc).__name__}: {reason(exc)}")
 
 
 def safe_to_repeat(method: str, path: str) -> bool:
@@ -66,4 +69,4 @@ def unexpected_body(exc: ValidationError, what: str) -> CmlBadResponse:
     return CmlBadResponse(f"{what}: unexpected body ({exc.error_count()} problems: {fields})")
 
 
-__all__ = ["STALE_CONNECTION", "classify_status", "error_description", "reason", "safe_to_repeat", "unexpected_body"]
+__all__ = ["classify_fault", "classify_status", "error_description", "reason", "safe_to_repeat", "unexpected_body"]

@@ -1,15 +1,17 @@
-"""Async client of one CML 2.9 controller over httpx.
+"""Async client of one CML 2.9 controller.
 
 `CmlClient(base_url, credentials_provider, verify=..., timeout=...)` talks to one controller on
 its own connection pool (closed by `aclose()` / `async with`); `CmlFleetSession` (`session.py`)
-hands out clients for a whole fleet.
+hands out clients for a whole fleet. Requests go over real sockets through the lean HTTP/1.1
+pool of `http11.py`, or through httpx when an in-process transport is injected (tests, the
+in-process simulator; `httpx_sender.py`).
 
 Tokens come from `POST /authenticate` and are kept per base URL in a `TokenCache` that outlives
 clients and sessions (by default one per process, so a warm Lambda logs in once per controller);
 a 401 triggers exactly one re-login and retry. Every fault becomes a classified `CmlError`
 (`classify.py`), and every body is parsed into a model from `models.py`.
 
-A client belongs to one event loop (httpx connections do); the token cache is the only state
+A client belongs to one event loop (its connections do); the token cache is the only state
 shared across loops.
 """
 
@@ -17,18 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Collection
+import json
+from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from urllib.parse import quote, urlencode
 
-import httpx
 from pydantic import BaseModel, ValidationError
 
 from cmlcm.adapters.cml.classify import (
-    STALE_CONNECTION,
+    classify_fault,
     classify_status,
     error_description,
-    reason,
     safe_to_repeat,
     unexpected_body,
 )
@@ -39,8 +41,8 @@ from cmlcm.adapters.cml.errors import (
     CmlNotFound,
     CmlNotReady,
     CmlTimeout,
-    CmlUnreachable,
 )
+from cmlcm.adapters.cml.http11 import Answer, Http11Pool, HttpFault, ServerDisconnected
 from cmlcm.adapters.cml.models import (
     ImportResult,
     LabSummary,
@@ -51,8 +53,11 @@ from cmlcm.adapters.cml.models import (
     SystemStats,
     TelemetryEvent,
 )
-from cmlcm.adapters.cml.tls import Verify, ssl_verify
+from cmlcm.adapters.cml.tls import Verify, client_ssl_context
 from cmlcm.adapters.cml.tokens import DEFAULT_TOKEN_CACHE, TokenCache
+
+if TYPE_CHECKING:
+    import httpx
 
 Model = TypeVar("Model", bound=BaseModel)
 #: What `deregister_licence` reports; an already deregistered controller is an outcome, not a
@@ -63,6 +68,39 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 #: Lab detail requests one client keeps in flight during `list_labs`: a controller with 300 labs
 #: must not take the whole shared pool (and eat its neighbours' deadlines while they wait).
 DEFAULT_LAB_CONCURRENCY = 8
+#: Sockets a stand-alone client (not a fleet session's) keeps to its controller at most.
+DEFAULT_MAX_CONNECTIONS = 16
+#: Idle pooled connections are dropped after this long: under the usual web servers' idle timeouts
+#: (uvicorn's 5 s, nginx's 75 s), so the client closes an idle connection before the server does
+#: instead of racing it. A read's requests follow each other within milliseconds, so nothing a
+#: read needs is lost.
+KEEPALIVE_EXPIRY_SECONDS = 4.0
+#: Characters left as they are in a request path (RFC 3986 path characters); any other is escaped.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+
+class Sender(Protocol):
+    """What sends a client's requests: `http11.Http11Pool` (sockets) or `HttpxSender`."""
+
+    @property
+    def is_closed(self) -> bool: ...
+
+    async def exchange(
+        self, method: str, url: str, headers: Iterable[tuple[str, str]] = (), body: bytes | None = None
+    ) -> Answer: ...
+
+    async def aclose(self) -> None: ...
+
+
+def _httpx_sender(client: httpx.AsyncClient | None = None, transport: httpx.AsyncBaseTransport | None = None) -> Sender:
+    """httpx only where an in-process transport needs it (imported on use: a collector over
+    sockets never loads it)."""
+    from cmlcm.adapters.cml.httpx_sender import HttpxSender
+
+    if client is not None:
+        return HttpxSender(client, owns=False)
+    assert transport is not None
+    return HttpxSender.over(transport)
 
 
 class CmlClient:
@@ -78,11 +116,12 @@ class CmlClient:
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         transport: httpx.AsyncBaseTransport | None = None,
         token_cache: TokenCache | None = None,
-        http: httpx.AsyncClient | None = None,
+        http: Sender | httpx.AsyncClient | None = None,
         lab_concurrency: int = DEFAULT_LAB_CONCURRENCY,
     ) -> None:
-        """`http`: a shared AsyncClient (then `verify`/`transport` are the owner's business and
-        `aclose()` leaves it open); `CmlFleetSession.client` passes its own."""
+        """`http`: a shared sender (a fleet session's pool of this controller) or httpx client;
+        then `verify`/`transport` are the owner's business and `aclose()` leaves it open.
+        `transport`: an in-process httpx transport. Neither: a pool of its own over sockets."""
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         self.base_url = base_url.rstrip("/")
@@ -91,13 +130,28 @@ class CmlClient:
         self._credentials = credentials_provider
         self._tokens = token_cache if token_cache is not None else DEFAULT_TOKEN_CACHE
         self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(verify=ssl_verify(verify), timeout=timeout, transport=transport)
+        self._http = self._sender(http, transport, verify)
         # Concurrent calls that all see a 401 log in once, not once each.
         self._login_lock = asyncio.Lock()
         #: HTTP requests sent (logins and retries included): what a reading reports it cost.
         self.requests = 0
         #: Logins sent: a read that had to log in may be talking to a restarted controller.
         self.logins = 0
+
+    def _sender(
+        self, http: Sender | httpx.AsyncClient | None, transport: httpx.AsyncBaseTransport | None, verify: Verify
+    ) -> Sender:
+        if http is not None:
+            return http if hasattr(http, "exchange") else _httpx_sender(client=http)
+        context = client_ssl_context(verify)  # checked here: a missing CA bundle fails at construction
+        if transport is not None:
+            return _httpx_sender(transport=transport)
+        return Http11Pool(
+            self.base_url,
+            ssl_context=context if self.base_url.startswith("https:") else None,
+            max_connections=DEFAULT_MAX_CONNECTIONS,
+            keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS,
+        )
 
     def with_timeout(self, timeout: float) -> CmlClient:
         """The same client (pool, tokens, login lock) with another per-call deadline, e.g. for a
@@ -126,17 +180,31 @@ class CmlClient:
     # --- transport ---
 
     async def _send(
-        self, method: str, path: str, *, token: str | None, headers: dict[str, str] | None = None, **kwargs: Any
-    ) -> httpx.Response:
-        all_headers = dict(headers or {})
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        content: bytes | None = None,
+    ) -> Answer:
+        url = self.base_url + quote(path, safe=_PATH_SAFE)
+        if params:
+            url += "?" + urlencode(params)
+        all_headers = list((headers or {}).items())
         if token:
-            all_headers["Authorization"] = f"Bearer {token}"
+            all_headers.append(("Authorization", f"Bearer {token}"))
+        if json_body is not None:
+            content = json.dumps(json_body, separators=(",", ":"), ensure_ascii=False).encode()
+            all_headers.append(("Content-Type", "application/json"))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         retried = False
         while True:
-            # httpx times each phase separately; the outer deadline bounds the whole call (a retry
-            # included), so a controller that drips bytes cannot hold a worker past `timeout`.
+            # One deadline bounds the whole call (waiting for a connection, connecting, a retry), so
+            # a controller that drips bytes cannot hold a worker past `timeout`.
             remaining = deadline - loop.time()
             try:
                 if remaining <= 0:
@@ -144,21 +212,19 @@ class CmlClient:
                 self.requests += 1
                 # asyncio.timeout, not wait_for: no task per request (wait_for wraps one).
                 async with asyncio.timeout(remaining):
-                    return await self._http.request(
-                        method, f"{self.base_url}{path}", headers=all_headers, timeout=remaining, **kwargs
-                    )
-            except (httpx.TimeoutException, TimeoutError) as exc:
+                    return await self._http.exchange(method, url, all_headers, content)
+            except TimeoutError as exc:
                 raise CmlTimeout(f"{method} {path}: no answer within {self.timeout:g} s") from exc
-            except STALE_CONNECTION as exc:
+            except ServerDisconnected as exc:
                 if not retried and safe_to_repeat(method, path):
                     # A pooled keep-alive connection the server had closed (CML's web server closes
-                    # idle ones too): the request never got an answer, so send it once more; httpcore
-                    # drops the dead connection and opens a fresh one.
+                    # idle ones too): the request never got an answer, so send it once more; the
+                    # pool dropped the dead connection and opens a fresh one.
                     retried = True
                     continue
-                raise CmlUnreachable(f"{method} {path}: {type(exc).__name__}: {reason(exc)}") from exc
-            except httpx.TransportError as exc:
-                raise CmlUnreachable(f"{method} {path}: {type(exc).__name__}: {reason(exc)}") from exc
+                raise classify_fault(exc, f"{method} {path}") from exc
+            except HttpFault as exc:
+                raise classify_fault(exc, f"{method} {path}") from exc
 
     async def _login(self, stale: str | None) -> str:
         async with self._login_lock:
@@ -171,11 +237,11 @@ class CmlClient:
                 "POST",
                 "/authenticate",
                 token=None,
-                json={"username": credentials.username, "password": credentials.password},
+                json_body={"username": credentials.username, "password": credentials.password},
             )
-            if response.status_code in (401, 403):
-                raise CmlAuthError(f"login refused (HTTP {response.status_code}): {error_description(response)}")
-            if response.status_code >= 300:
+            if response.status in (401, 403):
+                raise CmlAuthError(f"login refused (HTTP {response.status}): {error_description(response)}")
+            if response.status >= 300:
                 raise classify_status(response, "POST /authenticate")
             token = self._json(response, "POST /authenticate")
             if not isinstance(token, str) or not token:
@@ -185,27 +251,27 @@ class CmlClient:
 
     async def _request(
         self, method: str, path: str, *, auth: bool = True, accept: Collection[int] = (), **kwargs: Any
-    ) -> httpx.Response:
+    ) -> Answer:
         """Send, logging in first if needed and once more on a 401; non-2xx answers not in
         `accept` become classified errors."""
         what = f"{method} {path}"
         if auth:
             token = self._tokens.get(self.base_url) or await self._login(None)
             response = await self._send(method, path, token=token, **kwargs)
-            if response.status_code == 401:
+            if response.status == 401:
                 self._tokens.drop(self.base_url, token)
                 token = await self._login(token)
                 response = await self._send(method, path, token=token, **kwargs)
-                if response.status_code == 401:
+                if response.status == 401:
                     raise CmlAuthError(f"{what}: token refused right after a fresh login")
         else:
             response = await self._send(method, path, token=None, **kwargs)
-        if response.status_code >= 300 and response.status_code not in accept:
+        if response.status >= 300 and response.status not in accept:
             raise classify_status(response, what)
         return response
 
     @staticmethod
-    def _json(response: httpx.Response, what: str) -> Any:
+    def _json(response: Answer, what: str) -> Any:
         try:
             return response.json()
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError both are
@@ -357,15 +423,15 @@ class CmlClient:
     async def register_licence(self, token: str, reregister: bool = False) -> None:
         """Start registration (204); it completes in the background: poll `licensing_status`
         until COMPLETED or FAILED. Already registered without `reregister` → `CmlRejected`."""
-        await self._request("POST", "/licensing/registration", json={"token": token, "reregister": reregister})
+        await self._request("POST", "/licensing/registration", json_body={"token": token, "reregister": reregister})
 
     async def deregister_licence(self) -> DeregistrationOutcome:
         """ "completed" (204), "local_only" (202: released on the controller, Cisco's side not
         told), or "already_deregistered" (400: nothing to release; safe to repeat)."""
         response = await self._request("DELETE", "/licensing/deregistration", accept={400})
-        if response.status_code == 400:
+        if response.status == 400:
             return "already_deregistered"
-        return "local_only" if response.status_code == 202 else "completed"
+        return "local_only" if response.status == 202 else "completed"
 
     # --- activity ---
 
@@ -386,4 +452,11 @@ class CmlClient:
         ]
 
 
-__all__ = ["DEFAULT_LAB_CONCURRENCY", "DEFAULT_TIMEOUT_SECONDS", "CmlClient", "DeregistrationOutcome"]
+__all__ = [
+    "DEFAULT_LAB_CONCURRENCY",
+    "DEFAULT_TIMEOUT_SECONDS",
+    "KEEPALIVE_EXPIRY_SECONDS",
+    "CmlClient",
+    "DeregistrationOutcome",
+    "Sender",
+]

@@ -7,21 +7,24 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
-import httpx
-
-from cmlcm.adapters.cml.client import DEFAULT_LAB_CONCURRENCY, DEFAULT_TIMEOUT_SECONDS, CmlClient
+from cmlcm.adapters.cml.client import (
+    DEFAULT_LAB_CONCURRENCY,
+    DEFAULT_TIMEOUT_SECONDS,
+    KEEPALIVE_EXPIRY_SECONDS,
+    CmlClient,
+    Sender,
+)
 from cmlcm.adapters.cml.credentials import CredentialsProvider
-from cmlcm.adapters.cml.tls import Verify, shared_tls
+from cmlcm.adapters.cml.http11 import Http11Pool
+from cmlcm.adapters.cml.tls import Verify, client_ssl_context
 from cmlcm.adapters.cml.tokens import DEFAULT_TOKEN_CACHE, TokenCache
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    import httpx
 
-#: Idle pooled connections are dropped after this long: under the usual web servers' idle timeouts
-#: (uvicorn's 5 s, nginx's 75 s), so the client closes an idle connection before the server does
-#: instead of racing it (httpx's default is 5 s, the same as uvicorn's). A read's requests follow
-#: each other within milliseconds, so nothing a read needs is lost.
-KEEPALIVE_EXPIRY_SECONDS = 4.0
+log = logging.getLogger(__name__)
 
 
 class CmlFleetSession:
@@ -29,15 +32,14 @@ class CmlFleetSession:
     `fleet.client(base_url)` per worker; clients are cached per URL so concurrent workers on the
     same controller share one login.
 
-    Each controller gets its own small connection pool (`connections_per_controller` sockets),
-    all sharing one TLS context. Not one big pool for the fleet: httpcore's pool rescans every
-    connection for every queued request (encode/httpcore#1035), so a 1000-socket pool spends its
-    time in bookkeeping and calls miss their deadlines under load (measured: 250 concurrent GETs
-    on loopback took 5.7 s through one pool). The caller bounds how many controllers are read at
-    once, so sockets stay at most (controllers in flight) × `connections_per_controller`.
+    Each controller gets its own small connection pool (`http11.Http11Pool`,
+    `connections_per_controller` sockets), all sharing one TLS context: a controller's requests
+    queue only behind its own, and its sockets close with its pool. The caller bounds how many
+    controllers are read at once, so sockets stay at most (controllers in flight) ×
+    `connections_per_controller`.
 
     With an injected `transport` (tests, the in-process simulator) there is no socket pool: one
-    shared client over that transport serves every controller (`http`)."""
+    shared httpx client over that transport serves every controller (`http`)."""
 
     def __init__(
         self,
@@ -58,33 +60,35 @@ class CmlFleetSession:
         self.tokens = token_cache if token_cache is not None else DEFAULT_TOKEN_CACHE
         self.timeout = timeout
         self.lab_concurrency = lab_concurrency
-        self._verify = shared_tls(verify)
-        self._limits = httpx.Limits(
-            max_connections=connections_per_controller,
-            max_keepalive_connections=connections_per_controller,
-            keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS,
-        )
-        #: The client over an injected transport; None when each controller has its own pool.
-        self.http: httpx.AsyncClient | None = (
-            httpx.AsyncClient(verify=self._verify, timeout=timeout, transport=transport) if transport else None
-        )
-        self._pools: dict[str, httpx.AsyncClient] = {}
+        self._context = client_ssl_context(verify)  # a missing CA bundle fails here
+        self._connections = connections_per_controller
+        #: The httpx client over an injected transport (raw requests in tests); None when each
+        #: controller has its own pool.
+        self.http: httpx.AsyncClient | None = None
+        self._shared: Sender | None = None
+        if transport is not None:
+            from cmlcm.adapters.cml.httpx_sender import HttpxSender  # httpx only for in-process transports
+
+            sender = HttpxSender.over(transport)
+            self.http, self._shared = sender.client, sender
+        self._pools: dict[str, Http11Pool] = {}
         self._clients: dict[str, CmlClient] = {}
         #: Holders of each controller's `controller()` lease; the pool closes when the last leaves.
         self._holders: dict[str, int] = {}
         #: Controllers handed out by `client()`: their pools stay open until the session closes.
         self._pinned: set[str] = set()
 
-    def _http_for(self, base_url: str) -> httpx.AsyncClient:
-        if self.http is not None:
-            return self.http
+    def _http_for(self, base_url: str) -> Sender:
+        if self._shared is not None:
+            return self._shared
         # Keyed by controller URL, not host: simulated controllers share one host and port.
         pool = self._pools.get(base_url)
         if pool is None:
-            # trust_env=False: no proxy or netrc lookup in the environment per controller (it cost
-            # ~0.3 ms of CPU per client; CML endpoints are reached directly, by IP or template).
-            pool = self._pools[base_url] = httpx.AsyncClient(
-                verify=self._verify, timeout=self.timeout, limits=self._limits, trust_env=False
+            pool = self._pools[base_url] = Http11Pool(
+                base_url,
+                ssl_context=self._context if base_url.startswith("https:") else None,
+                max_connections=self._connections,
+                keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS,
             )
         return pool
 
@@ -137,7 +141,7 @@ class CmlFleetSession:
         return len(self._pools)
 
     async def aclose(self) -> None:
-        clients = [*self._pools.values(), *([self.http] if self.http is not None else [])]
+        clients: list[Sender] = [*self._pools.values(), *([self._shared] if self._shared is not None else [])]
         self._pools.clear()
         await asyncio.gather(*(c.aclose() for c in clients), return_exceptions=True)
 
@@ -148,4 +152,4 @@ class CmlFleetSession:
         await self.aclose()
 
 
-__all__ = ["KEEPALIVE_EXPIRY_SECONDS", "CmlFleetSession"]
+__all__ = ["CmlFleetSession"]

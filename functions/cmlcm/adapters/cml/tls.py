@@ -58,6 +58,24 @@ def _tls_context(verify: bool | str) -> bool | ssl.SSLContext:
     return resolved
 
 
+def client_ssl_context(verify: Verify) -> ssl.SSLContext:
+    """The SSL context the lean HTTP/1.1 client connects with: the shared context of the setting,
+    the caller's own, or (verification off, said explicitly) one that checks nothing."""
+    resolved = shared_tls(verify)
+    if resolved is False:
+        return _unverified_context()
+    assert isinstance(resolved, ssl.SSLContext)  # True always resolves to a context
+    return resolved
+
+
+@functools.lru_cache(maxsize=1)
+def _unverified_context() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # what httpx builds for verify=False
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def ssl_verify(verify: Verify) -> bool | ssl.SSLContext:
     """What httpx wants: a CA bundle path becomes an SSLContext (httpx 0.28 deprecates paths);
     a missing bundle fails here, at construction, not on the first request."""
@@ -73,4 +91,4 @@ def ssl_verify(verify: Verify) -> bool | ssl.SSLContext:
     return verify
 
 
-__all__ = ["Verify", "shared_tls", "ssl_verify", "tls_verify_from_setting"]
+__all__ = ["Verify", "client_ssl_context", "shared_tls", "ssl_verify", "tls_verify_from_setting"]
