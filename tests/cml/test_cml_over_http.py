@@ -18,7 +18,7 @@ from cmlcm.adapters.cml.probe import CONNECTIONS_PER_CONTROLLER, FleetProbe
 from cmlcm.adapters.cml.session import CmlFleetSession
 from cmlcm.adapters.cml.tls import shared_tls
 from cmlcm.adapters.cml.tokens import TokenCache
-from cmlcm.config import FunctionSettings
+from cmlcm.config import FunctionConfig
 from cmlsim.process import SimulatorProcess
 
 CONTROLLERS = 150
@@ -87,7 +87,7 @@ def test_a_fleet_read_holds_sockets_only_for_the_controllers_being_read(sim):  #
     # Given 80 controllers, read through the collector's probe ten at a time
     ids = [f"i-lease{n:012d}" for n in range(80)]
     sim.add(ids, latency=0.05)
-    settings = FunctionSettings(
+    settings = FunctionConfig(
         CML_ENDPOINT_MODE="template",
         CML_ENDPOINT_TEMPLATE=sim.base + "/controllers/{instance_id}/api/v0",
         CML_TLS_VERIFY="true",

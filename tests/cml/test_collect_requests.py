@@ -16,7 +16,7 @@ from cmlcm.adapters.cml.credentials import CmlCredentials
 from cmlcm.adapters.cml.probe import FleetProbe
 from cmlcm.adapters.labs_repo import InMemoryLabRepository
 from cmlcm.adapters.memory import InMemorySettingsRepository, InMemoryWorkerRepository
-from cmlcm.config import FunctionSettings
+from cmlcm.config import FunctionConfig
 from cmlcm.domain.cml import FACTS
 from cmlcm.domain.settings import Settings
 from cmlcm.domain.workers import ServiceStatus, Worker, WorkerStatus
@@ -67,7 +67,7 @@ def env():  # noqa: ANN201
     for cid, (count, running) in SHAPES.items():
         fleet.add(cid, labs=count, running_labs=running)
     fleet.register(controller(fleet, "i-licensed"), "TOKEN")
-    settings = FunctionSettings(
+    settings = FunctionConfig(
         CML_ENDPOINT_MODE="template", CML_ENDPOINT_TEMPLATE="http://sim/controllers/{instance_id}/api/v0"
     )
     transport = httpx.ASGITransport(app=build_app(fleet))

@@ -12,7 +12,7 @@ import pytest
 from cmlcm.adapters.cml.credentials import CmlCredentials
 from cmlcm.adapters.cml.errors import CmlBadResponse, CmlNotReady
 from cmlcm.adapters.cml.probe import FleetProbe
-from cmlcm.config import FunctionSettings
+from cmlcm.config import FunctionConfig
 from cmlcm.domain.cml import FULL_READ, ReadPlan
 from cmlcm.domain.workers import Worker, WorkerStatus
 from cmlsim import SimulatedFleet, build_app
@@ -36,7 +36,7 @@ def _worker(instance_id: str) -> Worker:
 @pytest.fixture
 def probe_env():  # noqa: ANN201
     fleet = SimulatedFleet(converge_seconds=0)
-    settings = FunctionSettings(
+    settings = FunctionConfig(
         CML_ENDPOINT_MODE="template", CML_ENDPOINT_TEMPLATE="http://sim/controllers/{instance_id}/api/v0"
     )
     transport = httpx.ASGITransport(app=build_app(fleet))
@@ -133,7 +133,7 @@ def test_a_cycle_read_keeps_three_requests_in_flight_and_takes_one_round_trip():
     fleet = SimulatedFleet(converge_seconds=0)
     fleet.add("i-rtt", labs=2, running_labs=1)
     fleet.set_faults("i-rtt", latency=0.5)
-    settings = FunctionSettings(
+    settings = FunctionConfig(
         CML_ENDPOINT_MODE="template", CML_ENDPOINT_TEMPLATE="http://sim/controllers/{instance_id}/api/v0"
     )
     counting = InFlight(httpx.ASGITransport(app=build_app(fleet)))

@@ -6,9 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
-
-import httpx
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cmlcm.adapters.cml.client import CmlClient
 from cmlcm.adapters.cml.credentials import CmlCredentials, SecretsManagerCredentials
@@ -18,9 +16,12 @@ from cmlcm.adapters.cml.models import LabTiles, SystemInformation
 from cmlcm.adapters.cml.session import CmlFleetSession
 from cmlcm.adapters.cml.tls import tls_verify_from_setting
 from cmlcm.adapters.cml.tokens import TokenCache
-from cmlcm.config import FunctionSettings
+from cmlcm.config import FunctionConfig
 from cmlcm.domain.cml import FULL_READ, CmlReading, ReadPlan
 from cmlcm.domain.workers import Worker
+
+if TYPE_CHECKING:
+    import httpx  # an in-process transport only (tests, the in-process simulator)
 
 T = TypeVar("T")
 
@@ -190,16 +191,14 @@ class FleetProbe:
 
     def __init__(
         self,
-        settings: FunctionSettings,
+        config: FunctionConfig,
         credentials: SecretsManagerCredentials | None = None,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._settings = settings
-        self._credentials = credentials or SecretsManagerCredentials(
-            settings.cml_credentials_secret, settings.aws_region
-        )
-        self._verify = tls_verify_from_setting(settings.cml_tls_verify)
+        self._config = config
+        self._credentials = credentials or SecretsManagerCredentials(config.cml_credentials_secret, config.aws_region)
+        self._verify = tls_verify_from_setting(config.cml_tls_verify)
         self._tokens = TokenCache()  # lives as long as the cold start: tokens survive invocations
         self._transport = transport
 
@@ -208,8 +207,8 @@ class FleetProbe:
             instance_id=worker.instance_id,
             public_ip=worker.public_ip,
             private_ip=worker.private_ip,
-            mode=self._settings.cml_endpoint_mode,
-            template=self._settings.cml_endpoint_template,
+            mode=self._config.cml_endpoint_mode,
+            template=self._config.cml_endpoint_template,
         )
 
     def credentials(self) -> CmlCredentials:
@@ -220,7 +219,7 @@ class FleetProbe:
         async with CmlFleetSession(
             self._credentials,
             verify=self._verify,
-            timeout=self._settings.cml_timeout_seconds,
+            timeout=self._config.cml_timeout_seconds,
             connections_per_controller=CONNECTIONS_PER_CONTROLLER,
             # Lab details queue here rather than for a socket (a socket wait spends the call's deadline).
             lab_concurrency=CONNECTIONS_PER_CONTROLLER,
@@ -230,5 +229,5 @@ class FleetProbe:
             yield FleetReader(self, session)
 
 
-def fleet_probe(settings: FunctionSettings) -> FleetProbe:
-    return FleetProbe(settings)
+def fleet_probe(config: FunctionConfig) -> FleetProbe:
+    return FleetProbe(config)
