@@ -9,6 +9,7 @@ import pytest
 
 from cmlcm.adapters.collect_runs import S3CollectRuns
 from cmlcm.config import get_config
+from cmlcm.domain.collection import partition, run_name, summarize
 from cmlcm.services import collect_runs
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -22,14 +23,14 @@ def runs(aws):  # noqa: ANN001, ANN201
 
 def test_partition_keeps_order_and_bounds_each_batch():
     ids = [f"w-{i}" for i in range(7)]
-    assert collect_runs.partition(ids, 3) == [ids[0:3], ids[3:6], ids[6:7]]
-    assert collect_runs.partition([], 3) == []
-    assert collect_runs.partition(ids, 0) == [[i] for i in ids]  # a size below 1 still makes progress
+    assert partition(ids, 3) == [ids[0:3], ids[3:6], ids[6:7]]
+    assert partition([], 3) == []
+    assert partition(ids, 0) == [[i] for i in ids]  # a size below 1 still makes progress
 
 
 def test_run_name_is_the_execution_name():
     arn = "arn:aws:states:us-east-1:123456789012:execution:collect:run-42"
-    assert collect_runs.run_name(arn) == "run-42"
+    assert run_name(arn) == "run-42"
 
 
 def test_plan_then_outcomes_round_trip_and_a_missing_outcome_is_a_failed_batch(runs):
@@ -40,7 +41,7 @@ def test_plan_then_outcomes_round_trip_and_a_missing_outcome_is_a_failed_batch(r
     runs.put_result("run-1", 2, {"workers": 1, "failed": 1, "errors": {"timeout": 1, "bad_response": 2}})
     # When the summary reads them
     outcomes = collect_runs.outcomes(runs, "run-1")
-    summary = collect_runs.summarize(outcomes, started_at=NOW, now=NOW + timedelta(seconds=3))
+    summary = summarize(outcomes, started_at=NOW, now=NOW + timedelta(seconds=3))
     # Then the missing batch counts as failed, with its two workers
     assert [o.batch_failed for o in outcomes] == [False, True, False]
     assert (summary.workers, summary.failed, summary.changed, summary.batches, summary.batches_failed) == (
@@ -58,7 +59,7 @@ def test_a_retried_batch_overwrites_its_own_outcome(runs):
     collect_runs.plan_run(runs, "run-2", ["w-1"], batch_size=10)
     runs.put_result("run-2", 0, {"workers": 1, "failed": 1})
     runs.put_result("run-2", 0, {"workers": 1, "changed": 1})
-    assert collect_runs.summarize(collect_runs.outcomes(runs, "run-2"), started_at=NOW, now=NOW).failed == 0
+    assert summarize(collect_runs.outcomes(runs, "run-2"), started_at=NOW, now=NOW).failed == 0
 
 
 def test_outcomes_are_read_past_one_listing_page(runs):
@@ -66,7 +67,7 @@ def test_outcomes_are_read_past_one_listing_page(runs):
     collect_runs.plan_run(runs, "run-3", [f"w-{i}" for i in range(1001)], batch_size=1)
     for index in range(1001):
         runs.put_result("run-3", index, {"workers": 1})
-    summary = collect_runs.summarize(collect_runs.outcomes(runs, "run-3"), started_at=NOW, now=NOW)
+    summary = summarize(collect_runs.outcomes(runs, "run-3"), started_at=NOW, now=NOW)
     assert (summary.workers, summary.batches_failed) == (1001, 0)
 
 

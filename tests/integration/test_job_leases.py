@@ -10,6 +10,7 @@ import pytest
 from cmlcm.adapters.memory import InMemoryJobRepository
 from cmlcm.adapters.operations import DynamoJobRepository
 from cmlcm.config import get_config
+from cmlcm.domain.jobs import JobOutcome
 from cmlcm.services import jobs
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -55,7 +56,9 @@ def test_leases_of_two_jobs_are_apart_and_leave_the_heartbeat_alone(repo):
     jobs.record_start(repo, "collect_metrics", interval_seconds=60, now=NOW)
     assert repo.claim_lease("collect_metrics", "run-1", now=NOW, until=NOW + HOUR) is None
     assert repo.claim_lease("reconcile", "run-9", now=NOW, until=NOW + HOUR) is None
-    jobs.record_finish(repo, "collect_metrics", interval_seconds=60, now=NOW, succeeded=True, summary={})
+    jobs.record_finish(
+        repo, "collect_metrics", interval_seconds=60, now=NOW, outcome=JobOutcome(succeeded=True, summary={})
+    )
     assert repo.claim_lease("collect_metrics", "run-2", now=NOW, until=NOW + HOUR) == "run-1"
     assert repo.get("collect_metrics").last_status == "succeeded"
 

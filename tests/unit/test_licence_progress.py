@@ -121,7 +121,7 @@ def test_forgetting_a_deleted_worker_is_best_effort_and_says_what_was_left():
     from cmlcm.adapters.licence_tokens import InMemoryTokenStore
     from cmlcm.domain.errors import ExternalServiceError
     from cmlcm.domain.labs import Lab
-    from cmlcm.services.licences import forget_deleted_worker
+    from cmlcm.services.workers import forget_deleted_worker
 
     at = datetime(2026, 11, 30, tzinfo=_UTC)
     labs = InMemoryLabRepository()

@@ -28,6 +28,7 @@ from cmlcm.handlers.api import app as api_app
 from cmlcm.handlers.api.auth import PUBLIC_PATHS, Role, RoleRequirement, caller_role, parse_groups
 from cmlcm.ports import CollectPorts
 from cmlcm.services import collect
+from cmlcm.services.workers import get_worker
 from cmlcm_local.events import DEV_USERS, FakeLambdaContext, rest_event
 from tests.support.twins import NoSamples, RecordingEc2, twin_container, using
 
@@ -130,7 +131,8 @@ def test_each_route_declares_the_role_of_the_table(method, path):
 def world(monkeypatch):  # noqa: ANN001, ANN201
     refreshed: list[str] = []
 
-    def refresh_worker(ports: CollectPorts, limiter: Any, worker: Worker, **kw: Any) -> Worker:
+    def refresh_worker(ports: CollectPorts, limiter: Any, key: str, **kw: Any) -> Worker:
+        worker = get_worker(ports.workers, key)
         refreshed.append(worker.worker_id)
         return worker
 

@@ -26,6 +26,7 @@ from cmlcm.domain.workers import Worker, WorkerStatus
 from cmlcm.handlers.api import app as api_app
 from cmlcm.handlers.api.auth import Role
 from cmlcm.services import collect
+from cmlcm.services.workers import get_worker
 from cmlcm_local.events import DEV_USERS, FakeLambdaContext, rest_event
 from tests.support.twins import NoSamples, RecordingEc2, twin_container, using
 
@@ -60,7 +61,7 @@ def _worker(worker_id: str, *, owner: str | None = None, tags: dict[str, str] | 
 
 @pytest.fixture(params=["operators_and_viewers", "operators"])
 def world(request, monkeypatch):  # noqa: ANN001, ANN201
-    monkeypatch.setattr(collect, "refresh_worker", lambda ports, limiter, worker, **kw: worker)
+    monkeypatch.setattr(collect, "refresh_worker", lambda ports, limiter, key, **kw: get_worker(ports.workers, key))
     workers = InMemoryWorkerRepository()
     for role, owner in OWNERS.items():
         workers.add(_worker(f"w-own-{role}", owner=owner))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -15,6 +16,24 @@ JOBS = (COLLECT_JOB, RECONCILE_JOB)
 #: What started a run: its EventBridge schedule (the local scheduler loop locally), or a person
 #: (`POST /jobs/{job}/run`, the local mode's tools).
 RunTrigger = Literal["schedule", "manual"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric of a run (an EMF metric on AWS: the alarms and the dashboard read them)."""
+
+    name: str
+    value: float
+    unit: Literal["Count", "Milliseconds"] = "Count"
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What one run of a scheduled job did: recorded on its heartbeat, published as metrics."""
+
+    succeeded: bool
+    summary: dict[str, int | float | str]
+    metrics: tuple[Metric, ...] = field(default=())
 
 
 class JobHeartbeat(BaseModel):

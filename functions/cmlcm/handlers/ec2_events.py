@@ -4,7 +4,7 @@ sends the event to the rule target's dead-letter queue."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
@@ -47,19 +47,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if parsed.source != SOURCE or parsed.detail_type != DETAIL_TYPE:
         logger.warning("not an EC2 state-change event", extra={"source": parsed.source})
         return {"applied": False}
+    change = parsed.detail
     worker = apply_ec2_state(
-        current().workers,
-        parsed.detail.instance_id,
-        parsed.detail.state,
-        event_time=parsed.time,
-        now=datetime.now(UTC),
+        current().workers, change.instance_id, change.state, event_time=parsed.time, now=current().now()
     )
+    worker_id = worker.worker_id if worker else None
     logger.info(
-        "ec2 state change",
-        extra={
-            "instance_id": parsed.detail.instance_id,
-            "state": parsed.detail.state,
-            "worker": worker and worker.worker_id,
-        },
+        "ec2 state change", extra={"instance_id": change.instance_id, "state": change.state, "worker": worker_id}
     )
-    return {"applied": worker is not None, "worker_id": worker.worker_id if worker else None}
+    return {"applied": worker is not None, "worker_id": worker_id}

@@ -23,7 +23,16 @@ from cmlcm.ports.aws import (
     LaunchSpec,
     WorkflowStarter,
 )
-from cmlcm.ports.bundles import CollectPorts, LabPorts, LicencePorts, OpsPorts, PolicyPorts, ProvisionPorts, WorkerPorts
+from cmlcm.ports.bundles import (
+    CollectionRunPorts,
+    CollectPorts,
+    LabPorts,
+    LicencePorts,
+    OpsPorts,
+    PolicyPorts,
+    ProvisionPorts,
+    WorkerPorts,
+)
 from cmlcm.ports.cml import (
     CmlController,
     CmlControllers,
@@ -59,6 +68,7 @@ __all__ = [
     "CmlProbe",
     "CmlReader",
     "CollectPorts",
+    "CollectionRunPorts",
     "CollectRuns",
     "ConnectionPoster",
     "ConnectionStore",

@@ -15,7 +15,7 @@ from datetime import timedelta
 from cmlcm.domain.licences import REGISTRATION_DEADLINE
 from cmlcm.ports.aws import CloudWatchPort, Ec2Port, WorkflowStarter
 from cmlcm.ports.cml import CmlControllers, CmlProbe
-from cmlcm.ports.jobs import JobRepository
+from cmlcm.ports.jobs import CollectRuns, JobRepository, JobSchedules
 from cmlcm.ports.storage import (
     LabRepository,
     LicenceTokenStore,
@@ -37,6 +37,11 @@ class WorkerPorts:
     ec2_for: Callable[[str], Ec2Port]
     #: Releases a deleted worker's unique name (None where names are not tracked, e.g. unit tests).
     release_name: Callable[[str], None] | None = None
+    #: A deleted worker's lab rows and licence token secret are forgotten here (None: not tracked).
+    labs: LabRepository | None = None
+    tokens: LicenceTokenStore | None = None
+    #: The collection's metric samples (`GET /workers/{id}/metrics`).
+    samples: SampleRepository | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,8 @@ class CollectPorts:
     schedules: ScheduleRepository | None = None
     #: The labs table, synced from each controller's bulk lab read; None leaves it alone.
     labs: LabRepository | None = None
+    #: Where a batch of a collection run stores its outcome (None: a refresh, not part of a run).
+    collect_runs: CollectRuns | None = None
 
 
 @dataclass(frozen=True)
@@ -97,3 +104,15 @@ class OpsPorts:
 
     jobs: JobRepository
     refresh_limiter: RefreshLimiter
+
+
+@dataclass(frozen=True)
+class CollectionRunPorts:
+    """A collection run's plan and summary steps: its lease and heartbeat, its batches, the
+    schedules it puts back."""
+
+    workers: WorkerRepository
+    settings: SettingsRepository
+    jobs: JobRepository
+    job_schedules: JobSchedules
+    collect_runs: CollectRuns

@@ -25,9 +25,10 @@ from functools import partial
 from typing import Literal
 
 from cmlcm.domain.cml import FACTS, FULL_READ, CmlReading, CmlSystem, Fact, ReadPlan, facts_turn, labs_digest
+from cmlcm.domain.collection import BatchCounts
 from cmlcm.domain.errors import ConcurrentModification, ExternalServiceError
 from cmlcm.domain.idle import decide_idle
-from cmlcm.domain.jobs import MetricSample
+from cmlcm.domain.jobs import Metric, MetricSample
 from cmlcm.domain.labs import Lab, plan_lab_sync
 from cmlcm.domain.settings import Settings
 from cmlcm.domain.workers import (
@@ -49,30 +50,16 @@ from cmlcm.ports import (
 from cmlcm.services.labs import lab_from_cml
 from cmlcm.services.licences import observed_licence, progress_licence
 from cmlcm.services.policy import IDLE_POLICY, apply_policies
-from cmlcm.services.workers import mutate
+from cmlcm.services.workers import get_worker, mutate
 
 #: Causes recorded on what the collector writes (live events say who changed a worker).
 COLLECTOR = ChangeCause(kind="collector")
 
 
 @dataclass
-class CollectResult:
-    """What one collection did; summed across Map branches by the summary step."""
+class CollectResult(BatchCounts):
+    """What one collection did: the counts a run sums (stored per batch), and what stays with the batch."""
 
-    workers: int = 0
-    changed: int = 0
-    failed: int = 0
-    written: int = 0
-    samples: int = 0
-    paused: int = 0
-    schedule_stopped: int = 0
-    schedule_started: int = 0
-    #: Lab rows put or deleted (labs that changed, appeared or disappeared on their controller).
-    labs_written: int = 0
-    #: CML requests made by the readings that succeeded (logins included).
-    cml_requests: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
-    duration_ms: int = 0
     #: Wall time of each step (records, ec2_describe, ec2_status, cloudwatch, cml, write, pause,
     #: samples); ec2_status, cloudwatch and cml overlap. Logged per batch, not summed by the Map.
     phases_ms: dict[str, int] = field(default_factory=dict)
@@ -91,21 +78,15 @@ class CollectResult:
         finally:
             self.phases_ms[name] = self.phases_ms.get(name, 0) + int((time.perf_counter() - started) * 1000)
 
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "workers": self.workers,
-            "changed": self.changed,
-            "failed": self.failed,
-            "written": self.written,
-            "samples": self.samples,
-            "paused": self.paused,
-            "schedule_stopped": self.schedule_stopped,
-            "schedule_started": self.schedule_started,
-            "labs_written": self.labs_written,
-            "cml_requests": self.cml_requests,
-            "errors": dict(self.errors),
-            "duration_ms": self.duration_ms,
-        }
+    def metrics(self) -> list[Metric]:
+        """The batch's workers by status (and paused): summed over a run's batches by CloudWatch,
+        they are the dashboard's fleet by status and hours saved; and what the workers a policy
+        keeps stopped would cost running (integrated over time: the money saved). None for an
+        empty batch."""
+        if not self.fleet:
+            return []
+        by_status = [Metric(f"Fleet_{status}", count) for status, count in sorted(self.fleet.items())]
+        return [*by_status, Metric("PolicySavingsUsdPerHour", self.policy_savings_usd_per_hour)]
 
 
 @dataclass(frozen=True)
@@ -466,10 +447,12 @@ async def _sync_labs(
 
 
 async def collect(
-    ports: CollectPorts, worker_ids: Sequence[str], *, now: datetime, full: bool = False
+    ports: CollectPorts, worker_ids: Sequence[str], *, now: datetime, full: bool = False, policies: bool = True
 ) -> CollectResult:
     """Collect and store the state of the given workers; see the module docstring. `full` reads
-    everything from every controller (an on-demand refresh), whatever the cadence."""
+    everything from every controller (an on-demand refresh), whatever the cadence; `policies`
+    applies the idle policy and the schedules afterwards (the scheduled collection does; a
+    refresh does not). Without a settings port there are no policies to apply."""
     started = time.perf_counter()
     result = CollectResult()
     with result.phase("records"):
@@ -524,7 +507,7 @@ async def collect(
             result.updated.append(fresh)
     result.written = len(result.updated)
     latest = {w.worker_id: w for w in workers} | {w.worker_id: w for w in result.updated}
-    if ports.settings is not None:
+    if policies and ports.settings is not None:
         with result.phase("pause"):
             policy = PolicyPorts(ports.workers, ports.settings, ports.ec2_for, ports.schedules)
             outcome = await asyncio.to_thread(apply_policies, policy, list(latest.values()), now=now)
@@ -558,21 +541,37 @@ def _state(instances: dict[str, InstanceInfo], instance_id: str | None) -> str |
     return info.state if info is not None else None
 
 
-def refresh_worker(
-    ports: CollectPorts,
-    limiter: RefreshLimiter,
-    worker: Worker,
-    *,
-    now: datetime,
-    min_interval: timedelta,
-) -> Worker:
-    """On-demand refresh of one worker through the same `collect`, at most once per interval
-    per worker (429 with Retry-After otherwise). Runs its own event loop: the API is sync."""
-    limiter.acquire(worker.worker_id, now=now, min_interval=min_interval)
+def collect_batch(
+    ports: CollectPorts, worker_ids: Sequence[str], *, run: str | None, batch: int | None, now: datetime
+) -> CollectResult:
+    """Collect one batch of a collection run (the Map iteration) and store its outcome where the
+    run's summary reads it. Runs its own event loop: the Lambda handler is sync."""
+    result = asyncio.run(collect(ports, worker_ids, now=now))
+    if ports.collect_runs is not None and run is not None and batch is not None:
+        ports.collect_runs.put_result(run, batch, result.as_dict())
+    return result
+
+
+def refresh_worker(ports: CollectPorts, limiter: RefreshLimiter, key: str, *, now: datetime) -> Worker:
+    """On-demand refresh of one worker (by id or instance id) through the same `collect`, at most
+    once per the settings' `refresh_min_interval_seconds` per worker (429 with Retry-After
+    otherwise). Runs its own event loop: the API is sync."""
+    worker = get_worker(ports.workers, key)
+    settings = ports.settings.get() if ports.settings is not None else Settings()
+    limiter.acquire(worker.worker_id, now=now, min_interval=timedelta(seconds=settings.refresh_min_interval_seconds))
     # Looking at a worker must not pause it: the idle policy runs on the schedule only. A refresh
     # reads everything (the user asked for fresh figures, not the cadence's).
-    result = asyncio.run(collect(replace(ports, settings=None), [worker.worker_id], now=now, full=True))
+    result = asyncio.run(collect(ports, [worker.worker_id], now=now, full=True, policies=False))
     return result.updated[0] if result.updated else ports.workers.get(worker.worker_id)
 
 
-__all__ = ["COLLECTOR", "IDLE_POLICY", "CollectPorts", "CollectResult", "collect", "observe", "refresh_worker"]
+__all__ = [
+    "COLLECTOR",
+    "IDLE_POLICY",
+    "CollectPorts",
+    "CollectResult",
+    "collect",
+    "collect_batch",
+    "observe",
+    "refresh_worker",
+]

@@ -1,5 +1,6 @@
-"""A collection run's shape: its batches written where the Distributed Map reads them, each batch's
-outcome recorded, and the run's totals summed from them (a batch without an outcome failed).
+"""A collection run across the state machine's steps: plan it (lease, schedules put back, the
+batches written where the Distributed Map reads them), record each batch's outcome, and finish it
+(sum the outcomes, record the heartbeat, give the lease back).
 
 Nothing here grows the state machine's payload: batches and outcomes live in the `CollectRuns`
 store, and only keys and counts travel through the state.
@@ -7,68 +8,18 @@ store, and only keys and counts travel through the state.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from cmlcm.domain.collection import BatchCounts, RunSummary, partition, run_name, summarize
+from cmlcm.domain.jobs import COLLECT_JOB, RunTrigger
+from cmlcm.ports import CollectionRunPorts, CollectRuns
+from cmlcm.services.jobs import begin_run, end_run, finish_run, heal_schedule_states, job_intervals
+from cmlcm.services.settings import heal_schedule_rates
 
-from cmlcm.ports import CollectRuns
-
-
-class BatchOutcome(BaseModel):
-    """What one batch collector did (or, for a batch that stored none, that all of it failed)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    workers: int = 0
-    changed: int = 0
-    failed: int = 0
-    written: int = 0
-    samples: int = 0
-    paused: int = 0
-    schedule_stopped: int = 0
-    schedule_started: int = 0
-    errors: dict[str, int] = {}
-    batch_failed: bool = False
-
-
-class RunSummary(BaseModel):
-    """A run's totals, as recorded on the heartbeat and published as metrics."""
-
-    model_config = ConfigDict(frozen=True)
-
-    workers: int
-    changed: int
-    failed: int
-    written: int
-    samples: int
-    paused: int
-    schedule_stopped: int = 0
-    schedule_started: int = 0
-    batches: int
-    batches_failed: int
-    duration_ms: int
-    errors: dict[str, int]
-
-    @property
-    def succeeded(self) -> bool:
-        return self.batches_failed == 0
-
-    def as_summary(self) -> dict[str, int | float | str]:
-        """The heartbeat's `last_summary` (numbers only; error classes are metrics)."""
-        return self.model_dump(exclude={"errors"})
-
-
-def run_name(execution: str) -> str:
-    """The run's key segment: the execution's name (the last part of its ARN), unique per state machine."""
-    return execution.rsplit(":", 1)[-1]
-
-
-def partition(worker_ids: Sequence[str], batch_size: int) -> list[list[str]]:
-    """Consecutive batches of at most `batch_size` ids, in order."""
-    size = max(1, batch_size)
-    return [list(worker_ids[i : i + size]) for i in range(0, len(worker_ids), size)]
+__all__ = ["CollectionPlan", "finish_collection", "outcomes", "plan_collection", "plan_run", "run_name"]
 
 
 def plan_run(runs: CollectRuns, run: str, worker_ids: Sequence[str], *, batch_size: int) -> tuple[str, int]:
@@ -77,34 +28,88 @@ def plan_run(runs: CollectRuns, run: str, worker_ids: Sequence[str], *, batch_si
     return runs.put_batches(run, batches), len(batches)
 
 
-def outcomes(runs: CollectRuns, run: str) -> list[BatchOutcome]:
+def outcomes(runs: CollectRuns, run: str) -> list[BatchCounts]:
     """Every batch's outcome in batch order; a batch that stored none (it failed after its retries,
     or the Map itself failed) counts all its workers as failed."""
     stored = runs.results(run)
     return [
-        BatchOutcome.model_validate(stored[index])
+        BatchCounts.from_stored(stored[index])
         if index in stored
-        else BatchOutcome(workers=len(batch), failed=len(batch), batch_failed=True)
+        else BatchCounts(workers=len(batch), failed=len(batch), batch_failed=True)
         for index, batch in enumerate(runs.batches(run))
     ]
 
 
-def summarize(results: Sequence[BatchOutcome], *, started_at: datetime, now: datetime) -> RunSummary:
-    """Sum a run's batch outcomes."""
-    errors: Counter[str] = Counter()
-    for result in results:
-        errors.update(result.errors)
-    return RunSummary(
-        workers=sum(r.workers for r in results),
-        changed=sum(r.changed for r in results),
-        failed=sum(r.failed for r in results),
-        written=sum(r.written for r in results),
-        samples=sum(r.samples for r in results),
-        paused=sum(r.paused for r in results),
-        schedule_stopped=sum(r.schedule_stopped for r in results),
-        schedule_started=sum(r.schedule_started for r in results),
-        batches=len(results),
-        batches_failed=sum(1 for r in results if r.batch_failed),
-        duration_ms=int((now - started_at).total_seconds() * 1000),
-        errors=dict(errors),
+@dataclass(frozen=True)
+class CollectionPlan:
+    """What the plan step decided: the run's batches, or a skipped run."""
+
+    started_at: datetime
+    skipped: bool = False
+    run: str = ""
+    batches_key: str = ""
+    batches: int = 0
+    workers: int = 0
+    max_concurrency: int = 1
+    #: Schedules whose state or rate could not be put back (schedule → what happened).
+    unhealed: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def as_state(self) -> dict[str, Any]:
+        """The state machine's input for the Map and the summary."""
+        return {
+            "skipped": self.skipped,
+            "run": self.run,
+            "batches_key": self.batches_key,
+            "batches": self.batches,
+            "workers": self.workers,
+            "max_concurrency": self.max_concurrency,
+            "started_at": self.started_at.isoformat(),
+        }
+
+
+def _problems(results: dict[str, str]) -> dict[str, str]:
+    return {job: result for job, result in results.items() if result not in ("ok", "none")}
+
+
+def plan_collection(
+    ports: CollectionRunPorts, run_id: str, *, now: datetime, trigger: RunTrigger = "schedule", by: str | None = None
+) -> CollectionPlan:
+    """Take the run's lease (another run still going, or a scheduled run of a paused collection:
+    the run ends at once, recorded as skipped), list the active workers (index query, ids only)
+    and write their batches; put the schedules back on the settings' intervals and the jobs'
+    pause records (a deployment resets both)."""
+    settings = ports.settings.get()
+    # Before the lease: a paused collection's scheduled run (re-enabled by a deployment) disables
+    # its schedule again on its way out.
+    unhealed = {"states": _problems(heal_schedule_states(ports.job_schedules, ports.jobs))}
+    interval = job_intervals(settings)[COLLECT_JOB]
+    if begin_run(ports.jobs, COLLECT_JOB, run_id, interval_seconds=interval, now=now, trigger=trigger, by=by) is None:
+        return CollectionPlan(started_at=now, skipped=True, unhealed=unhealed)
+    try:
+        unhealed["rates"] = _problems(heal_schedule_rates(ports.job_schedules, settings))
+        worker_ids = ports.workers.active_ids()
+        key, batches = plan_run(
+            ports.collect_runs, run_name(run_id), worker_ids, batch_size=settings.collect_batch_size
+        )
+    except Exception:
+        end_run(ports.jobs, COLLECT_JOB, run_id)  # the run ends here: the next need not wait
+        raise
+    return CollectionPlan(
+        started_at=now,
+        run=run_name(run_id),
+        batches_key=key,
+        batches=batches,
+        workers=len(worker_ids),
+        max_concurrency=settings.collect_max_concurrency,
+        unhealed=unhealed,
     )
+
+
+def finish_collection(
+    ports: CollectionRunPorts, run: str, *, execution: str | None, started_at: datetime, now: datetime
+) -> RunSummary:
+    """Sum the run's batch outcomes, record the heartbeat and give the execution's lease back."""
+    summary = summarize(outcomes(ports.collect_runs, run), started_at=started_at, now=now)
+    interval = job_intervals(ports.settings.get())[COLLECT_JOB]
+    finish_run(ports.jobs, COLLECT_JOB, execution, summary.outcome(), interval_seconds=interval, now=now)
+    return summary

@@ -11,9 +11,10 @@ overlaps a scheduled run: the lease is held (409) or the run is started holding 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from cmlcm.domain.errors import Conflict, ExternalServiceError, NotFound
 from cmlcm.domain.jobs import (
@@ -22,6 +23,7 @@ from cmlcm.domain.jobs import (
     RECONCILE_JOB,
     JobControl,
     JobHeartbeat,
+    JobOutcome,
     RunTrigger,
     next_run_at,
 )
@@ -52,6 +54,15 @@ def trigger_of(event_input: Any) -> tuple[RunTrigger, str | None]:
         by = event_input.get("by")
         return "manual", str(by)[:128] if by is not None else None
     return "schedule", None
+
+
+def run_of(event: Any, request_id: str) -> tuple[RunTrigger, str | None, str]:
+    """(trigger, by, run id) of a Lambda-invoked run: a manual run keeps the jobs API's run id
+    (its payload's), a scheduled one takes its request id. An async invocation retried by Lambda
+    keeps both, so a retry reclaims its own lease."""
+    trigger, by = trigger_of(event)
+    run_id = str(event.get("run_id") or request_id) if trigger == "manual" else request_id
+    return trigger, by, run_id
 
 
 def check_job(job: str) -> str:
@@ -86,6 +97,43 @@ def begin_run(
         _record_skip(jobs, job, interval_seconds, now, "lease_held")
         return None
     return record_start(jobs, job, interval_seconds=interval_seconds, now=now, trigger=trigger, by=by)
+
+
+OutcomeT = TypeVar("OutcomeT", bound=JobOutcome)
+
+
+def run_job(
+    jobs: JobRepository,
+    job: str,
+    run_id: str,
+    work: Callable[[], OutcomeT],
+    *,
+    interval_seconds: int,
+    clock: Callable[[], datetime],
+    trigger: RunTrigger = "schedule",
+    by: str | None = None,
+) -> OutcomeT | None:
+    """One run of `job` in one process: begin it (None when it may not run: see `begin_run`), do
+    `work`, record its outcome on the heartbeat and give the lease back (also when `work` raises:
+    the heartbeat then says running until the next run)."""
+    if begin_run(jobs, job, run_id, interval_seconds=interval_seconds, now=clock(), trigger=trigger, by=by) is None:
+        return None
+    try:
+        outcome = work()
+        record_finish(jobs, job, interval_seconds=interval_seconds, now=clock(), outcome=outcome)
+        return outcome
+    finally:
+        end_run(jobs, job, run_id)
+
+
+def finish_run(
+    jobs: JobRepository, job: str, run_id: str | None, outcome: JobOutcome, *, interval_seconds: int, now: datetime
+) -> None:
+    """The end of a run begun in another process (the collection's summary step): record the
+    outcome, then give the lease back."""
+    record_finish(jobs, job, interval_seconds=interval_seconds, now=now, outcome=outcome)
+    if run_id:
+        end_run(jobs, job, run_id)
 
 
 def _record_skip(jobs: JobRepository, job: str, interval_seconds: int, now: datetime, reason: str) -> None:
@@ -132,16 +180,15 @@ def record_finish(
     *,
     interval_seconds: int,
     now: datetime,
-    succeeded: bool,
-    summary: dict[str, int | float | str],
+    outcome: JobOutcome,
 ) -> JobHeartbeat:
     previous = jobs.get(job) or JobHeartbeat(job=job, interval_seconds=interval_seconds)
     beat = previous.model_copy(
         update={
             "interval_seconds": interval_seconds,
             "last_finished_at": now,
-            "last_status": "succeeded" if succeeded else "failed",
-            "last_summary": summary,
+            "last_status": "succeeded" if outcome.succeeded else "failed",
+            "last_summary": outcome.summary,
         }
     )
     jobs.put(beat)

@@ -103,14 +103,6 @@ async def _forget(worker: Worker, repo: LabRepository, lab_id: str) -> None:
         await asyncio.to_thread(repo.write, [], [stored])
 
 
-def forget_labs(repo: LabRepository, worker_id: str) -> int:
-    """Drop every stored lab row of a deleted worker; returns how many."""
-    rows = repo.list(worker_id)
-    if rows:
-        repo.write([], rows)
-    return len(rows)
-
-
 def require_running(worker: Worker) -> None:
     """CML is only reachable on a running worker: 409 naming `status` otherwise."""
     if worker.status != WorkerStatus.RUNNING:
@@ -208,7 +200,6 @@ __all__ = [
     "LabSyncResult",
     "delete_lab",
     "download_lab",
-    "forget_labs",
     "import_lab",
     "lab_action",
     "lab_from_cml",

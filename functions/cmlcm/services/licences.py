@@ -16,11 +16,9 @@ from cmlcm.domain.workers import Licence, LicenceOperation, Worker, WorkerError,
 from cmlcm.ports import (
     CmlController,
     CmlLicensingDetails,
-    LabRepository,
     LicencePorts,
-    LicenceTokenStore,
 )
-from cmlcm.services.labs import forget_labs, on_controller, require_running
+from cmlcm.services.labs import on_controller, require_running
 from cmlcm.services.workers import get_worker, mutate
 
 
@@ -175,27 +173,10 @@ def deregister_licence(ports: LicencePorts, key: str, *, now: datetime) -> Worke
     return mutate(ports.workers, worker.worker_id, released)
 
 
-def forget_deleted_worker(labs: LabRepository, tokens: LicenceTokenStore, worker_id: str) -> list[str]:
-    """After a worker's record is deleted: drop its lab rows and schedule its licence token secret
-    for deletion. Best effort (the record is already gone, so a fault cannot be recorded on it):
-    returns what was left behind, for the caller to log."""
-    left: list[str] = []
-    try:
-        forget_labs(labs, worker_id)
-    except ExternalServiceError as exc:
-        left.append(f"lab rows ({exc})")
-    try:
-        tokens.forget(worker_id)
-    except ExternalServiceError as exc:
-        left.append(f"licence token secret ({exc})")
-    return left
-
-
 __all__ = [
     "REGISTRATION_DEADLINE",
     "LicencePorts",
     "deregister_licence",
-    "forget_deleted_worker",
     "get_licence",
     "observed_licence",
     "poll_licence",

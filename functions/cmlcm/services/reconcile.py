@@ -23,14 +23,18 @@ log and metrics; and the jobs API's run now / pause / resume of `reconcile` cove
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Literal
 
 from cmlcm.domain.errors import ExternalServiceError
+from cmlcm.domain.jobs import RECONCILE_JOB, JobOutcome, Metric, RunTrigger
 from cmlcm.domain.workers import MANAGED_BY_TAG, MANAGED_BY_VALUE, WORKER_ID_TAG, ChangeCause, Worker, WorkerStatus
-from cmlcm.ports import ProvisionPorts, WorkerQuery, WorkerRepository
+from cmlcm.ports import JobRepository, ProvisionPorts, WorkerQuery, WorkerRepository
 from cmlcm.services import provisioning
+from cmlcm.services.jobs import job_intervals, run_job
 from cmlcm.services.workers import mutate
 
 RECONCILER = ChangeCause(kind="reconciler", by="reconciler")
@@ -53,6 +57,62 @@ class Finding:
 
     def as_dict(self) -> dict[str, str | None]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class ReconcileOutcome(JobOutcome):
+    """A reconciliation's outcome (its heartbeat and metrics) and its findings."""
+
+    findings: tuple[Finding, ...] = ()
+
+
+#: The finding kinds counted as metrics every run (`Reconcile_<kind>`, 0 included: the alarms read them).
+COUNTED_KINDS: tuple[FindingKind, ...] = (
+    "unrecorded_instance",
+    "failed_with_live_instance",
+    "vanished_instance",
+    "auto_imported",
+)
+
+
+def outcome_of(findings: Sequence[Finding]) -> ReconcileOutcome:
+    """The run succeeded unless an action failed; counts by kind, and how many workers were auto-imported."""
+    counts = Counter(f.kind for f in findings)
+    summary: dict[str, int | float | str] = {kind: n for kind, n in counts.items()}
+    summary["findings"] = len(findings)
+    summary["auto_imported_workers"] = sum(1 for f in findings if f.kind == "auto_imported" and f.action == "imported")
+    return ReconcileOutcome(
+        succeeded=not any(f.action == "failed" for f in findings),
+        summary=summary,
+        metrics=tuple(Metric(f"Reconcile_{kind}", counts.get(kind, 0)) for kind in COUNTED_KINDS),
+        findings=tuple(findings),
+    )
+
+
+def reconcile_run(
+    ports: ProvisionPorts,
+    jobs: JobRepository,
+    regions: tuple[str, ...],
+    run_id: str,
+    *,
+    clock: Callable[[], datetime],
+    trigger: RunTrigger = "schedule",
+    by: str | None = None,
+) -> ReconcileOutcome | None:
+    """One reconciliation as a run of the `reconcile` job (lease, heartbeat); None when it may not
+    run (another run holds the lease, or the schedule started it while the job is paused)."""
+    interval = job_intervals(ports.settings.get())[RECONCILE_JOB]
+    now = clock()
+    return run_job(
+        jobs,
+        RECONCILE_JOB,
+        run_id,
+        lambda: outcome_of(reconcile(ports, regions=regions, now=now)),
+        interval_seconds=interval,
+        clock=clock,
+        trigger=trigger,
+        by=by,
+    )
 
 
 def all_workers(repo: WorkerRepository) -> list[Worker]:

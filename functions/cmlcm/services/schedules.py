@@ -55,6 +55,22 @@ def get_schedule(repo: ScheduleRepository, workers: WorkerRepository, name: str,
     return ScheduleReport(schedule, schedule_state(schedule, now), followers.get(name, []))
 
 
+def override_schedule(
+    repo: ScheduleRepository,
+    workers: WorkerRepository,
+    name: str,
+    *,
+    state: Desired,
+    until: datetime | time,
+    worker_ids: tuple[str, ...] = (),
+    note: str | None = None,
+    now: datetime,
+) -> ScheduleReport:
+    """`add_override`, answered with the schedule as `get_schedule` reports it."""
+    add_override(repo, name, state=state, until=until, worker_ids=worker_ids, note=note, now=now)
+    return get_schedule(repo, workers, name, now=now)
+
+
 def create_schedule(repo: ScheduleRepository, schedule: Schedule, *, now: datetime) -> Schedule:
     return repo.add(_without_expired(schedule, now).model_copy(update={"version": 0}))
 

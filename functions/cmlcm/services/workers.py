@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from cmlcm.domain.errors import ConcurrentModification, ExternalServiceError, IllegalTransition, NotFound
+from cmlcm.domain.jobs import MetricSample
 from cmlcm.domain.workers import (
     MANAGED_BY_TAG,
     MANAGED_BY_VALUE,
@@ -22,7 +23,15 @@ from cmlcm.domain.workers import (
     WorkerError,
     WorkerStatus,
 )
-from cmlcm.ports import Ec2Port, Page, WorkerPorts, WorkerQuery, WorkerRepository
+from cmlcm.ports import (
+    Ec2Port,
+    LabRepository,
+    LicenceTokenStore,
+    Page,
+    WorkerPorts,
+    WorkerQuery,
+    WorkerRepository,
+)
 
 #: Attempts of read-modify-write before a 409 ConcurrentModification reaches the caller.
 LOCK_ATTEMPTS = 5
@@ -181,6 +190,8 @@ class Deletion:
 
     worker: Worker
     instance: Literal["terminating", "released", "gone", "none"]
+    #: What of the worker's data could not be forgotten (lab rows, token secret), for the log.
+    left: tuple[str, ...] = ()
 
     @property
     def worker_id(self) -> str:
@@ -214,7 +225,35 @@ def delete_worker(ports: WorkerPorts, key: str, *, terminate_instance: bool, now
     ports.workers.delete(worker.worker_id)
     if ports.release_name is not None:
         ports.release_name(worker.name)
-    return Deletion(worker=worker, instance=outcome)
+    left = forget_deleted_worker(ports.labs, ports.tokens, worker.worker_id)
+    return Deletion(worker=worker, instance=outcome, left=tuple(left))
+
+
+def forget_deleted_worker(labs: LabRepository | None, tokens: LicenceTokenStore | None, worker_id: str) -> list[str]:
+    """After a worker's record is deleted: drop its lab rows and schedule its licence token secret
+    for deletion. Best effort (the record is already gone, so a fault cannot be recorded on it):
+    returns what was left behind, for the caller to log."""
+    left: list[str] = []
+    try:
+        rows = labs.list(worker_id) if labs is not None else []
+        if labs is not None and rows:
+            labs.write([], rows)
+    except ExternalServiceError as exc:
+        left.append(f"lab rows ({exc})")
+    try:
+        if tokens is not None:
+            tokens.forget(worker_id)
+    except ExternalServiceError as exc:
+        left.append(f"licence token secret ({exc})")
+    return left
+
+
+def worker_samples(ports: WorkerPorts, key: str, *, since: datetime) -> tuple[Worker, list[MetricSample]]:
+    """The worker (by id or instance id) and its metric samples since `since`, oldest first."""
+    worker = get_worker(ports.workers, key)
+    if ports.samples is None:
+        return worker, []
+    return worker, ports.samples.recent(worker.worker_id, since=since)
 
 
 def update_tags(

@@ -23,6 +23,8 @@ from cmlcm.domain.workers import (
     WorkerMetrics,
     WorkerStatus,
 )
+from cmlcm.services.provisioning import Created, CreateWorker
+from cmlcm.services.workers import Deletion
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
@@ -164,6 +166,15 @@ class WorkerDeleted(ApiModel):
     )
     worker: WorkerView
 
+    @classmethod
+    def of(cls, deletion: Deletion) -> WorkerDeleted:
+        return cls(
+            worker_id=deletion.worker_id,
+            record="deleted",
+            instance=deletion.instance,
+            worker=WorkerView.of(deletion.worker),
+        )
+
 
 class ErrorBody(ApiModel):
     """The one error shape: a code, a message for people, and the field at fault (or null)."""
@@ -280,6 +291,19 @@ class CreateWorkerRequest(ApiModel):
     def _tags(cls, tags: dict[str, str]) -> dict[str, str]:
         return check_tags(tags)
 
+    def command(self, *, default_owner: str | None) -> CreateWorker:
+        """The service's command; the owner defaults to the caller."""
+        return CreateWorker(
+            name=self.name,
+            region=self.region,
+            instance_type=self.instance_type,
+            ami_id=self.ami_id,
+            owner=self.owner or default_owner,
+            tags=self.tags,
+            ami_name=self.ami_name,
+            cml_version=self.cml_version,
+        )
+
 
 class ImportWorkersRequest(ApiModel):
     """Exactly one of `instance_id` (one instance) or `ami_name_pattern` (every match)."""
@@ -327,6 +351,10 @@ class CreatedWorker(ApiModel):
     worker: WorkerView
     execution_arn: str | None = Field(description="The provisioning saga's execution (null on a replay)")
     replayed: bool = Field(description="True when this answers a repeated Idempotency-Key")
+
+    @classmethod
+    def of(cls, created: Created) -> CreatedWorker:
+        return cls(worker=WorkerView.of(created.worker), execution_arn=created.execution_arn, replayed=created.replayed)
 
 
 class ImportResult(ApiModel):

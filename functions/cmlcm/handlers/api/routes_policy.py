@@ -109,15 +109,15 @@ def delete_schedule(name: str) -> Response[None]:
 def add_override(name: str, body: OverrideRequest) -> ScheduleView:
     """E.g. keep running until 20:00 today: `{"state": "running", "until": "20:00"}` (for some
     workers only with `worker_ids`). Expired overrides are dropped."""
-    ports = current().ports(PolicyPorts)
-    now = current().now()
-    schedules.add_override(
-        current().schedules,
+    c = current()
+    report = schedules.override_schedule(
+        c.schedules,
+        c.workers,
         _name(name),
         state=body.state,
         until=body.until_value(),
         worker_ids=tuple(body.worker_ids),
         note=body.note,
-        now=now,
+        now=c.now(),
     )
-    return _view(schedules.get_schedule(current().schedules, ports.workers, name, now=now))
+    return _view(report)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response, content_types
@@ -33,10 +33,11 @@ from cmlcm.handlers.api.models import (
     view_of,
 )
 from cmlcm.ports import CollectPorts, ProvisionPorts, WorkerPorts, WorkerQuery
-from cmlcm.services import collect, licences, provisioning, scoping
+from cmlcm.services import collect, provisioning, scoping
 from cmlcm.services import workers as svc
 
 router = Router()
+PortsT = TypeVar("PortsT")
 logger = Logger(child=True)
 VIEWER, OPERATOR, ADMIN = requires(Role.VIEWER), requires(Role.OPERATOR), requires(Role.ADMIN)
 
@@ -57,10 +58,14 @@ def _check_region(region: str | None) -> None:
         raise ValidationFailed(f"region is not supported; use one of {', '.join(get_config().regions)}", field="region")
 
 
-def _ports() -> WorkerPorts:
-    """The worker ports as this caller may see them (per-user scoping, enforced by the services'
+def _scoped(bundle: type[PortsT]) -> PortsT:
+    """The ports as this caller may see them (per-user scoping, enforced by the services'
     repository view: an out-of-scope worker is a 404)."""
-    return scoping.scoped(current().ports(WorkerPorts), deps.scope(router.current_event.raw_event))
+    return scoping.scoped(current().ports(bundle), deps.scope(router.current_event.raw_event))
+
+
+def _ports() -> WorkerPorts:
+    return _scoped(WorkerPorts)
 
 
 def _cause() -> ChangeCause:
@@ -95,29 +100,13 @@ def create_worker(
     """202 with the PENDING worker and the saga's execution; a replay of the same
     Idempotency-Key returns the same worker (200) and never creates a second one."""
     _check_region(body.region)
-    request = provisioning.CreateWorker(
-        name=body.name,
-        region=body.region,
-        instance_type=body.instance_type,
-        ami_id=body.ami_id,
-        owner=body.owner or caller_name(router.current_event.raw_event),
-        tags=body.tags,
-        ami_name=body.ami_name,
-        cml_version=body.cml_version,
-    )
+    request = body.command(default_owner=caller_name(router.current_event.raw_event))
+    c = current()
     created = provisioning.create_worker(
-        current().ports(ProvisionPorts),
-        request,
-        worker_id=current().new_worker_id(),
-        idempotency_key=idempotency_key,
-        now=current().now(),
+        c.ports(ProvisionPorts), request, worker_id=c.new_worker_id(), idempotency_key=idempotency_key, now=c.now()
     )
-    result = CreatedWorker(
-        worker=WorkerView.of(created.worker), execution_arn=created.execution_arn, replayed=created.replayed
-    )
-    return Response(
-        status_code=200 if created.replayed else 202, content_type=content_types.APPLICATION_JSON, body=result
-    )
+    status = 200 if created.replayed else 202
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=CreatedWorker.of(created))
 
 
 @router.post("/workers/import", middlewares=[ADMIN], summary="Import existing instances")
@@ -168,31 +157,24 @@ def terminate_worker(worker_id: str) -> WorkerView:
 @router.delete("/workers/<worker_id>", middlewares=[ADMIN], summary="Delete the record")
 def delete_worker(worker_id: str, terminate_instance: Annotated[QueryBool, Query()] = "true") -> WorkerDeleted:
     """`terminate_instance=true` (default) terminates the instance first; `false` releases it
-    (removes the ManagedBy/WorkerId tags) and keeps it running outside the product. The answer
-    says what happened to the instance, with the record as it was."""
+    (removes the ManagedBy/WorkerId tags) and keeps it running outside the product; the worker's
+    lab rows and licence token secret are forgotten. The answer says what happened to the
+    instance, with the record as it was."""
     deletion = svc.delete_worker(
         _ports(), worker_id, terminate_instance=terminate_instance == "true", now=current().now()
     )
-    left = licences.forget_deleted_worker(current().labs, current().tokens, deletion.worker_id)
-    if left:
-        logger.warning("worker deleted; some of its data was left behind", worker_id=deletion.worker_id, left=left)
-    return WorkerDeleted(
-        worker_id=deletion.worker_id,
-        record="deleted",
-        instance=deletion.instance,
-        worker=WorkerView.of(deletion.worker),
-    )
+    if deletion.left:
+        logger.warning(
+            "worker deleted; some of its data was left behind", worker_id=deletion.worker_id, left=deletion.left
+        )
+    return WorkerDeleted.of(deletion)
 
 
 @router.post("/workers/<worker_id>/refresh", middlewares=[OPERATOR], summary="Collect this worker now")
 def refresh_worker(worker_id: str) -> WorkerView:
     """Same collection as the schedule, for one worker; 429 with Retry-After when repeated
     within the settings' refresh_min_interval_seconds."""
-    worker = svc.get_worker(_ports().workers, worker_id)
-    min_interval = timedelta(seconds=current().settings.get().refresh_min_interval_seconds)
-    refreshed = collect.refresh_worker(
-        current().ports(CollectPorts), current().refresh_limiter, worker, now=current().now(), min_interval=min_interval
-    )
+    refreshed = collect.refresh_worker(_scoped(CollectPorts), current().refresh_limiter, worker_id, now=current().now())
     return WorkerView.of(refreshed)
 
 
@@ -202,9 +184,7 @@ def worker_metrics(
 ) -> MetricSeries:
     """CPU, memory, running labs and nodes per collection, kept for METRICS_SAMPLE_TTL_HOURS
     (more `hours` than that is a 422 naming `hours`)."""
-    worker = svc.get_worker(_ports().workers, worker_id)
-    since = current().now() - timedelta(hours=hours)
-    samples = current().samples.recent(worker.worker_id, since=since)
+    worker, samples = svc.worker_samples(_ports(), worker_id, since=current().now() - timedelta(hours=hours))
     return MetricSeries(worker_id=worker.worker_id, samples=samples)
 
 
