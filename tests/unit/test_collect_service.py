@@ -13,9 +13,10 @@ from cmlcm.adapters.memory import InMemoryWorkerRepository
 from cmlcm.domain.cml import CmlReading
 from cmlcm.domain.errors import ExternalServiceError, TransientAwsError
 from cmlcm.domain.jobs import MetricSample
+from cmlcm.domain.observation import Observation, observe
 from cmlcm.domain.workers import ServiceStatus, Worker, WorkerError, WorkerStatus
 from cmlcm.ports import BulkResult, CollectPorts, InstanceInfo, InstanceUsage
-from cmlcm.services.collect import Observation, collect, observe
+from cmlcm.services.collect import collect
 from tests.support.fakes import Ec2Unexpected, SamplesUnexpected
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

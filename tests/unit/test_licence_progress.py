@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from cmlcm.domain.cml import CmlReading
+from cmlcm.domain.observation import Observation, observe
 from cmlcm.domain.workers import Licence, LicenceOperation, Worker, WorkerStatus
 from cmlcm.ports import InstanceInfo
-from cmlcm.services.collect import Observation, observe
 from cmlcm.services.licences import progress_licence
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

@@ -94,6 +94,18 @@ class WorkerError(_Value):
     at: datetime
 
 
+def keep_first_seen(previous: WorkerError | None, error: WorkerError | None) -> WorkerError | None:
+    """`error`, or `previous` when `error` is the same fault seen again (same source, kind and
+    message): a fault keeps the time it was first seen, so seeing it again rewrites nothing."""
+    if (
+        error is not None
+        and previous is not None
+        and previous.model_dump(exclude={"at"}) == error.model_dump(exclude={"at"})
+    ):
+        return previous
+    return error
+
+
 CauseKind = Literal["user", "saga", "collector", "idle_policy", "ec2_event", "reconciler", "schedule"]
 
 
@@ -435,6 +447,12 @@ class Worker(BaseModel):
 
     def record_error(self, error: WorkerError) -> Worker:
         return self.model_copy(update={"last_error": error, "updated_at": error.at})
+
+    def note_error(self, error: WorkerError) -> Worker:
+        """Record a fault seen while observing the worker (collection, licence poll); the same
+        fault seen again keeps its first time and changes nothing (`keep_first_seen`)."""
+        kept = keep_first_seen(self.last_error, error)
+        return self if kept is self.last_error else self.record_error(error)
 
     def touch(self, now: datetime, **changes: object) -> Worker:
         """Apply plain attribute changes (already validated by the caller) and stamp the time."""

@@ -1,46 +1,15 @@
-"""AWS ports: EC2, CloudWatch and the provisioning state machine, reduced to what the product uses."""
+"""AWS ports: EC2, CloudWatch and the provisioning state machine, reduced to what the product
+uses (the value objects they answer with are the domain's: `cmlcm.domain.ec2`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from cmlcm.domain.ec2 import ImageInfo, InstanceInfo, InstanceUsage
 from cmlcm.domain.errors import ExternalServiceError
-
-
-@dataclass(frozen=True)
-class InstanceInfo:
-    """What EC2 says about one instance, reduced to what the product uses."""
-
-    instance_id: str
-    state: str
-    instance_type: str | None = None
-    image_id: str | None = None
-    public_ip: str | None = None
-    private_ip: str | None = None
-    launch_time: datetime | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-    monitoring: str | None = None
-
-
-@dataclass(frozen=True)
-class ImageInfo:
-    """What EC2 says about one AMI, reduced to what a worker records of it."""
-
-    image_id: str
-    name: str | None = None
-    description: str | None = None
-    created_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class InstanceUsage:
-    """CloudWatch usage of one instance (None where no datapoint exists)."""
-
-    cpu_percent: float | None = None
-    memory_percent: float | None = None
 
 
 @dataclass(frozen=True)
@@ -106,3 +75,15 @@ class WorkflowStarter(Protocol):
     def start(self, *, name: str, payload: dict[str, Any]) -> str:
         """Start the provisioning state machine (execution name = worker id, so a repeat start
         of the same worker is the same execution); returns the execution ARN."""
+
+
+__all__ = [
+    "BulkResult",
+    "CloudWatchPort",
+    "Ec2Port",
+    "ImageInfo",
+    "InstanceInfo",
+    "InstanceUsage",
+    "LaunchSpec",
+    "WorkflowStarter",
+]

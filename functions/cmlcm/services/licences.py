@@ -58,12 +58,7 @@ def poll_licence(ports: LicencePorts, worker: Worker, *, now: datetime) -> Worke
             updated = _with_licence(current, _observed(current.licence, status, now), now)
         else:
             updated = _with_licence(current, progress_licence(current.licence, None, now=now), now)
-        if error is None or (
-            current.last_error is not None
-            and (current.last_error.model_dump(exclude={"at"}) == error.model_dump(exclude={"at"}))
-        ):
-            return updated  # the same fault seen again keeps its first time: no rewrite per poll
-        return updated.record_error(error)
+        return updated if error is None else updated.note_error(error)  # no rewrite per poll
 
     return mutate(ports.workers, worker.worker_id, change)
 

@@ -31,7 +31,8 @@ from typing import Literal
 
 from cmlcm.domain.errors import ExternalServiceError
 from cmlcm.domain.jobs import RECONCILE_JOB, JobOutcome, Metric, RunTrigger
-from cmlcm.domain.workers import MANAGED_BY_TAG, MANAGED_BY_VALUE, WORKER_ID_TAG, ChangeCause, Worker, WorkerStatus
+from cmlcm.domain.reconciliation import plan_region, vanished
+from cmlcm.domain.workers import MANAGED_BY_TAG, MANAGED_BY_VALUE, ChangeCause, Worker
 from cmlcm.ports import JobRepository, ProvisionPorts, WorkerQuery, WorkerRepository
 from cmlcm.services import provisioning
 from cmlcm.services.jobs import job_intervals, run_job
@@ -133,10 +134,9 @@ def reconcile(
     regions: tuple[str, ...],
     now: datetime,
 ) -> list[Finding]:
+    """Each region's plan (`cmlcm.domain.reconciliation`), acted on by the settings' policies."""
     settings = ports.settings.get()
     workers = all_workers(ports.workers)
-    by_instance = {w.instance_id: w for w in workers if w.instance_id}
-    by_id = {w.worker_id: w for w in workers}
     findings: list[Finding] = []
     for region in regions:
         ec2 = ports.ec2_for(region)
@@ -147,35 +147,30 @@ def reconcile(
                 Finding("unrecorded_instance", region, None, None, "failed", f"listing failed: {exc.message}")
             )
             continue
-        for instance in managed:
-            owner = by_instance.get(instance.instance_id) or by_id.get(instance.tags.get(WORKER_ID_TAG, ""))
-            if owner is None:
-                findings.append(
-                    _unrecorded(ports, settings.reconcile_policy_unrecorded, region, instance.instance_id, now)
-                )
-            elif owner.status in (WorkerStatus.FAILED, WorkerStatus.TERMINATED):
-                findings.append(_failed_live(ports, settings.reconcile_policy_failed_live, owner, instance.instance_id))
-        regional = [w for w in workers if w.region == region and w.is_active and w.instance_id]
-        findings.extend(_fill_image_details(ports, region, regional, now))
+        plan = plan_region(region, managed, workers)
+        for instance_id in plan.unrecorded:
+            findings.append(_unrecorded(ports, settings.reconcile_policy_unrecorded, region, instance_id, now))
+        for owner, instance_id in plan.failed_live:
+            findings.append(_failed_live(ports, settings.reconcile_policy_failed_live, owner, instance_id))
+        findings.extend(_fill_image_details(ports, region, list(plan.active), now))
         if settings.auto_import_enabled:
             findings.extend(_auto_import(ports, region, settings.defaults_for(region).ami_name_pattern, now))
         try:
-            known = ec2.describe([w.instance_id for w in regional])  # type: ignore[misc]  # these workers all have an instance id
+            known = ec2.describe([w.instance_id for w in plan.active])  # type: ignore[misc]  # these workers all have an instance id
         except ExternalServiceError:
             continue
-        for worker in regional:
-            if worker.instance_id not in known:
-                mutate(ports.workers, worker.worker_id, lambda w: w.instance_vanished(now=now), RECONCILER)
-                findings.append(
-                    Finding(
-                        "vanished_instance",
-                        region,
-                        worker.instance_id,
-                        worker.worker_id,
-                        "marked",
-                        "record marked terminated",
-                    )
+        for worker in vanished(plan.active, known):
+            mutate(ports.workers, worker.worker_id, lambda w: w.instance_vanished(now=now), RECONCILER)
+            findings.append(
+                Finding(
+                    "vanished_instance",
+                    region,
+                    worker.instance_id,
+                    worker.worker_id,
+                    "marked",
+                    "record marked terminated",
                 )
+            )
     return findings
 
 

@@ -1,0 +1,134 @@
+"""Observation of a collected worker: what one collection cycle saw of it (EC2, CloudWatch, CML)
+and the worker after it (`observe`). Pure: `now` is an argument, nothing is read or written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from cmlcm.domain.cml import CmlReading, CmlSystem
+from cmlcm.domain.ec2 import InstanceInfo, InstanceUsage
+from cmlcm.domain.licences import observed_licence, progress_licence
+from cmlcm.domain.workers import Licence, ServiceStatus, Worker, WorkerError, WorkerMetrics, keep_first_seen
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything collected about one worker in one cycle."""
+
+    instance: InstanceInfo | None
+    instance_missing: bool = False
+    checks: tuple[str | None, str | None] = (None, None)
+    usage: InstanceUsage = InstanceUsage()
+    reading: CmlReading | None = None
+    error: WorkerError | None = None
+    #: The fingerprint of the labs now in the labs table, when this cycle synced them.
+    labs_digest: str | None = None
+
+
+def _service_status(observation: Observation) -> ServiceStatus:
+    if observation.instance is None or observation.instance.state != "running":
+        return ServiceStatus.UNKNOWN
+    if observation.reading is not None:
+        return ServiceStatus.AVAILABLE if observation.reading.ready else ServiceStatus.BOOTING
+    if observation.error is not None and observation.error.kind == "not_ready":
+        return ServiceStatus.BOOTING
+    return ServiceStatus.UNREACHABLE
+
+
+def _licence(current: Licence | None, reading: CmlReading | None, now: datetime) -> Licence | None:
+    """The licence as read, with a pending registration moved on (completed, failed, timed out)."""
+    if reading is None or reading.registration_status is None:
+        return progress_licence(current, None, now=now)
+    return observed_licence(
+        current,
+        registration_status=reading.registration_status,
+        authorization_status=reading.authorization_status,
+        expires=reading.licence_expires,
+        now=now,
+    )
+
+
+#: The `WorkerError.source`s a collection records, and so may clear when it reads cleanly.
+COLLECTION_SOURCES = frozenset({"ec2", "cloudwatch", "cml"})
+
+
+def observe(worker: Worker, observation: Observation, *, now: datetime) -> Worker:
+    """The worker after this cycle's observation: pure, and equal to `worker` when nothing
+    but the collection time differs (so unchanged workers are not written)."""
+    if observation.instance_missing:
+        missing = WorkerError(
+            source="ec2", kind="InstanceNotFound", message=f"EC2 does not know instance {worker.instance_id}", at=now
+        )
+        return worker.note_error(missing)
+    instance = observation.instance
+    updated = worker
+    if instance is not None:
+        updated = updated.observe_ec2_state(
+            instance.state, now=now, public_ip=instance.public_ip, private_ip=instance.private_ip
+        )
+    reading = observation.reading
+    before = worker.metrics
+    metrics = WorkerMetrics(
+        collected_at=now,
+        ec2_state=instance.state if instance else None,
+        system_status=observation.checks[0],
+        instance_status=observation.checks[1],
+        cpu_percent=observation.usage.cpu_percent,
+        memory_percent=observation.usage.memory_percent,
+        cml_version=_or_before(reading.version, before.cml_version if before else None) if reading else None,
+        cml_ready=reading.ready if reading else None,
+        cml_cpu_percent=reading.cpu_percent if reading else None,
+        cml_memory_percent=reading.memory_percent if reading else None,
+        cml_disk_percent=reading.disk_percent if reading else None,
+        labs_total=reading.labs_total if reading else None,
+        labs_running=reading.labs_running if reading else None,
+        nodes_total=reading.nodes_total if reading else None,
+        nodes_running=reading.nodes_running if reading else None,
+        # Not read this cycle (the slow facts' cadence) is not "unlicensed": keep what was read.
+        licensed=(reading.licensed if reading.licence_read else (before.licensed if before else None))
+        if reading
+        else None,
+        # The last sign of use never moves back: this cycle's labs, or the activity read before.
+        last_activity_at=_latest(reading.last_activity_at, before.last_activity_at if before else None)
+        if reading
+        else None,
+        labs_digest=observation.labs_digest or (before.labs_digest if before else None),
+    )
+    if worker.metrics is not None and metrics.same_reading(worker.metrics):
+        metrics = worker.metrics
+    error = keep_first_seen(worker.last_error, observation.error)
+    # A clean reading clears only the faults collection records itself; the saga's (a
+    # compensated worker), the reconciler's and a licence's stay until their owner moves on.
+    if error is None and worker.last_error is not None and worker.last_error.source not in COLLECTION_SOURCES:
+        error = worker.last_error
+    candidate = updated.model_copy(
+        update={
+            "metrics": metrics,
+            "service_status": _service_status(observation),
+            "licence": _licence(worker.licence, reading, now),
+            "cml_system": _system(worker.cml_system, reading),
+            "last_error": error,
+        }
+    )
+    if candidate.model_dump(exclude={"updated_at"}) == worker.model_dump(exclude={"updated_at"}):
+        return worker
+    return candidate.model_copy(update={"updated_at": now})
+
+
+def _system(before: CmlSystem | None, reading: CmlReading | None) -> CmlSystem | None:
+    """The slow facts after this reading: each part as read now, or as it was."""
+    if reading is None or (reading.health is None and reading.licence_detail is None):
+        return before
+    return CmlSystem(
+        health=reading.health or (before.health if before else None),
+        licence_detail=reading.licence_detail or (before.licence_detail if before else None),
+    )
+
+
+def _or_before(value: str | None, before: str | None) -> str | None:
+    return value if value is not None else before
+
+
+def _latest(*moments: datetime | None) -> datetime | None:
+    return max((m for m in moments if m is not None), default=None)
