@@ -4,7 +4,8 @@ watched, the job heartbeats alarm when they stop, every alarm notifies the encry
 from __future__ import annotations
 
 import pytest
-from _app import REPO_ROOT, offline_app
+from _app import offline_app
+from _published import published
 from _template import of_type
 
 pytestmark = pytest.mark.infra
@@ -145,10 +146,7 @@ def test_every_job_metric_alarmed_on_is_published_by_its_handler(alarms):
             if metric["Namespace"] != "CmlCloudManager":
                 continue
             (service,) = [d["Value"] for d in metric["Dimensions"] if d["Name"] == "service"]
-            source = (REPO_ROOT / "functions" / "cmlcm" / "handlers" / f"{service}.py").read_text()
-            name = metric["MetricName"]
-            prefix, _, kind = name.partition("_")
-            assert f'"{name}"' in source or (f'f"{prefix}_{{' in source and f'"{kind}"' in source), name
+            assert published(metric["MetricName"], service, kind_spelled=True), metric["MetricName"]
 
 
 def test_monitoring_covers_what_other_constructs_add_and_subscribes_the_alarm_email():

@@ -19,6 +19,15 @@ RunTrigger = Literal["schedule", "manual"]
 
 
 @dataclass(frozen=True)
+class RunRequest:
+    """One run of a job as it was asked for: its id (the lease's holder), what started it and who."""
+
+    run_id: str
+    trigger: RunTrigger = "schedule"
+    by: str | None = None
+
+
+@dataclass(frozen=True)
 class Metric:
     """One metric of a run (an EMF metric on AWS: the alarms and the dashboard read them)."""
 

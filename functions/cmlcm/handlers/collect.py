@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cmlcm.config import get_config
 from cmlcm.container import current
+from cmlcm.domain.jobs import RunRequest
 from cmlcm.handlers.emf import publish
 from cmlcm.ports import CollectionRunPorts, CollectPorts
 from cmlcm.services.collect import collect_batch
@@ -51,15 +52,14 @@ class SummaryInput(BaseModel):
 @tracer.capture_lambda_handler
 def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Plan the run (`plan_collection`): its lease, its batches, the schedules put back."""
-    trigger, by = trigger_of(event.get("input"))
-    run_id = str(event.get("execution") or f"direct-{uuid.uuid4()}")
-    plan = plan_collection(current().ports(CollectionRunPorts), run_id, now=current().now(), trigger=trigger, by=by)
+    run = RunRequest(str(event.get("execution") or f"direct-{uuid.uuid4()}"), *trigger_of(event.get("input")))
+    plan = plan_collection(current().ports(CollectionRunPorts), run, now=current().now())
     for what, problems in plan.unhealed.items():
         if problems:  # states: the jobs' pause records; rates: the settings' intervals
             logger.warning(f"schedule {what} not put back", extra={"schedules": problems})
     log = logger.warning if plan.skipped else logger.info
     log("collection skipped: paused, or another run holds the lease" if plan.skipped else "collection planned",
-        extra={"execution": run_id, "workers": plan.workers, "batches": plan.batches})  # fmt: skip
+        extra={"execution": run.run_id, "workers": plan.workers, "batches": plan.batches})  # fmt: skip
     return plan.as_state()
 
 

@@ -47,12 +47,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if parsed.source != SOURCE or parsed.detail_type != DETAIL_TYPE:
         logger.warning("not an EC2 state-change event", extra={"source": parsed.source})
         return {"applied": False}
-    change = parsed.detail
-    worker = apply_ec2_state(
-        current().workers, change.instance_id, change.state, event_time=parsed.time, now=current().now()
-    )
+    change, c = parsed.detail, current()
+    worker = apply_ec2_state(c.workers, change.instance_id, change.state, event_time=parsed.time, now=c.now())
     worker_id = worker.worker_id if worker else None
-    logger.info(
-        "ec2 state change", extra={"instance_id": change.instance_id, "state": change.state, "worker": worker_id}
-    )
+    logger.info("ec2 state change", extra={**change.model_dump(), "worker": worker_id})
     return {"applied": worker is not None, "worker_id": worker_id}

@@ -27,15 +27,13 @@ get_config()  # fail fast on a broken environment, at cold start
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """One reconciliation under the job's lease, with heartbeat, EMF metrics and one log event
     per finding; skipped when another run holds the lease or the schedule started a paused job."""
-    trigger, by, run_id = run_of(event, context.aws_request_id)
+    run = run_of(event, context.aws_request_id)
     c = current()
-    run = reconcile_run(
-        c.ports(ProvisionPorts), c.jobs, c.config.regions, run_id, clock=c.clock, trigger=trigger, by=by
-    )
-    if run is None:
-        logger.warning("reconciler skipped: paused, or another run holds the lease", extra={"run": run_id})
+    outcome = reconcile_run(c.ports(ProvisionPorts), c.jobs, c.config.regions, run, clock=c.clock)
+    if outcome is None:
+        logger.warning("reconciler skipped: paused, or another run holds the lease", extra={"run": run.run_id})
         return {"skipped": True, "findings": []}
-    for finding in run.findings:
+    for finding in outcome.findings:
         logger.warning("reconciler finding", extra={"event": "reconcile.finding", **finding.as_dict()})
-    publish(metrics, run.metrics)
-    return {"skipped": False, "findings": [f.as_dict() for f in run.findings]}
+    publish(metrics, outcome.metrics)
+    return {"skipped": False, "findings": [f.as_dict() for f in outcome.findings]}

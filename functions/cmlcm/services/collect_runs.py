@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from cmlcm.domain.collection import BatchCounts, RunSummary, partition, run_name, summarize
-from cmlcm.domain.jobs import COLLECT_JOB, RunTrigger
+from cmlcm.domain.jobs import COLLECT_JOB, RunRequest
 from cmlcm.ports import CollectionRunPorts, CollectRuns
 from cmlcm.services.jobs import begin_run, end_run, finish_run, heal_schedule_states, job_intervals
 from cmlcm.services.settings import heal_schedule_rates
@@ -71,9 +71,7 @@ def _problems(results: dict[str, str]) -> dict[str, str]:
     return {job: result for job, result in results.items() if result not in ("ok", "none")}
 
 
-def plan_collection(
-    ports: CollectionRunPorts, run_id: str, *, now: datetime, trigger: RunTrigger = "schedule", by: str | None = None
-) -> CollectionPlan:
+def plan_collection(ports: CollectionRunPorts, run: RunRequest, *, now: datetime) -> CollectionPlan:
     """Take the run's lease (another run still going, or a scheduled run of a paused collection:
     the run ends at once, recorded as skipped), list the active workers (index query, ids only)
     and write their batches; put the schedules back on the settings' intervals and the jobs'
@@ -83,7 +81,11 @@ def plan_collection(
     # its schedule again on its way out.
     unhealed = {"states": _problems(heal_schedule_states(ports.job_schedules, ports.jobs))}
     interval = job_intervals(settings)[COLLECT_JOB]
-    if begin_run(ports.jobs, COLLECT_JOB, run_id, interval_seconds=interval, now=now, trigger=trigger, by=by) is None:
+    run_id = run.run_id
+    if (
+        begin_run(ports.jobs, COLLECT_JOB, run_id, interval_seconds=interval, now=now, trigger=run.trigger, by=run.by)
+        is None
+    ):
         return CollectionPlan(started_at=now, skipped=True, unhealed=unhealed)
     try:
         unhealed["rates"] = _problems(heal_schedule_rates(ports.job_schedules, settings))

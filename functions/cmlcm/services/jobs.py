@@ -24,6 +24,7 @@ from cmlcm.domain.jobs import (
     JobControl,
     JobHeartbeat,
     JobOutcome,
+    RunRequest,
     RunTrigger,
     next_run_at,
 )
@@ -56,13 +57,12 @@ def trigger_of(event_input: Any) -> tuple[RunTrigger, str | None]:
     return "schedule", None
 
 
-def run_of(event: Any, request_id: str) -> tuple[RunTrigger, str | None, str]:
-    """(trigger, by, run id) of a Lambda-invoked run: a manual run keeps the jobs API's run id
-    (its payload's), a scheduled one takes its request id. An async invocation retried by Lambda
+def run_of(event: Any, request_id: str) -> RunRequest:
+    """The run a Lambda invocation asks for: a manual run keeps the jobs API's run id (its
+    payload's), a scheduled one takes the request id. An async invocation retried by Lambda
     keeps both, so a retry reclaims its own lease."""
     trigger, by = trigger_of(event)
-    run_id = str(event.get("run_id") or request_id) if trigger == "manual" else request_id
-    return trigger, by, run_id
+    return RunRequest(str(event.get("run_id") or request_id) if trigger == "manual" else request_id, trigger, by)
 
 
 def check_job(job: str) -> str:
@@ -105,25 +105,26 @@ OutcomeT = TypeVar("OutcomeT", bound=JobOutcome)
 def run_job(
     jobs: JobRepository,
     job: str,
-    run_id: str,
+    run: RunRequest,
     work: Callable[[], OutcomeT],
     *,
     interval_seconds: int,
     clock: Callable[[], datetime],
-    trigger: RunTrigger = "schedule",
-    by: str | None = None,
 ) -> OutcomeT | None:
     """One run of `job` in one process: begin it (None when it may not run: see `begin_run`), do
     `work`, record its outcome on the heartbeat and give the lease back (also when `work` raises:
     the heartbeat then says running until the next run)."""
-    if begin_run(jobs, job, run_id, interval_seconds=interval_seconds, now=clock(), trigger=trigger, by=by) is None:
+    begun = begin_run(
+        jobs, job, run.run_id, interval_seconds=interval_seconds, now=clock(), trigger=run.trigger, by=run.by
+    )
+    if begun is None:
         return None
     try:
         outcome = work()
         record_finish(jobs, job, interval_seconds=interval_seconds, now=clock(), outcome=outcome)
         return outcome
     finally:
-        end_run(jobs, job, run_id)
+        end_run(jobs, job, run.run_id)
 
 
 def finish_run(

@@ -27,10 +27,11 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from functools import partial
 from typing import Literal
 
 from cmlcm.domain.errors import ExternalServiceError
-from cmlcm.domain.jobs import RECONCILE_JOB, JobOutcome, Metric, RunTrigger
+from cmlcm.domain.jobs import RECONCILE_JOB, JobOutcome, Metric, RunRequest
 from cmlcm.domain.reconciliation import plan_region, vanished
 from cmlcm.domain.workers import MANAGED_BY_TAG, MANAGED_BY_VALUE, ChangeCause, Worker
 from cmlcm.ports import JobRepository, ProvisionPorts, WorkerQuery, WorkerRepository
@@ -94,26 +95,20 @@ def reconcile_run(
     ports: ProvisionPorts,
     jobs: JobRepository,
     regions: tuple[str, ...],
-    run_id: str,
+    run: RunRequest,
     *,
     clock: Callable[[], datetime],
-    trigger: RunTrigger = "schedule",
-    by: str | None = None,
 ) -> ReconcileOutcome | None:
     """One reconciliation as a run of the `reconcile` job (lease, heartbeat); None when it may not
     run (another run holds the lease, or the schedule started it while the job is paused)."""
     interval = job_intervals(ports.settings.get())[RECONCILE_JOB]
     now = clock()
-    return run_job(
-        jobs,
-        RECONCILE_JOB,
-        run_id,
-        lambda: outcome_of(reconcile(ports, regions=regions, now=now)),
-        interval_seconds=interval,
-        clock=clock,
-        trigger=trigger,
-        by=by,
-    )
+    work = partial(_reconciled, ports, regions, now)
+    return run_job(jobs, RECONCILE_JOB, run, work, interval_seconds=interval, clock=clock)
+
+
+def _reconciled(ports: ProvisionPorts, regions: tuple[str, ...], now: datetime) -> ReconcileOutcome:
+    return outcome_of(reconcile(ports, regions=regions, now=now))
 
 
 def all_workers(repo: WorkerRepository) -> list[Worker]:
