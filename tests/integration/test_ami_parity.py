@@ -14,6 +14,7 @@ from cmlcm.adapters.ec2 import Ec2Gateway
 from cmlcm.adapters.operations import DynamoReservations
 from cmlcm.domain.errors import Conflict, ValidationFailed
 from cmlcm.domain.settings import RegionDefaults, Settings
+from cmlcm.domain.workers import Worker
 from cmlcm.ports import ImageInfo, ProvisionPorts
 from cmlcm.services import provisioning
 from cmlcm.services.provisioning import CreateWorker, imported_worker_id, newest_image
@@ -123,7 +124,7 @@ def test_a_concurrent_import_of_the_same_instance_adds_it_once(ports):
     worker_id = imported_worker_id(instance)
     # Another importer recorded it between this import's lookup and its write (same derived id).
     ports.workers.add(
-        provisioning.Worker(
+        Worker(
             worker_id=worker_id, name="other", region="us-east-1", instance_id=instance,
             created_at=NOW, updated_at=NOW, status_changed_at=NOW,
         )
@@ -175,7 +176,7 @@ def test_the_reconciler_fills_the_ami_details_of_existing_workers(ports):
     ami = cml_ami("us-east-1")
     (instance,) = (i["InstanceId"] for i in launch_instances("us-east-1", 1, ami_id=ami))
     ports.workers.add(
-        provisioning.Worker(
+        Worker(
             worker_id="w-old", name="old", region="us-east-1", instance_id=instance, ami_id=ami,
             created_at=NOW, updated_at=NOW, status_changed_at=NOW,
         )

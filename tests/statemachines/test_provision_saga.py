@@ -25,7 +25,7 @@ from cmlcm.domain.errors import QuotaExceeded, TransientAwsError
 from cmlcm.domain.settings import RegionDefaults, Settings
 from cmlcm.domain.workers import WORKER_ID_TAG, WorkerStatus
 from cmlcm.handlers import provision
-from cmlcm.ports import ProvisionPorts
+from cmlcm.ports import LaunchSpec, ProvisionPorts
 from cmlcm.services import provisioning
 from cmlcm.services.reconcile import reconcile
 from cmlcm_local.seed import cml_ami, fresh_backend
@@ -269,7 +269,7 @@ def test_a_second_execution_for_the_same_worker_launches_no_second_instance(saga
     # Replaying launch: ClientToken = worker id returns the same instance.
     first = saga.repo.get(worker_id).instance_id
     again = saga.ec2.real.launch(
-        provisioning.LaunchSpec(
+        LaunchSpec(
             client_token=worker_id, ami_id=saga.ami, instance_type="c5.metal", tags=saga.repo.get(worker_id).tags
         )
     )

@@ -118,6 +118,11 @@ class ChangeCause(_Value):
     by: str | None = None
 
 
+def saga_step(step: str) -> ChangeCause:
+    """The cause recorded on a worker by a provisioning saga step (live `worker.provisioning_step` events)."""
+    return ChangeCause(kind="saga", by=step)
+
+
 class WorkerMetrics(_Value):
     """One collected snapshot of a worker's health and usage."""
 
