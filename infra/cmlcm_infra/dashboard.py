@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from aws_cdk import CfnResource, Duration, Stack
 from aws_cdk import aws_apigateway as apigw
@@ -45,6 +46,21 @@ FIVE_MINUTES = Duration.minutes(5)
 HOUR = Duration.hours(1)
 WIDE, HALF, THIRD = 24, 12, 8
 HEIGHT = 6
+
+
+def _graph(**options: Any) -> cloudwatch.GraphWidget:
+    """A graph of the dashboard's row height."""
+    return cloudwatch.GraphWidget(height=HEIGHT, **options)
+
+
+def _single(**options: Any) -> cloudwatch.SingleValueWidget:
+    """A single-value widget of the dashboard's row height."""
+    return cloudwatch.SingleValueWidget(height=HEIGHT, **options)
+
+
+def _section(title: str) -> cloudwatch.TextWidget:
+    """A section's heading row."""
+    return cloudwatch.TextWidget(markdown=f"## {title}", width=WIDE, height=1)
 
 
 def _job(
@@ -121,22 +137,20 @@ class OpsDashboard(Construct):
         add(cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(alarms), width=WIDE, height=4))
 
         # ---------------------------------------------------------------- fleet
-        add(cloudwatch.TextWidget(markdown="## Fleet", width=WIDE, height=1))
+        add(_section("Fleet"))
         add(
-            cloudwatch.GraphWidget(
+            _graph(
                 title="Workers by status (per collection run)",
                 left=[_per_run(f"Fleet_{status}", status, runs) for status in WORKER_STATUSES],
                 stacked=True,
                 width=HALF,
-                height=HEIGHT,
             ),
-            cloudwatch.SingleValueWidget(
+            _single(
                 title="Now: running, stopped, paused, failed",
                 metrics=[_per_run(f"Fleet_{s}", s, runs) for s in ("running", "stopped", "paused", "failed")],
                 width=THIRD,
-                height=HEIGHT,
             ),
-            cloudwatch.SingleValueWidget(
+            _single(
                 title="Worker-hours saved by pauses (time range)",
                 metrics=[
                     cloudwatch.MathExpression(
@@ -148,11 +162,10 @@ class OpsDashboard(Construct):
                 ],
                 set_period_to_time_range=True,
                 width=4,
-                height=HEIGHT,
             ),
         )
         add(
-            cloudwatch.GraphWidget(
+            _graph(
                 title="Idle pauses and worker-hours saved (per hour)",
                 left=[_job("WorkersPausedIdle", "collect", period=HOUR, label_="idle pauses")],
                 right=[
@@ -164,21 +177,19 @@ class OpsDashboard(Construct):
                     )
                 ],
                 width=HALF,
-                height=HEIGHT,
             ),
-            cloudwatch.GraphWidget(
+            _graph(
                 title="Reconciler findings",
                 left=[
                     _job(f"Reconcile_{kind}", "reconcile", period=Duration.minutes(15), label_=kind)
                     for kind in ("unrecorded_instance", "failed_with_live_instance", "vanished_instance")
                 ],
                 width=HALF,
-                height=HEIGHT,
             ),
         )
 
         # ---------------------------------------------------------------- fleet policy
-        add(cloudwatch.TextWidget(markdown="## Fleet policy: idle pauses and schedules", width=WIDE, height=1))
+        add(_section("Fleet policy: idle pauses and schedules"))
 
         def saved(metric_name: str, label_: str) -> cloudwatch.MathExpression:
             """Per-run average over the period x the period in hours: worker-hours, or USD."""
@@ -191,7 +202,7 @@ class OpsDashboard(Construct):
             )
 
         add(
-            cloudwatch.SingleValueWidget(
+            _single(
                 title="Saved by the policies (time range): worker-hours and on-demand USD",
                 metrics=[
                     saved("Fleet_policy_stopped", "worker-hours stopped by policy"),
@@ -199,16 +210,14 @@ class OpsDashboard(Construct):
                 ],
                 set_period_to_time_range=True,
                 width=THIRD,
-                height=HEIGHT,
             ),
-            cloudwatch.GraphWidget(
+            _graph(
                 title="Kept stopped by a policy (per run) and USD saved per hour",
                 left=[_per_run("Fleet_policy_stopped", "workers stopped by policy", runs)],
                 right=[_per_run("PolicySavingsUsdPerHour", "USD per hour saved", runs)],
                 width=THIRD,
-                height=HEIGHT,
             ),
-            cloudwatch.GraphWidget(
+            _graph(
                 title="Policy actions (per hour): idle pauses, schedule stops and starts",
                 left=[
                     _job("WorkersPausedIdle", "collect", period=HOUR, label_="idle pauses"),
@@ -217,23 +226,21 @@ class OpsDashboard(Construct):
                 ],
                 view=cloudwatch.GraphWidgetView.BAR,
                 width=THIRD,
-                height=HEIGHT,
             ),
         )
 
         # ---------------------------------------------------------------- collection
-        add(cloudwatch.TextWidget(markdown="## Collection", width=WIDE, height=1))
+        add(_section("Collection"))
         add(
-            cloudwatch.GraphWidget(
+            _graph(
                 title="Collection run duration (ms)",
                 left=[
                     _job("CollectDuration", "collect", "Average", label_="average"),
                     _job("CollectDuration", "collect", "Maximum", label_="maximum"),
                 ],
                 width=THIRD,
-                height=HEIGHT,
             ),
-            cloudwatch.GraphWidget(
+            _graph(
                 title="Workers per run: collected, changed, failed",
                 left=[
                     _per_run(name, label_, runs)
@@ -244,9 +251,8 @@ class OpsDashboard(Construct):
                     _job("BatchesFailed", "collect", label_="batches failed"),
                 ],
                 width=THIRD,
-                height=HEIGHT,
             ),
-            cloudwatch.GraphWidget(
+            _graph(
                 title="CML / AWS error classes",
                 left=[
                     cloudwatch.MathExpression(
@@ -257,14 +263,13 @@ class OpsDashboard(Construct):
                     )
                 ],
                 width=THIRD,
-                height=HEIGHT,
             ),
         )
 
         # ---------------------------------------------------------------- API
-        add(cloudwatch.TextWidget(markdown="## REST API", width=WIDE, height=1))
+        add(_section("REST API"))
         add(
-            cloudwatch.GraphWidget(
+            _graph(
                 title="Requests and errors",
                 left=[rest_api.metric_count(period=FIVE_MINUTES, label="requests")],
                 right=[
@@ -272,9 +277,8 @@ class OpsDashboard(Construct):
                     rest_api.metric_server_error(period=FIVE_MINUTES, label="5xx"),
                 ],
                 width=HALF,
-                height=HEIGHT,
             ),
-            cloudwatch.GraphWidget(
+            _graph(
                 title="Latency (ms)",
                 left=[
                     rest_api.metric_latency(period=FIVE_MINUTES, statistic=p, label=f"latency {p}")
@@ -282,14 +286,13 @@ class OpsDashboard(Construct):
                 ]
                 + [rest_api.metric_integration_latency(period=FIVE_MINUTES, statistic="p99", label="integration p99")],
                 width=HALF,
-                height=HEIGHT,
             ),
         )
 
         # ---------------------------------------------------------------- saga
-        add(cloudwatch.TextWidget(markdown="## Provisioning saga", width=WIDE, height=1))
+        add(_section("Provisioning saga"))
         add(
-            cloudwatch.GraphWidget(
+            _graph(
                 title="Saga outcomes (per hour)",
                 left=[
                     _job("SagaSucceeded", "provision", period=HOUR, label_="provisioned"),
@@ -298,9 +301,8 @@ class OpsDashboard(Construct):
                 ],
                 view=cloudwatch.GraphWidgetView.BAR,
                 width=HALF,
-                height=HEIGHT,
             ),
-            cloudwatch.GraphWidget(
+            _graph(
                 title="State machine executions",
                 left=[
                     _aws("AWS/States", metric, {"StateMachineArn": machine.ref}, "Sum", f"{label(machine)} {metric}")
@@ -308,12 +310,11 @@ class OpsDashboard(Construct):
                     for metric in ("ExecutionsStarted", "ExecutionsSucceeded", "ExecutionsFailed", "ExecutionsTimedOut")
                 ],
                 width=HALF,
-                height=HEIGHT,
             ),
         )
 
         # ---------------------------------------------------------------- machinery
-        add(cloudwatch.TextWidget(markdown="## Functions, queues, tables", width=WIDE, height=1))
+        add(_section("Functions, queues, tables"))
 
         def per_function(metric: str, statistic: str) -> list[cloudwatch.IMetric]:
             return [
@@ -322,25 +323,18 @@ class OpsDashboard(Construct):
             ]
 
         add(
-            cloudwatch.GraphWidget(
-                title="Lambda duration p99 (ms)", left=per_function("Duration", "p99"), width=HALF, height=HEIGHT
-            ),
-            cloudwatch.GraphWidget(
+            _graph(title="Lambda duration p99 (ms)", left=per_function("Duration", "p99"), width=HALF),
+            _graph(
                 title="Lambda concurrency",
                 left=per_function("ConcurrentExecutions", "Maximum"),
                 right=[_aws("AWS/Lambda", "ConcurrentExecutions", {}, "Maximum", "account (region)")],
                 width=HALF,
-                height=HEIGHT,
             ),
         )
         add(
-            cloudwatch.GraphWidget(
-                title="Lambda errors", left=per_function("Errors", "Sum"), width=THIRD, height=HEIGHT
-            ),
-            cloudwatch.GraphWidget(
-                title="Lambda throttles", left=per_function("Throttles", "Sum"), width=THIRD, height=HEIGHT
-            ),
-            cloudwatch.GraphWidget(
+            _graph(title="Lambda errors", left=per_function("Errors", "Sum"), width=THIRD),
+            _graph(title="Lambda throttles", left=per_function("Throttles", "Sum"), width=THIRD),
+            _graph(
                 title="Dead letters waiting",
                 left=[
                     _aws(
@@ -353,11 +347,10 @@ class OpsDashboard(Construct):
                     for queue in queues
                 ],
                 width=THIRD,
-                height=HEIGHT,
             ),
         )
         add(
-            cloudwatch.GraphWidget(
+            _graph(
                 title="DynamoDB consumed capacity (per 5 min)",
                 left=[
                     _aws("AWS/DynamoDB", metric, {"TableName": table.ref}, "Sum", f"{label(table)} {kind}")
@@ -365,9 +358,8 @@ class OpsDashboard(Construct):
                     for metric, kind in (("ConsumedReadCapacityUnits", "RCU"), ("ConsumedWriteCapacityUnits", "WCU"))
                 ],
                 width=HALF,
-                height=HEIGHT,
             ),
-            cloudwatch.GraphWidget(
+            _graph(
                 title="DynamoDB throttle events",
                 left=[
                     _aws("AWS/DynamoDB", metric, {"TableName": table.ref}, "Sum", f"{label(table)} {kind}")
@@ -375,6 +367,5 @@ class OpsDashboard(Construct):
                     for metric, kind in (("ReadThrottleEvents", "reads"), ("WriteThrottleEvents", "writes"))
                 ],
                 width=HALF,
-                height=HEIGHT,
             ),
         )

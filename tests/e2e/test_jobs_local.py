@@ -4,7 +4,6 @@ scheduler loop obeying a paused schedule as EventBridge would."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +16,7 @@ from cmlcm.domain.jobs import COLLECT_JOB, RECONCILE_JOB
 from cmlcm_local.runtime import LocalRuntime
 from cmlcm_local.scheduler import LocalScheduler
 from tests.support.local_mode import in_process_runtime
+from tests.support.waiting import wait_for
 
 ADMIN = {"Authorization": "Bearer dev-admin"}
 OPERATOR = {"Authorization": "Bearer dev-operator"}
@@ -34,20 +34,16 @@ def http(local: LocalRuntime) -> Iterator[httpx.Client]:
         yield client
 
 
+def _wait(predicate, timeout: float = 60.0):  # noqa: ANN001, ANN202
+    value = wait_for(predicate, timeout=timeout, interval=0.3)
+    assert value, "condition not met in time"
+    return value
+
+
 def _job(http: httpx.Client, job: str) -> dict[str, Any]:
     response = http.get(f"/jobs/{job}", headers=ADMIN)
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def _wait(predicate, timeout: float = 60.0):  # noqa: ANN001, ANN202
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError("condition not met in time")
 
 
 def test_jobs_are_listed_for_admins_only_with_their_schedules(http):

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.support.local_mode import auth, local_mode
+from tests.support.waiting import wait_for
 
 VIEWER = auth("viewer")
 OPERATOR = auth("operator")
@@ -26,16 +27,6 @@ def _workers(local: httpx.Client) -> list[dict]:
     response = local.get("/workers", headers=VIEWER)
     assert response.status_code == 200
     return response.json()["items"]
-
-
-def _wait(predicate, timeout: float = 60.0):  # noqa: ANN001, ANN202
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    return predicate()
 
 
 def test_curl_lists_the_seeded_fleet_and_auth_is_enforced(local):  # noqa: ANN001
@@ -99,7 +90,7 @@ def test_create_a_worker_and_watch_it_reach_running(local):  # noqa: ANN001
     def running() -> bool:
         return local.get(f"/workers/{worker_id}", headers=VIEWER).json()["status"] == "running"
 
-    assert _wait(running, timeout=90), local.get(f"/workers/{worker_id}", headers=VIEWER).json()
+    assert wait_for(running, timeout=90), local.get(f"/workers/{worker_id}", headers=VIEWER).json()
 
 
 def test_import_all_instances_of_an_ami_name(local):  # noqa: ANN001
@@ -146,7 +137,7 @@ def test_labs_and_licence_as_a_new_user(local):  # noqa: ANN001
         items = local.post(f"/workers/{worker_id}/labs/refresh", headers=OPERATOR).json()["items"]
         return next(lab for lab in items if lab["lab_id"] == stopped["lab_id"])["state"] == "STARTED"
 
-    assert _wait(lab_started, timeout=30)
+    assert wait_for(lab_started, timeout=30)
     # Download it as YAML, import that YAML back as a new lab
     download = local.get(f"/workers/{worker_id}/labs/{stopped['lab_id']}/download", headers=VIEWER)
     assert download.status_code == 200 and download.headers["content-type"].startswith("application/x-yaml")
@@ -177,5 +168,5 @@ def test_labs_and_licence_as_a_new_user(local):  # noqa: ANN001
         body = licence.json()
         return body if body["operation_state"] == "completed" else None
 
-    licence = _wait(completed, timeout=30)
+    licence = wait_for(completed, timeout=30)
     assert licence and licence["registration_status"] == "COMPLETED", licence

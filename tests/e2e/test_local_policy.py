@@ -5,7 +5,6 @@ worker idle from the start and no scheduled runs."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +13,7 @@ import httpx
 import pytest
 
 from tests.support.local_mode import auth, local_mode
+from tests.support.waiting import wait_for
 
 VIEWER = auth("viewer")
 OPERATOR = auth("operator")
@@ -46,16 +46,6 @@ def _running(local: httpx.Client) -> list[dict[str, Any]]:
     return sorted((w for w in items if w["status"] == "running"), key=lambda w: w["worker_id"])
 
 
-def _wait(predicate: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    return predicate()
-
-
 def test_an_idle_worker_is_auto_paused_and_a_manual_resume_snoozes_it(local):  # noqa: ANN001
     # Given two running workers, one whose CML nobody used for three hours (`--idle-workers 1`:
     # labs stopped, history that old, before anything read it) and one in use (a lab running)
@@ -71,7 +61,7 @@ def test_an_idle_worker_is_auto_paused_and_a_manual_resume_snoozes_it(local):  #
     assert paused["status"] in ("stopping", "stopped")
     assert (paused["auto_pause_count"], paused["manual_pause_count"], paused["last_paused_by"]) == (1, 0, "idle policy")
     assert paused["last_pause_reason"].startswith("idle: no running nodes") and paused["policy_stopped_by"] == "idle"
-    assert _wait(lambda: _worker(local, target["worker_id"])["status"] == "stopped")
+    assert wait_for(lambda: _worker(local, target["worker_id"])["status"] == "stopped")
     # When an operator resumes it
     resumed = local.post(f"/workers/{target['worker_id']}/resume", headers=OPERATOR, json={"reason": "class"})
     assert resumed.status_code == 200, resumed.text
@@ -80,7 +70,7 @@ def test_an_idle_worker_is_auto_paused_and_a_manual_resume_snoozes_it(local):  #
     assert (body["manual_resume_count"], body["was_auto_paused"], body["last_resume_reason"]) == (1, True, "class")
     snoozed_until = datetime.fromisoformat(body["snoozed_until"])
     assert timedelta(minutes=59) < snoozed_until - datetime.now(UTC) <= timedelta(minutes=60)
-    assert _wait(lambda: _worker(local, target["worker_id"])["status"] == "running")
+    assert wait_for(lambda: _worker(local, target["worker_id"])["status"] == "running")
     # And the next collection leaves it running, saying why
     assert _collect(local)["paused"] == 0
     assert _worker(local, target["worker_id"])["status"] == "running"

@@ -25,6 +25,7 @@ from cmlcm_local.event_bus import LocalEventBus
 from cmlcm_local.events import FakeLambdaContext
 from cmlcm_local.streams import StreamPump, enable_streams
 from tests.support.api import NOW
+from tests.support.streams import lab_insert_record
 
 
 @pytest.fixture
@@ -190,25 +191,7 @@ def test_a_record_that_cannot_be_parsed_is_a_partial_batch_failure(store: Dynamo
 
     poster = MemoryConnections()
     container.use(current().with_ports(poster=poster))
-    settings = get_config()
-    good: dict[str, Any] = {
-        "eventID": "1",
-        "eventName": "INSERT",
-        "eventSourceARN": f"arn:aws:dynamodb:us-east-1:123456789012:table/{settings.labs_table}/stream/x",
-        "dynamodb": {
-            "SequenceNumber": "100",
-            "Keys": {"worker_id": {"S": "w-1"}, "lab_id": {"S": "l-1"}},
-            "NewImage": {
-                "worker_id": {"S": "w-1"},
-                "lab_id": {"S": "l-1"},
-                "title": {"S": "demo"},
-                "state": {"S": "STARTED"},
-                "node_count": {"N": "3"},
-                "link_count": {"N": "2"},
-                "synced_at": {"S": NOW.isoformat()},
-            },
-        },
-    }
+    good = lab_insert_record(synced_at=NOW)
     bad = {
         **good,
         "eventID": "2",

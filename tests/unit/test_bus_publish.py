@@ -15,12 +15,12 @@ from cmlcm import container
 from cmlcm.adapters.connections_api import MemoryConnections
 from cmlcm.adapters.event_bus import MemoryEventBus
 from cmlcm.adapters.subscriptions import MemoryConnectionStore
-from cmlcm.config import get_config
 from cmlcm.domain.bus import MAX_CALL_BYTES, BusEntry, backoff_seconds, entry_of, pack
 from cmlcm.domain.events import DraftEvent
 from cmlcm.services import realtime
 from cmlcm.services.domain_events import MAX_ATTEMPTS, publish
 from cmlcm_local.events import FakeLambdaContext
+from tests.support.streams import lab_insert_record
 from tests.support.twins import twin_container
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -107,25 +107,7 @@ def test_an_entry_over_256_kb_is_reported_not_sent():
 
 
 def _lab_record() -> dict:
-    settings = get_config()
-    return {
-        "eventID": "1",
-        "eventName": "INSERT",
-        "eventSourceARN": f"arn:aws:dynamodb:us-east-1:123456789012:table/{settings.labs_table}/stream/x",
-        "dynamodb": {
-            "SequenceNumber": "100",
-            "Keys": {"worker_id": {"S": "w-1"}, "lab_id": {"S": "l-1"}},
-            "NewImage": {
-                "worker_id": {"S": "w-1"},
-                "lab_id": {"S": "l-1"},
-                "title": {"S": "demo"},
-                "state": {"S": "STARTED"},
-                "node_count": {"N": "3"},
-                "link_count": {"N": "2"},
-                "synced_at": {"S": T0.isoformat()},
-            },
-        },
-    }
+    return lab_insert_record(synced_at=T0)
 
 
 def test_the_broadcaster_keeps_the_batch_whole_when_the_bus_refuses(monkeypatch, capsys):  # noqa: ANN001

@@ -116,11 +116,12 @@ class LabGroup(_Fact):
     name: str | None = None
 
 
-class CmlLab(_Fact):
-    """One lab as CML reports it (one tile of `GET /populate_lab_tiles`)."""
+class LabDetails(BaseModel):
+    """What CML says about one lab: the shape of a read lab (`CmlLab`) and of a stored one
+    (`cmlcm.domain.labs.Lab`)."""
 
-    id: str
     title: str
+    #: CML's state: DEFINED_ON_CORE, STOPPED or STARTED (kept as text: CML may add states).
     state: str
     owner: str | None = None
     owner_fullname: str | None = None
@@ -131,6 +132,12 @@ class CmlLab(_Fact):
     link_count: int = 0
     created: datetime | None = None
     modified: datetime | None = None
+
+
+class CmlLab(_Fact, LabDetails):
+    """One lab as CML reports it (one tile of `GET /populate_lab_tiles`)."""
+
+    id: str
 
 
 def labs_digest(labs: Sequence[CmlLab]) -> str:

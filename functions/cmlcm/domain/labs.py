@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict
 
-from cmlcm.domain.cml import LabGroup
+from cmlcm.domain.cml import LabDetails
 from cmlcm.domain.errors import PayloadTooLarge, ValidationFailed
 
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
@@ -42,25 +42,13 @@ class LabStateChange(BaseModel):
     seen_at: datetime
 
 
-class Lab(BaseModel):
-    """One lab on one worker's CML controller (key: worker_id + lab_id)."""
+class Lab(LabDetails):
+    """One lab on one worker's CML controller (key: worker_id + lab_id), as last synced."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     worker_id: str
     lab_id: str
-    title: str
-    #: CML's state: DEFINED_ON_CORE, STOPPED or STARTED (kept as text: CML may add states).
-    state: str
-    owner: str | None = None
-    owner_fullname: str | None = None
-    description: str = ""
-    notes: str = ""
-    groups: tuple[LabGroup, ...] = ()
-    node_count: int = 0
-    link_count: int = 0
-    created: datetime | None = None
-    modified: datetime | None = None
     #: The states seen, oldest first, the current one last (at most `STATE_HISTORY_LIMIT`).
     state_history: tuple[LabStateChange, ...] = ()
     synced_at: datetime

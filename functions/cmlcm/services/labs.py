@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, TypeVar
 
+from cmlcm.domain.cml import LabDetails
 from cmlcm.domain.errors import Conflict, ExternalServiceError, NotFound
 from cmlcm.domain.labs import Lab, check_lab_yaml, plan_lab_sync
 from cmlcm.domain.workers import Worker, WorkerStatus
@@ -40,23 +41,10 @@ class LabSyncResult:
 
 
 def lab_from_cml(worker_id: str, details: CmlLabDetails, now: datetime) -> Lab:
-    """The explicit mapping from CML's lab to the product's."""
-    return Lab(
-        worker_id=worker_id,
-        lab_id=details.id,
-        title=details.title,
-        state=details.state,
-        owner=details.owner,
-        owner_fullname=details.owner_fullname,
-        description=details.description,
-        notes=details.notes,
-        groups=tuple(details.groups),
-        node_count=details.node_count,
-        link_count=details.link_count,
-        created=details.created,
-        modified=details.modified,
-        synced_at=now,
-    )
+    """CML's lab as the product's: the lab details both share (`LabDetails`, field by field), its
+    key and the sync time."""
+    shared = {name: getattr(details, name) for name in LabDetails.model_fields}
+    return Lab(worker_id=worker_id, lab_id=details.id, synced_at=now, **shared)
 
 
 def _sorted(labs: list[Lab]) -> list[Lab]:
