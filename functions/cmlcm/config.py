@@ -74,8 +74,3 @@ class FunctionConfig(BaseSettings):
 def get_config() -> FunctionConfig:
     """The config of this process, read once (tests call `get_config.cache_clear()`)."""
     return FunctionConfig()
-
-
-# The CML adapters (adapters/cml, reworked by another change this session) still say the old names.
-FunctionSettings = FunctionConfig
-get_settings = get_config
