@@ -31,6 +31,7 @@ PATCHED = [
     (BaseJSONSerializer, "_serialize_type_structure"),
     (Item, "__init__"),
     (Table, "query"),
+    (Item, "project"),
 ]
 
 
@@ -425,3 +426,99 @@ def test_a_key_query_answers_as_moto_does(aws):  # noqa: ANN001
     own, glued = both(Table, "query", ask)
     assert glued == own
     assert glued[0]["Count"] == 15 and glued[4]["Count"] == 0 and glued[5]["Count"] == 20
+
+
+def test_a_projected_query_answers_as_moto_does(aws):  # noqa: ANN001
+    # Given a table with a sparse index, items with maps, lists and one large attribute each, so
+    # that moto pages the index query by the whole items' size (1 MB) and not by the projection's
+    dynamodb = client("dynamodb", REGION)
+    dynamodb.create_table(
+        TableName="fleet",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[
+            {"AttributeName": "id", "AttributeType": "S"},
+            {"AttributeName": "shard", "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "active",
+                "KeySchema": [
+                    {"AttributeName": "shard", "KeyType": "HASH"},
+                    {"AttributeName": "id", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    rng = random.Random(5)
+    for i in range(120):
+        item: dict[str, Any] = {
+            "id": {"S": f"w-{i:03d}"},
+            "name": {"S": f"cml-{i}"},
+            "status": {"S": rng.choice(["running", "stopped"])},
+            "metrics": {
+                "M": {"cpu": {"N": str(rng.randrange(100))}, "at": {"S": "2026-12-01"}, "none": {"NULL": True}}
+            },
+            "history": {"L": [{"S": "x" * 20_000}]},
+            "labs": {"L": [{"M": {"id": {"S": f"l-{j}"}}} for j in range(3)]},
+        }
+        if i % 10:
+            item["shard"] = {"S": "A"}
+        dynamodb.put_item(TableName="fleet", Item=item)
+
+    def pages(**query: Any) -> list[Any]:
+        answers, start = [], None
+        while True:
+            answer = outcome(
+                lambda s=start: dynamodb.query(
+                    TableName="fleet",
+                    IndexName="active",
+                    KeyConditionExpression="shard = :a",
+                    ExpressionAttributeValues={":a": {"S": "A"}, **query.pop("values", {})},
+                    **({"ExclusiveStartKey": s} if s else {}),
+                    **query,
+                )
+            )
+            answers.append(answer)
+            start = answer.get("LastEvaluatedKey") if isinstance(answer, dict) else None
+            if not start:
+                return answers
+
+    def ask() -> Any:
+        return [
+            pages(
+                ProjectionExpression="id, #n, #s, metrics.cpu, metrics.none, metrics.missing",
+                ExpressionAttributeNames={"#n": "name", "#s": "status"},
+            ),
+            pages(ProjectionExpression="id, labs[1].id, metrics", Limit=7, ScanIndexForward=False),
+            pages(
+                ProjectionExpression="id, #s",
+                ExpressionAttributeNames={"#s": "status"},
+                FilterExpression="metrics.cpu > :c",
+                values={":c": {"N": "50"}},
+            ),
+            pages(),
+            outcome(
+                lambda: dynamodb.query(
+                    TableName="fleet",
+                    KeyConditionExpression="id = :i",
+                    ExpressionAttributeValues={":i": {"S": "w-004"}},
+                    ProjectionExpression="metrics.cpu, history",
+                )
+            ),
+        ]
+
+    # When moto and the glue answer the same queries, then the answers are the same
+    with moto_own(Item, "project"):
+        own, glued = both(Table, "query", ask)
+    assert glued == own
+    assert both(Item, "project", ask) == (own, own)
+    # And the projected pages are the whole items' pages (about 50 items of 20 KB a megabyte)
+    assert len(glued[0]) == len(glued[3]) > 2
+    assert glued[0][0]["Items"][0] == {
+        "id": {"S": "w-001"},
+        "name": {"S": "cml-1"},
+        "status": glued[0][0]["Items"][0]["status"],
+        "metrics": {"M": {"cpu": glued[0][0]["Items"][0]["metrics"]["M"]["cpu"], "none": {"NULL": True}}},
+    }

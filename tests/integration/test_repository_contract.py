@@ -22,6 +22,7 @@ from cmlcm.domain.workers import (
     WorkerError,
     WorkerMetrics,
     WorkerStatus,
+    WorkerSummary,
 )
 from cmlcm.ports import WorkerQuery
 
@@ -92,9 +93,9 @@ def test_adding_the_same_id_twice_is_a_conflict_and_keeps_the_first(repos):
     assert repos.workers.get("w-001") == first
 
 
-def test_every_field_survives_the_round_trip(repos):
-    # Given a worker with every optional part filled in
-    rich = make(
+def rich_worker() -> Worker:
+    """A worker with every optional part filled in."""
+    return make(
         7,
         status=S.STOPPED,
         instance_type="c5.metal",
@@ -151,10 +152,28 @@ def test_every_field_survives_the_round_trip(repos):
         ),
         last_error=WorkerError(source="cml", kind="Timeout", message="no answer", at=LATER),
     )
+
+
+def test_every_field_survives_the_round_trip(repos):
+    # Given a worker with every optional part filled in
+    rich = rich_worker()
     # When stored and read back, then it is the same worker
     stored = repos.workers.add(rich)
     assert repos.workers.get("w-007") == stored == rich.model_copy(update={"version": 1})
     assert repos.workers.find_by_instance_id(rich.instance_id) == stored
+
+
+def test_fleet_summaries_say_what_the_stored_workers_say(repos):
+    # Given a worker with every part filled in, a bare one, and a terminated one
+    rich = repos.workers.add(rich_worker())
+    bare = repos.workers.add(make(1))
+    repos.workers.add(make(2, status=S.TERMINATED))
+    # When the fleet is read as summaries (on DynamoDB: a projection of the index query)
+    summaries = list(repos.workers.iter_active_summaries())
+    # Then there is one per active worker, equal to the summary of its full record
+    assert summaries == [WorkerSummary.of(bare), WorkerSummary.of(rich)]
+    assert summaries[1].metrics and summaries[1].metrics.cpu_percent == 12.5
+    assert summaries[1].licence and summaries[1].licence.operation_state == "pending"
 
 
 def test_find_by_instance_id(repos):

@@ -34,8 +34,8 @@ from cmlcm.domain.events import (
 )
 from cmlcm.domain.jobs import JobHeartbeat
 from cmlcm.domain.labs import Lab
-from cmlcm.domain.workers import Worker, WorkerStatus
-from cmlcm.handlers.api.models import view_of
+from cmlcm.domain.workers import Licence, LicenceOperation, Worker, WorkerMetrics, WorkerStatus, WorkerSummary
+from cmlcm.handlers.api.models import summary_view_of, view_of
 from cmlcm.services import realtime
 from cmlcm.services.jobs import health_report
 from tests.support.fakes import unexpected
@@ -193,6 +193,7 @@ def _ports(store: MemoryConnectionStore, poster: MemoryConnections, workers: InM
             jobs=InMemoryJobRepository(),
             settings=InMemorySettingsRepository(),
             worker_view=view_of,
+            summary_view=summary_view_of,
             lab_view=lambda lab: lab.model_dump(mode="json"),
             health=lambda jobs, settings, now: health_report(jobs, settings, now=now),
         )
@@ -239,9 +240,40 @@ def test_subscribe_sends_a_snapshot_to_the_subscriber_only():
     snapshot_w, snapshot_fleet = _sent(poster, "c1")
     assert snapshot_w["type"] == "snapshot" and snapshot_w["data"] == view_of(workers.get("w-1"))
     assert snapshot_fleet["topic"] == "fleet" and [w["worker_id"] for w in snapshot_fleet["data"]["workers"]] == ["w-1"]
+    # The fleet's rows are summaries: WorkerView's fields the list shows, with the same values.
+    (row,) = snapshot_fleet["data"]["workers"]
+    full = view_of(workers.get("w-1"))
+    assert set(row) < set(full) and "cml_system" not in row
+    assert all(row[k] == full[k] for k in row if k not in ("metrics", "licence"))
     assert _sent(poster, "c2") == []
     connection = _connection(store, "c1")
     assert connection.topics == {"workers/w-1", "fleet"} and connection.expires_at == T0 + timedelta(hours=2)
+
+
+def test_a_fleet_row_is_the_full_view_with_fewer_fields():
+    # Given a worker with metrics and a licence operation in flight
+    worker = _worker(
+        metrics=WorkerMetrics(collected_at=T0, cpu_percent=41.5, labs_running=2, labs_digest="d", cml_version="2.9"),
+        licence=Licence(
+            registration_status="REGISTERED",
+            operation=LicenceOperation.REGISTERING,
+            operation_state="pending",
+            token_secret_ref="cmlcm/w-1",
+        ),
+        owner="ann@example.com",
+        tags={"Course": "ccna"},
+    )
+    # When it is shown as a fleet row and as the full view
+    row, full = summary_view_of(WorkerSummary.of(worker)), view_of(worker)
+    # Then every field of the row has the full view's value (nested ones too), and the row is smaller
+    for key, value in row.items():
+        if isinstance(value, dict) and key != "tags":
+            assert value == {k: full[key][k] for k in value}, key
+        else:
+            assert value == full[key], key
+    assert row["metrics"]["cpu_percent"] == 41.5 and "labs_digest" not in row["metrics"]
+    assert row["licence"]["operation_state"] == "pending" and "token_secret_ref" not in row["licence"]
+    assert len(json.dumps(row)) < len(json.dumps(full)) / 2
 
 
 def test_the_topic_limit_is_per_connection_and_the_error_keeps_the_connection():

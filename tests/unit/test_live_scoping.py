@@ -18,7 +18,7 @@ from cmlcm.domain.events import Change, WorkerEventRules, worker_events
 from cmlcm.domain.labs import Lab
 from cmlcm.domain.settings import Settings
 from cmlcm.domain.workers import Worker, WorkerStatus
-from cmlcm.handlers.api.models import view_of
+from cmlcm.handlers.api.models import summary_view_of, view_of
 from cmlcm.services import realtime
 from cmlcm.services.jobs import health_report
 from tests.support.fakes import unexpected
@@ -78,6 +78,7 @@ def world():  # noqa: ANN201
             jobs=InMemoryJobRepository(),
             settings=InMemorySettingsRepository(Settings(worker_scoping="operators")),
             worker_view=view_of,
+            summary_view=summary_view_of,
             lab_view=lambda lab: lab.model_dump(mode="json"),
             health=lambda jobs, settings, now: health_report(jobs, settings, now=now),
         ),

@@ -29,7 +29,7 @@ from pynamodb.models import Model
 
 from cmlcm.domain.errors import ConcurrentModification, Conflict, NotFound, ValidationFailed
 from cmlcm.domain.settings import Settings
-from cmlcm.domain.workers import Worker, WorkerStatus
+from cmlcm.domain.workers import Worker, WorkerStatus, WorkerSummary, summary_attributes
 from cmlcm.ports import Page, WorkerQuery
 
 #: The sparse active index has one partition; terminated workers drop out of it.
@@ -204,6 +204,17 @@ def item_to_worker(item: WorkerItem) -> Worker:
     return Worker.model_validate({**data, "version": item.version or 0})
 
 
+#: The attribute paths a `WorkerSummary` is read from (top-level and `metrics.<name>`, `licence.<name>`).
+_SUMMARY_ATTRIBUTES = summary_attributes()
+
+
+def item_to_summary(item: WorkerItem) -> WorkerSummary:
+    """The summary of a worker item read with the `_SUMMARY_ATTRIBUTES` projection."""
+    data = {name: _plain(getattr(item, name)) for name in WorkerSummary.model_fields if name != "version"}
+    data["tags"] = data.get("tags") or {}
+    return WorkerSummary.model_validate({**data, "version": item.version or 0})
+
+
 #: Worker attributes with a non-null default that older items do not have.
 _ADDED_LATER = (
     "auto_pause_count",
@@ -326,6 +337,13 @@ class DynamoWorkerRepository:
         return [
             item.worker_id for item in self._model.active_index.query(ACTIVE_SHARD, attributes_to_get=["worker_id"])
         ]
+
+    def iter_active_summaries(self) -> Iterator[WorkerSummary]:
+        """Every non-terminated worker's summary: the index query returns only the summary's
+        attributes (a ProjectionExpression), so neither DynamoDB's answer nor its parsing carries
+        the CML facts, errors and history of each worker (a 1000-worker fleet: ~0.5 MB, not ~2.7)."""
+        for item in self._model.active_index.query(ACTIVE_SHARD, attributes_to_get=_SUMMARY_ATTRIBUTES):
+            yield item_to_summary(item)
 
 
 SETTINGS_PK = "SETTINGS"

@@ -17,7 +17,7 @@ from cmlcm.domain.errors import ConcurrentModification, Conflict, NotFound, Rate
 from cmlcm.domain.jobs import JobControl, JobHeartbeat
 from cmlcm.domain.schedules import Schedule
 from cmlcm.domain.settings import Settings
-from cmlcm.domain.workers import Worker, WorkerStatus
+from cmlcm.domain.workers import Worker, WorkerStatus, WorkerSummary
 from cmlcm.ports import Page, ScheduleState, WorkerQuery
 
 
@@ -99,6 +99,9 @@ class InMemoryWorkerRepository:
 
     def active_ids(self) -> builtins.list[str]:  # `list` is the method above here
         return [w.worker_id for w in self.iter_active()]
+
+    def iter_active_summaries(self) -> Iterator[WorkerSummary]:
+        yield from (WorkerSummary.of(w) for w in self.iter_active())
 
 
 class InMemorySettingsRepository:

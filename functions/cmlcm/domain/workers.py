@@ -462,3 +462,73 @@ class Worker(BaseModel):
     def touch(self, now: datetime, **changes: object) -> Worker:
         """Apply plain attribute changes (already validated by the caller) and stamp the time."""
         return self.model_copy(update={**changes, "updated_at": now})
+
+
+class MetricsSummary(_Value):
+    """The readings of `WorkerMetrics` a fleet list shows and its idle countdown needs (same
+    names and meanings; the rest stays in the full worker)."""
+
+    collected_at: datetime
+    cpu_percent: float | None = None
+    memory_percent: float | None = None
+    labs_running: int | None = None
+    nodes_running: int | None = None
+    licensed: bool | None = None
+    last_activity_at: datetime | None = None
+
+
+class LicenceSummary(_Value):
+    """What a fleet list says of the licence: its registration, or the operation in flight."""
+
+    registration_status: str | None = None
+    operation: LicenceOperation = LicenceOperation.NONE
+    operation_state: Literal["pending", "completed", "failed", "local_only"] | None = None
+
+
+class WorkerSummary(BaseModel):
+    """A worker as the fleet list shows it: the attributes of the fleet table, its filters and
+    its idle countdown, plus owner and tags (per-user scoping) and the version (a client keeps
+    the newer of a summary and a full view). Each field has the name and meaning of `Worker`'s,
+    so a projection of the stored item is enough to read it: a 1000-worker fleet is read without
+    parsing each worker's CML facts, errors and history."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    worker_id: str
+    name: str
+    region: str
+    instance_id: str | None = None
+    instance_type: str | None = None
+    owner: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    status: WorkerStatus
+    service_status: ServiceStatus = ServiceStatus.UNKNOWN
+    status_changed_at: datetime
+    idle_detection_enabled: bool = True
+    snoozed_until: datetime | None = None
+    policy_stopped_by: PolicySource | None = None
+    metrics: MetricsSummary | None = None
+    licence: LicenceSummary | None = None
+    version: int = 0
+
+    @classmethod
+    def of(cls, worker: Worker) -> WorkerSummary:
+        """The summary of a full worker (what a projection of its stored item reads)."""
+        data = worker.model_dump(include=set(cls.model_fields) - {"metrics", "licence"})
+        if worker.metrics is not None:
+            data["metrics"] = MetricsSummary(**worker.metrics.model_dump(include=set(MetricsSummary.model_fields)))
+        if worker.licence is not None:
+            data["licence"] = LicenceSummary(**worker.licence.model_dump(include=set(LicenceSummary.model_fields)))
+        return cls(**data)
+
+
+def summary_attributes() -> list[str]:
+    """The attribute paths of a stored worker that make its `WorkerSummary` (a projection)."""
+    nested: dict[str, type[BaseModel]] = {"metrics": MetricsSummary, "licence": LicenceSummary}
+    paths: list[str] = []
+    for name in WorkerSummary.model_fields:
+        if name in nested:
+            paths += [f"{name}.{field}" for field in nested[name].model_fields]
+        else:
+            paths.append(name)
+    return paths

@@ -21,7 +21,7 @@ from cmlcm.container import current
 from cmlcm.domain.access import teams_of
 from cmlcm.domain.errors import ExternalServiceError
 from cmlcm.handlers.api.auth import caller_role, parse_groups
-from cmlcm.handlers.api.models import view_of
+from cmlcm.handlers.api.models import summary_view_of, view_of
 from cmlcm.services import realtime
 from cmlcm.services.jobs import health_report
 
@@ -52,6 +52,7 @@ def ports() -> realtime.RealtimePorts:
     snapshots = container.ports(
         realtime.SnapshotPorts,
         worker_view=view_of,
+        summary_view=summary_view_of,
         lab_view=_lab_view,
         health=lambda jobs, settings, now: health_report(jobs, settings, now=now),
     )

@@ -13,7 +13,7 @@ from cmlcm.domain.jobs import MetricSample
 from cmlcm.domain.labs import Lab
 from cmlcm.domain.schedules import Schedule
 from cmlcm.domain.settings import Settings
-from cmlcm.domain.workers import Worker, WorkerStatus
+from cmlcm.domain.workers import Worker, WorkerStatus, WorkerSummary
 
 T = TypeVar("T")
 
@@ -63,6 +63,10 @@ class WorkerRepository(Protocol):
 
     def active_ids(self) -> builtins.list[str]:  # `list` is the method above here
         """Just the ids of `iter_active()` (what the collection plan needs)."""
+
+    def iter_active_summaries(self) -> Iterator[WorkerSummary]:
+        """`iter_active()` as fleet-list summaries: a projection of the stored items (the fleet
+        snapshot reads only what the list shows)."""
 
 
 class SettingsRepository(Protocol):

@@ -46,7 +46,7 @@ from cmlcm.domain.events import (
     topic_worker_id,
 )
 from cmlcm.domain.labs import Lab
-from cmlcm.domain.workers import Worker
+from cmlcm.domain.workers import Worker, WorkerSummary
 from cmlcm.ports import (
     ConnectionPoster,
     ConnectionStore,
@@ -76,6 +76,8 @@ class SnapshotPorts:
     jobs: JobRepository
     settings: SettingsRepository
     worker_view: Callable[[Worker], dict[str, Any]]
+    #: The `fleet` snapshot's rows: the REST API's WorkerSummaryView (a subset of WorkerView).
+    summary_view: Callable[[WorkerSummary], dict[str, Any]]
     lab_view: Callable[[Lab], dict[str, Any]]
     health: Callable[[JobRepository, Any, datetime], dict[str, Any]]
 
@@ -239,7 +241,9 @@ def snapshot(ports: SnapshotPorts, topic: str, *, now: datetime, scope: Scope = 
     (only the fleet of a large deployment needs more than one). `NotFound` for a worker topic
     of a worker that does not exist or is out of `scope`; the fleet holds only workers in it."""
     if topic == FLEET_TOPIC:
-        views = [ports.worker_view(w) for w in ports.workers.iter_active() if scope.allows(w.owner, w.tags)]
+        # Summaries, not full views: a first render of a large fleet waits for this read (a
+        # projection of each item), and later events bring each worker's full view.
+        views = [ports.summary_view(w) for w in ports.workers.iter_active_summaries() if scope.allows(w.owner, w.tags)]
         return [{"workers": part} for part in _fit(views)]
     if topic == JOBS_TOPIC:
         return [ports.health(ports.jobs, ports.settings.get(), now)]

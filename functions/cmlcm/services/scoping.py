@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from cmlcm.domain.access import Scope
 from cmlcm.domain.errors import NotFound
-from cmlcm.domain.workers import Worker
+from cmlcm.domain.workers import Worker, WorkerSummary
 from cmlcm.ports import Page, WorkerQuery, WorkerRepository
 
 PortsT = TypeVar("PortsT")
@@ -84,6 +84,9 @@ class ScopedWorkers:
 
     def active_ids(self) -> builtins.list[str]:
         return [w.worker_id for w in self.iter_active()]
+
+    def iter_active_summaries(self) -> Iterator[WorkerSummary]:
+        return (s for s in self._repo.iter_active_summaries() if self._scope.allows(s.owner, s.tags))
 
 
 def scoped(ports: PortsT, scope: Scope) -> PortsT:

@@ -21,18 +21,31 @@ implementation by tests/integration/test_moto_speedups.py.
   (the broadcaster's 101 subscriber Queries of a 100-record batch each sorted all 1010
   subscriptions: most of the batch's time, profiled).
   Here moto's own query runs over the one partition, which is all it could select.
+- DynamoDB Query with a ProjectionExpression (the fleet's summaries: ~20 of a worker's
+  attributes): moto deep-copies every whole item it returns, then projects each copy through its
+  whole JSON form. Here, without a filter expression (which could read any attribute), moto's own
+  query runs over items holding only the projected top-level attributes and the keys, each
+  measuring as its whole stored item (moto pages answers by that size, as DynamoDB does). And
+  moto's projection of an item converts the whole item to plain JSON once per path of the
+  expression (24 times for a fleet summary); here the attributes the paths name are converted
+  once, each path's part copied from them.
 """
 
 from __future__ import annotations
 
+import copy
+import re
 from collections import defaultdict
 from typing import Any
 
+from botocore.utils import merge_dicts
 from moto.cloudwatch.models import CloudWatchBackend
 from moto.core.serialize import BaseJSONSerializer
+from moto.dynamodb.comparisons import OpDefault
 from moto.dynamodb.models import dynamo_type
 from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.models.utilities import find_nested_key
 from moto.ec2.models.core import TaggedEC2Resource
 from moto.ec2.models.tags import EC2_PREFIX_TO_RESOURCE, get_prefix
 
@@ -175,12 +188,91 @@ class _Partition:
         return getattr(self._table, name)
 
 
+class _ProjectedItem(Item):
+    """A stored item narrowed to `names` (shared values, nothing copied), measuring as the whole."""
+
+    def __init__(self, item: Item, names: frozenset[str]) -> None:  # noqa: D107 - no Item.__init__: nothing is re-measured
+        self.hash_key = item.hash_key
+        self.range_key = item.range_key
+        attrs = LimitedSizeDict.__new__(LimitedSizeDict)
+        dict.__init__(attrs, {key: value for key, value in item.attrs.items() if key in names})
+        self.attrs = attrs
+        self._whole = item
+        self._size: int | None = None
+
+    def size(self) -> int:
+        if self._size is None:
+            self._size = self._whole.size()
+        return self._size
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Item:
+        # A plain item of the projected attributes: all that moto's projection reads of it.
+        narrowed = Item.__new__(Item)
+        narrowed.hash_key, narrowed.range_key = self.hash_key, self.range_key
+        attrs = LimitedSizeDict.__new__(LimitedSizeDict)
+        dict.__init__(attrs, {key: copy.deepcopy(value, memo) for key, value in self.attrs.items()})
+        narrowed.attrs = attrs
+        return narrowed
+
+
+def _item_project(self: Item, projection_expressions: list[list[str]]) -> Item:
+    named = {re.sub(r"\[\d+\]$", "", path[0]) for path in projection_expressions}
+    regular = {
+        key: dynamo_type.deserializer.deserialize(value.to_regular_json())
+        for key, value in self.attrs.items()
+        if key in named
+    }
+    result: dict[str, Any] = {}
+    for path in projection_expressions:
+        # A copy per path, as moto converts the item afresh per path: merging never aliases.
+        merge_dicts(result, copy.deepcopy(find_nested_key(path, regular)))
+    return Item(hash_key=self.hash_key, range_key=self.range_key, attrs=dynamo_type.serializer.serialize(result)["M"])
+
+
+class _Projected:
+    """A table (or a partition of one) whose items hold only the attributes named in `names`."""
+
+    def __init__(self, table: Any, names: frozenset[str]) -> None:
+        self._table = table
+        self._names = names
+
+    def all_items(self) -> list[Item]:
+        return [
+            _ProjectedItem(item, self._names) if isinstance(item, Item) else item for item in self._table.all_items()
+        ]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._table, name)
+
+
+def _key_names(table: Table) -> set[str]:
+    """Every key attribute of the table and of its indexes (a query selects and sorts by these)."""
+    names = {table.hash_key_attr, table.range_key_attr}
+    for index in table.all_indexes():
+        names.update(key["AttributeName"] for key in index.schema)
+    return {name for name in names if name}
+
+
 def _query(self: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) -> Any:
     own = original(Table, "query")
-    # Index queries (6th positional: index_name) and keyless calls take moto's path.
-    if hash_key is None or (len(args) > 6 and args[6]) or kwargs.get("index_name"):
-        return own(self, hash_key, *args, **kwargs)
-    return own(_Partition(self, hash_key), hash_key, *args, **kwargs)
+    # Positional after hash_key: range_comparison, range_objs, limit, exclusive_start_key,
+    # scan_index_forward, projection_expressions, index_name, consistent_read, filter_expression.
+    index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+    projection = args[5] if len(args) > 5 else kwargs.get("projection_expressions")
+    filter_op = args[8] if len(args) > 8 else kwargs.get("filter_expression")
+    known = {"index_name", "projection_expressions", "consistent_read", "filter_expression"}
+    known |= {"hash_key_conditions", "range_key_conditions"}
+    plain_filter = filter_op is None or isinstance(filter_op, OpDefault)
+    table: Any = self
+    # Key queries read one partition (index queries and keyless calls: the whole table).
+    if hash_key is not None and not index_name:
+        table = _Partition(self, hash_key)
+    # A projection without a filter (or legacy per-attribute filters) reads the projected attributes only.
+    top_level = all("[" not in path[0] for path in projection or [])
+    if projection and top_level and plain_filter and not set(kwargs) - known:
+        names = frozenset({path[0] for path in projection} | _key_names(self))
+        table = _Projected(table, names)
+    return own(table, hash_key, *args, **kwargs)
 
 
 #: (owner, name, replacement) of each speedup.
@@ -190,6 +282,7 @@ PATCHES: tuple[tuple[type, str, Any], ...] = (
     (Item, "__init__", _item_init),
     (BaseJSONSerializer, "_serialize_type_structure", _serialize_type_structure),
     (Table, "query", _query),
+    (Item, "project", _item_project),
 )
 
 

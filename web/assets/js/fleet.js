@@ -1,5 +1,9 @@
 // Fleet view: every worker in one table, live from the `fleet` topic. Rows whose content changed
 // are patched in place; the table is rebuilt only when the visible order changes.
+//
+// One read of the fleet per page: the topic's snapshot (each worker's summary, what the table
+// shows) is the first render, and is applied again after every reconnect. GET /workers is read
+// only without a live connection: no WebSocket URL, or the socket fails before a snapshot came.
 
 import { count, esc, ms, percent, timeTag } from "./format.js";
 import { STATUSES, idleCountdown, licenceText, newer } from "./workers.js";
@@ -212,19 +216,37 @@ export async function render(ctx) {
     },
     () => {},
   );
-  try {
-    const items = await api.allWorkers();
-    if (!snapshotSeen) {
-      for (const w of items) workers.set(w.worker_id, newer(workers.get(w.worker_id), w));
-      firstSource = firstSource || "rest";
+  let restRead = false;
+  async function readOverRest() {
+    if (restRead) return;
+    restRead = true;
+    try {
+      const items = await api.allWorkers();
+      if (!snapshotSeen) {
+        for (const w of items) workers.set(w.worker_id, newer(workers.get(w.worker_id), w));
+        firstSource = firstSource || "rest";
+      }
+      loaded = true;
+      schedule();
+    } catch (error) {
+      showError(main.querySelector("#fleet-error"), error);
     }
-    loaded = true;
-    schedule();
-  } catch (error) {
-    showError(main.querySelector("#fleet-error"), error);
   }
+  // Called at once with the current state, then on each change.
+  const stopState = ctx.config.wsUrl
+    ? live.onState((state) => {
+        if (!snapshotSeen && (state === "reconnecting" || state === "offline")) readOverRest();
+      })
+    : null;
+  // An error reply about the subscription (no snapshot will come) falls back too.
+  const stopErrors = live.onError((message) => {
+    if (!snapshotSeen && (!message.topic || message.topic === "fleet")) readOverRest();
+  });
+  if (!ctx.config.wsUrl) readOverRest();
   return () => {
     stopLive();
+    stopErrors();
+    if (stopState) stopState();
     clearInterval(ticker);
     if (frame) cancelAnimationFrame(frame);
   };

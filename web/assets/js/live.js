@@ -11,6 +11,7 @@ export class LiveClient {
     this.tokenProvider = tokenProvider;
     this.handlers = new Map(); // topic -> Set(handler)
     this.stateListeners = new Set();
+    this.errorListeners = new Set();
     this.state = "offline";
     this.attempt = 0;
     this.socket = null;
@@ -23,6 +24,12 @@ export class LiveClient {
     this.stateListeners.add(listener);
     listener(this.state);
     return () => this.stateListeners.delete(listener);
+  }
+
+  /** Hear the server's `error` replies (a refused subscription, a snapshot it could not read). */
+  onError(listener) {
+    this.errorListeners.add(listener);
+    return () => this.errorListeners.delete(listener);
   }
 
   _setState(state) {
@@ -117,6 +124,7 @@ export class LiveClient {
     if (message.type === "pong") return;
     if (message.type === "error") {
       console.warn("live:", message.data && message.data.message);
+      for (const listener of [...this.errorListeners]) listener(message);
       return;
     }
     const set = this.handlers.get(message.topic);

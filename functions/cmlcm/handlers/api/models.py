@@ -16,12 +16,15 @@ from cmlcm.domain.settings import RegionDefaults, Settings, check_ami_id, check_
 from cmlcm.domain.workers import (
     RESERVED_TAGS,
     ChangeCause,
+    LicenceSummary,
+    MetricsSummary,
     ScheduleMark,
     ServiceStatus,
     Worker,
     WorkerError,
     WorkerMetrics,
     WorkerStatus,
+    WorkerSummary,
 )
 from cmlcm.services.provisioning import Created, CreateWorker
 from cmlcm.services.workers import Deletion
@@ -147,6 +150,40 @@ class WorkerView(ApiModel):
 def view_of(worker: Worker) -> dict[str, Any]:
     """JSON-ready dict of `WorkerView.of(worker)`."""
     return WorkerView.of(worker).model_dump(mode="json")
+
+
+class WorkerSummaryView(ApiModel):
+    """A worker as the fleet list shows it (the `fleet` topic's snapshot): a subset of
+    `WorkerView`, each field with its name, type and value there, so a client may hold either
+    and keep the newer by `version`."""
+
+    worker_id: str
+    name: str
+    region: str
+    instance_id: str | None
+    instance_type: str | None
+    owner: str | None
+    tags: dict[str, str]
+    status: WorkerStatus
+    service_status: ServiceStatus
+    status_changed_at: datetime
+    idle_detection_enabled: bool
+    snoozed_until: datetime | None
+    policy_stopped_by: Literal["idle", "schedule"] | None
+    metrics: MetricsSummary | None = Field(description="The readings the list shows (WorkerView.metrics' subset)")
+    licence: LicenceSummary | None = Field(
+        description="Registration or operation in flight (WorkerView.licence's subset)"
+    )
+    version: int
+
+    @classmethod
+    def of(cls, summary: WorkerSummary) -> WorkerSummaryView:
+        return cls(**summary.model_dump())
+
+
+def summary_view_of(summary: WorkerSummary) -> dict[str, Any]:
+    """JSON-ready dict of `WorkerSummaryView.of(summary)`."""
+    return WorkerSummaryView.of(summary).model_dump(mode="json")
 
 
 class WorkerPage(ApiModel):
