@@ -468,18 +468,23 @@ def test_a_projected_query_answers_as_moto_does(aws):  # noqa: ANN001
         dynamodb.put_item(TableName="fleet", Item=item)
 
     def pages(**query: Any) -> list[Any]:
-        answers, start = [], None
-        while True:
-            answer = outcome(
-                lambda s=start: dynamodb.query(
-                    TableName="fleet",
-                    IndexName="active",
-                    KeyConditionExpression="shard = :a",
-                    ExpressionAttributeValues={":a": {"S": "A"}, **query.pop("values", {})},
-                    **({"ExclusiveStartKey": s} if s else {}),
-                    **query,
-                )
+        values = {":a": {"S": "A"}, **query.pop("values", {})}
+        answers: list[Any] = []
+        start: Any = None
+
+        def page() -> Any:
+            first = {"ExclusiveStartKey": start} if start else {}
+            return dynamodb.query(
+                TableName="fleet",
+                IndexName="active",
+                KeyConditionExpression="shard = :a",
+                ExpressionAttributeValues=values,
+                **first,
+                **query,
             )
+
+        while True:
+            answer = outcome(page)
             answers.append(answer)
             start = answer.get("LastEvaluatedKey") if isinstance(answer, dict) else None
             if not start:

@@ -36,7 +36,7 @@ from __future__ import annotations
 import copy
 import re
 from collections import defaultdict
-from typing import Any
+from typing import Any, cast
 
 from botocore.utils import merge_dicts
 from moto.cloudwatch.models import CloudWatchBackend
@@ -207,7 +207,7 @@ class _ProjectedItem(Item):
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Item:
         # A plain item of the projected attributes: all that moto's projection reads of it.
-        narrowed = Item.__new__(Item)
+        narrowed = cast(Item, Item.__new__(Item))  # moto types __new__ as its BaseModel's
         narrowed.hash_key, narrowed.range_key = self.hash_key, self.range_key
         attrs = LimitedSizeDict.__new__(LimitedSizeDict)
         dict.__init__(attrs, {key: copy.deepcopy(value, memo) for key, value in self.attrs.items()})
