@@ -63,7 +63,7 @@ from cmlcm.adapters.cml.probe import FleetProbe  # noqa: E402
 from cmlcm.adapters.dynamo import DynamoWorkerRepository  # noqa: E402
 from cmlcm.adapters.ec2 import Ec2Gateway  # noqa: E402
 from cmlcm.adapters.labs_repo import DynamoLabRepository  # noqa: E402
-from cmlcm.adapters.operations import DynamoSampleRepository  # noqa: E402
+from cmlcm.adapters.samples import DynamoSampleRepository  # noqa: E402
 from cmlcm.config import get_config  # noqa: E402
 from cmlcm.domain.settings import Settings  # noqa: E402
 from cmlcm.ports import CollectPorts  # noqa: E402

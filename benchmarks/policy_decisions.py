@@ -26,11 +26,9 @@ from typing import cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functions"))
 
-from cmlcm.adapters.memory import (  # noqa: E402
-    InMemoryScheduleRepository,
-    InMemorySettingsRepository,
-    InMemoryWorkerRepository,
-)
+from cmlcm.adapters.memory import InMemoryWorkerRepository  # noqa: E402
+from cmlcm.adapters.operations import InMemorySettingsRepository  # noqa: E402
+from cmlcm.adapters.schedule_store import InMemoryScheduleRepository  # noqa: E402
 from cmlcm.domain.policy import decide_policies  # noqa: E402
 from cmlcm.domain.schedules import Override, Period, Schedule, Weekday  # noqa: E402
 from cmlcm.domain.settings import Settings  # noqa: E402

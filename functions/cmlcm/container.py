@@ -97,7 +97,7 @@ class Container:
     @cached_property
     def settings(self) -> SettingsRepository:
         """The fleet settings document (not the function's config)."""
-        from cmlcm.adapters.dynamo import DynamoSettingsRepository
+        from cmlcm.adapters.operations import DynamoSettingsRepository
 
         return DynamoSettingsRepository(self.config.operations_table, self.config.aws_region)
 
@@ -115,7 +115,7 @@ class Container:
 
     @cached_property
     def samples(self) -> SampleRepository:
-        from cmlcm.adapters.operations import DynamoSampleRepository
+        from cmlcm.adapters.samples import DynamoSampleRepository
 
         ttl = timedelta(hours=self.config.metrics_sample_ttl_hours)
         return DynamoSampleRepository(self.config.metrics_table, self.config.aws_region, ttl=ttl)

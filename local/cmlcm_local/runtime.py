@@ -147,8 +147,8 @@ class LocalRuntime:
         from moto import mock_aws
 
         from cmlcm.adapters.aws import client
-        from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository
-        from cmlcm.adapters.operations import DynamoReservations
+        from cmlcm.adapters.dynamo import DynamoWorkerRepository
+        from cmlcm.adapters.operations import DynamoReservations, DynamoSettingsRepository
         from cmlcm.handlers.api import app as api_app
         from cmlcm_local import moto_glue
         from cmlcm_local.gateway import build_gateway

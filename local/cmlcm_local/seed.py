@@ -13,7 +13,7 @@ from cmlcm import container
 from cmlcm.adapters.aws import client, reset_clients
 from cmlcm.adapters.dynamo import create_tables
 from cmlcm.adapters.labs_repo import create_labs_table
-from cmlcm.adapters.operations import create_metrics_table
+from cmlcm.adapters.samples import create_metrics_table
 from cmlcm.config import FunctionConfig, get_config
 from cmlcm.domain.workers import Worker, WorkerStatus, worker_status_from_ec2
 from cmlcm.ports import WorkerRepository

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from cmlcm.adapters.aws import client
-from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository
+from cmlcm.adapters.dynamo import DynamoWorkerRepository
 from cmlcm.adapters.ec2 import Ec2Gateway
-from cmlcm.adapters.operations import DynamoReservations
+from cmlcm.adapters.operations import DynamoReservations, DynamoSettingsRepository
 from cmlcm.domain.errors import Conflict, ValidationFailed
 from cmlcm.domain.settings import RegionDefaults, Settings
 from cmlcm.domain.workers import Worker

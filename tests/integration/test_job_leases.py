@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cmlcm.adapters.memory import InMemoryJobRepository
-from cmlcm.adapters.operations import DynamoJobRepository
+from cmlcm.adapters.operations import DynamoJobRepository, InMemoryJobRepository
 from cmlcm.config import get_config
 from cmlcm.domain.jobs import JobOutcome
 from cmlcm.services import jobs

@@ -8,8 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository
-from cmlcm.adapters.memory import InMemorySettingsRepository, InMemoryWorkerRepository
+from cmlcm.adapters.dynamo import DynamoWorkerRepository
+from cmlcm.adapters.memory import InMemoryWorkerRepository
+from cmlcm.adapters.operations import DynamoSettingsRepository, InMemorySettingsRepository
 from cmlcm.config import get_config
 from cmlcm.domain.cml import CmlSystem, ComputeHealth, LicenceDetail, LicenceFeature, SystemHealth
 from cmlcm.domain.errors import ConcurrentModification, Conflict, NotFound, ValidationFailed

@@ -9,7 +9,7 @@ import pytest
 
 from cmlcm import container
 from cmlcm.adapters.aws import client
-from cmlcm.adapters.dynamo import DynamoSettingsRepository
+from cmlcm.adapters.operations import DynamoSettingsRepository
 from cmlcm.adapters.schedules import EventBridgeSchedules
 from cmlcm.config import get_config
 from cmlcm.domain.settings import Settings

@@ -6,8 +6,7 @@ from datetime import date, datetime
 
 import pytest
 
-from cmlcm.adapters.memory import InMemoryScheduleRepository
-from cmlcm.adapters.schedule_store import DynamoScheduleRepository
+from cmlcm.adapters.schedule_store import DynamoScheduleRepository, InMemoryScheduleRepository
 from cmlcm.config import get_config
 from cmlcm.domain.errors import ConcurrentModification, Conflict, NotFound
 from cmlcm.domain.schedules import Override, Period, Schedule

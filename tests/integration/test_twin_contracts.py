@@ -15,11 +15,12 @@ import pytest
 
 from cmlcm.adapters.labs_repo import DynamoLabRepository, InMemoryLabRepository
 from cmlcm.adapters.licence_tokens import InMemoryTokenStore, SecretsManagerTokenStore
-from cmlcm.adapters.memory import InMemoryRefreshLimiter
-from cmlcm.adapters.operations import DynamoRefreshLimiter
+from cmlcm.adapters.operations import DynamoRefreshLimiter, InMemoryRefreshLimiter
+from cmlcm.adapters.samples import DynamoSampleRepository, InMemorySampleRepository
 from cmlcm.adapters.subscriptions import DynamoConnectionStore, MemoryConnectionStore, create_realtime_tables
 from cmlcm.config import get_config
 from cmlcm.domain.errors import RateLimited
+from cmlcm.domain.jobs import MetricSample
 from cmlcm.domain.labs import Lab
 from cmlcm.services import realtime
 
@@ -56,6 +57,15 @@ def _dynamo_connections(config: Any) -> DynamoConnectionStore:
 
 
 @pytest.fixture(params=["memory", "dynamo"])
+def samples(request: pytest.FixtureRequest) -> Any:
+    return _twin_or_adapter(
+        request,
+        InMemorySampleRepository,
+        lambda c: DynamoSampleRepository(c.metrics_table, c.aws_region, ttl=timedelta(hours=1)),
+    )
+
+
+@pytest.fixture(params=["memory", "dynamo"])
 def connections(request: pytest.FixtureRequest) -> Any:
     return _twin_or_adapter(request, MemoryConnectionStore, _dynamo_connections)
 
@@ -87,6 +97,20 @@ def test_labs_are_written_listed_by_worker_and_deleted(labs):  # noqa: ANN001
     assert labs.write([_lab("w-1", "l-1", state="STARTED")], [_lab("w-1", "l-2")]) == 2
     assert [(lab.lab_id, lab.state) for lab in labs.list("w-1")] == [("l-1", "STARTED")]
     assert labs.list("w-3") == []
+
+
+# --- metric samples ---
+
+
+def test_samples_come_back_per_worker_oldest_first_from_since_at_whole_seconds(samples):  # noqa: ANN001
+    at = [NOW + timedelta(minutes=m, milliseconds=250) for m in range(4)]
+    written = [MetricSample(worker_id="w-1", at=t, cpu_percent=float(i), labs_running=i) for i, t in enumerate(at)]
+    assert samples.put_many([*reversed(written), MetricSample(worker_id="w-2", at=NOW)]) == 5
+    recent = samples.recent("w-1", since=at[1] - timedelta(milliseconds=250))
+    assert [(s.at, s.cpu_percent, s.labs_running) for s in recent] == [
+        (t.replace(microsecond=0), float(i), i) for i, t in list(enumerate(at))[1:]
+    ]
+    assert len(samples.recent("w-1", since=NOW, limit=2)) == 2 and samples.recent("w-3", since=NOW) == []
 
 
 # --- licence token secrets ---

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from cmlcm import container
-from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository
-from cmlcm.adapters.operations import DynamoJobRepository
+from cmlcm.adapters.dynamo import DynamoWorkerRepository
+from cmlcm.adapters.operations import DynamoJobRepository, DynamoSettingsRepository
 from cmlcm.container import Container, current
 from cmlcm.domain.cml import CmlReading
 from cmlcm.domain.settings import Settings

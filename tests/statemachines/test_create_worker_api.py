@@ -12,7 +12,8 @@ import pytest
 
 from cmlcm import container
 from cmlcm.adapters.aws import client
-from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository
+from cmlcm.adapters.dynamo import DynamoWorkerRepository
+from cmlcm.adapters.operations import DynamoSettingsRepository
 from cmlcm.adapters.workflows import StepFunctionsStarter
 from cmlcm.container import Container
 from cmlcm.domain.settings import RegionDefaults, Settings

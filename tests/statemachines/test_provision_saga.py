@@ -17,9 +17,9 @@ import pytest
 
 from cmlcm import container
 from cmlcm.adapters.aws import client
-from cmlcm.adapters.dynamo import DynamoSettingsRepository, DynamoWorkerRepository
+from cmlcm.adapters.dynamo import DynamoWorkerRepository
 from cmlcm.adapters.ec2 import Ec2Gateway
-from cmlcm.adapters.operations import DynamoReservations
+from cmlcm.adapters.operations import DynamoReservations, DynamoSettingsRepository
 from cmlcm.container import Container
 from cmlcm.domain.errors import QuotaExceeded, TransientAwsError
 from cmlcm.domain.settings import RegionDefaults, Settings

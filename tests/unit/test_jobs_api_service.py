@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cmlcm.adapters.memory import InMemoryJobRepository, InMemoryJobSchedules, InMemoryJobStarter
+from cmlcm.adapters.job_runs import InMemoryJobStarter
+from cmlcm.adapters.operations import InMemoryJobRepository
+from cmlcm.adapters.schedules import InMemoryJobSchedules
 from cmlcm.domain.errors import Conflict, ExternalServiceError, NotFound
 from cmlcm.domain.jobs import COLLECT_JOB, RECONCILE_JOB, JobHeartbeat, next_run_at
 from cmlcm.domain.settings import Settings

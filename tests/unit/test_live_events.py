@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from cmlcm.adapters.connections_api import MemoryConnections
-from cmlcm.adapters.memory import InMemoryJobRepository, InMemorySettingsRepository, InMemoryWorkerRepository
+from cmlcm.adapters.memory import InMemoryWorkerRepository
+from cmlcm.adapters.operations import InMemoryJobRepository, InMemorySettingsRepository
 from cmlcm.adapters.subscriptions import MemoryConnectionStore
 from cmlcm.domain.events import (
     MAX_TOPICS_PER_CONNECTION,

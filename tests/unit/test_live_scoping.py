@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 import pytest
 
 from cmlcm.adapters.connections_api import MemoryConnections
-from cmlcm.adapters.memory import InMemoryJobRepository, InMemorySettingsRepository, InMemoryWorkerRepository
+from cmlcm.adapters.memory import InMemoryWorkerRepository
+from cmlcm.adapters.operations import InMemoryJobRepository, InMemorySettingsRepository
 from cmlcm.adapters.subscriptions import MemoryConnectionStore
 from cmlcm.domain.events import Change, WorkerEventRules, worker_events
 from cmlcm.domain.labs import Lab

@@ -17,12 +17,10 @@ from typing import Any
 
 import pytest
 
-from cmlcm.adapters.memory import (
-    InMemoryJobSchedules,
-    InMemoryJobStarter,
-    InMemorySettingsRepository,
-    InMemoryWorkerRepository,
-)
+from cmlcm.adapters.job_runs import InMemoryJobStarter
+from cmlcm.adapters.memory import InMemoryWorkerRepository
+from cmlcm.adapters.operations import InMemorySettingsRepository
+from cmlcm.adapters.schedules import InMemoryJobSchedules
 from cmlcm.domain.workers import Worker, WorkerStatus
 from cmlcm.handlers.api import app as api_app
 from cmlcm.handlers.api.auth import PUBLIC_PATHS, Role, RoleRequirement, caller_role, parse_groups

@@ -1,4 +1,5 @@
-"""DynamoDB repositories (PynamoDB). PynamoDB models live only here; services see domain models.
+"""The workers table (PynamoDB): the worker repository with optimistic locking, the active and
+instance indexes, paging. PynamoDB models live only in the adapters; services see domain models.
 
 Table names come from `FunctionConfig`; model classes are built per table name so tests and the
 local mode can point the same code at other tables without import-time environment tricks.
@@ -6,20 +7,15 @@ local mode can point the same code at other tables without import-time environme
 
 from __future__ import annotations
 
-import base64
-import binascii
 import builtins
-import json
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import cache
-from typing import Any, TypeVar, cast
+from typing import Any
 
 from pynamodb.attributes import (
     BooleanAttribute,
     MapAttribute,
     NumberAttribute,
-    TTLAttribute,
     UnicodeAttribute,
     VersionAttribute,
 )
@@ -27,8 +23,8 @@ from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
-from cmlcm.domain.errors import ConcurrentModification, Conflict, NotFound, ValidationFailed
-from cmlcm.domain.settings import Settings
+from cmlcm.adapters.pynamo import bind, decode_token, encode_token, is_condition_failure, plain
+from cmlcm.domain.errors import ConcurrentModification, Conflict, NotFound
 from cmlcm.domain.workers import Worker, WorkerStatus, WorkerSummary, summary_attributes
 from cmlcm.ports import Page, WorkerQuery
 
@@ -36,31 +32,6 @@ from cmlcm.ports import Page, WorkerQuery
 ACTIVE_SHARD = "ACTIVE"
 #: Saves in `save_many` run on a few threads: each is one conditional PutItem.
 _SAVE_THREADS = 16
-
-
-def encode_token(key: dict[str, Any] | None) -> str | None:
-    """Opaque pagination token for a DynamoDB LastEvaluatedKey."""
-    if not key:
-        return None
-    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode().rstrip("=")
-
-
-def decode_token(token: str | None) -> dict[str, Any] | None:
-    """Inverse of `encode_token`; a token that was not made by it is a 422 naming `next_token`."""
-    if not token:
-        return None
-    try:
-        padded = token + "=" * (-len(token) % 4)
-        key = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailed("next_token is not a token this API issued", field="next_token") from exc
-    if not isinstance(key, dict):
-        raise ValidationFailed("next_token is not a token this API issued", field="next_token")
-    return key
-
-
-def _is_condition_failure(exc: Exception) -> bool:
-    return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
 
 
 class ActiveIndex(GlobalSecondaryIndex["WorkerItem"]):
@@ -143,48 +114,6 @@ class WorkerItem(Model):
     instance_index = InstanceIndex()
 
 
-class OperationItem(Model):
-    """Generic item of the operations table: settings, job heartbeats, idempotency keys, limits."""
-
-    class Meta:
-        table_name = "cmlcm-operations"
-        billing_mode = "PAY_PER_REQUEST"
-
-    pk = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
-    data: MapAttribute[str, Any] = MapAttribute(null=True)
-    expires_at = TTLAttribute(null=True)
-    version = VersionAttribute()
-
-
-ModelT = TypeVar("ModelT", bound=Model)
-
-
-def bind(model: type[ModelT], table_name: str, region: str) -> type[ModelT]:
-    """A subclass of `model` pointing at `table_name` in `region` (PynamoDB keeps these on Meta)."""
-    # _bind builds a subclass of `model`, so the cast states what it returns.
-    return cast("type[ModelT]", _bind(model, table_name, region))
-
-
-@cache
-def _bind(model: type[Model], table_name: str, region: str) -> type[Model]:
-    """`bind`, cached: one subclass per (model, table, region)."""
-    # `Model.Meta` is typed as a protocol; at run time it is the model's own class.
-    meta = type("Meta", (cast(type, model.Meta),), {"table_name": table_name, "region": region})
-    return type(model.__name__, (model,), {"Meta": meta})
-
-
-def _plain(value: Any) -> Any:
-    """PynamoDB raw maps come back as MapAttribute objects; turn them into plain dicts."""
-    if isinstance(value, MapAttribute):
-        return {k: _plain(v) for k, v in value.as_dict().items()}
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
 def worker_to_item(model: type[WorkerItem], worker: Worker) -> WorkerItem:
     data = worker.model_dump(mode="json", exclude={"version"})
     item = model(**data)
@@ -195,7 +124,7 @@ def worker_to_item(model: type[WorkerItem], worker: Worker) -> WorkerItem:
 
 
 def item_to_worker(item: WorkerItem) -> Worker:
-    data = {name: _plain(getattr(item, name)) for name in Worker.model_fields if name != "version"}
+    data = {name: plain(getattr(item, name)) for name in Worker.model_fields if name != "version"}
     data["tags"] = data.get("tags") or {}
     # Items written before an attribute existed lack it: the domain's default stands (counts 0).
     for name in _ADDED_LATER:
@@ -210,7 +139,7 @@ _SUMMARY_ATTRIBUTES = summary_attributes()
 
 def item_to_summary(item: WorkerItem) -> WorkerSummary:
     """The summary of a worker item read with the `_SUMMARY_ATTRIBUTES` projection."""
-    data = {name: _plain(getattr(item, name)) for name in WorkerSummary.model_fields if name != "version"}
+    data = {name: plain(getattr(item, name)) for name in WorkerSummary.model_fields if name != "version"}
     data["tags"] = data.get("tags") or {}
     return WorkerSummary.model_validate({**data, "version": item.version or 0})
 
@@ -253,7 +182,7 @@ class DynamoWorkerRepository:
         try:
             item.save()
         except PutError as exc:
-            if _is_condition_failure(exc):
+            if is_condition_failure(exc):
                 raise Conflict(f"worker {worker.worker_id} already exists", field="worker_id") from exc
             raise
         return worker.model_copy(update={"version": item.version})
@@ -265,7 +194,7 @@ class DynamoWorkerRepository:
         try:
             item.save()
         except PutError as exc:
-            if _is_condition_failure(exc):
+            if is_condition_failure(exc):
                 raise ConcurrentModification(
                     f"worker {worker.worker_id} was changed by someone else", field="version"
                 ) from exc
@@ -296,7 +225,7 @@ class DynamoWorkerRepository:
         try:
             self._model(worker_id).delete(condition=self._model.worker_id.exists(), add_version_condition=False)
         except DeleteError as exc:
-            if _is_condition_failure(exc):
+            if is_condition_failure(exc):
                 raise NotFound(f"worker {worker_id} not found", field="worker_id") from exc
             raise
 
@@ -346,49 +275,14 @@ class DynamoWorkerRepository:
             yield item_to_summary(item)
 
 
-SETTINGS_PK = "SETTINGS"
-SETTINGS_SK = "GLOBAL"
-
-
-class DynamoSettingsRepository:
-    """The settings document, one item in the operations table."""
-
-    def __init__(self, table_name: str, region: str) -> None:
-        self._model: type[OperationItem] = bind(OperationItem, table_name, region)
-
-    def get(self) -> Settings:
-        try:
-            item = self._model.get(SETTINGS_PK, SETTINGS_SK, consistent_read=True)
-        except DoesNotExist:
-            return Settings()
-        return Settings.model_validate({**_plain(item.data), "version": item.version or 0})
-
-    def save(self, settings: Settings) -> Settings:
-        item = self._model(SETTINGS_PK, SETTINGS_SK, data=settings.model_dump(mode="json", exclude={"version"}))
-        if settings.version:
-            item.version = settings.version
-        try:
-            item.save()
-        except PutError as exc:
-            if _is_condition_failure(exc):
-                raise ConcurrentModification("settings were changed by someone else", field="version") from exc
-            raise
-        return settings.model_copy(update={"version": item.version})
-
-
 def create_tables(workers_table: str, operations_table: str, region: str) -> None:
-    """Create the tables if missing (local mode and tests; CDK owns them in AWS)."""
+    """Create the workers and operations tables if missing (local mode and tests; CDK owns them in AWS)."""
+    from cmlcm.adapters.operations import OperationItem
+
     for model, name in ((WorkerItem, workers_table), (OperationItem, operations_table)):
         bound = bind(model, name, region)
         if not bound.exists():
             bound.create_table(wait=True)
 
 
-__all__ = [
-    "DynamoSettingsRepository",
-    "DynamoWorkerRepository",
-    "OperationItem",
-    "WorkerItem",
-    "bind",
-    "create_tables",
-]
+__all__ = ["DynamoWorkerRepository", "WorkerItem", "create_tables"]

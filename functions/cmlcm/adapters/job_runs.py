@@ -62,3 +62,21 @@ class AwsJobStarter:
         except BotoCoreError as exc:
             raise ExternalServiceError(f"starting {job}: {exc}") from exc
         return self.run_id(job, name)
+
+
+class InMemoryJobStarter:
+    """Twin of `AwsJobStarter`: records the runs it starts (a run id like the real one), or
+    fails with `failure` as StartExecution/Invoke would."""
+
+    def __init__(self, failure: Exception | None = None) -> None:
+        self.started: list[tuple[str, str, str | None]] = []
+        self.failure = failure
+
+    def run_id(self, job: str, name: str) -> str:
+        return f"{job}:{name}"
+
+    def start(self, job: str, name: str, *, by: str | None) -> str:
+        if self.failure is not None:
+            raise self.failure
+        self.started.append((job, name, by))
+        return self.run_id(job, name)

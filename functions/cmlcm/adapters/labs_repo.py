@@ -17,7 +17,7 @@ from pynamodb.exceptions import DoesNotExist, PynamoDBException
 from pynamodb.models import Model
 
 from cmlcm.adapters.aws import map_client_error
-from cmlcm.adapters.dynamo import bind
+from cmlcm.adapters.pynamo import bind
 from cmlcm.domain.cml import LabGroup
 from cmlcm.domain.errors import ExternalServiceError
 from cmlcm.domain.labs import Lab, LabStateChange

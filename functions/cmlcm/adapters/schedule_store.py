@@ -7,10 +7,12 @@ its document in `data`, optimistically locked by the item's version like the set
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
 
-from cmlcm.adapters.dynamo import OperationItem, _is_condition_failure, _plain, bind
+from cmlcm.adapters.operations import OperationItem
+from cmlcm.adapters.pynamo import bind, is_condition_failure, plain
 from cmlcm.domain.errors import ConcurrentModification, Conflict, NotFound
 from cmlcm.domain.schedules import Schedule
 
@@ -25,7 +27,7 @@ class DynamoScheduleRepository:
 
     @staticmethod
     def _schedule(item: OperationItem) -> Schedule:
-        return Schedule.model_validate({**_plain(item.data), "name": item.sk, "version": item.version or 0})
+        return Schedule.model_validate({**plain(item.data), "name": item.sk, "version": item.version or 0})
 
     def list(self) -> builtins.list[Schedule]:
         return [self._schedule(item) for item in self._model.query(SCHEDULE_PK, consistent_read=True)]
@@ -46,7 +48,7 @@ class DynamoScheduleRepository:
         try:
             item.save(condition=self._model.pk.does_not_exist())
         except PutError as exc:
-            if _is_condition_failure(exc):
+            if is_condition_failure(exc):
                 raise Conflict(f"a schedule named {schedule.name!r} already exists", field="name") from exc
             raise
         return schedule.model_copy(update={"version": item.version})
@@ -57,7 +59,7 @@ class DynamoScheduleRepository:
         try:
             item.save(condition=self._model.pk.exists())
         except PutError as exc:
-            if _is_condition_failure(exc):
+            if is_condition_failure(exc):
                 self.get(schedule.name)  # NotFound when it was deleted meanwhile
                 raise ConcurrentModification(
                     f"schedule {schedule.name!r} was changed by someone else", field="version"
@@ -69,6 +71,45 @@ class DynamoScheduleRepository:
         try:
             self._model(SCHEDULE_PK, name).delete(condition=self._model.pk.exists(), add_version_condition=False)
         except DeleteError as exc:
-            if _is_condition_failure(exc):
+            if is_condition_failure(exc):
                 raise NotFound(f"no schedule named {name!r}", field="name") from exc
             raise
+
+
+class InMemoryScheduleRepository:
+    """Same rules as `DynamoScheduleRepository`: unique names, version-guarded saves."""
+
+    def __init__(self, schedules: Sequence[Schedule] = ()) -> None:
+        self._items: dict[str, Schedule] = {}
+        for schedule in schedules:
+            self.add(schedule)
+
+    def list(self) -> builtins.list[Schedule]:
+        return [self._items[name] for name in sorted(self._items)]
+
+    def get(self, name: str) -> Schedule:
+        try:
+            return self._items[name]
+        except KeyError:
+            raise NotFound(f"no schedule named {name!r}", field="name") from None
+
+    def add(self, schedule: Schedule) -> Schedule:
+        if schedule.name in self._items:
+            raise Conflict(f"a schedule named {schedule.name!r} already exists", field="name")
+        stored = schedule.model_copy(update={"version": 1})
+        self._items[schedule.name] = stored
+        return stored
+
+    def save(self, schedule: Schedule) -> Schedule:
+        current = self._items.get(schedule.name)
+        if current is None:
+            raise NotFound(f"no schedule named {schedule.name!r}", field="name")
+        if current.version != schedule.version:
+            raise ConcurrentModification(f"schedule {schedule.name!r} was changed by someone else", field="version")
+        stored = schedule.model_copy(update={"version": schedule.version + 1})
+        self._items[schedule.name] = stored
+        return stored
+
+    def delete(self, name: str) -> None:
+        if self._items.pop(name, None) is None:
+            raise NotFound(f"no schedule named {name!r}", field="name")

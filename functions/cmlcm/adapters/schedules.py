@@ -77,3 +77,36 @@ class EventBridgeSchedules:
         except BotoCoreError as exc:  # no answer at all (endpoint unreachable, timeout)
             raise ExternalServiceError(f"UpdateSchedule: {exc}") from exc
         return True
+
+
+class InMemoryJobSchedules:
+    """Twin of `EventBridgeSchedules` for the jobs API: named schedules with a State and a rate;
+    jobs without a schedule answer None/False as a deployment without them does."""
+
+    def __init__(self, names: dict[str, str], *, minutes: dict[str, int] | None = None) -> None:
+        self.names = dict(names)
+        self.enabled = {job: True for job in names}
+        self.minutes = dict(minutes or {})
+        #: UpdateSchedule calls made (a call that would change nothing is not made).
+        self.updates = 0
+
+    def describe(self, job: str) -> ScheduleState | None:
+        if job not in self.names:
+            return None
+        minutes = self.minutes.get(job)
+        expression = None if minutes is None else f"rate({minutes} minute{'s' if minutes != 1 else ''})"
+        return ScheduleState(name=self.names[job], enabled=self.enabled[job], expression=expression)
+
+    def set_enabled(self, job: str, enabled: bool) -> bool:
+        if job not in self.names:
+            return False
+        if self.enabled[job] != enabled:
+            self.enabled[job] = enabled
+            self.updates += 1
+        return True
+
+    def set_interval(self, job: str, minutes: int) -> bool:
+        if job not in self.names:
+            return False
+        self.minutes[job] = minutes
+        return True

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cmlcm.adapters.dynamo import OperationItem, WorkerItem, _plain, bind, item_to_worker
+from cmlcm.adapters.dynamo import WorkerItem, item_to_worker
 from cmlcm.adapters.labs_repo import LabItem, item_to_lab
-from cmlcm.adapters.operations import JOB_PK
+from cmlcm.adapters.operations import JOB_PK, OperationItem
+from cmlcm.adapters.pynamo import bind, plain
 from cmlcm.domain.events import Change
 from cmlcm.domain.jobs import JobHeartbeat
 from cmlcm.domain.labs import Lab
@@ -72,7 +73,7 @@ def parse_record(record: dict[str, Any], tables: StreamTables) -> tuple[str, Cha
         operations = bind(OperationItem, table, tables.region)
 
         def to_job(image: Any) -> JobHeartbeat:
-            return JobHeartbeat.model_validate(_plain(operations.from_raw_data(image).data))
+            return JobHeartbeat.model_validate(plain(operations.from_raw_data(image).data))
 
         return "job", Change((stream["Keys"]["sk"]["S"],), _maybe(to_job, old), _maybe(to_job, new))
     raise UnknownStreamSource(f"records of table {table!r} are not read here")

@@ -23,7 +23,7 @@ from pynamodb.exceptions import DoesNotExist, PynamoDBException, UpdateError
 from pynamodb.expressions.condition import size
 from pynamodb.models import Model
 
-from cmlcm.adapters.dynamo import bind
+from cmlcm.adapters.pynamo import bind
 from cmlcm.domain.errors import ExternalServiceError
 from cmlcm.domain.events import Connection, TooManyTopics
 
