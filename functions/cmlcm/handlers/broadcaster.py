@@ -14,11 +14,10 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -28,7 +27,9 @@ from cmlcm.config import get_config
 from cmlcm.container import current
 from cmlcm.domain.events import Change, DraftEvent, WorkerEventRules, coalesce, job_events, lab_events, worker_events
 from cmlcm.handlers.api.models import view_of
+from cmlcm.handlers.emf import publish
 from cmlcm.services import realtime
+from cmlcm.services.broadcasts import StreamDelivery, deliver_batch
 from cmlcm.services.jobs import health_entry
 
 logger = Logger()
@@ -92,39 +93,25 @@ def drafts_of(changes: dict[str, list[Change[Any]]], *, now: datetime) -> list[D
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    started = time.perf_counter()
-    processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
-    batch = _Batch()
-    records = event.get("Records") or []
+    started, records = time.perf_counter(), event.get("Records") or []
+    processor, batch = BatchProcessor(event_type=EventType.DynamoDBStreams), _Batch()
     with processor(records, batch.add):
         processor.process()
-    now = datetime.now(UTC)
+    now = current().now()
     drafts = drafts_of(batch.changes, now=now)
-    report, published = realtime.deliver(ports(), drafts, now=now, new_id=lambda: uuid.uuid4().hex)
-    if report.failed:
-        logger.warning("posts failed", extra={"failed": dict(list(report.failed.items())[:20])})
-    if published.failed:
-        # Given up after bounded retries (or not retryable): recorded here, the batch goes on.
-        logger.error("bus entries failed", extra={"failed": dict(list(published.failed.items())[:20])})
-    logger.info(
-        "broadcast",
-        extra={
-            "records": len(records),
-            "events": report.events,
-            "topics": report.topics,
-            "messages": report.messages,
-            "gone": len(report.gone),
-            "failed": len(report.failed),
-            "bus_entries": published.published,
-            "bus_calls": published.calls,
-            "bus_failed": len(published.failed),
-            "seconds": round(time.perf_counter() - started, 3),
-        },
-    )
-    metrics.add_metric(name="BroadcastMessages", unit=MetricUnit.Count, value=report.messages)
-    metrics.add_metric(name="BroadcastGoneConnections", unit=MetricUnit.Count, value=len(report.gone))
-    metrics.add_metric(name="BroadcastPostFailures", unit=MetricUnit.Count, value=len(report.failed))
-    metrics.add_metric(name="EventBusEntries", unit=MetricUnit.Count, value=published.published)
-    metrics.add_metric(name="EventBusFailedEntries", unit=MetricUnit.Count, value=len(published.failed))
-    # Lambda reads the TypedDict as the plain JSON object it is.
-    return cast(dict[str, Any], processor.response())
+    delivery = deliver_batch(ports(), drafts, records=len(records), now=now, new_id=new_id, started=started)
+    _log(delivery)
+    publish(metrics, delivery.metrics())
+    return cast(dict[str, Any], processor.response())  # Lambda reads the TypedDict as the plain JSON it is
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _log(delivery: StreamDelivery) -> None:
+    if delivery.report.failed:
+        logger.warning("posts failed", extra={"failed": delivery.failed_posts()})
+    if delivery.published.failed:
+        logger.error("bus entries failed", extra={"failed": delivery.failed_entries()})
+    logger.info("broadcast", extra=delivery.summary())
