@@ -63,6 +63,7 @@ from cmlcm.adapters.cml.probe import FleetProbe  # noqa: E402
 from cmlcm.adapters.dynamo import DynamoWorkerRepository  # noqa: E402
 from cmlcm.adapters.ec2 import Ec2Gateway  # noqa: E402
 from cmlcm.adapters.labs_repo import DynamoLabRepository  # noqa: E402
+from cmlcm.adapters.operations import InMemorySettingsRepository  # noqa: E402
 from cmlcm.adapters.samples import DynamoSampleRepository  # noqa: E402
 from cmlcm.config import get_config  # noqa: E402
 from cmlcm.domain.settings import Settings  # noqa: E402
@@ -294,6 +295,7 @@ def build(size: int, latency: float, sim: Any) -> tuple[CollectPorts, list[str]]
         ec2_for=Ec2Gateway,
         cloudwatch_for=CloudWatchGateway,
         cml=probe,
+        settings=InMemorySettingsRepository(),  # the default cadence; no policies run (below)
         cml_concurrency=settings.cml_concurrency,
         labs=DynamoLabRepository(settings.labs_table, settings.aws_region),
     )
@@ -376,7 +378,7 @@ def run_size(
                 batches = [worker_ids[i : i + batch_size] for i in range(0, len(worker_ids), batch_size)]
 
                 async def all_batches() -> list[Any]:
-                    return await asyncio.gather(*(collect(ports, batch, now=at) for batch in batches))
+                    return await asyncio.gather(*(collect(ports, batch, now=at, policies=False) for batch in batches))
 
                 results = asyncio.run(all_batches())
                 totals: dict[str, Any] = {
@@ -423,7 +425,7 @@ def run_size(
         def sequential():  # noqa: ANN202
             totals: Counter[str] = Counter()
             for worker_id in sample:
-                result = asyncio.run(collect(ports, [worker_id], now=datetime.now(UTC))).as_dict()
+                result = asyncio.run(collect(ports, [worker_id], now=datetime.now(UTC), policies=False)).as_dict()
                 totals.update({k: result[k] for k in ("changed", "written", "failed")})
             return totals
 

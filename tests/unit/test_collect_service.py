@@ -6,10 +6,12 @@ import asyncio
 import contextlib
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 
 from cmlcm.adapters.memory import InMemoryWorkerRepository
+from cmlcm.adapters.operations import InMemorySettingsRepository
 from cmlcm.domain.cml import CmlReading
 from cmlcm.domain.errors import ExternalServiceError, TransientAwsError
 from cmlcm.domain.jobs import MetricSample
@@ -125,14 +127,20 @@ def _ports(repo, ec2, cml, samples=None, cw=None, concurrency=50) -> CollectPort
         ec2_for=lambda r: ec2,
         cloudwatch_for=lambda r: cw or FakeCloudWatch(),
         cml=cml,
+        settings=InMemorySettingsRepository(),
         cml_concurrency=concurrency,
     )
+
+
+#: These tests are about the collection itself: no policies after it (test_idle and
+#: test_policy_service cover those).
+_collect = partial(collect, policies=False)
 
 
 def test_one_describe_per_batch_and_bounded_cml_concurrency():
     repo, ec2 = _fleet(300)
     cml = FakeCml()
-    result = asyncio.run(collect(_ports(repo, ec2, cml, concurrency=20), [f"w-{i:04d}" for i in range(300)], now=NOW))
+    result = asyncio.run(_collect(_ports(repo, ec2, cml, concurrency=20), [f"w-{i:04d}" for i in range(300)], now=NOW))
     assert (ec2.describe_calls, ec2.status_calls) == (1, 1)
     assert cml.calls == 300 and cml.max_in_flight == 20
     assert result.workers == 300 and result.changed == 300 and result.failed == 0
@@ -149,7 +157,7 @@ def test_the_cml_concurrency_bound_holds_across_regions():
         repo.save(worker.model_copy(update={"region": "us-west-2"}))
     cml = FakeCml()
     # When it is collected with a bound of 20 controllers at once
-    result = asyncio.run(collect(_ports(repo, ec2, cml, concurrency=20), [f"w-{i:04d}" for i in range(120)], now=NOW))
+    result = asyncio.run(_collect(_ports(repo, ec2, cml, concurrency=20), [f"w-{i:04d}" for i in range(120)], now=NOW))
     # Then never more than 20 in flight in all, not 20 per region
     assert result.workers == 120 and cml.calls == 120
     assert cml.max_in_flight == 20
@@ -159,9 +167,9 @@ def test_second_cycle_with_nothing_changed_writes_no_worker():
     repo, ec2 = _fleet(50)
     ports = _ports(repo, ec2, FakeCml())
     ids = [f"w-{i:04d}" for i in range(50)]
-    asyncio.run(collect(ports, ids, now=NOW))
+    asyncio.run(_collect(ports, ids, now=NOW))
     writes_before = repo.writes
-    result = asyncio.run(collect(ports, ids, now=NOW + timedelta(minutes=5)))
+    result = asyncio.run(_collect(ports, ids, now=NOW + timedelta(minutes=5)))
     assert result.changed == 0 and result.written == 0
     assert repo.writes == writes_before
     assert result.samples == 50  # the time series still gets its point
@@ -170,7 +178,7 @@ def test_second_cycle_with_nothing_changed_writes_no_worker():
 def test_faulty_controllers_are_recorded_only_on_their_workers():
     repo, ec2 = _fleet(20)
     broken = {f"w-{i:04d}" for i in range(0, 20, 10)}
-    result = asyncio.run(collect(_ports(repo, ec2, FakeCml(broken)), [f"w-{i:04d}" for i in range(20)], now=NOW))
+    result = asyncio.run(_collect(_ports(repo, ec2, FakeCml(broken)), [f"w-{i:04d}" for i in range(20)], now=NOW))
     assert result.failed == 2 and result.errors == {"timeout": 2}
     for i in range(20):
         worker = repo.get(f"w-{i:04d}")
@@ -184,7 +192,7 @@ def test_faulty_controllers_are_recorded_only_on_their_workers():
 def test_ec2_failure_is_recorded_on_each_worker_of_the_region():
     repo, ec2 = _fleet(3)
     ec2.fail_describe = True
-    result = asyncio.run(collect(_ports(repo, ec2, FakeCml()), ["w-0000", "w-0001", "w-0002"], now=NOW))
+    result = asyncio.run(_collect(_ports(repo, ec2, FakeCml()), ["w-0000", "w-0001", "w-0002"], now=NOW))
     assert result.failed == 3
     recorded = repo.get("w-0000").last_error
     assert recorded is not None and recorded.source == "ec2"
@@ -193,7 +201,7 @@ def test_ec2_failure_is_recorded_on_each_worker_of_the_region():
 def test_stopped_instances_are_not_probed_and_status_follows_ec2():
     repo, ec2 = _fleet(4, state="stopped")
     cml = FakeCml()
-    asyncio.run(collect(_ports(repo, ec2, cml), [f"w-{i:04d}" for i in range(4)], now=NOW))
+    asyncio.run(_collect(_ports(repo, ec2, cml), [f"w-{i:04d}" for i in range(4)], now=NOW))
     assert cml.calls == 0
     assert repo.get("w-0000").status == WorkerStatus.STOPPED
 
@@ -230,7 +238,7 @@ def test_a_clean_reading_keeps_a_compensated_workers_fault_and_clears_its_own():
 def test_missing_instance_is_an_error_not_a_status_change():
     repo, ec2 = _fleet(1)
     ec2.states.clear()
-    asyncio.run(collect(_ports(repo, ec2, FakeCml()), ["w-0000"], now=NOW))
+    asyncio.run(_collect(_ports(repo, ec2, FakeCml()), ["w-0000"], now=NOW))
     worker = repo.get("w-0000")
     assert worker.status == WorkerStatus.RUNNING
     assert worker.last_error is not None and worker.last_error.kind == "InstanceNotFound"
@@ -239,7 +247,7 @@ def test_missing_instance_is_an_error_not_a_status_change():
 @pytest.mark.parametrize("unknown", [["w-nope"], []])
 def test_unknown_ids_are_ignored(unknown):
     repo, ec2 = _fleet(1)
-    result = asyncio.run(collect(_ports(repo, ec2, FakeCml()), unknown, now=NOW))
+    result = asyncio.run(_collect(_ports(repo, ec2, FakeCml()), unknown, now=NOW))
     assert result.workers == 0
 
 
@@ -254,7 +262,7 @@ def test_each_step_reports_its_wall_time():
         return await real_read(worker)
 
     cml.read = slow_read  # type: ignore[method-assign]
-    result = asyncio.run(collect(_ports(repo, ec2, cml), [f"w-{i:04d}" for i in range(10)], now=NOW))
+    result = asyncio.run(_collect(_ports(repo, ec2, cml), [f"w-{i:04d}" for i in range(10)], now=NOW))
     # Then every step is timed, and the slow one shows where the time went
     assert {"records", "ec2_describe", "ec2_status", "cml", "write"} <= set(result.phases_ms)
     assert result.phases_ms["cml"] >= 50 and result.phases_ms["cml"] <= result.duration_ms
@@ -273,6 +281,6 @@ def test_the_batch_reports_its_workers_by_status_and_the_paused_ones():
         )
     )
     # When the batch is collected
-    result = asyncio.run(collect(_ports(repo, ec2, FakeCml()), [f"w-{i:04d}" for i in range(4)], now=NOW))
+    result = asyncio.run(_collect(_ports(repo, ec2, FakeCml()), [f"w-{i:04d}" for i in range(4)], now=NOW))
     # Then the fleet counts are by status after the cycle, and only the still-paused one is paused
     assert result.fleet == {"stopped": 4, "paused": 1}

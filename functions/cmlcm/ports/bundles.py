@@ -51,11 +51,11 @@ class CollectPorts:
     ec2_for: Callable[[str], Ec2Port]
     cloudwatch_for: Callable[[str], CloudWatchPort]
     cml: CmlProbe
+    #: The fleet settings: the slow facts' cadence, idle detection and the other policies (which
+    #: a collection applies unless it is asked not to: `collect(..., policies=False)`).
+    settings: SettingsRepository
     #: Most CML probes in flight at once (each probe makes a few requests).
     cml_concurrency: int = 100
-    #: The fleet settings (idle detection, the slow facts' cadence); None skips the policies
-    #: (on-demand refresh) and reads the cadence from the defaults.
-    settings: SettingsRepository | None = None
     #: Office-hours schedules, applied with the idle policy (`services.policy`).
     schedules: ScheduleRepository | None = None
     #: The labs table, synced from each controller's bulk lab read; None leaves it alone.

@@ -264,14 +264,13 @@ def _sample(worker: Worker, now: datetime) -> MetricSample | None:
     )
 
 
-async def _cadence(ports: CollectPorts, *, full: bool) -> Cadence:
-    """The cycle's read cadence from the settings (their defaults without a settings port)."""
-    settings = await asyncio.to_thread(ports.settings.get) if ports.settings is not None else None
-    source = settings or Settings()
+async def _cadence(ports: CollectPorts, *, full: bool, policies: bool) -> Cadence:
+    """The cycle's read cadence from the settings; the idle policy's settings when it runs."""
+    settings = await asyncio.to_thread(ports.settings.get)
     return Cadence(
-        every=source.cml_facts_every_cycles,
-        interval_minutes=source.collect_interval_minutes,
-        idle=settings,
+        every=settings.cml_facts_every_cycles,
+        interval_minutes=settings.collect_interval_minutes,
+        idle=settings if policies else None,
         full=full,
     )
 
@@ -318,12 +317,12 @@ async def collect(
     """Collect and store the state of the given workers; see the module docstring. `full` reads
     everything from every controller (an on-demand refresh), whatever the cadence; `policies`
     applies the idle policy and the schedules afterwards (the scheduled collection does; a
-    refresh does not). Without a settings port there are no policies to apply."""
+    refresh does not)."""
     started = time.perf_counter()
     result = CollectResult()
     with result.phase("records"):
         workers = await asyncio.to_thread(ports.workers.get_many, worker_ids)
-        cadence = await _cadence(ports, full=full)
+        cadence = await _cadence(ports, full=full, policies=policies)
     result.workers = len(workers)
     by_region: dict[str, list[Worker]] = defaultdict(list)
     for worker in workers:
@@ -373,7 +372,7 @@ async def collect(
             result.updated.append(fresh)
     result.written = len(result.updated)
     latest = {w.worker_id: w for w in workers} | {w.worker_id: w for w in result.updated}
-    if policies and ports.settings is not None:
+    if policies:
         with result.phase("pause"):
             policy = PolicyPorts(ports.workers, ports.settings, ports.ec2_for, ports.schedules)
             outcome = await asyncio.to_thread(apply_policies, policy, list(latest.values()), now=now)
@@ -423,7 +422,7 @@ def refresh_worker(ports: CollectPorts, limiter: RefreshLimiter, key: str, *, no
     once per the settings' `refresh_min_interval_seconds` per worker (429 with Retry-After
     otherwise). Runs its own event loop: the API is sync."""
     worker = get_worker(ports.workers, key)
-    settings = ports.settings.get() if ports.settings is not None else Settings()
+    settings = ports.settings.get()
     limiter.acquire(worker.worker_id, now=now, min_interval=timedelta(seconds=settings.refresh_min_interval_seconds))
     # Looking at a worker must not pause it: the idle policy runs on the schedule only. A refresh
     # reads everything (the user asked for fresh figures, not the cadence's).
