@@ -13,6 +13,11 @@ Starts `python -m cmlcm_local --workers N` (default 1000) on free ports, opens
 - the local-mode process's CPU time over the run (every thread: the API, the WebSocket snapshot,
   and the background loops) and the machine's load average (the figures mean little on a busy host).
 
+Then, without the browser, each read the page may make, alone (`--reads` times each): the
+`fleet` topic's snapshot over the WebSocket (subscribe to its last part) and `GET /workers?limit=1000`
+(the fallback without a live connection), each with its wall time, the local-mode process's CPU
+over it (every thread: with --no-scheduler nothing else runs) and the bytes it carried.
+
 Run: `make bench-dashboard` (ARGS: --workers N --runs R --no-scheduler; the last leaves out the local
 mode's scheduled 1000-worker collection, which shares the one process with the API each minute).
 """
@@ -78,6 +83,59 @@ def load() -> str:
     return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def read_snapshot(base: str) -> tuple[int, int, int]:
+    """Subscribe to `fleet` on a new WebSocket and wait for the snapshot's last part: (parts,
+    workers, bytes)."""
+    import json
+
+    from websockets.sync.client import connect
+
+    url = base.replace("http://", "ws://") + "/ws?token=dev-viewer"
+    with connect(url, max_size=None, open_timeout=600) as socket:
+        socket.send(json.dumps({"action": "subscribe", "topics": ["fleet"]}))
+        parts = workers = size = 0
+        while True:
+            raw = socket.recv(timeout=600)
+            message = json.loads(raw)
+            if message.get("type") != "snapshot" or message.get("topic") != "fleet":
+                continue
+            parts, workers, size = parts + 1, workers + len(message["data"]["workers"]), size + len(raw)
+            if parts == ((message.get("detail") or {}).get("parts") or 1):
+                return parts, workers, size
+
+
+def measure_reads(base: str, pid: int, reads: int) -> None:
+    """Each read the page may make, alone: wall, process CPU, bytes."""
+    snapshot_cpu, snapshot_wall, rest_cpu, rest_wall = [], [], [], []
+    for _ in range(reads):
+        cpu, wall = process_cpu_seconds(pid), time.monotonic()
+        parts, count, size = read_snapshot(base)
+        snapshot_cpu.append(process_cpu_seconds(pid) - cpu)
+        snapshot_wall.append(time.monotonic() - wall)
+        print(
+            f"  fleet snapshot: {count} workers in {parts} parts, {size / 1024:.0f} KiB; "
+            f"{snapshot_wall[-1] * 1000:.0f} ms wall, local-mode process CPU {snapshot_cpu[-1] * 1000:.0f} ms; load {load()}"
+        )
+        cpu, wall = process_cpu_seconds(pid), time.monotonic()
+        answer = httpx.get(
+            f"{base}/workers?limit=1000",
+            headers={"Authorization": "Bearer dev-viewer", "Accept-Encoding": "identity"},
+            timeout=600,
+        )
+        rest_cpu.append(process_cpu_seconds(pid) - cpu)
+        rest_wall.append(time.monotonic() - wall)
+        print(
+            f"  GET /workers?limit=1000: {len(answer.json()['items'])} workers, {len(answer.content) / 1024:.0f} KiB; "
+            f"{rest_wall[-1] * 1000:.0f} ms wall, local-mode process CPU {rest_cpu[-1] * 1000:.0f} ms "
+            f"(Server-Timing: {answer.headers.get('server-timing')}); load {load()}"
+        )
+    print(
+        f"median of {reads} reads alone: fleet snapshot {statistics.median(snapshot_wall) * 1000:.0f} ms wall, "
+        f"{statistics.median(snapshot_cpu) * 1000:.0f} ms CPU; GET /workers {statistics.median(rest_wall) * 1000:.0f} ms "
+        f"wall, {statistics.median(rest_cpu) * 1000:.0f} ms CPU; load average {load()}"
+    )
+
+
 def wait_for_run(page: Any) -> dict[str, Any]:
     page.wait_for_selector("#fleet tbody tr", timeout=600_000)
     deadline = time.monotonic() + 60
@@ -92,6 +150,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--reads", type=int, default=3, help="direct reads of the snapshot and of GET /workers")
     parser.add_argument(
         "--no-scheduler",
         action="store_true",
@@ -175,12 +234,18 @@ def main() -> None:
                         f"CPU, {server.get('queue', float('nan')):.0f} ms queued behind other API calls"
                     )
             browser.close()
+        rest = (
+            f"GET /workers handler {statistics.median(server_wall):.0f} ms wall, {statistics.median(server_cpu):.0f} ms CPU"
+            if server_wall
+            else "no GET /workers (first render from the snapshot)"
+        )
         print(
             f"median of {args.runs} runs ({args.workers} workers): table painted {statistics.median(paints):.0f} ms "
-            f"after navigation start (rows in the DOM {statistics.median(renders):.0f} ms); GET /workers handler "
-            f"{statistics.median(server_wall):.0f} ms wall, {statistics.median(server_cpu):.0f} ms CPU; "
+            f"after navigation start (rows in the DOM {statistics.median(renders):.0f} ms); {rest}; "
             f"load average {load()}"
         )
+        if args.reads:
+            measure_reads(base, process.pid, args.reads)
     finally:
         process.terminate()
         process.wait(timeout=30)

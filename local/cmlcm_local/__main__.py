@@ -28,6 +28,12 @@ def main() -> None:
         default=0,
         help="running seeded workers whose CML nobody used for 3 hours: the first collection auto-pauses them",
     )
+    parser.add_argument(
+        "--cml-boot-seconds",
+        type=float,
+        default=8.0,
+        help="how long a new instance's simulated CML takes to boot (default 8 s)",
+    )
     args = parser.parse_args()
     runtime = LocalRuntime(
         host=args.host,
@@ -36,6 +42,7 @@ def main() -> None:
         sim_port=args.sim_port,
         scheduler=not args.no_scheduler,
         idle_workers=args.idle_workers,
+        cml_boot_seconds=args.cml_boot_seconds,
     ).start()
     print(f"CML Cloud Manager (local) on {runtime.base_url}")
     print("  tokens: Authorization: Bearer dev-admin | dev-operator | dev-viewer")

@@ -114,6 +114,8 @@ class LocalRuntime:
     #: Running seeded workers whose CML nobody has used for `IDLE_SEEDED_MINUTES` (labs stopped,
     #: history that old), so the idle policy pauses them at the first collection.
     idle_workers: int = 0
+    #: How long a new instance's simulated CML takes to boot (seeded ones are up at once).
+    cml_boot_seconds: float = 8.0
     region: str = "us-east-1"
     _servers: list[uvicorn.Server] = field(default_factory=list)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -410,7 +412,7 @@ class LocalRuntime:
             self.sim_fleet.quiet(instance_id, IDLE_SEEDED_MINUTES)
 
     def _every_tick(self, now: datetime, rng: random.Random) -> None:
-        self.sync_simulated_fleet()
+        self.sync_simulated_fleet(boot_seconds=self.cml_boot_seconds)
         # CloudWatch gets a datapoint per running instance each minute, as EC2 would publish.
         if self._last_metrics is None or (now - self._last_metrics).total_seconds() >= 60:
             seed_cloudwatch(self.region, now=now, rng=rng)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -40,3 +41,34 @@ def require_chromium() -> None:
 
 def workers(rest: httpx.Client) -> list[dict]:
     return rest.get("/workers", headers=HEADERS["viewer"]).json()["items"]
+
+
+class SharedChromium:
+    """One Playwright and one Chromium for the tests under `folder`: launched on first use,
+    stopped by `release_after` once the next test is outside the folder (or there is none)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._playwright: Any = None
+        self._browser: Any = None
+
+    def get(self) -> Any:
+        if self._browser is None or not self._browser.is_connected():
+            from playwright.sync_api import sync_playwright
+
+            self.stop()
+            self._playwright = sync_playwright().start()
+            self._browser = self._playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        return self._browser
+
+    def release_after(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+        if nextitem is None or not nextitem.path.is_relative_to(self.folder):
+            self.stop()
+
+    def stop(self) -> None:
+        if self._browser is not None:
+            self._browser.close()
+            self._browser = None
+        if self._playwright is not None:
+            self._playwright.stop()
+            self._playwright = None

@@ -5,6 +5,9 @@ Chromium comes from the Debian package (`apt-get install -y chromium`), never fr
 `playwright install` (which downloads browser builds). Without /usr/bin/chromium the tests skip
 with that hint, except in CI (CI=true), where `.ci/run` installs it and a missing browser fails.
 Each test leaves a screenshot in test-artifacts/browser/ (git-ignored).
+
+Time: one Chromium and one local mode serve the whole folder (each stopped after the folder's
+last test); the hosted sign-in tests, which need no local mode, run first while it boots.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, HEADERS, ROOT, require_chromium
+from browser_support import ARTIFACTS, CHROMIUM, HEADERS, ROOT, SharedChromium, require_chromium
 
 from tests.support.local_mode import LocalMode, SharedLocalMode
 
@@ -36,8 +39,33 @@ _LOCAL = SharedLocalMode(
     Path(__file__).parent,
     workers=4,
     env={"MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION": "true"},
+    # A created worker's CML is up after 2 s, not 8: the create tests wait for the saga's steps
+    # (launch, instance running, CML ready), not for a long boot.
+    args=("--cml-boot-seconds", "2"),
     prepare=_collect_once,
 )
+
+
+#: Modules that need no local mode: run first, while it boots.
+_NO_LOCAL_MODE = ("test_hosted_sign_in.py",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Within this folder's (contiguous) tests, those of `_NO_LOCAL_MODE` first, order kept otherwise."""
+    folder = Path(__file__).parent
+    mine = [i for i, item in enumerate(items) if item.path.is_relative_to(folder)]
+    if not mine or mine != list(range(mine[0], mine[-1] + 1)):
+        return
+    block = items[mine[0] : mine[-1] + 1]
+    block.sort(key=lambda item: item.path.name not in _NO_LOCAL_MODE)
+    items[mine[0] : mine[-1] + 1] = block
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _boot_local_mode(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The local mode starts booting with the folder's first module (tests that need it wait)."""
+    if CHROMIUM.exists():
+        _LOCAL.launch(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +81,12 @@ def local_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None]:
     yield
     _LOCAL.release_after(item, nextitem)
+    _CHROMIUM.release_after(item, nextitem)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     _LOCAL.stop()
+    _CHROMIUM.stop()
 
 
 @pytest.fixture(scope="module")
@@ -65,16 +95,22 @@ def rest(local_url: str) -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.fixture(scope="module")
-def browser(local_url: str) -> Iterator[Any]:
-    """Per module, not per session: Playwright's sync API keeps an event loop marked running in
-    this thread until it stops, and later tests' `asyncio.run` would refuse to start."""
-    from playwright.sync_api import sync_playwright
+#: One Chromium for the folder, stopped after its last test: Playwright's sync API keeps an event
+#: loop marked running in this thread until it stops, and later tests' `asyncio.run` would refuse.
+_CHROMIUM = SharedChromium(Path(__file__).parent)
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+
+@pytest.fixture
+def chromium() -> Any:
+    """The folder's Chromium (no local mode needed)."""
+    require_chromium()
+    return _CHROMIUM.get()
+
+
+@pytest.fixture
+def browser(chromium: Any, local_url: str) -> Any:
+    """The folder's Chromium, with the local mode up."""
+    return chromium
 
 
 class Tab:

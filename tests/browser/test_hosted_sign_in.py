@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-from browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, require_chromium
+from browser_support import ARTIFACTS, require_chromium
 from playwright.sync_api import expect
 
 from cmlcm_local.runtime import free_port
@@ -218,18 +218,6 @@ def site_handler(config: dict[str, Any], csp: str, api_calls: list[tuple[str, st
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """This module's own Chromium: it needs no local mode (conftest's `browser` starts one)."""
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope="module")
 def hosted_ui() -> Iterator[tuple[HostedUi, str]]:
     require_chromium()
     state = HostedUi()
@@ -258,11 +246,11 @@ def site(hosted_ui: tuple[HostedUi, str]) -> Iterator[Site]:
 
 
 @pytest.fixture
-def fresh(site: Site, hosted_ui: tuple[HostedUi, str], browser: Any) -> Iterator[Any]:
+def fresh(site: Site, hosted_ui: tuple[HostedUi, str], chromium: Any) -> Iterator[Any]:
     """A new browser context (empty sessionStorage) and a reset stand-in, per test."""
     hosted_ui[0].reset()
     site.api_calls.clear()
-    context = browser.new_context(viewport={"width": 1200, "height": 700}, locale="en-GB")
+    context = chromium.new_context(viewport={"width": 1200, "height": 700}, locale="en-GB")
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))

@@ -64,6 +64,22 @@ class LocalMode:
         this process's environment;
         return once `/health` answers 200 (or fail the test with the log's tail). Both ports come
         from the OS: "the REST port + 1" may be some client's ephemeral port."""
+        local = cls.launch(log_dir, workers=workers, env=env, args=args, client_timeout=client_timeout)
+        local.wait_healthy()
+        return local
+
+    @classmethod
+    def launch(
+        cls,
+        log_dir: Path,
+        *,
+        workers: int = 4,
+        env: Mapping[str, str] | None = None,
+        args: Sequence[str] = (),
+        client_timeout: float = 60.0,
+    ) -> LocalMode:
+        """`start` without the wait: the process boots while the caller does something else
+        (then `wait_healthy`)."""
         port, log_path = free_port(), log_dir / "local.log"
         environment = {
             **os.environ,
@@ -80,11 +96,10 @@ class LocalMode:
                 stderr=subprocess.STDOUT,
             )
         base_url = f"http://127.0.0.1:{port}"
-        local = cls(base_url, httpx.Client(base_url=base_url, timeout=client_timeout), log_path, process)
-        local._wait_healthy()
-        return local
+        return cls(base_url, httpx.Client(base_url=base_url, timeout=client_timeout), log_path, process)
 
-    def _wait_healthy(self) -> None:
+    def wait_healthy(self) -> None:
+        """Return once `/health` answers 200; fail the test with the log's tail if it never does."""
         deadline = time.monotonic() + STARTUP_SECONDS
         delay = 0.05
         while True:
@@ -131,17 +146,30 @@ class SharedLocalMode:
     folder: Path
     workers: int = 4
     env: Mapping[str, str] = field(default_factory=dict)
+    #: On its command line (e.g. `--cml-boot-seconds 2`).
+    args: Sequence[str] = ()
     #: Run once after each start (seeding what the folder's tests expect, e.g. a collection).
     prepare: Callable[[LocalMode], None] | None = None
     _running: LocalMode | None = None
+    _ready: bool = False
+
+    def launch(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        """Start booting it now, without waiting (its boot overlaps tests that do not need it)."""
+        if self._running is None or self._running.process.poll() is not None:
+            self._running = LocalMode.launch(
+                tmp_path_factory.mktemp("local"), workers=self.workers, env=self.env, args=self.args
+            )
+            self._ready = False
 
     def get(self, tmp_path_factory: pytest.TempPathFactory) -> LocalMode:
-        """The running local mode, started now if it is not running."""
-        if self._running is None or self._running.process.poll() is not None:
-            local = LocalMode.start(tmp_path_factory.mktemp("local"), workers=self.workers, env=self.env)
-            self._running = local
+        """The running local mode, started now if it is not running, healthy and prepared."""
+        self.launch(tmp_path_factory)
+        assert self._running is not None
+        if not self._ready:
+            self._running.wait_healthy()
             if self.prepare is not None:
-                self.prepare(local)
+                self.prepare(self._running)
+            self._ready = True
         return self._running
 
     def release_after(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
@@ -154,6 +182,7 @@ class SharedLocalMode:
         if self._running is not None:
             self._running.stop()
             self._running = None
+            self._ready = False
 
 
 def _reset_process_caches() -> None:

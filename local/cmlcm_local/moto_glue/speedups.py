@@ -222,10 +222,14 @@ def _item_project(self: Item, projection_expressions: list[list[str]]) -> Item:
         for key, value in self.attrs.items()
         if key in named
     }
+    # moto converts the item afresh for each path. Paths of map keys only take each part from
+    # the same place in one conversion: a merge that reaches into it writes what is there
+    # already. A list index can shorten a list there, so those paths get a copy each.
+    copies = any("[" in part for path in projection_expressions for part in path)
     result: dict[str, Any] = {}
     for path in projection_expressions:
-        # A copy per path, as moto converts the item afresh per path: merging never aliases.
-        merge_dicts(result, copy.deepcopy(find_nested_key(path, regular)))
+        found = find_nested_key(path, regular)
+        merge_dicts(result, copy.deepcopy(found) if copies else found)
     return Item(hash_key=self.hash_key, range_key=self.range_key, attrs=dynamo_type.serializer.serialize(result)["M"])
 
 
