@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -151,25 +152,35 @@ class SharedLocalMode:
     #: Run once after each start (seeding what the folder's tests expect, e.g. a collection).
     prepare: Callable[[LocalMode], None] | None = None
     _running: LocalMode | None = None
-    _ready: bool = False
+    _ready: threading.Thread | None = None
+    _failure: BaseException | None = None
 
     def launch(self, tmp_path_factory: pytest.TempPathFactory) -> None:
-        """Start booting it now, without waiting (its boot overlaps tests that do not need it)."""
-        if self._running is None or self._running.process.poll() is not None:
-            self._running = LocalMode.launch(
-                tmp_path_factory.mktemp("local"), workers=self.workers, env=self.env, args=self.args
-            )
-            self._ready = False
+        """Start it now without waiting: it boots, and is prepared, on a thread of its own while
+        tests that do not need it run (`get` waits for that)."""
+        if self._running is not None and self._running.process.poll() is None:
+            return
+        local = LocalMode.launch(tmp_path_factory.mktemp("local"), workers=self.workers, env=self.env, args=self.args)
+        self._running, self._failure = local, None
+
+        def ready() -> None:
+            try:
+                local.wait_healthy()
+                if self.prepare is not None:
+                    self.prepare(local)
+            except BaseException as exc:  # noqa: BLE001 - pytest's Failed too: re-raised by get()
+                self._failure = exc
+
+        self._ready = threading.Thread(target=ready, name="local-mode-ready", daemon=True)
+        self._ready.start()
 
     def get(self, tmp_path_factory: pytest.TempPathFactory) -> LocalMode:
         """The running local mode, started now if it is not running, healthy and prepared."""
         self.launch(tmp_path_factory)
-        assert self._running is not None
-        if not self._ready:
-            self._running.wait_healthy()
-            if self.prepare is not None:
-                self.prepare(self._running)
-            self._ready = True
+        assert self._running is not None and self._ready is not None
+        self._ready.join()
+        if self._failure is not None:
+            raise self._failure
         return self._running
 
     def release_after(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
@@ -182,7 +193,6 @@ class SharedLocalMode:
         if self._running is not None:
             self._running.stop()
             self._running = None
-            self._ready = False
 
 
 def _reset_process_caches() -> None:
