@@ -9,7 +9,7 @@ connection. Every message route goes to one service call that answers on the sam
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
@@ -79,23 +79,29 @@ def _on_connect(event: dict[str, Any], connection_id: str, now: datetime) -> dic
     return {"statusCode": 200}
 
 
+def _on_disconnect(event: dict[str, Any], connection_id: str, now: datetime) -> dict[str, Any]:
+    realtime.disconnect(current().connections, connection_id)
+    return {"statusCode": 200}
+
+
+def _on_message(event: dict[str, Any], connection_id: str, now: datetime) -> dict[str, Any]:
+    """`subscribe`, `unsubscribe`, `$default`: answered on the connection itself."""
+    realtime.receive(ports(), connection_id, event.get("body"), now=now, new_id=new_id)
+    return {"statusCode": 200}
+
+
+ROUTES = {"$connect": _on_connect, "$disconnect": _on_disconnect}
+
+
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     context_ = event.get("requestContext") or {}
-    route = context_.get("routeKey", "$default")
-    connection_id = context_["connectionId"]
+    route, connection_id = context_.get("routeKey", "$default"), context_["connectionId"]
     logger.append_keys(route=route, connection_id=connection_id)
-    now = datetime.now(UTC)
     try:
-        if route == "$connect":
-            return _on_connect(event, connection_id, now)
-        if route == "$disconnect":
-            realtime.disconnect(current().connections, connection_id)
-            return {"statusCode": 200}
-        realtime.receive(ports(), connection_id, event.get("body"), now=now, new_id=new_id)
+        return ROUTES.get(route, _on_message)(event, connection_id, current().now())
     except ExternalServiceError as exc:
         # DynamoDB or @connections unavailable: API Gateway answers the client with an error.
         logger.warning("websocket route failed", extra={"error": exc.message})
         return {"statusCode": 503}
-    return {"statusCode": 200}
