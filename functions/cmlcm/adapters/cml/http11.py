@@ -23,6 +23,7 @@ in-process transports (tests, the in-process simulator): see `httpx_sender.py`.
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 import zlib
 from collections import deque
@@ -84,8 +85,6 @@ class Answer:
 
     def json(self) -> Any:
         """The body parsed as JSON (`ValueError` if it is not)."""
-        import json
-
         return json.loads(self.content)
 
 
