@@ -1,6 +1,9 @@
 """Contracts of the in-memory twins that had none: each test runs against the twin and against
 the adapter it stands in for (under moto), so a unit test over the twin means what the adapter does.
 
+The @connections twin (`MemoryConnections`) has no contract here: moto records posts but never
+answers 410 Gone, so its contract is the local gateway's (tests/e2e/test_live_updates.py).
+
 Twins with their own contract suites: the workers and settings repositories
 (test_repository_contract.py), the schedule store (test_schedule_store.py), the job repository
 (test_job_leases.py).
@@ -13,14 +16,19 @@ from typing import Any
 
 import pytest
 
+from cmlcm.adapters.aws import client
+from cmlcm.adapters.event_bus import EventBridgeBus, MemoryEventBus
+from cmlcm.adapters.job_runs import AwsJobStarter, InMemoryJobStarter
 from cmlcm.adapters.labs_repo import DynamoLabRepository, InMemoryLabRepository
 from cmlcm.adapters.licence_tokens import InMemoryTokenStore, SecretsManagerTokenStore
 from cmlcm.adapters.operations import DynamoRefreshLimiter, InMemoryRefreshLimiter
 from cmlcm.adapters.samples import DynamoSampleRepository, InMemorySampleRepository
+from cmlcm.adapters.schedules import EventBridgeSchedules, InMemoryJobSchedules
 from cmlcm.adapters.subscriptions import DynamoConnectionStore, MemoryConnectionStore, create_realtime_tables
 from cmlcm.config import get_config
-from cmlcm.domain.errors import RateLimited
-from cmlcm.domain.jobs import MetricSample
+from cmlcm.domain.bus import BusEntry
+from cmlcm.domain.errors import NotFound, RateLimited
+from cmlcm.domain.jobs import COLLECT_JOB, RECONCILE_JOB, MetricSample
 from cmlcm.domain.labs import Lab
 from cmlcm.services import realtime
 
@@ -140,3 +148,107 @@ def test_subscriptions_are_recorded_per_topic_and_leave_with_their_connection(co
     assert connections.subscribers("workers/w-1") == []
     assert connections.remove("c-1") == 1  # the topics it held
     assert connections.get("c-1") is None and connections.subscribers("fleet") == ["c-2"]
+
+
+# --- job schedules (EventBridge Scheduler) ---
+
+SCHEDULE_NAMES = {COLLECT_JOB: "cmlcm-collect-metrics", RECONCILE_JOB: "cmlcm-reconcile"}
+
+
+def _deployed_schedules(config: Any) -> EventBridgeSchedules:
+    scheduler = client("scheduler", config.aws_region)
+    for job, name in SCHEDULE_NAMES.items():
+        scheduler.create_schedule(
+            Name=name,
+            ScheduleExpression="rate(5 minutes)" if job == COLLECT_JOB else "rate(15 minutes)",
+            FlexibleTimeWindow={"Mode": "OFF"},
+            Target={"Arn": f"arn:aws:states:{config.aws_region}:123456789012:stateMachine:x", "RoleArn": ROLE},
+        )
+    return EventBridgeSchedules(config.aws_region, SCHEDULE_NAMES)
+
+
+@pytest.fixture(params=["memory", "scheduler"])
+def job_schedules(request: pytest.FixtureRequest) -> Any:
+    return _twin_or_adapter(
+        request,
+        lambda: InMemoryJobSchedules(SCHEDULE_NAMES, minutes={COLLECT_JOB: 5, RECONCILE_JOB: 15}),
+        _deployed_schedules,
+    )
+
+
+def test_a_schedule_is_paused_and_moved_keeping_the_rest(job_schedules):  # noqa: ANN001
+    before = job_schedules.describe(COLLECT_JOB)
+    assert (before.name, before.enabled, before.expression) == ("cmlcm-collect-metrics", True, "rate(5 minutes)")
+    assert job_schedules.set_enabled(COLLECT_JOB, False) is True
+    assert job_schedules.set_interval(COLLECT_JOB, 1) is True
+    after = job_schedules.describe(COLLECT_JOB)
+    assert (after.enabled, after.expression) == (False, "rate(1 minute)")
+    assert job_schedules.describe(RECONCILE_JOB).enabled is True  # the other job's schedule is its own
+    assert job_schedules.set_enabled(COLLECT_JOB, True) is True and job_schedules.describe(COLLECT_JOB).enabled
+
+
+def test_a_job_without_a_schedule_here_is_none_and_false(job_schedules):  # noqa: ANN001
+    assert job_schedules.describe("auto_import") is None
+    assert job_schedules.set_enabled("auto_import", False) is False
+    assert job_schedules.set_interval("auto_import", 5) is False
+
+
+# --- starting a job's run outside its schedule ---
+
+ROLE = "arn:aws:iam::123456789012:role/cmlcm-test"
+
+
+def _aws_starter(config: Any) -> AwsJobStarter:
+    machine = client("stepfunctions", config.aws_region).create_state_machine(
+        name="collect",
+        definition='{"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}',
+        roleArn=ROLE,
+    )
+    return AwsJobStarter(
+        collect_state_machine_arn=machine["stateMachineArn"], reconcile_function="", region=config.aws_region
+    )
+
+
+@pytest.fixture(params=["memory", "stepfunctions"])
+def starter(request: pytest.FixtureRequest) -> Any:
+    return _twin_or_adapter(request, InMemoryJobStarter, _aws_starter)
+
+
+def test_a_run_is_started_under_the_id_named_before_the_start(starter):  # noqa: ANN001
+    named = starter.run_id(COLLECT_JOB, "manual-1")
+    assert starter.start(COLLECT_JOB, "manual-1", by="admin@example.com") == named
+    assert starter.run_id(COLLECT_JOB, "manual-2") != named
+
+
+@pytest.mark.parametrize("job", ["collect", "", "RECONCILE"])
+def test_an_unknown_job_is_a_404_naming_the_field(starter, job):  # noqa: ANN001
+    for call in (lambda: starter.run_id(job, "n"), lambda: starter.start(job, "n", by=None)):
+        with pytest.raises(NotFound) as missing:
+            call()
+        assert missing.value.field == "job"
+
+
+# --- the custom event bus ---
+
+
+def _bus(config: Any) -> EventBridgeBus:
+    client("events", config.aws_region).create_event_bus(Name="cmlcm-contract")
+    return EventBridgeBus("cmlcm-contract", config.aws_region)
+
+
+@pytest.fixture(params=["memory", "events"])
+def bus(request: pytest.FixtureRequest) -> Any:
+    return _twin_or_adapter(request, MemoryEventBus, _bus)
+
+
+def _entry(number: int) -> BusEntry:
+    return BusEntry(event_id=f"e-{number}", detail_type="worker.changed", detail=f'{{"n": {number}}}', time=NOW)
+
+
+def test_up_to_ten_entries_are_accepted_one_answer_each(bus):  # noqa: ANN001
+    assert bus.put([_entry(n) for n in range(10)]) == [None] * 10
+
+
+def test_more_than_ten_entries_are_refused_whole_as_a_validation_error(bus):  # noqa: ANN001
+    answers = bus.put([_entry(n) for n in range(11)])
+    assert len(answers) == 11 and {a.code for a in answers} == {"ValidationException"}

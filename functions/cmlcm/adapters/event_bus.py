@@ -16,7 +16,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cmlcm.domain.bus import BusEntry, EntryError
+from cmlcm.domain.bus import MAX_ENTRIES_PER_CALL, BusEntry, EntryError
 
 #: Short deadlines: the broadcaster's batch waits for the bus; botocore retries a whole-call
 #: throttle or 5xx once, the service retries refused entries on top.
@@ -77,7 +77,8 @@ class EventBridgeBus:
 
 class MemoryEventBus:
     """In-memory twin: keeps every accepted entry; `refuse[event_id]` lists the error codes its
-    next puts answer (one per put, then it is accepted)."""
+    next puts answer (one per put, then it is accepted); a call over `MAX_ENTRIES_PER_CALL` is refused
+    whole, as the adapter reports EventBridge's ValidationException."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -87,8 +88,8 @@ class MemoryEventBus:
         self.call_sizes: list[int] = []
 
     def put(self, entries: Sequence[BusEntry]) -> list[EntryError | None]:
-        if len(entries) > 10:
-            raise ValueError("PutEvents takes at most 10 entries")  # the real API's ValidationException
+        if len(entries) > MAX_ENTRIES_PER_CALL:  # the real call's ValidationException, given to every entry
+            return [EntryError("ValidationException", f"at most {MAX_ENTRIES_PER_CALL} entries a call")] * len(entries)
         with self._lock:
             self.calls += 1
             self.call_sizes.append(len(entries))

@@ -65,18 +65,22 @@ class AwsJobStarter:
 
 
 class InMemoryJobStarter:
-    """Twin of `AwsJobStarter`: records the runs it starts (a run id like the real one), or
-    fails with `failure` as StartExecution/Invoke would."""
+    """Twin of `AwsJobStarter`: records the runs it starts (a run id of its own form, named
+    before the start as the real one is; unknown jobs are 404s), or fails with `failure` as
+    StartExecution/Invoke would."""
 
     def __init__(self, failure: Exception | None = None) -> None:
         self.started: list[tuple[str, str, str | None]] = []
         self.failure = failure
 
     def run_id(self, job: str, name: str) -> str:
+        if job not in (COLLECT_JOB, RECONCILE_JOB):
+            raise NotFound(f"no job {job!r}", field="job")
         return f"{job}:{name}"
 
     def start(self, job: str, name: str, *, by: str | None) -> str:
+        run_id = self.run_id(job, name)
         if self.failure is not None:
             raise self.failure
         self.started.append((job, name, by))
-        return self.run_id(job, name)
+        return run_id
