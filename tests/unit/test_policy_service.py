@@ -282,10 +282,11 @@ def test_keep_running_until_20_today_and_expired_overrides_go():
         Override(state="running", until=datetime(2026, 11, 1, 12, 0)),  # long past
     )})])  # fmt: skip
     at_five = datetime(2026, 11, 30, 16, 0, tzinfo=UTC)  # 17:00 Paris
-    saved = schedule_svc.add_override(repo, "office", state="running", until=time(20, 0), now=at_five)
+    workers = InMemoryWorkerRepository()
+    saved = schedule_svc.add_override(repo, workers, "office", state="running", until=time(20, 0), now=at_five).schedule
     assert [o.until for o in saved.overrides] == [datetime(2026, 11, 30, 19, 0, tzinfo=UTC)]
     with pytest.raises(ValidationFailed) as caught:
-        schedule_svc.add_override(repo, "office", state="running", until=time(16, 0), now=at_five)
+        schedule_svc.add_override(repo, workers, "office", state="running", until=time(16, 0), now=at_five)
     assert caught.value.field == "until"
 
 

@@ -55,22 +55,6 @@ def get_schedule(repo: ScheduleRepository, workers: WorkerRepository, name: str,
     return ScheduleReport(schedule, schedule_state(schedule, now), followers.get(name, []))
 
 
-def override_schedule(
-    repo: ScheduleRepository,
-    workers: WorkerRepository,
-    name: str,
-    *,
-    state: Desired,
-    until: datetime | time,
-    worker_ids: tuple[str, ...] = (),
-    note: str | None = None,
-    now: datetime,
-) -> ScheduleReport:
-    """`add_override`, answered with the schedule as `get_schedule` reports it."""
-    add_override(repo, name, state=state, until=until, worker_ids=worker_ids, note=note, now=now)
-    return get_schedule(repo, workers, name, now=now)
-
-
 def create_schedule(repo: ScheduleRepository, schedule: Schedule, *, now: datetime) -> Schedule:
     return repo.add(_without_expired(schedule, now).model_copy(update={"version": 0}))
 
@@ -93,6 +77,7 @@ def delete_schedule(repo: ScheduleRepository, name: str) -> None:
 
 def add_override(
     repo: ScheduleRepository,
+    workers: WorkerRepository,
     name: str,
     *,
     state: Desired,
@@ -100,9 +85,10 @@ def add_override(
     worker_ids: tuple[str, ...] = (),
     note: str | None = None,
     now: datetime,
-) -> Schedule:
-    """Append an override from now on. `until` as a time of day is today's in the schedule's
-    zone ("keep running until 20:00 today"); one already past is a 422 naming `until`."""
+) -> ScheduleReport:
+    """Append an override from now on, answered with the schedule as `get_schedule` reports it.
+    `until` as a time of day is today's in the schedule's zone ("keep running until 20:00
+    today"); one already past is a 422 naming `until`."""
     schedule = repo.get(name)
     if isinstance(until, time):
         local_day = now.astimezone(schedule.tz).date()
@@ -123,4 +109,5 @@ def add_override(
     kept = _without_expired(schedule, now)
     if len(kept.overrides) >= 50:
         raise ValidationFailed("overrides: at most 50 at once", field="overrides")
-    return repo.save(kept.model_copy(update={"overrides": (*kept.overrides, override)}))
+    repo.save(kept.model_copy(update={"overrides": (*kept.overrides, override)}))
+    return get_schedule(repo, workers, name, now=now)

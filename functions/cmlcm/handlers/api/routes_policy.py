@@ -110,7 +110,7 @@ def add_override(name: str, body: OverrideRequest) -> ScheduleView:
     """E.g. keep running until 20:00 today: `{"state": "running", "until": "20:00"}` (for some
     workers only with `worker_ids`). Expired overrides are dropped."""
     c = current()
-    report = schedules.override_schedule(
+    report = schedules.add_override(
         c.schedules,
         c.workers,
         _name(name),
