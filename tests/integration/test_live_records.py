@@ -20,6 +20,7 @@ from cmlcm.config import get_config
 from cmlcm.container import current
 from cmlcm.domain.events import TooManyTopics
 from cmlcm.domain.workers import Worker, WorkerStatus
+from cmlcm.ports import RealtimePorts
 from cmlcm.services import realtime
 from cmlcm_local.event_bus import LocalEventBus
 from cmlcm_local.events import FakeLambdaContext
@@ -110,7 +111,7 @@ def test_fanout_is_one_query_per_topic_and_gone_cleans_up(store: DynamoConnectio
     counts = _count_queries()
     try:
         report = realtime.broadcast(
-            realtime.RealtimePorts(connections=store, poster=poster), drafts, now=NOW, new_id=lambda: "e"
+            RealtimePorts(connections=store, poster=poster), drafts, now=NOW, new_id=lambda: "e"
         )
     finally:
         _count_queries.restore()  # type: ignore[attr-defined]

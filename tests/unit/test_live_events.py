@@ -37,6 +37,7 @@ from cmlcm.domain.jobs import JobHeartbeat
 from cmlcm.domain.labs import Lab
 from cmlcm.domain.workers import Licence, LicenceOperation, Worker, WorkerMetrics, WorkerStatus, WorkerSummary
 from cmlcm.handlers.api.models import summary_view_of, view_of
+from cmlcm.ports import RealtimePorts, SnapshotPorts
 from cmlcm.services import realtime
 from cmlcm.services.jobs import health_report
 from tests.support.fakes import unexpected
@@ -188,7 +189,7 @@ def test_coalescing_keeps_the_first_old_and_the_last_new_image_per_entity():
 def _ports(store: MemoryConnectionStore, poster: MemoryConnections, workers: InMemoryWorkerRepository | None = None):  # noqa: ANN202
     snapshots = None
     if workers is not None:
-        snapshots = realtime.SnapshotPorts(
+        snapshots = SnapshotPorts(
             workers=workers,
             labs=_NoLabs(),
             jobs=InMemoryJobRepository(),
@@ -198,7 +199,7 @@ def _ports(store: MemoryConnectionStore, poster: MemoryConnections, workers: InM
             lab_view=lambda lab: lab.model_dump(mode="json"),
             health=lambda jobs, settings, now: health_report(jobs, settings, now=now),
         )
-    return realtime.RealtimePorts(connections=store, poster=poster, snapshots=snapshots, post_concurrency=4)
+    return RealtimePorts(connections=store, poster=poster, snapshots=snapshots, post_concurrency=4)
 
 
 class _NoLabs:

@@ -20,6 +20,7 @@ from cmlcm.domain.labs import Lab
 from cmlcm.domain.settings import Settings
 from cmlcm.domain.workers import Worker, WorkerStatus
 from cmlcm.handlers.api.models import summary_view_of, view_of
+from cmlcm.ports import RealtimePorts, SnapshotPorts
 from cmlcm.services import realtime
 from cmlcm.services.jobs import health_report
 from tests.support.fakes import unexpected
@@ -70,10 +71,10 @@ def world():  # noqa: ANN201
         _worker("w-other", owner="someone@example.com"),
     ):
         workers.add(worker)
-    ports = realtime.RealtimePorts(
+    ports = RealtimePorts(
         connections=store,
         poster=poster,
-        snapshots=realtime.SnapshotPorts(
+        snapshots=SnapshotPorts(
             workers=workers,
             labs=_NoLabs(),
             jobs=InMemoryJobRepository(),

@@ -28,7 +28,7 @@ from cmlcm.container import current
 from cmlcm.domain.events import Change, DraftEvent, WorkerEventRules, coalesce, job_events, lab_events, worker_events
 from cmlcm.handlers.api.models import view_of
 from cmlcm.handlers.emf import publish
-from cmlcm.services import realtime
+from cmlcm.ports import RealtimePorts
 from cmlcm.services.broadcasts import StreamDelivery, deliver_batch
 from cmlcm.services.jobs import health_entry
 
@@ -59,9 +59,9 @@ def tables() -> StreamTables:
     return StreamTables(config.workers_table, config.labs_table, config.operations_table, config.aws_region)
 
 
-def ports() -> realtime.RealtimePorts:
+def ports() -> RealtimePorts:
     """The connection store, the poster and the bus, from the container in use."""
-    return current().ports(realtime.RealtimePorts)
+    return current().ports(RealtimePorts)
 
 
 @dataclass

@@ -22,6 +22,7 @@ from cmlcm.domain.access import teams_of
 from cmlcm.domain.errors import ExternalServiceError
 from cmlcm.handlers.api.auth import caller_role, parse_groups
 from cmlcm.handlers.api.models import summary_view_of, view_of
+from cmlcm.ports import RealtimePorts, SnapshotPorts
 from cmlcm.services import realtime
 from cmlcm.services.jobs import health_report
 
@@ -46,17 +47,17 @@ def _lab_view(lab: Any) -> dict[str, Any]:
     return LabView.of(lab).model_dump(mode="json")
 
 
-def ports() -> realtime.RealtimePorts:
+def ports() -> RealtimePorts:
     """The container's ports, with the REST API's views for the snapshots (one DTO everywhere)."""
     container = current()
     snapshots = container.ports(
-        realtime.SnapshotPorts,
+        SnapshotPorts,
         worker_view=view_of,
         summary_view=summary_view_of,
         lab_view=_lab_view,
         health=lambda jobs, settings, now: health_report(jobs, settings, now=now),
     )
-    return container.ports(realtime.RealtimePorts, snapshots=snapshots)
+    return container.ports(RealtimePorts, snapshots=snapshots)
 
 
 def _on_connect(event: dict[str, Any], connection_id: str, now: datetime) -> dict[str, Any]:

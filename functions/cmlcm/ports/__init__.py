@@ -24,6 +24,7 @@ from cmlcm.ports.aws import (
     WorkflowStarter,
 )
 from cmlcm.ports.bundles import (
+    POST_CONCURRENCY,
     CollectionRunPorts,
     CollectPorts,
     LabPorts,
@@ -31,6 +32,8 @@ from cmlcm.ports.bundles import (
     OpsPorts,
     PolicyPorts,
     ProvisionPorts,
+    RealtimePorts,
+    SnapshotPorts,
     WorkerPorts,
 )
 from cmlcm.ports.cml import (
@@ -58,6 +61,7 @@ from cmlcm.ports.storage import (
 )
 
 __all__ = [
+    "POST_CONCURRENCY",
     "BulkResult",
     "CloudWatchPort",
     "CmlController",
@@ -89,6 +93,7 @@ __all__ = [
     "Page",
     "PolicyPorts",
     "ProvisionPorts",
+    "RealtimePorts",
     "RefreshLimiter",
     "Reservations",
     "SampleRepository",
@@ -96,6 +101,7 @@ __all__ = [
     "ScheduleRepository",
     "ScheduleState",
     "SettingsRepository",
+    "SnapshotPorts",
     "TokenVerifier",
     "WorkerPorts",
     "WorkerQuery",

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
+from cmlcm.domain.labs import Lab
 from cmlcm.domain.licences import REGISTRATION_DEADLINE
+from cmlcm.domain.workers import Worker, WorkerSummary
 from cmlcm.ports.aws import CloudWatchPort, Ec2Port, WorkflowStarter
 from cmlcm.ports.cml import CmlControllers, CmlProbe
 from cmlcm.ports.jobs import CollectRuns, JobRepository, JobSchedules
+from cmlcm.ports.realtime import ConnectionPoster, ConnectionStore, EventBus
 from cmlcm.ports.storage import (
     LabRepository,
     LicenceTokenStore,
@@ -116,3 +120,34 @@ class CollectionRunPorts:
     jobs: JobRepository
     job_schedules: JobSchedules
     collect_runs: CollectRuns
+
+
+#: Posts in flight at once in one fan-out (each is one HTTPS call to @connections).
+POST_CONCURRENCY = 32
+
+
+@dataclass(frozen=True)
+class SnapshotPorts:
+    """What a snapshot reads, and the REST API's own view mappings (one DTO everywhere)."""
+
+    workers: WorkerRepository
+    labs: LabRepository
+    jobs: JobRepository
+    settings: SettingsRepository
+    worker_view: Callable[[Worker], dict[str, Any]]
+    #: The `fleet` snapshot's rows: the REST API's WorkerSummaryView (a subset of WorkerView).
+    summary_view: Callable[[WorkerSummary], dict[str, Any]]
+    lab_view: Callable[[Lab], dict[str, Any]]
+    health: Callable[[JobRepository, Any, datetime], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class RealtimePorts:
+    """What live updates need: the WebSocket records, the posts, the snapshots, the bus."""
+
+    connections: ConnectionStore
+    poster: ConnectionPoster
+    snapshots: SnapshotPorts | None = None
+    post_concurrency: int = POST_CONCURRENCY
+    #: The custom EventBridge bus (the broadcaster's); None: events reach WebSocket clients only.
+    bus: EventBus | None = None

@@ -10,8 +10,9 @@ from datetime import datetime
 
 from cmlcm.domain.events import DraftEvent
 from cmlcm.domain.jobs import Metric
+from cmlcm.ports import RealtimePorts
 from cmlcm.services.domain_events import PublishReport
-from cmlcm.services.realtime import BroadcastReport, RealtimePorts, deliver
+from cmlcm.services.realtime import BroadcastReport, deliver
 
 #: Failures named in one log line at most (the counts say how many there were).
 LOGGED_FAILURES = 20

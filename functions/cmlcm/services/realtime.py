@@ -45,51 +45,18 @@ from cmlcm.domain.events import (
     parse_topics,
     topic_worker_id,
 )
-from cmlcm.domain.labs import Lab
-from cmlcm.domain.workers import Worker, WorkerSummary
 from cmlcm.ports import (
-    ConnectionPoster,
     ConnectionStore,
-    EventBus,
-    JobRepository,
-    LabRepository,
-    SettingsRepository,
-    WorkerRepository,
+    RealtimePorts,
+    SnapshotPorts,
 )
 from cmlcm.services.domain_events import PUT_CONCURRENCY, PublishReport, publish
 from cmlcm.services.pools import shared_pool
 
 #: API Gateway's WebSocket message limit is 128 KB; a snapshot part stays well under it.
 MAX_MESSAGE_BYTES = 96 * 1024
-#: Posts in flight at once in one fan-out (each is one HTTPS call to @connections).
-POST_CONCURRENCY = 32
 #: Subscriber Queries in flight at once in one fan-out.
 QUERY_CONCURRENCY = 16
-
-
-@dataclass(frozen=True)
-class SnapshotPorts:
-    """What a snapshot reads, and the REST API's own view mappings (one DTO everywhere)."""
-
-    workers: WorkerRepository
-    labs: LabRepository
-    jobs: JobRepository
-    settings: SettingsRepository
-    worker_view: Callable[[Worker], dict[str, Any]]
-    #: The `fleet` snapshot's rows: the REST API's WorkerSummaryView (a subset of WorkerView).
-    summary_view: Callable[[WorkerSummary], dict[str, Any]]
-    lab_view: Callable[[Lab], dict[str, Any]]
-    health: Callable[[JobRepository, Any, datetime], dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class RealtimePorts:
-    connections: ConnectionStore
-    poster: ConnectionPoster
-    snapshots: SnapshotPorts | None = None
-    post_concurrency: int = POST_CONCURRENCY
-    #: The custom EventBridge bus (the broadcaster's); None: events reach WebSocket clients only.
-    bus: EventBus | None = None
 
 
 def encode(message: dict[str, Any]) -> bytes:
