@@ -36,8 +36,13 @@ web: $(WEB_STAMP)
 local: $(PY_STAMP) web
 	$(PY) -m cmlcm_local $(ARGS)
 
+# The suite runs on every core (pytest-xdist): each file, or each folder that shares one local
+# mode or one synthesized app (browser, contract, infra), runs whole on one worker (tests/conftest.py),
+# handed out in folder order (the slow folders come first), not by test count. PYTEST_ARGS="-n 0"
+# runs it serially.
+PYTEST_XDIST := -n auto --dist loadgroup --no-loadscope-reorder
 test: deps lint web
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 # A quicker loop for developers, not a gate (`make test` is): the unit tests and the contract
 # suites that start no local mode process, under 30 s on a 2-core machine. No lint, no moto in the
