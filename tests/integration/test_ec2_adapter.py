@@ -10,6 +10,9 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.ec2.models import ec2_backends
+
 from cmlcm.adapters.aws import client, map_client_error
 from cmlcm.adapters.ec2 import DESCRIBE_BATCH, Ec2Gateway
 from cmlcm.domain.errors import (
@@ -39,6 +42,27 @@ def launch(count: int) -> list[str]:
     return [i["InstanceId"] for i in launch_instances(REGION, count, ami_id=ami, instance_type="t3.micro")]
 
 
+def launch_in_moto(count: int) -> list[str]:
+    """`count` instances of the CML image, run by moto's EC2 backend itself: what RunInstances
+    would make, without moto serializing and botocore parsing each instance of the answer. For the
+    tests about describing many (1500 instances took 19 s of CPU through the API, 1 s here).
+
+    moto also looks each new instance's image up by filtering every AMI of the region (its public
+    catalogue, over a thousand), 6 ms an instance: for the launch the catalogue holds only the CML
+    image, and it is put back whole afterwards."""
+    backend = ec2_backends[DEFAULT_ACCOUNT_ID][REGION]
+    ami = cml_ami(REGION)
+    catalogue = backend.amis
+    backend.amis = {ami: catalogue[ami]}
+    try:
+        reservation = backend.run_instances(
+            ami, count, None, [], instance_type="t3.micro", is_instance_type_default=False, region_name=REGION
+        )
+    finally:
+        backend.amis = catalogue
+    return [instance.id for instance in reservation.instances]
+
+
 def states(ids: list[str]) -> dict[str, str]:
     found = Ec2Gateway(REGION).describe(ids)
     return {i: found[i].state for i in ids}
@@ -54,7 +78,7 @@ def tags_of(instance_id: str) -> dict[str, str]:
 
 def test_describe_of_1500_ids_takes_exactly_two_calls(aws):  # noqa: ANN001
     # Given 1500 instances (more than one DescribeInstances batch of 1000)
-    ids = launch(1500)
+    ids = launch_in_moto(1500)
     calls = count_calls()
     # When they are described, duplicates included
     found = Ec2Gateway(REGION).describe([*ids, *ids[:10]])
