@@ -34,6 +34,13 @@ os.environ.update(
         "POWERTOOLS_DEV": "false",
         "LOG_LEVEL": "WARNING",
         "SUPPORTED_REGIONS": "us-east-1,us-west-2",
+        # moto's own list of default public AMIs (moto/ec2/resources/amis.json.gz of the pinned
+        # 5.2.5, 44 images, the amzn2 base of the fake CML image among them), without the ~1250
+        # "latest" and ECS-optimized images per region it adds when this is unset: each EC2
+        # backend built them at every moto start and stop (0.11 s of CPU each time, in every test
+        # once a test had used EC2), and moto filters them all for each instance it launches.
+        # The local mode processes the tests start inherit it.
+        "MOTO_AMIS_PATH": str(Path(__file__).parent / "support" / "moto_amis.json"),
     }
 )
 
