@@ -52,6 +52,7 @@ TESTS = Path(__file__).parent
 WHOLE_FOLDERS = frozenset({"browser", "contract", "infra"})
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which turns the marks into node ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under `--dist loadgroup` (make test), the tests of one group run on one worker, in file
     order: a folder of WHOLE_FOLDERS is one group, and every other file is its own group, so a
