@@ -33,11 +33,10 @@ class _Fact(BaseModel):
 # --- slow-changing facts: system health with the compute table, licence detail ---
 
 
-class ComputeHealth(_Fact):
-    """One row of the compute table: a compute host's health flags (`GET /system_health`) and
-    its capacity (`GET /system_stats`), as read on the slow cadence."""
+class ComputeFlags(BaseModel):
+    """A compute host's health flags as `GET /system_health` names them: the shape of a read
+    compute (`adapters.cml.models.ComputeHealth`) and of a row of the compute table."""
 
-    compute_id: str
     hostname: str | None = None
     is_controller: bool | None = None
     admission_state: str | None = None
@@ -51,6 +50,13 @@ class ComputeHealth(_Fact):
     device_mux: bool | None = None
     refplat_images_available: bool | None = None
     docker_shim: bool | None = None
+
+
+class ComputeHealth(_Fact, ComputeFlags):
+    """One row of the compute table: a compute host's health flags (`GET /system_health`) and
+    its capacity (`GET /system_stats`), as read on the slow cadence."""
+
+    compute_id: str
     cpu_count: int | None = None
     cpu_model: str | None = None
     memory_total: float | None = Field(default=None, description="Bytes")

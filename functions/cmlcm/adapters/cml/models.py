@@ -59,22 +59,8 @@ class SystemInformation(_Cml):
         return len(version) >= 2 and version[0] <= MAX_SUPPORTED_MAJOR and version[:2] >= MIN_SUPPORTED_VERSION
 
 
-class ComputeHealth(_Cml):
+class ComputeHealth(_Cml, domain.ComputeFlags):
     """One compute host's health as `system_health` reports it."""
-
-    valid: bool | None = None
-    hostname: str | None = None
-    admission_state: str | None = None
-    is_controller: bool | None = None
-    kvm_vmx_enabled: bool | None = None
-    enough_cpus: bool | None = None
-    lld_connected: bool | None = None
-    lld_synced: bool | None = None
-    libvirt: bool | None = None
-    fabric: bool | None = None
-    device_mux: bool | None = None
-    refplat_images_available: bool | None = None
-    docker_shim: bool | None = None
 
 
 class ControllerHealth(_Cml):
