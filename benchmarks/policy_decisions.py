@@ -26,7 +26,7 @@ from typing import cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functions"))
 
-from cmlcm.adapters.memory import InMemoryWorkerRepository  # noqa: E402
+from cmlcm.adapters.dynamo import InMemoryWorkerRepository  # noqa: E402
 from cmlcm.adapters.operations import InMemorySettingsRepository  # noqa: E402
 from cmlcm.adapters.schedule_store import InMemoryScheduleRepository  # noqa: E402
 from cmlcm.domain.policy import decide_policies  # noqa: E402

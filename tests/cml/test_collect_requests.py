@@ -14,8 +14,8 @@ import pytest
 
 from cmlcm.adapters.cml.credentials import CmlCredentials
 from cmlcm.adapters.cml.probe import FleetProbe
+from cmlcm.adapters.dynamo import InMemoryWorkerRepository
 from cmlcm.adapters.labs_repo import InMemoryLabRepository
-from cmlcm.adapters.memory import InMemoryWorkerRepository
 from cmlcm.adapters.operations import InMemorySettingsRepository
 from cmlcm.config import FunctionConfig
 from cmlcm.domain.cml import FACTS

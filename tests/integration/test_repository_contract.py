@@ -8,8 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from cmlcm.adapters.dynamo import DynamoWorkerRepository
-from cmlcm.adapters.memory import InMemoryWorkerRepository
+from cmlcm.adapters.dynamo import DynamoWorkerRepository, InMemoryWorkerRepository
 from cmlcm.adapters.operations import DynamoSettingsRepository, InMemorySettingsRepository
 from cmlcm.config import get_config
 from cmlcm.domain.cml import CmlSystem, ComputeHealth, LicenceDetail, LicenceFeature, SystemHealth

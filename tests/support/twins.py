@@ -11,11 +11,11 @@ from typing import Any
 
 from cmlcm import container
 from cmlcm.adapters.connections_api import MemoryConnections
+from cmlcm.adapters.dynamo import InMemoryWorkerRepository
 from cmlcm.adapters.event_bus import MemoryEventBus
 from cmlcm.adapters.job_runs import InMemoryJobStarter
 from cmlcm.adapters.labs_repo import InMemoryLabRepository
 from cmlcm.adapters.licence_tokens import InMemoryTokenStore
-from cmlcm.adapters.memory import InMemoryWorkerRepository
 from cmlcm.adapters.operations import InMemoryJobRepository, InMemoryRefreshLimiter, InMemorySettingsRepository
 from cmlcm.adapters.schedule_store import InMemoryScheduleRepository
 from cmlcm.adapters.schedules import InMemoryJobSchedules

@@ -10,7 +10,7 @@ from functools import partial
 
 import pytest
 
-from cmlcm.adapters.memory import InMemoryWorkerRepository
+from cmlcm.adapters.dynamo import InMemoryWorkerRepository
 from cmlcm.adapters.operations import InMemorySettingsRepository
 from cmlcm.domain.cml import CmlReading
 from cmlcm.domain.errors import ExternalServiceError, TransientAwsError

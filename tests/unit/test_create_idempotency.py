@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cmlcm.adapters.memory import InMemoryWorkerRepository
+from cmlcm.adapters.dynamo import InMemoryWorkerRepository
 from cmlcm.adapters.operations import InMemorySettingsRepository
 from cmlcm.domain.errors import Conflict
 from cmlcm.domain.workers import Worker, WorkerStatus

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from test_collect_service import FakeCloudWatch, FakeEc2, Samples
 
-from cmlcm.adapters.memory import InMemoryWorkerRepository
+from cmlcm.adapters.dynamo import InMemoryWorkerRepository
 from cmlcm.adapters.operations import InMemorySettingsRepository
 from cmlcm.domain.cml import CmlReading
 from cmlcm.domain.idle import decide_idle

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from cmlcm.adapters.connections_api import MemoryConnections
-from cmlcm.adapters.memory import InMemoryWorkerRepository
+from cmlcm.adapters.dynamo import InMemoryWorkerRepository
 from cmlcm.adapters.operations import InMemoryJobRepository, InMemorySettingsRepository
 from cmlcm.adapters.subscriptions import MemoryConnectionStore
 from cmlcm.domain.events import Change, WorkerEventRules, worker_events

@@ -12,7 +12,7 @@ import pytest
 from test_collect_service import FakeCloudWatch, FakeEc2, Samples
 from test_idle import IdleCml
 
-from cmlcm.adapters.memory import InMemoryWorkerRepository
+from cmlcm.adapters.dynamo import InMemoryWorkerRepository
 from cmlcm.adapters.operations import InMemorySettingsRepository
 from cmlcm.adapters.schedule_store import InMemoryScheduleRepository
 from cmlcm.domain.errors import (

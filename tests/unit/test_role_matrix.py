@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from cmlcm.adapters.dynamo import InMemoryWorkerRepository
 from cmlcm.adapters.job_runs import InMemoryJobStarter
-from cmlcm.adapters.memory import InMemoryWorkerRepository
 from cmlcm.adapters.operations import InMemorySettingsRepository
 from cmlcm.adapters.schedules import InMemoryJobSchedules
 from cmlcm.domain.workers import Worker, WorkerStatus

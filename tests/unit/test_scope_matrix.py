@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from test_role_matrix import EXPECTED
 
-from cmlcm.adapters.memory import InMemoryWorkerRepository
+from cmlcm.adapters.dynamo import InMemoryWorkerRepository
 from cmlcm.adapters.operations import InMemorySettingsRepository
 from cmlcm.domain.access import Caller, Scope, scope_for, teams_of
 from cmlcm.domain.settings import Settings

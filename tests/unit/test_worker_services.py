@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from cmlcm.adapters.memory import InMemoryWorkerRepository
+from cmlcm.adapters.dynamo import InMemoryWorkerRepository
 from cmlcm.adapters.operations import InMemorySettingsRepository
 from cmlcm.domain.errors import (
     AwsAuthError,
