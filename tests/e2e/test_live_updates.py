@@ -19,7 +19,9 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
+from cmlcm.adapters.connections_api import ApiGatewayConnections, MemoryConnections
 from cmlcm.config import get_config
+from cmlcm.domain.events import ConnectionGone
 from cmlcm_local.runtime import LocalRuntime
 from tests.support.local_mode import in_process_runtime
 
@@ -79,6 +81,32 @@ def _workers(local: LocalRuntime) -> list[dict[str, Any]]:
 def _connection_ids(local: LocalRuntime) -> set[str]:
     listing = httpx.get(f"{local.base_url}/_local/connections", timeout=10).json()["connections"]
     return {c["connection_id"] for c in listing}
+
+
+@pytest.mark.parametrize("poster_kind", ["memory", "connections_api"])
+def test_the_posts_twin_answers_as_the_connections_api(local: LocalRuntime, poster_kind: str):
+    """The contract of `MemoryConnections`: run against it and against `ApiGatewayConnections`
+    on the local gateway's @connections (moto's never answers 410 Gone)."""
+    before = _connection_ids(local)
+    with _ws(local) as client:
+        (connection_id,) = _connection_ids(local) - before
+        poster: Any
+        if poster_kind == "memory":
+            poster = MemoryConnections()
+        else:
+            poster = ApiGatewayConnections(local.base_url, get_config().aws_region)
+        # A post reaches its connection, as sent
+        poster.post(connection_id, b'{"type": "contract"}')
+        if poster_kind == "memory":
+            assert poster.sent[connection_id] == [b'{"type": "contract"}']
+        else:
+            assert _recv(client) == {"type": "contract"}
+        # A connection closed from the server side is gone: a post to it is ConnectionGone
+        poster.close(connection_id)
+        with pytest.raises(ConnectionGone):
+            poster.post(connection_id, b'{"type": "late"}')
+        # and closing it again is not an error
+        poster.close(connection_id)
 
 
 def test_no_token_or_a_bad_token_is_refused_with_401(local: LocalRuntime):
