@@ -116,7 +116,7 @@ def test_each_function_times_out_no_later_than_its_task(resources, asl):
 MODELS = [
     ("cmlcm.adapters.dynamo", "WorkerItem", "WORKERS_TABLE"),
     ("cmlcm.adapters.operations", "OperationItem", "OPERATIONS_TABLE"),
-    ("cmlcm.adapters.operations", "MetricSampleItem", "METRICS_TABLE"),
+    ("cmlcm.adapters.samples", "MetricSampleItem", "METRICS_TABLE"),
     ("cmlcm.adapters.labs_repo", "LabItem", "LABS_TABLE"),
 ]
 
