@@ -7,15 +7,30 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable, Sequence
 
-from cmlcm_local.runtime import LocalRuntime
+
+def _at_least_zero(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+    """An argparse type: a number of `kind`, 0 or more (a negative count would slice the fleet
+    from its end)."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+        return value
+
+    return parse
 
 
-def main() -> None:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="CML Cloud Manager, local mode (moto + simulated CML)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8700, help="REST API port")
-    parser.add_argument("--workers", type=int, default=5, help="simulated workers to seed")
+    parser.add_argument("--workers", type=_at_least_zero(int), default=5, help="simulated workers to seed")
     parser.add_argument("--sim-port", type=int, default=0, help="CML simulator port (default: the REST port + 1)")
     parser.add_argument(
         "--no-scheduler",
@@ -24,17 +39,25 @@ def main() -> None:
     )
     parser.add_argument(
         "--idle-workers",
-        type=int,
+        type=_at_least_zero(int),
         default=0,
         help="running seeded workers whose CML nobody used for 3 hours: the first collection auto-pauses them",
     )
     parser.add_argument(
         "--cml-boot-seconds",
-        type=float,
+        type=_at_least_zero(float),
         default=8.0,
         help="how long a new instance's simulated CML takes to boot (default 8 s)",
     )
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
+    # Imported once the arguments are read: the runtime brings moto and the product with it
+    # (`--help` and a refused argument answer at once, and the unit tests read the parser alone).
+    from cmlcm_local.runtime import LocalRuntime
+
     runtime = LocalRuntime(
         host=args.host,
         port=args.port,
