@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -18,7 +19,7 @@ from cmlcm.domain.jobs import MetricSample
 from cmlcm.domain.observation import Observation, observe
 from cmlcm.domain.workers import ServiceStatus, Worker, WorkerError, WorkerStatus
 from cmlcm.ports import BulkResult, CollectPorts, InstanceInfo, InstanceUsage
-from cmlcm.services.collect import collect
+from cmlcm.services.collect import COLLECT_GC_THRESHOLD, collect
 from tests.support.fakes import Ec2Unexpected, SamplesUnexpected
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -284,3 +285,37 @@ def test_the_batch_reports_its_workers_by_status_and_the_paused_ones():
     result = asyncio.run(_collect(_ports(repo, ec2, FakeCml()), [f"w-{i:04d}" for i in range(4)], now=NOW))
     # Then the fleet counts are by status after the cycle, and only the still-paused one is paused
     assert result.fleet == {"stopped": 4, "paused": 1}
+
+
+class ThresholdSpyCml(FakeCml):
+    """Records the young-generation GC threshold each read sees."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thresholds: list[int] = []
+
+    async def read(self, worker: Worker, plan: object = None) -> CmlReading:
+        self.thresholds.append(gc.get_threshold()[0])
+        return await super().read(worker, plan)
+
+
+def test_collections_run_with_fewer_young_gc_passes_and_restore_the_thresholds_after_the_last():
+    # Given a process with its own GC thresholds, and two batches collected at once on one loop
+    before = gc.get_threshold()
+    gc.set_threshold(900, 11, 12)
+    try:
+        repo, ec2 = _fleet(4)
+        cml = ThresholdSpyCml()
+        ports = _ports(repo, ec2, cml)
+        ids = [w.worker_id for w in repo.iter_active()]
+
+        async def both() -> None:
+            await asyncio.gather(_collect(ports, ids[:2], now=NOW), _collect(ports, ids[2:], now=NOW))
+
+        # When they run
+        asyncio.run(both())
+        # Then every read ran under the relaxed threshold, and the process's own are back after both
+        assert cml.thresholds == [COLLECT_GC_THRESHOLD] * 4
+        assert gc.get_threshold() == (900, 11, 12)
+    finally:
+        gc.set_threshold(*before)

@@ -111,9 +111,20 @@ def observe(worker: Worker, observation: Observation, *, now: datetime) -> Worke
             "last_error": error,
         }
     )
-    if candidate.model_dump(exclude={"updated_at"}) == worker.model_dump(exclude={"updated_at"}):
+    if _same_but_updated_at(candidate, worker):
         return worker
     return candidate.model_copy(update={"updated_at": now})
+
+
+def _same_but_updated_at(candidate: Worker, worker: Worker) -> bool:
+    """Equal in every field but `updated_at`: the models' own equality, field by field, without
+    dumping two whole workers (health, licence detail) into dicts each cycle for each worker."""
+    mine, theirs = candidate.__dict__, worker.__dict__
+    return all(mine[name] == theirs[name] for name in _COMPARED)
+
+
+#: The fields whose change makes an observation a change (`updated_at` is when it was one).
+_COMPARED = tuple(name for name in Worker.model_fields if name != "updated_at")
 
 
 def _system(before: CmlSystem | None, reading: CmlReading | None) -> CmlSystem | None:
