@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from moto.cloudwatch.models import CloudWatchBackend
-from moto.core.serialize import BaseJSONSerializer
+from moto.core.serialize import BaseJSONSerializer, ResponseSerializer
+from moto.dynamodb import responses as dynamodb_responses
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
 from moto.ec2.models.core import TaggedEC2Resource
@@ -32,6 +33,10 @@ PATCHED = [
     (Item, "__init__"),
     (Table, "query"),
     (Item, "project"),
+    (DynamoType, "size"),
+    (Item, "size"),
+    (dynamodb_responses, "dynamo_to_dict"),
+    (ResponseSerializer, "get_value"),
 ]
 
 
@@ -529,3 +534,167 @@ def test_a_projected_query_answers_as_moto_does(aws):  # noqa: ANN001
         "status": glued[0][0]["Items"][0]["status"],
         "metrics": {"M": {"cpu": glued[0][0]["Items"][0]["metrics"]["M"]["cpu"], "none": {"NULL": True}}},
     }
+
+
+# --- DynamoDB attribute sizes -------------------------------------------------------------------
+
+
+def _random_value(rng: random.Random, depth: int = 0) -> dict[str, Any]:
+    """A random AttributeValue: every type, nested maps and lists, unicode and binary."""
+    kinds = ["S", "N", "BOOL", "NULL", "B", "SS", "NS", "BS"] + (["M", "L"] * 2 if depth < 4 else [])
+    kind = rng.choice(kinds)
+    text = "".join(rng.choice("aé✓z ") for _ in range(rng.randrange(0, 12)))
+    if kind == "S":
+        return {"S": text}
+    if kind == "N":
+        return {"N": rng.choice(["0", "-1", "12.50", "1e3", str(rng.random())])}
+    if kind == "BOOL":
+        return {"BOOL": rng.random() < 0.5}
+    if kind == "NULL":
+        return {"NULL": True}
+    if kind == "B":
+        return {"B": bytes(rng.randrange(256) for _ in range(rng.randrange(0, 9)))}
+    if kind == "SS":
+        return {"SS": [f"{text}{i}" for i in range(rng.randrange(1, 4))]}
+    if kind == "NS":
+        return {"NS": [str(rng.randrange(-99, 99) / 4) for _ in range(rng.randrange(1, 4))]}
+    if kind == "BS":
+        return {"BS": [bytes([i]) * rng.randrange(1, 5) for i in range(rng.randrange(1, 4))]}
+    if kind == "M":
+        return {"M": {f"k{i}{text}": _random_value(rng, depth + 1) for i in range(rng.randrange(0, 5))}}
+    return {"L": [_random_value(rng, depth + 1) for _ in range(rng.randrange(0, 5))]}
+
+
+def test_attribute_sizes_are_moto_s():
+    # Given 400 random attribute values of every type, nested up to 5 deep
+    rng = random.Random(11)
+    values = [DynamoType(_random_value(rng)) for _ in range(400)]
+    own = original(DynamoType, "size")
+    # When both measure them, then every size is moto's
+    assert [value.size() for value in values] == [own(value) for value in values]
+    # Including a map holding members that are wire dicts, not DynamoTypes (moto wraps those)
+    mixed = DynamoType({"M": {}})
+    mixed.value = {"a": {"S": "xyz"}, "b": DynamoType({"L": [{"N": "12"}]}), "c": {"M": {"d": {"BOOL": True}}}}
+    assert mixed.size() == own(mixed)
+    # And an item measures as moto measures it: each attribute's name and value
+    item = Item(
+        hash_key=values[0], range_key=None, attrs={f"a{i}é": value.to_json() for i, value in enumerate(values[:50])}
+    )
+    assert item.size() == original(Item, "size")(item) > 0
+
+
+def test_batch_get_answers_as_moto_does(table):  # noqa: ANN001
+    # Given items of every attribute type, binaries included
+    rng = random.Random(3)
+    for i in range(30):
+        table.put_item(TableName=TABLE, Item={"pk": {"S": f"r{i}"}, **{f"a{j}": _random_value(rng) for j in range(6)}})
+    keys = [{"pk": {"S": f"r{i}"}} for i in range(30)]
+
+    def ask() -> Any:
+        return outcome(lambda: table.batch_get_item(RequestItems={TABLE: {"Keys": keys, "ConsistentRead": True}}))
+
+    def every_read() -> Any:
+        return [
+            ask(),
+            outcome(lambda: table.scan(TableName=TABLE)),
+            outcome(lambda: table.get_item(TableName=TABLE, Key={"pk": ITEMS[1]["pk"]})),
+            outcome(lambda: table.describe_table(TableName=TABLE)),
+        ]
+
+    # When moto and the glue answer the same BatchGetItem (each item measured for the 16 MB limit)
+    with moto_own(Item, "size"):
+        own, glued = both(DynamoType, "size", ask)
+    # Then the answers are the same
+    assert glued == own and len(glued["Responses"][TABLE]) == 30
+    assert both(Item, "size", ask) == (own, own)
+    # And every answer, binaries among them, converts to plain values as moto converts it
+    for item in ITEMS:
+        table.put_item(TableName=TABLE, Item=item)
+    own_reads, glued_reads = both(dynamodb_responses, "dynamo_to_dict", every_read)
+    assert glued_reads == own_reads and glued_reads[2]["Item"] == ITEMS[1]
+
+
+# --- Response serialization -----------------------------------------------------------------------
+
+
+def test_ec2_and_cloudwatch_answers_are_the_ones_moto_serializes(aws):  # noqa: ANN001
+    # Given instances in several states, with tags, and metrics for them
+    ec2 = client("ec2", REGION)
+    ids = [i["InstanceId"] for i in launch_instances(REGION, 6, ami_id=cml_ami(REGION), instance_type="t3.micro")]
+    ec2.create_tags(Resources=ids[:3], Tags=[{"Key": "team", "Value": "labs"}])
+    ec2.stop_instances(InstanceIds=ids[3:5])
+    ec2.terminate_instances(InstanceIds=ids[5:])
+    now = datetime.now(UTC).replace(microsecond=0)
+    cloudwatch = client("cloudwatch", REGION)
+    cloudwatch.put_metric_data(
+        Namespace="AWS/EC2",
+        MetricData=[
+            {
+                "MetricName": "CPUUtilization",
+                "Dimensions": [{"Name": "InstanceId", "Value": iid}],
+                "Timestamp": now - timedelta(minutes=2),
+                "Value": 10.0 + n,
+            }
+            for n, iid in enumerate(ids)
+        ],
+    )
+
+    def ask() -> Any:
+        return [
+            outcome(lambda: ec2.describe_instances(InstanceIds=ids)),
+            outcome(lambda: ec2.describe_instances(Filters=[{"Name": "tag:team", "Values": ["labs"]}])),
+            outcome(lambda: ec2.describe_instance_status(InstanceIds=ids, IncludeAllInstances=True)),
+            outcome(lambda: ec2.describe_instances(InstanceIds=["i-0123456789abcdef0"])),
+            outcome(lambda: ec2.describe_images(ImageIds=[cml_ami(REGION)])),
+            outcome(lambda: ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": ids[:2]}])),
+            outcome(lambda: ec2.describe_vpcs()),
+            outcome(lambda: ec2.describe_security_groups()),
+            outcome(
+                lambda: cloudwatch.get_metric_data(
+                    MetricDataQueries=[
+                        {
+                            "Id": f"q{n}",
+                            "MetricStat": {
+                                "Metric": {
+                                    "Namespace": "AWS/EC2",
+                                    "MetricName": "CPUUtilization",
+                                    "Dimensions": [{"Name": "InstanceId", "Value": iid}],
+                                },
+                                "Period": 300,
+                                "Stat": "Average",
+                            },
+                        }
+                        for n, iid in enumerate(ids)
+                    ],
+                    StartTime=now - timedelta(minutes=20),
+                    EndTime=now,
+                )
+            ),
+            outcome(lambda: cloudwatch.list_metrics(Namespace="AWS/EC2")),
+        ]
+
+    # When moto and the glue serialize the same answers, twice (the second from what it remembered)
+    own, glued = both(ResponseSerializer, "get_value", ask)
+    # Then they are the same
+    assert glued == own == ask()
+    assert own[3][0] == "error" and len(own[0]["Reservations"]) >= 1
+    states = {i["InstanceId"]: i["State"]["Name"] for r in glued[0]["Reservations"] for i in r["Instances"]}
+    assert set(states.values()) >= {"running", "stopped"} and set(states) == set(ids)
+
+
+def test_dynamodb_answers_with_the_remembered_names_are_moto_s(table):  # noqa: ANN001
+    # Given items of every type and a table description (a structure-rich answer)
+    for item in ITEMS:
+        table.put_item(TableName=TABLE, Item=item)
+
+    def ask() -> Any:
+        return [
+            outcome(lambda: table.describe_table(TableName=TABLE)),
+            outcome(lambda: table.scan(TableName=TABLE)),
+            outcome(lambda: table.list_tables()),
+            outcome(lambda: table.get_item(TableName="missing", Key={"pk": {"S": "x"}})),
+        ]
+
+    own, glued = both(ResponseSerializer, "get_value", ask)
+    assert glued == own
+    assert own[3][0] == "error"

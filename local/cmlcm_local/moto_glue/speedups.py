@@ -29,6 +29,15 @@ implementation by tests/integration/test_moto_speedups.py.
   moto's projection of an item converts the whole item to plain JSON once per path of the
   expression (24 times for a fleet summary); here the attributes the paths name are converted
   once, each path's part copied from them.
+- DynamoDB attribute sizes (each BatchGetItem item is measured twice against the 16 MB answer
+  limit, each put once): moto re-wraps every member of a map in a new DynamoType, recursively,
+  to measure it. Here the same sizes are summed over the stored values as they are.
+- Response serialization (every query-protocol answer: EC2's DescribeInstances of 1000
+  instances spent most of its seconds here): for each member of each answer, moto builds a
+  context, a generator and one alias provider object per rule to find which attribute holds it,
+  then tests the member's path against every response transformer. Which names it tries depends
+  only on the object's class (and `Meta`), the member and its shape; here that list, and the
+  transformer a path matches, are worked out by moto's own code once and remembered.
 """
 
 from __future__ import annotations
@@ -40,7 +49,16 @@ from typing import Any, cast
 
 from botocore.utils import merge_dicts
 from moto.cloudwatch.models import CloudWatchBackend
-from moto.core.serialize import BaseJSONSerializer
+from moto.core.serialize import (
+    DEFAULT_ALIAS_PROVIDERS,
+    AttributePicker,
+    AttributePickerContext,
+    BaseJSONSerializer,
+    ResponseSerializer,
+    XFormedAttributePicker,
+)
+from moto.core.utils import MISSING, get_value
+from moto.dynamodb import responses as dynamodb_responses
 from moto.dynamodb.comparisons import OpDefault
 from moto.dynamodb.models import dynamo_type
 from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
@@ -279,14 +297,151 @@ def _query(self: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) 
     return own(table, hash_key, *args, **kwargs)
 
 
+def _bytesize(value: Any) -> int:
+    """moto's `bytesize` (UTF-8 length of a string, length of bytes), without encoding ASCII."""
+    if type(value) is str:
+        return len(value) if value.isascii() else len(value.encode("utf-8"))
+    return dynamo_type.bytesize(value)
+
+
+def _size(self: DynamoType) -> int:
+    """moto's `DynamoType.size`, branch for branch, without re-wrapping members to measure them."""
+    kind, value = self.type, self.value
+    if kind == "N":
+        return len(str(value))
+    if kind in _SETS:
+        if kind == "NS":
+            return sum(len(str(member)) for member in value)
+        return sum(1 if isinstance(member, bool) else _bytesize(member) for member in value)
+    if kind == "L":
+        return sum(_size(member) if type(member) is DynamoType else member.size() for member in value)
+    if kind == "M":
+        return sum(
+            _bytesize(key) + (_size(member) if type(member) is DynamoType else DynamoType(member).size())
+            for key, member in value.items()
+        )
+    if isinstance(value, bool):
+        return 1
+    return _bytesize(value)
+
+
+def _item_size(self: Item) -> int:
+    """moto's `Item.size`: each attribute's name and value."""
+    return sum(
+        _bytesize(key) + (_size(value) if type(value) is DynamoType else value.size())
+        for key, value in self.attrs.items()
+    )
+
+
+_SETS = ("SS", "NS", "BS")
+
+
+def _dynamo_to_dict(obj: Any) -> Any:
+    """moto's `dynamo_to_dict` (DynamoDB answers to plain values) for the trees it is given:
+    DynamoTypes, dicts, lists and scalars take the same branches without moto's checks of each
+    value against datetime, DynamoType and `to_json`; anything else (binaries, datetimes,
+    objects with `to_json`) takes moto's own function."""
+    kind = type(obj)
+    if kind is DynamoType:
+        if obj.type in _BINARIES:
+            return _own_dynamo_to_dict(obj)
+        return {obj.type: _dynamo_to_dict(obj.value)}
+    if kind is dict:
+        return {key: _dynamo_to_dict(value) for key, value in obj.items()}
+    if kind is list:
+        return [_dynamo_to_dict(value) for value in obj]
+    if kind is str or kind is bool or kind is int or kind is float or obj is None:
+        return obj
+    return _own_dynamo_to_dict(obj)
+
+
+_BINARIES = ("B", "BS")
+
+
+def _own_dynamo_to_dict(obj: Any) -> Any:
+    return original(dynamodb_responses, "dynamo_to_dict")(obj)
+
+
+#: Names moto tries for a member, by (picker class, object class, id of its Meta, member name,
+#: id of the member's shape, id of the shape's parent); the objects behind the ids are kept in
+#: `_KEPT`, so no id is reused while its entry stands.
+_POSSIBLE_KEYS: dict[tuple[Any, ...], tuple[str, ...]] = {}
+_KEPT: list[Any] = []
+#: For each transformer table (by id, the table kept): member path -> the transformer moto applies (None: none).
+_TRANSFORMS: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+
+
+def _get_value(self: ResponseSerializer, value: Any, key: str, shape: Any) -> Any:
+    picker = self._value_picker
+    kind = type(picker)
+    if (kind is not AttributePicker and kind is not XFormedAttributePicker) or (
+        picker.alias_providers is not DEFAULT_ALIAS_PROVIDERS
+    ):
+        return original(ResponseSerializer, "get_value")(self, value, key, shape)
+    meta = getattr(value, "Meta", None)
+    parent = getattr(shape, "parent", None)
+    cache_key = (kind, value.__class__, id(meta), key, id(shape), id(parent))
+    names = _POSSIBLE_KEYS.get(cache_key)
+    if names is None:
+        # moto's own alias rules, asked once for this kind of object and member.
+        context = AttributePickerContext(
+            obj=value,
+            key=key,
+            shape=shape,
+            operation_model=self.operation_model,
+            service_model=self.operation_model.service_model,
+            key_path=".".join(self.path),
+        )
+        try:
+            names = tuple(picker.get_possible_keys(context))
+        except Exception:  # noqa: BLE001 - moto stops at the first name found; its own path decides
+            return original(ResponseSerializer, "get_value")(self, value, key, shape)
+        _KEPT.extend((meta, shape, parent))
+        _POSSIBLE_KEYS[cache_key] = names
+    # moto's `get_value` per name: an item of a mapping or sequence, else an attribute; a dotted
+    # name (a path) takes moto's own function.
+    subscriptable = hasattr(value, "__getitem__")
+    for name in names:
+        if "." in name:
+            found = get_value(value, name, MISSING)
+        elif subscriptable:
+            try:
+                found = value[name]
+            except (KeyError, IndexError, TypeError, AttributeError):
+                found = MISSING
+        else:
+            found = getattr(value, name, MISSING)
+        if found is not MISSING:
+            break
+    else:
+        found = None
+    transformers = picker.response_transformers
+    if transformers:
+        table = _TRANSFORMS.get(id(transformers))
+        if table is None:
+            table = _TRANSFORMS[id(transformers)] = (transformers, {})
+        path = f"{'.'.join(self.path)}.{key}"
+        if path not in table[1]:
+            # moto applies the first transformer whose path ends this member's path.
+            table[1][path] = next((t for end, t in transformers.items() if path.endswith(end)), None)
+        transform = table[1][path]
+        if transform is not None:
+            found = transform(found)
+    return found
+
+
 #: (owner, name, replacement) of each speedup.
-PATCHES: tuple[tuple[type, str, Any], ...] = (
+PATCHES: tuple[tuple[Any, str, Any], ...] = (
     (CloudWatchBackend, "get_metric_data", _get_metric_data),
     (TaggedEC2Resource, "get_tags", _get_tags),
     (Item, "__init__", _item_init),
     (BaseJSONSerializer, "_serialize_type_structure", _serialize_type_structure),
     (Table, "query", _query),
     (Item, "project", _item_project),
+    (DynamoType, "size", _size),
+    (Item, "size", _item_size),
+    (dynamodb_responses, "dynamo_to_dict", _dynamo_to_dict),
+    (ResponseSerializer, "get_value", _get_value),
 )
 
 
