@@ -26,7 +26,7 @@ from cmlcm_local.moto_glue._patch import MARKER, original
 from cmlcm_local.seed import cml_ami, launch_instances
 
 REGION = "us-east-1"
-PATCHED = [
+PATCHED: list[tuple[Any, str]] = [
     (CloudWatchBackend, "get_metric_data"),
     (TaggedEC2Resource, "get_tags"),
     (BaseJSONSerializer, "_serialize_type_structure"),
@@ -49,7 +49,7 @@ def installed() -> Iterator[None]:
 
 
 @contextmanager
-def moto_own(owner: type, name: str) -> Iterator[None]:
+def moto_own(owner: Any, name: str) -> Iterator[None]:
     """moto's own implementation in place of the speedup's, for the duration."""
     patched = getattr(owner, name)
     setattr(owner, name, original(owner, name))
@@ -59,7 +59,7 @@ def moto_own(owner: type, name: str) -> Iterator[None]:
         setattr(owner, name, patched)
 
 
-def both(owner: type, name: str, call: Callable[[], Any]) -> tuple[Any, Any]:
+def both(owner: Any, name: str, call: Callable[[], Any]) -> tuple[Any, Any]:
     """(moto's answer, the glue's answer) to the same call."""
     with moto_own(owner, name):
         own = call()
