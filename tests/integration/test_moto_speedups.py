@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import xmltodict  # type: ignore[import-untyped]  # moto's XML writer; no stubs
 from botocore.exceptions import ClientError
 from moto.cloudwatch.models import CloudWatchBackend
 from moto.core.serialize import BaseJSONSerializer, ResponseSerializer
@@ -37,6 +38,7 @@ PATCHED: list[tuple[Any, str]] = [
     (Item, "size"),
     (dynamodb_responses, "dynamo_to_dict"),
     (ResponseSerializer, "get_value"),
+    (xmltodict, "_validate_name"),
 ]
 
 
@@ -677,6 +679,8 @@ def test_ec2_and_cloudwatch_answers_are_the_ones_moto_serializes(aws):  # noqa: 
     own, glued = both(ResponseSerializer, "get_value", ask)
     # Then they are the same
     assert glued == own == ask()
+    # And the XML written with the remembered names is moto's too
+    assert both(xmltodict, "_validate_name", ask) == (own, own)
     assert own[3][0] == "error" and len(own[0]["Reservations"]) >= 1
     states = {i["InstanceId"]: i["State"]["Name"] for r in glued[0]["Reservations"] for i in r["Instances"]}
     assert set(states.values()) >= {"running", "stopped"} and set(states) == set(ids)
@@ -698,3 +702,29 @@ def test_dynamodb_answers_with_the_remembered_names_are_moto_s(table):  # noqa: 
     own, glued = both(ResponseSerializer, "get_value", ask)
     assert glued == own
     assert own[3][0] == "error"
+
+
+@pytest.mark.parametrize(
+    "name", ["ok", "Reservations", "ns:item", "bad name", "a<b", "x/y", "?pi", "!x", 'q"', "a=b", "tab\there", 7]
+)
+def test_xml_names_are_accepted_and_refused_as_xmltodict_does(name):  # noqa: ANN001
+    # Given a name xmltodict accepts or refuses; when checked twice (the second time remembered)
+    own = original(xmltodict, "_validate_name")
+
+    def check(validate: Callable[[Any, str], None]) -> Any:
+        try:
+            validate(name, "element")
+        except ValueError as exc:
+            return str(exc)
+        return None
+
+    # Then both checks agree, every time
+    assert check(xmltodict._validate_name) == check(xmltodict._validate_name) == check(own)
+    # And the XML a document makes is the same
+    document = {"root": {"@attr": "v", "child": ["a & b", None, {"#text": "<t>"}], "empty": ""}}
+    assert xmltodict.unparse(document, short_empty_elements=True) == _own_unparse(document)
+
+
+def _own_unparse(document: dict[str, Any]) -> str:
+    with moto_own(xmltodict, "_validate_name"):
+        return xmltodict.unparse(document, short_empty_elements=True)
