@@ -586,6 +586,19 @@ def main() -> None:
     for sim_kind, fleet, run, timing in phases:
         cells = [f"{timing.get(n, 0) / 1000:.2f}".ljust(len(n)) for n in names]
         print("  ".join([sim_kind.ljust(9), str(fleet).ljust(5), run.ljust(32), *cells]))
+    targets = [r for r in rows if r["sim"] == "http" and r["run"] == "batched, cycle 2 (no change)"]
+    if targets:
+        print()
+        print(
+            "Issue 16 item 3's targets, on the http run's unchanged cycle (one process: moto's CPU is inside the wall):"
+        )
+        for row in targets:
+            print(
+                f"  {row['fleet']} workers: collector CPU {row['collector_cpu_ms_per_worker']} ms a worker (target <= 2); "
+                f"wall {row['wall_s']} s (target <= 5 for 1000); this process's CPU meanwhile: moto and "
+                f"botocore {row['aws_cpu_s']} s (aws_cpu_s), the collector {row['cpu_s'] - row['aws_cpu_s']:.2f} s; "
+                f"failed workers {row['workers_failed']}"
+            )
     if profile is not None:
         profile.print(args.http_sizes[-1] if args.http_sizes else 0)
 
