@@ -176,6 +176,39 @@ def test_fleet_summaries_say_what_the_stored_workers_say(repos):
     assert summaries[1].licence and summaries[1].licence.operation_state == "pending"
 
 
+def test_fleet_summaries_of_items_written_before_the_stored_summary(aws):  # noqa: ANN001, ARG001
+    # Given, on DynamoDB, workers whose stored summary is current, missing (an item written by an
+    # older release), of another schema, or not valid JSON for the summary
+    from cmlcm.adapters.dynamo import WorkerItem
+    from cmlcm.adapters.pynamo import bind
+
+    s = get_config()
+    repo = DynamoWorkerRepository(s.workers_table, s.aws_region)
+    model = bind(WorkerItem, s.workers_table, s.aws_region)
+    workers = [repo.add(make(i, owner=f"user-{i}")) for i in range(1, 5)]
+    workers[0] = repo.save(workers[0].model_copy(update={"status": S.STOPPED}))  # a second save: version 2
+    for worker_id, summary, schema in [
+        ("w-002", None, None),
+        ("w-003", '{"worker_id": "w-003"}', "0123456789abcdef"),
+        ("w-004", '{"worker_id": "w-004"}', None),
+    ]:
+        item = model.get(worker_id)
+        item.summary, item.summary_schema = summary, schema or item.summary_schema
+        item.save(add_version_condition=False)
+    workers = [repo.get(w.worker_id) for w in workers]  # versions moved on with those writes
+    # When the fleet is read as summaries
+    summaries = list(repo.iter_active_summaries())
+    # Then each is the summary of its full record, read from its attributes where its stored one
+    # could not be trusted, in worker id order, with the item's version
+    assert summaries == [WorkerSummary.of(w) for w in workers]
+    assert [x.version for x in summaries] == [2, 2, 2, 2]
+    assert summaries[0].status == S.STOPPED
+    # And a save writes the summary again: the stored one is then read
+    repo.save(workers[1].model_copy(update={"name": "renamed"}))
+    assert model.get("w-002").summary is not None
+    assert [x.name for x in repo.iter_active_summaries()][1] == "renamed"
+
+
 def test_find_by_instance_id(repos):
     stored = repos.workers.add(make(1))
     repos.workers.add(make(2))
