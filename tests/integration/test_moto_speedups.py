@@ -18,6 +18,7 @@ from moto.core.serialize import BaseJSONSerializer, ResponseSerializer
 from moto.dynamodb import responses as dynamodb_responses
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.parsing.executors import UpdateExpressionExecutor
 from moto.ec2.models.core import TaggedEC2Resource
 
 from cmlcm.adapters.aws import client
@@ -39,6 +40,11 @@ PATCHED: list[tuple[Any, str]] = [
     (dynamodb_responses, "dynamo_to_dict"),
     (ResponseSerializer, "get_value"),
     (xmltodict, "_validate_name"),
+    (UpdateExpressionExecutor, "execute"),
+    (Item, "update_with_attribute_updates"),
+    (Table, "sorted_items"),
+    (Table, "all_items"),
+    (Table, "_item_comes_before_dct"),
 ]
 
 
@@ -59,6 +65,16 @@ def moto_own(owner: Any, name: str) -> Iterator[None]:
         yield
     finally:
         setattr(owner, name, patched)
+
+
+@contextmanager
+def moto_own_all(paths: list[tuple[Any, str]]) -> Iterator[None]:
+    """moto's own implementations of every one of `paths`, for the duration."""
+    if not paths:
+        yield
+        return
+    with moto_own(*paths[0]), moto_own_all(paths[1:]):
+        yield
 
 
 def both(owner: Any, name: str, call: Callable[[], Any]) -> tuple[Any, Any]:
@@ -330,6 +346,40 @@ def test_dynamodb_answers_are_the_ones_moto_serializes(table):  # noqa: ANN001
     assert glued[0]["Item"] == ITEMS[0] and glued[1]["Item"] == ITEMS[1]
 
 
+def test_stream_records_are_the_ones_moto_serializes(aws):  # noqa: ANN001, ARG001
+    # Given a table with a stream of both images, and writes of items of every attribute type
+    dynamodb = client("dynamodb", REGION)
+    dynamodb.create_table(
+        TableName="streamed",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    for item in ITEMS:
+        dynamodb.put_item(TableName="streamed", Item=item)
+    dynamodb.put_item(TableName="streamed", Item={**ITEMS[0], "extra": {"S": "changed"}})
+    dynamodb.delete_item(TableName="streamed", Key={"pk": ITEMS[1]["pk"]})
+    streams = client("dynamodbstreams", REGION)
+    arn = dynamodb.describe_table(TableName="streamed")["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+
+    def ask() -> Any:
+        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+        answer = outcome(lambda: streams.get_records(ShardIterator=iterator["ShardIterator"]))
+        answer.pop("NextShardIterator")  # a new iterator each time
+        return answer
+
+    # When moto and the glue serialize the records, then they are the same
+    own, glued = both(BaseJSONSerializer, "_serialize_type_structure", ask)
+    assert glued == own
+    # And the images read back as they were written, binaries included
+    records = glued["Records"]
+    assert len(records) == len(ITEMS) + 2
+    assert records[0]["dynamodb"]["NewImage"] == ITEMS[0]
+    assert records[-1]["eventName"] == "REMOVE" and records[-1]["dynamodb"]["OldImage"] == ITEMS[1]
+
+
 @pytest.mark.parametrize("extra", [-300, -1, 0, 1, 300])
 def test_the_item_size_limit_is_moto_s(table, extra):  # noqa: ANN001
     # Given an item whose size, measured as moto measures it, is around moto's limit
@@ -536,6 +586,198 @@ def test_a_projected_query_answers_as_moto_does(aws):  # noqa: ANN001
         "status": glued[0][0]["Items"][0]["status"],
         "metrics": {"M": {"cpu": glued[0][0]["Items"][0]["metrics"]["M"]["cpu"], "none": {"NULL": True}}},
     }
+    # And after items change in place, what the glue kept of them (narrowed forms, sizes) is not reused
+    for i in range(1, 120, 7):
+        dynamodb.update_item(
+            TableName="fleet",
+            Key={"id": {"S": f"w-{i:03d}"}},
+            UpdateExpression="SET #n = :n, history = :h",
+            ExpressionAttributeNames={"#n": "name"},
+            ExpressionAttributeValues={":n": {"S": f"renamed-{i}"}, ":h": {"L": [{"S": "y" * 60_000}]}},
+        )
+    with moto_own(Item, "project"):
+        own_after, glued_after = both(Table, "query", ask)
+    assert glued_after == own_after != own
+    assert glued_after[0][0]["Items"][0]["name"] == {"S": "renamed-1"}
+
+
+def _paged(dynamodb: Any, **request: Any) -> list[Any]:
+    """Every page of a Query or Scan (`op` names which), as answered."""
+    op = request.pop("op")
+    answers: list[Any] = []
+    start: Any = None
+    while True:
+        first = {"ExclusiveStartKey": start} if start else {}
+        answer = outcome(lambda: getattr(dynamodb, op)(**request, **first))  # noqa: B023 - called at once
+        answers.append(answer)
+        start = answer.get("LastEvaluatedKey") if isinstance(answer, dict) else None
+        if not start:
+            return answers
+
+
+def test_sorted_reads_answer_as_moto_does(aws):  # noqa: ANN001
+    # Given a hash+range table with a string index and a number index (moto sorts index answers
+    # by their keys, then the table's), and a hash-only table with numeric keys
+    dynamodb = client("dynamodb", REGION)
+    dynamodb.create_table(
+        TableName="sorted",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+            {"AttributeName": "g", "AttributeType": "S"},
+            {"AttributeName": "n", "AttributeType": "N"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by-g",
+                "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}, {"AttributeName": "n", "KeyType": "RANGE"}],
+                "Projection": {"ProjectionType": "ALL"},
+            },
+            {
+                "IndexName": "by-n",
+                "KeySchema": [{"AttributeName": "n", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            },
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.create_table(
+        TableName="numbers",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "N"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    rng = random.Random(11)
+    for i in range(80):
+        # Numbers that sort differently as text ("10" < "9") and equal numbers written apart
+        number = rng.choice(["9", "10", "-1", "2.5", "100", "0.25", "7"])
+        item = {"pk": {"S": f"p{rng.randrange(6)}"}, "sk": {"S": f"s{rng.randrange(40)}"}, "n": {"N": number}}
+        if i % 3:
+            item["g"] = {"S": rng.choice(["A", "B", "b", "é"])}
+        dynamodb.put_item(TableName="sorted", Item=item)
+        dynamodb.put_item(TableName="numbers", Item={"id": {"N": number + ("0" * (i % 2) if "." in number else "")}})
+    for n in range(30):
+        dynamodb.put_item(TableName="numbers", Item={"id": {"N": str(n * 7 % 23 - 11)}})
+
+    def ask() -> Any:
+        return [
+            _paged(dynamodb, op="scan", TableName="sorted", Limit=7),
+            _paged(dynamodb, op="scan", TableName="numbers", Limit=5),
+            _paged(
+                dynamodb,
+                op="query",
+                TableName="sorted",
+                IndexName="by-g",
+                KeyConditionExpression="g = :g",
+                ExpressionAttributeValues={":g": {"S": "A"}},
+                Limit=4,
+            ),
+            _paged(
+                dynamodb,
+                op="query",
+                TableName="sorted",
+                IndexName="by-n",
+                KeyConditionExpression="n = :n",
+                ExpressionAttributeValues={":n": {"N": "9"}},
+                ScanIndexForward=False,
+            ),
+            _paged(
+                dynamodb,
+                op="query",
+                TableName="sorted",
+                KeyConditionExpression="pk = :p",
+                ExpressionAttributeValues={":p": {"S": "p2"}},
+                Limit=3,
+            ),
+        ]
+
+    # When moto's own sorting and the glue's answer the same reads, then the answers are the same
+    paths = [(Table, "sorted_items"), (Table, "all_items"), (Table, "_item_comes_before_dct")]
+    with moto_own_all(paths):
+        own = ask()
+    assert ask() == own
+    # And the reads were long enough to page (the start keys are found in the sorted order)
+    assert len(own[0]) > 1 and len(own[1]) > 1 and len(own[2]) > 1
+
+
+def test_an_item_is_measured_again_after_an_update(aws):  # noqa: ANN001
+    # Given items of ~100 KB, so that a page (1 MB) holds about ten of them, read once (measured)
+    dynamodb = client("dynamodb", REGION)
+    dynamodb.create_table(
+        TableName="sizes",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for i in range(30):
+        dynamodb.put_item(TableName="sizes", Item={"pk": {"S": f"k{i:02d}"}, "padding_text": {"S": "x" * 100_000}})
+
+    def ask() -> Any:
+        return [[len(page["Items"]) for page in _paged(dynamodb, op="scan", TableName="sizes")]]
+
+    before = ask()
+    # When UpdateItem grows some of them in place (a nested map too) and shrinks others
+    for i in range(0, 30, 3):
+        dynamodb.update_item(
+            TableName="sizes",
+            Key={"pk": {"S": f"k{i:02d}"}},
+            UpdateExpression="SET padding_text = :b, m = :m",
+            ExpressionAttributeValues={":b": {"S": "y" * 300_000}, ":m": {"M": {"a": {"S": "z" * 50}}}},
+        )
+    dynamodb.update_item(
+        TableName="sizes",
+        Key={"pk": {"S": "k01"}},
+        UpdateExpression="REMOVE padding_text",
+    )
+    dynamodb.update_item(  # the legacy AttributeUpdates: another path of moto's
+        TableName="sizes",
+        Key={"pk": {"S": "k04"}},
+        AttributeUpdates={"padding_text": {"Action": "PUT", "Value": {"S": "v" * 200_000}}},
+    )
+    # And an update that fails half-way (over the item size limit) leaves the item as it was
+    with pytest.raises(ClientError):
+        dynamodb.update_item(
+            TableName="sizes",
+            Key={"pk": {"S": "k02"}},
+            UpdateExpression="SET padding_text = :b",
+            ExpressionAttributeValues={":b": {"S": "w" * 500_000}},
+        )
+
+    # Then the pages are cut where moto's own measure of the items cuts them
+    with moto_own(Item, "size"):
+        own = ask()
+    assert ask() == own
+    assert own != before
+
+
+def test_a_top_level_projection_answers_as_moto_does(table):  # noqa: ANN001
+    # Given items whose numbers are written in forms boto3 writes differently ("1e2" -> "1E+2")
+    numbers = ["3", "1.50", "1e2", "-0", "100.000", "0.0001", "12345678901234567890"]
+    for i, number in enumerate(numbers):
+        table.put_item(
+            TableName=TABLE,
+            Item={"pk": {"S": f"n{i}"}, "n": {"N": number}, "s": {"S": f"é{i}"}, "b": {"BOOL": True}, "m": {"M": {}}},
+        )
+
+    def ask() -> Any:
+        return [
+            outcome(
+                lambda: table.query(
+                    TableName=TABLE,
+                    KeyConditionExpression="pk = :p",
+                    ExpressionAttributeValues={":p": {"S": f"n{i}"}},
+                    ProjectionExpression=projection,
+                )
+            )
+            for i in range(len(numbers))
+            for projection in ("pk, n, s", "n, missing", "pk, b", "s, m")
+        ]
+
+    # When moto and the glue project them onto top-level attributes, then the answers are the same
+    own, glued = both(Item, "project", ask)
+    assert glued == own
+    assert glued[0]["Items"] == [{"pk": {"S": "n0"}, "n": {"N": "3"}, "s": {"S": "é0"}}]
 
 
 # --- DynamoDB attribute sizes -------------------------------------------------------------------

@@ -12,8 +12,10 @@ implementation by tests/integration/test_moto_speedups.py.
   MetricStat query is answered by moto's own code over only the datapoints it could select.
 - EC2 tags of one resource: for every instance it describes, moto runs DescribeTags filtered by
   resource id, scanning every tag in the account. Here they are read from moto's tag store.
-- DynamoDB responses: moto's generic serializer walks each AttributeValue through the service
-  model, attribute by attribute (a 1000-item BatchGetItem took seconds). An AttributeValue that is
+- DynamoDB and DynamoDB Streams responses: moto's generic serializer walks each AttributeValue
+  through the service model, attribute by attribute (a 1000-item BatchGetItem took seconds; a
+  GetRecords of 100 records with both images ~70 ms, which kept the local stream pump behind a
+  1000-worker collection for a minute). An AttributeValue that is
   already in its JSON wire form, with nothing to encode (no binary), is emitted as it is.
 - DynamoDB item size: moto re-measures the whole item each time it adds an attribute (quadratic
   in the attributes). Here the item is measured once, against the same limit.
@@ -42,6 +44,16 @@ implementation by tests/integration/test_moto_speedups.py.
   (a generator per name, 100,000 elements in a 1000-instance DescribeInstances: about 40% of its
   XML writing). A name it accepted once is accepted again without the check (the check depends on
   the name alone); a name it refuses is checked, and refused, every time.
+- DynamoDB item size, asked again: a query pages by the whole items' size (1 MB), and moto walks
+  every nested value of every item it returns on each query (most of a fleet snapshot's time once
+  the projection was cheap). Here a stored item keeps its size, measured when it is stored; the
+  two paths that change a stored item in place (an UpdateExpression, legacy AttributeUpdates)
+  forget it, even when they fail half-way.
+- DynamoDB sorting: moto sorts every item of a table (a Scan, an index Query) by keys compared as
+  DynamoType objects, which cast each value on every comparison. Here the sort key is the value
+  moto compares (a string as it is), so the order is moto's; a page's start is found the same way.
+- DynamoDB pages: each page of a query narrows every item of the index afresh; a stored item
+  keeps its narrowed form for the next page (forgotten, like its size, by in-place updates).
 """
 
 from __future__ import annotations
@@ -69,6 +81,7 @@ from moto.dynamodb.models import dynamo_type
 from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.models.utilities import find_nested_key
+from moto.dynamodb.parsing.executors import UpdateExpressionExecutor
 from moto.ec2.models.core import TaggedEC2Resource
 from moto.ec2.models.tags import EC2_PREFIX_TO_RESOURCE, get_prefix
 
@@ -144,6 +157,8 @@ def _get_tags(self: Any) -> list[dict[str, str]]:
     ]
 
 
+#: The services whose answers carry DynamoDB AttributeValues (items, and stream records' images).
+_WIRE_SERVICES = ("dynamodb", "dynamodbstreams")
 _WIRE_STRINGS = ("S", "N")
 _WIRE_FLAGS = ("BOOL", "NULL")
 _WIRE_SETS = ("SS", "NS")
@@ -170,7 +185,12 @@ def _wire_form(value: Any) -> bool:
 
 
 def _serialize_type_structure(self: BaseJSONSerializer, serialized: Any, value: Any, shape: Any, key: str) -> None:
-    if shape.name == "AttributeValue" and key and _wire_form(value) and self.service_model.service_name == "dynamodb":
+    if (
+        shape.name == "AttributeValue"
+        and key
+        and _wire_form(value)
+        and self.service_model.service_name in _WIRE_SERVICES
+    ):
         self._default_serialize(serialized, value, shape, key)
         return
     original(BaseJSONSerializer, "_serialize_type_structure")(self, serialized, value, shape, key)
@@ -190,6 +210,41 @@ def _item_init(self: Item, hash_key: Any, range_key: Any, attrs: dict[str, Any])
     if size > _ITEM_SIZE_LIMIT:
         raise dynamo_type.ItemSizeTooLarge
     self.attrs = LimitedSizeDict(values)
+    self.__dict__[_SIZE] = size
+
+
+#: Where a stored item keeps its measured size (`Item.size` walks every nested value each time).
+_SIZE = "_cmlcm_size"
+
+
+def _item_size(self: Item) -> int:
+    size = self.__dict__.get(_SIZE)
+    if size is None:
+        size = _measure_item(self)
+        self.__dict__[_SIZE] = size
+    return cast(int, size)
+
+
+# The two paths that change a stored item in place (PutItem stores a new one): its size is
+# measured again when next asked for, even after an update that failed half-way.
+def _execute_update(self: UpdateExpressionExecutor, node: Any = None) -> None:
+    try:
+        original(UpdateExpressionExecutor, "execute")(self, node)
+    finally:
+        _forget(self.item)
+
+
+def _update_with_attribute_updates(self: Item, attribute_updates: dict[str, Any]) -> None:
+    try:
+        original(Item, "update_with_attribute_updates")(self, attribute_updates)
+    finally:
+        _forget(self)
+
+
+def _forget(item: Item) -> None:
+    """Forget what was kept of an item changed in place: its size and its narrowed form."""
+    item.__dict__.pop(_SIZE, None)
+    item.__dict__.pop(_NARROWED, None)
 
 
 class _Partition:
@@ -209,6 +264,24 @@ class _Partition:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._table, name)
+
+
+def _project_top_level(item: Item, names: list[str]) -> Item | None:
+    """moto's projection of `item` onto top-level attributes, when each is a string or a number
+    (moto passes each through boto3's deserializer and serializer: a string comes back as it is,
+    a number as boto3 writes it); None for any other type (moto's own path then)."""
+    attrs: dict[str, Any] = {}
+    for name in names:
+        value = item.attrs.get(name)
+        if value is None:
+            continue
+        if value.type == "S" and type(value.value) is str:
+            attrs[name] = {"S": value.value}
+        elif value.type == "N":
+            attrs[name] = dynamo_type.serializer.serialize(dynamo_type.deserializer.deserialize({"N": value.value}))
+        else:
+            return None
+    return Item(hash_key=item.hash_key, range_key=item.range_key, attrs=attrs)
 
 
 class _ProjectedItem(Item):
@@ -239,6 +312,10 @@ class _ProjectedItem(Item):
 
 
 def _item_project(self: Item, projection_expressions: list[list[str]]) -> Item:
+    if all(len(path) == 1 and "[" not in path[0] for path in projection_expressions):
+        top = _project_top_level(self, [path[0] for path in projection_expressions])
+        if top is not None:
+            return top
     named = {re.sub(r"\[\d+\]$", "", path[0]) for path in projection_expressions}
     regular = {
         key: dynamo_type.deserializer.deserialize(value.to_regular_json())
@@ -256,6 +333,19 @@ def _item_project(self: Item, projection_expressions: list[list[str]]) -> Item:
     return Item(hash_key=self.hash_key, range_key=self.range_key, attrs=dynamo_type.serializer.serialize(result)["M"])
 
 
+#: Where a stored item keeps its last narrowed form (each page of a query narrows every item).
+_NARROWED = "_cmlcm_narrowed"
+
+
+def _projected(item: Item, names: frozenset[str]) -> Item:
+    kept = item.__dict__.get(_NARROWED)
+    if kept is not None and kept[0] == names:
+        return cast(Item, kept[1])
+    narrowed = _ProjectedItem(item, names)
+    item.__dict__[_NARROWED] = (names, narrowed)
+    return narrowed
+
+
 class _Projected:
     """A table (or a partition of one) whose items hold only the attributes named in `names`."""
 
@@ -264,9 +354,7 @@ class _Projected:
         self._names = names
 
     def all_items(self) -> list[Item]:
-        return [
-            _ProjectedItem(item, self._names) if isinstance(item, Item) else item for item in self._table.all_items()
-        ]
+        return [_projected(item, self._names) if isinstance(item, Item) else item for item in self._table.all_items()]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._table, name)
@@ -330,7 +418,7 @@ def _size(self: DynamoType) -> int:
     return _bytesize(value)
 
 
-def _item_size(self: Item) -> int:
+def _measure_item(self: Item) -> int:
     """moto's `Item.size`: each attribute's name and value."""
     return sum(
         _bytesize(key) + (_size(value) if type(value) is DynamoType else value.size())
@@ -448,19 +536,76 @@ def _validate_xml_name(value: Any, kind: str) -> None:
         _VALID_XML_NAMES.add((value, kind))
 
 
+def _sort_value(value: DynamoType) -> Any:
+    # What moto compares key values by (`DynamoType.__eq__`/`__lt__`: the cast value), taken
+    # straight from a string; a tuple of these orders as moto's tuple of DynamoTypes does.
+    return value.value if value.type == "S" else value.cast_value
+
+
+def _sorted_items(
+    self: Table, hash_key_attrs: list[str], range_key_attrs: list[str | None], items: list[Item]
+) -> list[Item]:
+    names = self._generate_attr_to_sort_by(hash_key_attrs, range_key_attrs)
+    items.sort(key=lambda item: tuple(_sort_value(item.attrs[name]) for name in names))
+    return items
+
+
+def _item_comes_before_dct(
+    self: Table,
+    item: Item,
+    dct: dict[str, Any],
+    hash_key_attrs: list[str],
+    range_key_attrs: list[str | None],
+    scan_index_forward: bool,
+) -> bool:
+    # moto's comparison of an item with a page's start key, attribute by attribute; a string on
+    # both sides is compared as it is (moto: as DynamoTypes, casting each on every comparison).
+    for attr in self._generate_attr_to_sort_by(hash_key_attrs, range_key_attrs):
+        mine = item.attrs.get(attr)
+        if mine is None:
+            continue
+        theirs = dct.get(attr)
+        if mine.type == "S" and type(theirs) is dict and len(theirs) == 1 and type(theirs.get("S")) is str:
+            if mine.value != theirs["S"]:
+                return (mine.value < theirs["S"]) == scan_index_forward
+            continue
+        other = DynamoType(theirs)  # type: ignore[arg-type]  # as moto does
+        if mine != other:
+            return (mine < other) == scan_index_forward
+    return True
+
+
+def _all_items(self: Table) -> list[Item]:
+    items: list[Item] = []
+    for hash_set in self.items.values():
+        if self.range_key_attr:
+            items.extend(hash_set.values())
+        else:
+            items.append(hash_set)  # type: ignore[arg-type]  # moto keeps a lone item there
+    return sorted(
+        items,
+        key=lambda x: (_sort_value(x.hash_key), _sort_value(x.range_key)) if x.range_key else _sort_value(x.hash_key),
+    )
+
+
 #: (owner, name, replacement) of each speedup.
 PATCHES: tuple[tuple[Any, str, Any], ...] = (
     (CloudWatchBackend, "get_metric_data", _get_metric_data),
     (TaggedEC2Resource, "get_tags", _get_tags),
     (Item, "__init__", _item_init),
+    (Item, "size", _item_size),
+    (UpdateExpressionExecutor, "execute", _execute_update),
+    (Item, "update_with_attribute_updates", _update_with_attribute_updates),
     (BaseJSONSerializer, "_serialize_type_structure", _serialize_type_structure),
     (Table, "query", _query),
     (Item, "project", _item_project),
     (DynamoType, "size", _size),
-    (Item, "size", _item_size),
     (dynamodb_responses, "dynamo_to_dict", _dynamo_to_dict),
     (ResponseSerializer, "get_value", _get_value),
     (xmltodict, "_validate_name", _validate_xml_name),
+    (Table, "sorted_items", _sorted_items),
+    (Table, "all_items", _all_items),
+    (Table, "_item_comes_before_dct", _item_comes_before_dct),
 )
 
 
