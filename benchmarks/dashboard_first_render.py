@@ -3,10 +3,13 @@
 Starts `python -m cmlcm_local --workers N` (default 1000) on free ports, opens
 `/?user=dev-viewer` and, for each run (a reload), prints:
 
-- the page's own marks: `fleet-first-paint` (navigation start to the table laid out and painted,
-  two frames after its rows were inserted), `fleet-first-render` (navigation start to the rows in
-  the DOM), `fleet-table-render` (building and inserting the rows alone), and which source the
-  first render showed (`rest`: GET /workers; `snapshot`: the live `fleet` topic's snapshot);
+- the page's own marks: `fleet-first-paint` (navigation start to the table's first screen laid
+  out and painted: the counts by status and the first 60 rows of the sorted fleet, two frames
+  after they were inserted), `fleet-first-render` (navigation start to those rows in the DOM),
+  `fleet-table-render` (building and inserting them), `fleet-all-rows-paint` (every row appended,
+  a chunk per frame, and painted), the moments the socket opened and the snapshot's first and last
+  part arrived, and which source the first render showed (`rest`: GET /workers; `snapshot`: the
+  live `fleet` topic's snapshot);
 - each `GET /workers` request as the browser saw it (wall, bytes) and as the local gateway timed
   it (its `Server-Timing` header: `queue` waiting for the one API instance, `handler` wall, `cpu`
   the handler thread's CPU time);
@@ -47,8 +50,10 @@ from cmlcm_local.runtime import free_port  # noqa: E402
 #: GET /workers resource timings with the gateway's Server-Timing entries.
 READ_RUN = """() => {
   const mark = (name) => performance.getEntriesByName(name)[0] || null;
-  const names = ['fleet-first-paint', 'fleet-first-render', 'fleet-view-render', 'fleet-table-render'];
+  const names = ['fleet-first-paint', 'fleet-first-render', 'fleet-view-render', 'fleet-table-render', 'fleet-all-rows-paint'];
   const marks = Object.fromEntries(names.map((n) => [n, mark(n) && mark(n).duration]));
+  // Points in time (from navigation start): the socket open, the snapshot's first and last part.
+  for (const n of ['live-open', 'fleet-snapshot-first-part', 'fleet-snapshot-complete']) marks[n] = mark(n) && mark(n).startTime;
   const first = mark('fleet-first-render');
   const requests = performance.getEntriesByType('resource')
     .filter((r) => new URL(r.name).pathname === '/workers')
@@ -206,7 +211,7 @@ def main() -> None:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(f"{base}/?user=dev-viewer")
             wait_for_run(page)  # warm-up: caches, the API's cold path
-            paints, renders, server_cpu, server_wall = [], [], [], []
+            paints, renders, all_rows, server_cpu, server_wall = [], [], [], [], []
             for run in range(args.runs):
                 cpu_before, wall_before = process_cpu_seconds(process.pid), time.monotonic()
                 page.reload()
@@ -217,11 +222,15 @@ def main() -> None:
                 rows = page.locator("#fleet tbody tr").count()
                 paints.append(marks["fleet-first-paint"] or float("nan"))
                 renders.append(marks["fleet-first-render"] or float("nan"))
+                all_rows.append(marks["fleet-all-rows-paint"] or float("nan"))
                 print(
-                    f"run {run + 1}: {rows} rows from the {detail.get('source')}; navigation start to the table "
-                    f"painted {paints[-1]:.0f} ms (rows in the DOM {renders[-1]:.0f} ms; fleet view "
-                    f"{marks['fleet-view-render']:.0f} ms; building the rows {marks['fleet-table-render']:.0f} ms); "
-                    f"local-mode process CPU over the run {cpu * 1000:.0f} ms in {wall * 1000:.0f} ms; load {load()}"
+                    f"run {run + 1}: {detail.get('rows')} rows from the {detail.get('source')}; navigation start to "
+                    f"the table's first screen painted {paints[-1]:.0f} ms (its first rows in the DOM "
+                    f"{renders[-1]:.0f} ms; building them {marks['fleet-table-render']:.0f} ms), every row painted "
+                    f"{all_rows[-1]:.0f} ms ({rows} rows then); socket open at {marks['live-open'] or float('nan'):.0f} ms, "
+                    f"snapshot's first part at {marks['fleet-snapshot-first-part'] or float('nan'):.0f} ms, last at "
+                    f"{marks['fleet-snapshot-complete'] or float('nan'):.0f} ms; local-mode process CPU over the run "
+                    f"{cpu * 1000:.0f} ms in {wall * 1000:.0f} ms; load {load()}"
                 )
                 for request in result["requests"]:
                     server = request["server"]
@@ -240,8 +249,9 @@ def main() -> None:
             else "no GET /workers (first render from the snapshot)"
         )
         print(
-            f"median of {args.runs} runs ({args.workers} workers): table painted {statistics.median(paints):.0f} ms "
-            f"after navigation start (rows in the DOM {statistics.median(renders):.0f} ms); {rest}; "
+            f"median of {args.runs} runs ({args.workers} workers): the table's first screen painted "
+            f"{statistics.median(paints):.0f} ms after navigation start (rows in the DOM "
+            f"{statistics.median(renders):.0f} ms), every row painted {statistics.median(all_rows):.0f} ms; {rest}; "
             f"load average {load()}"
         )
         if args.reads:

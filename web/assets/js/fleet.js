@@ -9,6 +9,10 @@ import { count, esc, ms, percent, timeTag } from "./format.js";
 import { STATUSES, idleCountdown, licenceText, newer } from "./workers.js";
 import { showError, statusBadge } from "./ui.js";
 
+/** Rows inserted at once when the table is rebuilt (more than a screenful), then per frame. */
+const FIRST_ROWS = 60;
+const CHUNK_ROWS = 250;
+
 const COLUMNS = [
   { key: "name", label: "Name", value: (w) => w.name.toLowerCase() },
   { key: "status", label: "Status", value: (w) => w.status },
@@ -82,6 +86,7 @@ export async function render(ctx) {
   let loaded = false; // the fleet was read once (an empty one then says so)
   let firstSource = null; // what the first render showed: "rest" (GET /workers) or "snapshot" (live)
   let frame = 0;
+  let allRowsMarked = false;
 
   function visible(now) {
     const status = form.elements.status.value;
@@ -133,22 +138,26 @@ export async function render(ctx) {
     const sameOrder = ids.length === order.length && ids.every((id, i) => id === order[i]);
     if (sameOrder) {
       for (const w of list) {
-        const html = rowCells(w, settings, now);
         const row = rows.get(w.worker_id);
+        if (!row) continue; // not appended yet: it is built from the newest data when it is
+        const html = rowCells(w, settings, now);
         if (row.html !== html) {
           row.tr.innerHTML = html;
           row.html = html;
         }
       }
     } else {
-      const parts = [];
-      const htmls = list.map((w) => rowCells(w, settings, now));
-      for (let i = 0; i < list.length; i++) parts.push(`<tr data-id="${esc(list[i].worker_id)}">${htmls[i]}</tr>`);
-      tbody.innerHTML = parts.join("");
+      // The first screenful of rows goes in now; the rest in later frames, a chunk each, so a
+      // large fleet is on screen before every row of it is laid out (the table's fixed layout
+      // takes its column widths from the header: rows added later move nothing).
+      cancelAppend();
       rows.clear();
-      const trs = tbody.rows;
-      for (let i = 0; i < list.length; i++) rows.set(ids[i], { tr: trs[i], html: htmls[i] });
       order = ids;
+      const first = Math.min(list.length, FIRST_ROWS);
+      tbody.textContent = "";
+      insertRows(list.slice(0, first), settings, now);
+      if (first < list.length) appendLater(ids.slice(first));
+      else markAllRows();
     }
     renderCounts();
     shownEl.textContent = workers.size === 0 && loaded ? "No workers yet." : `${list.length} of ${workers.size} shown`;
@@ -167,6 +176,46 @@ export async function render(ctx) {
       performance.measure("fleet-table-render", { start: renderStart, end, detail });
       requestAnimationFrame(() => requestAnimationFrame(() => performance.measure("fleet-first-paint", { start: 0, detail })));
     }
+  }
+
+  /** Insert the rows of `list` at the end of the table and keep each in the row map. */
+  function insertRows(list, settings, now) {
+    const htmls = list.map((w) => rowCells(w, settings, now));
+    const markup = list.map((w, i) => `<tr data-id="${esc(w.worker_id)}">${htmls[i]}</tr>`).join("");
+    const before = tbody.rows.length;
+    tbody.insertAdjacentHTML("beforeend", markup);
+    const trs = tbody.rows;
+    for (let i = 0; i < list.length; i++) rows.set(list[i].worker_id, { tr: trs[before + i], html: htmls[i] });
+  }
+
+  let appendFrame = 0;
+  function cancelAppend() {
+    cancelAnimationFrame(appendFrame);
+    appendFrame = 0;
+  }
+
+  function markAllRows() {
+    if (allRowsMarked) return;
+    allRowsMarked = true;
+    // Read by the first-render benchmark: every row of the fleet laid out and painted.
+    requestAnimationFrame(() => requestAnimationFrame(() => performance.measure("fleet-all-rows-paint", { start: 0 })));
+  }
+
+  /** Append the rows of `ids` (in this order) a chunk per frame, each from its worker's data then. */
+  function appendLater(ids) {
+    let next = 0;
+    const step = () => {
+      appendFrame = 0;
+      const chunk = ids.slice(next, next + CHUNK_ROWS).filter((id) => workers.has(id));
+      next += CHUNK_ROWS;
+      insertRows(chunk.map((id) => workers.get(id)), settings, Date.now());
+      if (next < ids.length) appendFrame = requestAnimationFrame(step);
+      else markAllRows();
+    };
+    // After the first rows' frame has been painted: a chunk in that frame would delay it.
+    appendFrame = requestAnimationFrame(() => {
+      appendFrame = requestAnimationFrame(step);
+    });
   }
 
   function schedule() {
@@ -194,6 +243,7 @@ export async function render(ctx) {
       const part = (message.detail && message.detail.part) || 1;
       const parts = (message.detail && message.detail.parts) || 1;
       if (part === 1 || !pending || pending.id !== message.id) pending = { id: message.id, items: [], seen: 0 };
+      if (!snapshotSeen && pending.seen === 0) performance.mark("fleet-snapshot-first-part");
       pending.items.push(...message.data.workers);
       pending.seen += 1;
       if (pending.seen < parts) return;
@@ -202,6 +252,7 @@ export async function render(ctx) {
       // An event that crossed the snapshot keeps its newer version.
       for (const w of pending.items) workers.set(w.worker_id, newer(previous.get(w.worker_id), w));
       pending = null;
+      if (!snapshotSeen) performance.mark("fleet-snapshot-complete");
       snapshotSeen = true;
       loaded = true;
       firstSource = firstSource || "snapshot";
@@ -255,5 +306,6 @@ export async function render(ctx) {
     if (stopState) stopState();
     clearInterval(ticker);
     if (frame) cancelAnimationFrame(frame);
+    cancelAppend();
   };
 }

@@ -88,6 +88,7 @@ export class LiveClient {
     const socket = new WebSocket(url.toString());
     this.socket = socket;
     socket.addEventListener("open", () => {
+      performance.mark("live-open");
       this.attempt = 0;
       this._setState("live");
       // The server sends a fresh snapshot per topic: handlers replace what they hold with it.
