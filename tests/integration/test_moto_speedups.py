@@ -526,26 +526,15 @@ def test_a_projected_query_answers_as_moto_does(aws):  # noqa: ANN001
 
     def pages(**query: Any) -> list[Any]:
         values = {":a": {"S": "A"}, **query.pop("values", {})}
-        answers: list[Any] = []
-        start: Any = None
-
-        def page() -> Any:
-            first = {"ExclusiveStartKey": start} if start else {}
-            return dynamodb.query(
-                TableName="fleet",
-                IndexName="active",
-                KeyConditionExpression="shard = :a",
-                ExpressionAttributeValues=values,
-                **first,
-                **query,
-            )
-
-        while True:
-            answer = outcome(page)
-            answers.append(answer)
-            start = answer.get("LastEvaluatedKey") if isinstance(answer, dict) else None
-            if not start:
-                return answers
+        return _paged(
+            dynamodb,
+            op="query",
+            TableName="fleet",
+            IndexName="active",
+            KeyConditionExpression="shard = :a",
+            ExpressionAttributeValues=values,
+            **query,
+        )
 
     def ask() -> Any:
         return [
