@@ -59,6 +59,7 @@ import botocore.client  # noqa: E402
 import httpx  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
+from cmlcm import aio  # noqa: E402
 from cmlcm.adapters.cloudwatch import CloudWatchGateway  # noqa: E402
 from cmlcm.adapters.cml.credentials import CmlCredentials  # noqa: E402
 from cmlcm.adapters.cml.probe import FleetProbe  # noqa: E402
@@ -433,7 +434,7 @@ def run_size(
                     finally:
                         watcher.cancel()
 
-                results = asyncio.run(all_batches())
+                results = aio.run(all_batches())  # the product's loop (uvloop), as collect_batch runs it
                 totals: dict[str, Any] = {
                     k: sum(getattr(r, k) for r in results) for k in ("changed", "written", "failed")
                 }
@@ -479,7 +480,7 @@ def run_size(
         def sequential():  # noqa: ANN202
             totals: Counter[str] = Counter()
             for worker_id in sample:
-                result = asyncio.run(collect(ports, [worker_id], now=datetime.now(UTC), policies=False)).as_dict()
+                result = aio.run(collect(ports, [worker_id], now=datetime.now(UTC), policies=False)).as_dict()
                 totals.update({k: result[k] for k in ("changed", "written", "failed")})
             return totals
 

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from cmlcm import aio
 from cmlcm.adapters.cml.client import CmlClient
 from cmlcm.adapters.cml.credentials import CmlCredentials
 from cmlcm.adapters.cml.errors import CmlBadResponse, CmlTimeout, CmlUnreachable
@@ -90,8 +91,21 @@ class ScriptedServer:
         writer.close()
 
 
+#: The event loop each test runs on: asyncio's own and uvloop's (the collector's, `cmlcm.aio`).
+_LOOP: dict[str, Callable[[], asyncio.AbstractEventLoop] | None] = {"factory": None}
+
+
+@pytest.fixture(autouse=True, params=["asyncio", "uvloop"])
+def event_loop_kind(request: pytest.FixtureRequest) -> Any:
+    _LOOP["factory"] = aio.loop_factory() if request.param == "uvloop" else None
+    assert request.param == "asyncio" or _LOOP["factory"] is not None, "uvloop is a runtime dependency"
+    yield request.param
+    _LOOP["factory"] = None
+
+
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=_LOOP["factory"]) as runner:
+        return runner.run(coro)
 
 
 def client(base_url: str, **kwargs: object) -> CmlClient:

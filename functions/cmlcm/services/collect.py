@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Literal
 
+from cmlcm import aio
 from cmlcm.domain.cml import FACTS, FULL_READ, CmlReading, Fact, ReadPlan, facts_turn, labs_digest
 from cmlcm.domain.collection import BatchCounts
 from cmlcm.domain.errors import ConcurrentModification, ExternalServiceError
@@ -450,8 +451,8 @@ def collect_batch(
     ports: CollectPorts, worker_ids: Sequence[str], *, run: str | None, batch: int | None, now: datetime
 ) -> CollectResult:
     """Collect one batch of a collection run (the Map iteration) and store its outcome where the
-    run's summary reads it. Runs its own event loop: the Lambda handler is sync."""
-    result = asyncio.run(collect(ports, worker_ids, now=now))
+    run's summary reads it. Runs its own event loop (`cmlcm.aio`: uvloop's): the Lambda handler is sync."""
+    result = aio.run(collect(ports, worker_ids, now=now))
     if ports.collect_runs is not None and run is not None and batch is not None:
         ports.collect_runs.put_result(run, batch, result.as_dict())
     return result
@@ -466,7 +467,7 @@ def refresh_worker(ports: CollectPorts, limiter: RefreshLimiter, key: str, *, no
     limiter.acquire(worker.worker_id, now=now, min_interval=timedelta(seconds=settings.refresh_min_interval_seconds))
     # Looking at a worker must not pause it: the idle policy runs on the schedule only. A refresh
     # reads everything (the user asked for fresh figures, not the cadence's).
-    result = asyncio.run(collect(ports, [worker.worker_id], now=now, full=True, policies=False))
+    result = aio.run(collect(ports, [worker.worker_id], now=now, full=True, policies=False))
     return result.updated[0] if result.updated else ports.workers.get(worker.worker_id)
 
 
