@@ -14,6 +14,7 @@ import pytest
 import xmltodict  # type: ignore[import-untyped]  # moto's XML writer; no stubs
 from botocore.exceptions import ClientError
 from moto.cloudwatch.models import CloudWatchBackend
+from moto.core import responses as core_responses
 from moto.core.serialize import BaseJSONSerializer, ResponseSerializer
 from moto.dynamodb import responses as dynamodb_responses
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
@@ -45,6 +46,7 @@ PATCHED: list[tuple[Any, str]] = [
     (Table, "sorted_items"),
     (Table, "all_items"),
     (Table, "_item_comes_before_dct"),
+    (core_responses, "re"),
 ]
 
 
@@ -959,3 +961,48 @@ def test_xml_names_are_accepted_and_refused_as_xmltodict_does(name):  # noqa: AN
 def _own_unparse(document: dict[str, Any]) -> str:
     with moto_own(xmltodict, "_validate_name"):
         return xmltodict.unparse(document, short_empty_elements=True)
+
+
+# --- every answer's request id ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "<R><RequestId>old</RequestId><x/></R>",
+        '{"Items": [], "note": "RequestId"}',
+        '{"Items": [{"S": "<RequestId>"}]}',
+        "",
+        b"<RequestId>bytes</RequestId>",
+    ],
+)
+def test_the_request_id_substitution_is_moto_s(body):  # noqa: ANN001
+    # Given an answer's body with, without, or with half of the tag (and a bytes body, which
+    # moto's substitution refuses: it then leaves the body as it is)
+    def enrich() -> Any:
+        try:
+            return core_responses.re.sub(speedups._REQUEST_ID_PATTERN, "new-id", body)
+        except TypeError as exc:
+            return ("refused", str(exc))
+
+    # When moto's `re` and the glue's substitute the request id, then the bodies are the same
+    own, glued = both(core_responses, "re", enrich)
+    assert glued == own
+
+
+def test_answers_carry_the_request_id_as_moto_sets_it(aws):  # noqa: ANN001, ARG001
+    # Given an XML service whose body carries <RequestId> (STS) and a JSON one (DynamoDB: headers only)
+    sts, dynamodb = client("sts", REGION), client("dynamodb", REGION)
+
+    def ask() -> Any:
+        xml, json_answer = sts.get_caller_identity(), dynamodb.list_tables()
+        return [
+            xml["ResponseMetadata"]["RequestId"] == xml["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"],
+            xml["Account"],
+            json_answer["TableNames"],
+        ]
+
+    # When moto and the glue answer, then the XML body's id is the header's in both, and the rest agrees
+    own, glued = both(core_responses, "re", ask)
+    assert glued == own
+    assert own[0] is True
