@@ -63,6 +63,7 @@ from __future__ import annotations
 import copy
 import re
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any, cast
 
 import xmltodict  # type: ignore[import-untyped]  # moto's XML writer; no stubs
@@ -209,7 +210,7 @@ def _item_init(self: Item, hash_key: Any, range_key: Any, attrs: dict[str, Any])
     values = {key: DynamoType(value) for key, value in attrs.items()}
     # moto re-measures the whole item at each attribute it adds; sizes are never negative, so
     # that check fails exactly when the whole item's size (measured the same way) is over it.
-    size = sum(dynamo_type.bytesize(key) + value.size() for key, value in values.items())
+    size = _attrs_size(values)
     if size > _ITEM_SIZE_LIMIT:
         raise dynamo_type.ItemSizeTooLarge
     self.attrs = LimitedSizeDict(values)
@@ -223,7 +224,7 @@ _SIZE = "_cmlcm_size"
 def _item_size(self: Item) -> int:
     size = self.__dict__.get(_SIZE)
     if size is None:
-        size = _measure_item(self)
+        size = _attrs_size(self.attrs)
         self.__dict__[_SIZE] = size
     return cast(int, size)
 
@@ -297,12 +298,9 @@ class _ProjectedItem(Item):
         dict.__init__(attrs, {key: value for key, value in item.attrs.items() if key in names})
         self.attrs = attrs
         self._whole = item
-        self._size: int | None = None
 
     def size(self) -> int:
-        if self._size is None:
-            self._size = self._whole.size()
-        return self._size
+        return self._whole.size()  # kept by the stored item (`_item_size`)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Item:
         # A plain item of the projected attributes: all that moto's projection reads of it. The
@@ -424,11 +422,10 @@ def _size(self: DynamoType) -> int:
     return _bytesize(value)
 
 
-def _measure_item(self: Item) -> int:
-    """moto's `Item.size`: each attribute's name and value."""
+def _attrs_size(attrs: Mapping[str, Any]) -> int:
+    """moto's `Item.size` of an item with `attrs`: each attribute's name and value."""
     return sum(
-        _bytesize(key) + (_size(value) if type(value) is DynamoType else value.size())
-        for key, value in self.attrs.items()
+        _bytesize(key) + (_size(value) if type(value) is DynamoType else value.size()) for key, value in attrs.items()
     )
 
 
