@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
@@ -321,8 +322,10 @@ COLLECT_GC_THRESHOLD = 50_000
 
 
 class _RelaxedGc:
-    """How many collections run now in this process, and the thresholds to restore after them."""
+    """How many collections run now in this process, and the thresholds to restore after them
+    (under `lock`: in local mode a refresh on an API thread may run beside the scheduled one)."""
 
+    lock = threading.Lock()
     depth = 0
     saved: tuple[int, int, int] = gc.get_threshold()
 
@@ -332,17 +335,19 @@ def relaxed_gc() -> Iterator[None]:
     """Young collections every `COLLECT_GC_THRESHOLD` new objects while any collection runs in
     this process (several batches may share one event loop); the previous thresholds after the
     last one ends. Garbage is still collected, only in fewer, larger passes."""
-    if _RelaxedGc.depth == 0:
-        _RelaxedGc.saved = gc.get_threshold()
-        first, second, third = _RelaxedGc.saved
-        gc.set_threshold(max(COLLECT_GC_THRESHOLD, first), second, third)
-    _RelaxedGc.depth += 1
+    with _RelaxedGc.lock:
+        if _RelaxedGc.depth == 0:
+            _RelaxedGc.saved = gc.get_threshold()
+            first, second, third = _RelaxedGc.saved
+            gc.set_threshold(max(COLLECT_GC_THRESHOLD, first), second, third)
+        _RelaxedGc.depth += 1
     try:
         yield
     finally:
-        _RelaxedGc.depth -= 1
-        if _RelaxedGc.depth == 0:
-            gc.set_threshold(*_RelaxedGc.saved)
+        with _RelaxedGc.lock:
+            _RelaxedGc.depth -= 1
+            if _RelaxedGc.depth == 0:
+                gc.set_threshold(*_RelaxedGc.saved)
 
 
 async def collect(
