@@ -1,9 +1,11 @@
-"""The workers repository's `get_many` decodes DynamoDB's answer straight into workers
-(`wire_to_worker`), not through PynamoDB's model: it must read every worker exactly as the
-model path (`item_to_worker`) does, validation included."""
+"""The workers repository's `get_many` reads each worker from its packed form (`packed_worker`)
+or, without a trusted one, decodes DynamoDB's answer straight into a worker (`wire_to_worker`),
+not through PynamoDB's model: both must read every worker exactly as the model path
+(`item_to_worker`) does, validation included."""
 
 from __future__ import annotations
 
+import zlib
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -12,7 +14,7 @@ from pydantic import ValidationError
 from pynamodb.attributes import DESERIALIZE_CLASS_MAP
 
 from cmlcm.adapters.aws import client
-from cmlcm.adapters.dynamo import DynamoWorkerRepository, item_to_worker, wire_value
+from cmlcm.adapters.dynamo import WORKER_SCHEMA, DynamoWorkerRepository, item_to_worker, wire_value
 from cmlcm.adapters.pynamo import plain
 from cmlcm.config import get_config
 from cmlcm.domain.cml import CmlSystem, ComputeHealth, LicenceDetail, LicenceFeature, SystemHealth
@@ -131,10 +133,18 @@ def test_get_many_reads_every_kind_of_worker_as_the_model_path_does(repo: Dynamo
 
 
 def test_an_item_written_before_the_newer_counters_reads_as_the_model_path_does(repo: DynamoWorkerRepository) -> None:
-    # Given an item without the attributes added later (pause/resume split, hours stopped)
+    # Given an item without the attributes added later (pause/resume split, hours stopped), nor
+    # the packed worker (an older release wrote none of them)
     stored = repo.add(rich(4))
     raw = client("dynamodb", get_config().aws_region)
-    for name in ("auto_pause_count", "idle_stopped_hours", "schedule_stopped_hours", "manual_resume_count"):
+    for name in (
+        "auto_pause_count",
+        "idle_stopped_hours",
+        "schedule_stopped_hours",
+        "manual_resume_count",
+        "packed",
+        "packed_schema",
+    ):
         raw.update_item(
             TableName=get_config().workers_table,
             Key={"worker_id": {"S": stored.worker_id}},
@@ -158,21 +168,87 @@ def test_get_many_pages_past_100_keys_in_the_order_asked(repo: DynamoWorkerRepos
     assert [w.worker_id for w in found] == [f"w-{i:04d}" for i in reversed(range(250))]
 
 
-def test_a_stored_value_the_domain_refuses_fails_validation_on_both_paths(repo: DynamoWorkerRepository) -> None:
-    # Given an item whose status is no worker status (written by something else)
-    stored = repo.add(bare(5))
+def _write_behind(worker_id: str, expression: str, names: dict[str, str], values: dict[str, object]) -> None:
+    """An UpdateItem by another writer than the repository (a script, the console)."""
     client("dynamodb", get_config().aws_region).update_item(
         TableName=get_config().workers_table,
-        Key={"worker_id": {"S": stored.worker_id}},
-        UpdateExpression="SET #s = :s",
-        ExpressionAttributeNames={"#s": "status"},
-        ExpressionAttributeValues={":s": {"S": "exploded"}},
+        Key={"worker_id": {"S": worker_id}},
+        UpdateExpression=expression,
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues=values,
+    )
+
+
+def test_a_stored_value_the_domain_refuses_fails_validation_on_both_paths(repo: DynamoWorkerRepository) -> None:
+    # Given an item whose status is no worker status, written by something else that moved the
+    # version, as every writer must (optimistic locking)
+    stored = repo.add(bare(5))
+    _write_behind(
+        stored.worker_id,
+        "SET #s = :s ADD #v :one",
+        {"#s": "status", "#v": "version"},
+        {":s": {"S": "exploded"}, ":one": {"N": "1"}},
     )
     # When read, then both paths refuse it, naming the field
     with pytest.raises(ValidationError, match="status"):
         repo.get_many([stored.worker_id])
     with pytest.raises(ValidationError, match="status"):
         _by_model(repo, [stored.worker_id])
+
+
+def _packed(worker: Worker) -> bytes:
+    return zlib.compress(worker.model_dump_json().encode())
+
+
+#: How the packed form is left, given the item's worker after the other write (version 2) and
+#: another worker: (packed bytes, schema), or None to leave it as the repository wrote it (version 1).
+PACKED_CASES = {
+    "left behind at version 1 by the other writer": lambda worker, other: None,
+    "of another schema (an older release)": lambda worker, other: (_packed(worker), "0123456789abcdef"),
+    "not zlib": lambda worker, other: (b"\x00not zlib", WORKER_SCHEMA),
+    "zlib, not a worker": lambda worker, other: (zlib.compress(b'{"worker_id": 7}'), WORKER_SCHEMA),
+    "another worker's": lambda worker, other: (_packed(other), WORKER_SCHEMA),
+}
+
+
+@pytest.mark.parametrize("case", PACKED_CASES)
+def test_a_packed_worker_not_to_be_trusted_is_read_from_the_attributes(repo: DynamoWorkerRepository, case: str) -> None:
+    # Given a stored worker whose owner another writer changed, moving the version as it must
+    stored, other = repo.add(rich(6)), repo.add(rich(7))
+    _write_behind(
+        stored.worker_id,
+        "SET #o = :o ADD #v :one",
+        {"#o": "owner", "#v": "version"},
+        {":o": {"S": "bob@example.com"}, ":one": {"N": "1"}},
+    )
+    # And its packed form as the case says
+    v2 = {"version": 2}
+    left = PACKED_CASES[case](stored.model_copy(update=v2), other.model_copy(update=v2))
+    if left is not None:
+        packed, schema = left
+        _write_behind(
+            stored.worker_id,
+            "SET #p = :p, #s = :s",
+            {"#p": "packed", "#s": "packed_schema"},
+            {":p": {"B": packed}, ":s": {"S": schema}},
+        )
+    # When a collection reads it, then it is the item's attributes, as the model path reads them
+    (fast,) = repo.get_many([stored.worker_id])
+    assert fast == _by_model(repo, [stored.worker_id])[0]
+    assert fast.owner == "bob@example.com" and fast.version == 2
+
+
+def test_the_packed_worker_is_what_a_collection_reads(repo: DynamoWorkerRepository) -> None:
+    # Given a stored worker whose attribute another writer changed without moving the version
+    # (against the optimistic locking contract: its change is not seen here, so this shows
+    # which path answered)
+    stored = repo.add(rich(8))
+    _write_behind(stored.worker_id, "SET #o = :o", {"#o": "owner"}, {":o": {"S": "bob@example.com"}})
+    # When read by a collection, then it is the worker as the repository stored it
+    assert repo.get_many([stored.worker_id]) == [stored]
+    # And a save by the repository packs it again: the stored worker is read back as saved
+    saved = repo.save(stored.touch(NOW + timedelta(minutes=1), pause_count=9))
+    assert repo.get_many([stored.worker_id]) == [saved] == _by_model(repo, [stored.worker_id])
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import builtins
 import hashlib
 import json
 import threading
+import zlib
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -19,6 +20,7 @@ from botocore.exceptions import ClientError
 from pydantic import ValidationError
 from pynamodb.attributes import (
     DESERIALIZE_CLASS_MAP,
+    BinaryAttribute,
     BooleanAttribute,
     MapAttribute,
     NumberAttribute,
@@ -121,6 +123,13 @@ class WorkerItem(Model):
     #: fleet snapshot reads these two attributes per worker, not twenty (see `iter_active_summaries`).
     summary = UnicodeAttribute(null=True)
     summary_schema = UnicodeAttribute(null=True)
+    #: The whole worker as zlib-compressed JSON, its version the one this save stores, and the
+    #: fingerprint of the worker's schema: a collection reads these per worker, not a hundred
+    #: attributes (see `get_many`). Trusted only while its version is the item's: every writer
+    #: must move `version` (optimistic locking already asks that), so a write that leaves this
+    #: attribute behind shows as a version mismatch and the worker is read from its attributes.
+    packed = BinaryAttribute(null=True, legacy_encoding=False)
+    packed_schema = UnicodeAttribute(null=True)
     version = VersionAttribute()
 
     active_index = ActiveIndex()
@@ -132,6 +141,10 @@ def worker_to_item(model: type[WorkerItem], worker: Worker) -> WorkerItem:
     item = model(**data)
     item.summary = WorkerSummary.of(worker).model_dump_json(exclude={"version"})
     item.summary_schema = SUMMARY_SCHEMA
+    # PynamoDB's save stores version + 1 (1 for a new item): the packed worker carries that one.
+    stored_version = worker.version + 1 if worker.version else 1
+    item.packed = zlib.compress(worker.model_copy(update={"version": stored_version}).model_dump_json().encode())
+    item.packed_schema = WORKER_SCHEMA
     item.active_shard = ACTIVE_SHARD if worker.is_active else None
     if worker.version:  # unset means "new item": PynamoDB then writes attribute_not_exists
         item.version = worker.version
@@ -196,6 +209,29 @@ _STORED_SUMMARY_ATTRIBUTES = ["worker_id", "summary", "summary_schema", "version
 SUMMARY_SCHEMA = hashlib.sha256(json.dumps(WorkerSummary.model_json_schema(), sort_keys=True).encode()).hexdigest()[:16]
 
 
+#: What a collection reads of each worker (`get_many`): the packed worker, its schema, the version.
+_PACKED_ATTRIBUTES = ["worker_id", "packed", "packed_schema", "version"]
+#: Fingerprint of `Worker`'s JSON schema, as `SUMMARY_SCHEMA` is the summary's.
+WORKER_SCHEMA = hashlib.sha256(json.dumps(Worker.model_json_schema(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def packed_worker(item: dict[str, Any]) -> Worker | None:
+    """The worker packed in `item` (DynamoDB's answer for `_PACKED_ATTRIBUTES`), or None when it
+    is missing, of another schema, not a packed worker, or of another version than the item's (a
+    writer that did not pack it: the item's attributes are then the truth)."""
+    packed, schema = item.get("packed", {}).get("B"), item.get("packed_schema", {}).get("S")
+    version = item.get("version", {}).get("N")
+    if packed is None or schema != WORKER_SCHEMA or version is None:
+        return None
+    try:
+        worker = Worker.model_validate_json(zlib.decompress(packed))
+    except (zlib.error, ValidationError):
+        return None
+    if str(worker.version) != version or worker.worker_id != item.get("worker_id", {}).get("S"):
+        return None
+    return worker
+
+
 def stored_summary(item: dict[str, Any]) -> WorkerSummary | None:
     """The summary stored in `item` (DynamoDB's answer for `_STORED_SUMMARY_ATTRIBUTES`), or None
     when it is missing, of another schema, or does not validate."""
@@ -247,21 +283,35 @@ class DynamoWorkerRepository:
         return None
 
     def get_many(self, worker_ids: Sequence[str]) -> list[Worker]:
-        """BatchGetItem pages of 100 keys, unprocessed keys asked again (as PynamoDB's
-        `batch_get` does); each item decoded straight from DynamoDB's answer (`wire_to_worker`)."""
+        """The workers asked for that exist, in the order asked. Each is read from its packed
+        form (four attributes: `packed_worker`); those without a trusted one (an item from an
+        older release, another schema, a writer that did not pack it) are read again whole and
+        decoded straight from DynamoDB's answer (`wire_to_worker`)."""
         keys = list(dict.fromkeys(worker_ids))
+        found: dict[str, Worker] = {}
+        unpacked: list[str] = []
+        for raw in self._batch_get(keys, _PACKED_ATTRIBUTES):
+            worker = packed_worker(raw)
+            if worker is None:
+                unpacked.append(raw["worker_id"]["S"])
+            else:
+                found[worker.worker_id] = worker
+        for raw in self._batch_get(unpacked, None):  # one gone meanwhile is simply not found
+            worker = wire_to_worker(raw)
+            found[worker.worker_id] = worker
+        return [found[k] for k in keys if k in found]
+
+    def _batch_get(self, keys: Sequence[str], attributes: builtins.list[str] | None) -> Iterator[dict[str, Any]]:
+        """BatchGetItem pages of 100 keys, consistent, unprocessed keys asked again (as PynamoDB's
+        `batch_get` does), through PynamoDB's connection; DynamoDB's answer as it is."""
         connection = self._model._get_connection()
         table = self._model.Meta.table_name
-        found: dict[str, Worker] = {}
         for start in range(0, len(keys), BATCH_GET_PAGE_LIMIT):
-            pending: list[Any] | None = [{"worker_id": {"S": k}} for k in keys[start : start + BATCH_GET_PAGE_LIMIT]]
+            pending: Any = [{"worker_id": {"S": k}} for k in keys[start : start + BATCH_GET_PAGE_LIMIT]]
             while pending:
-                data = connection.batch_get_item(pending, consistent_read=True)
-                for raw in data.get("Responses", {}).get(table, []):
-                    worker = wire_to_worker(raw)
-                    found[worker.worker_id] = worker
+                data = connection.batch_get_item(pending, consistent_read=True, attributes_to_get=attributes)
+                yield from data.get("Responses", {}).get(table, [])
                 pending = data.get("UnprocessedKeys", {}).get(table, {}).get("Keys")
-        return [found[k] for k in keys if k in found]
 
     def add(self, worker: Worker) -> Worker:
         item = worker_to_item(self._model, worker.model_copy(update={"version": 0}))
