@@ -239,16 +239,20 @@ def test_a_packed_worker_not_to_be_trusted_is_read_from_the_attributes(repo: Dyn
 
 
 def test_the_packed_worker_is_what_a_collection_reads(repo: DynamoWorkerRepository) -> None:
-    # Given a stored worker whose attribute another writer changed without moving the version
-    # (against the optimistic locking contract: its change is not seen here, so this shows
-    # which path answered)
+    # Given a stored worker (version 1) whose attribute another writer changed without moving the
+    # version (against the optimistic locking contract: its change is not seen by a collection,
+    # which shows which form answered)
     stored = repo.add(rich(8))
     _write_behind(stored.worker_id, "SET #o = :o", {"#o": "owner"}, {":o": {"S": "bob@example.com"}})
     # When read by a collection, then it is the worker as the repository stored it
     assert repo.get_many([stored.worker_id]) == [stored]
-    # And a save by the repository packs it again: the stored worker is read back as saved
+    # And after a save (version 2) and the same change behind its back, it is the saved worker:
+    # each save packs the worker at the version it stores
     saved = repo.save(stored.touch(NOW + timedelta(minutes=1), pause_count=9))
-    assert repo.get_many([stored.worker_id]) == [saved] == _by_model(repo, [stored.worker_id])
+    assert saved.version == 2
+    _write_behind(stored.worker_id, "SET #o = :o", {"#o": "owner"}, {":o": {"S": "carol@example.com"}})
+    assert repo.get_many([stored.worker_id]) == [saved]
+    assert _by_model(repo, [stored.worker_id])[0].owner == "carol@example.com"
 
 
 @pytest.mark.parametrize(
