@@ -1,5 +1,5 @@
 """The EC2 adapter on moto: batching to API limits, unknown ids, bisection of bulk mutations,
-status checks, tags, and the one mapping from AWS error codes to domain errors."""
+statuses (state and status checks), tags, and the one mapping from AWS error codes to domain errors."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from moto.ec2.models import ec2_backends
 
 from cmlcm.adapters.aws import client, map_client_error
 from cmlcm.adapters.ec2 import DESCRIBE_BATCH, Ec2Gateway
+from cmlcm.domain.ec2 import InstanceStatus
 from cmlcm.domain.errors import (
     AwsAuthError,
     AwsInvalidParameter,
@@ -164,24 +165,48 @@ def test_every_id_bad_fails_every_id(aws):  # noqa: ANN001
     assert result.succeeded == [] and set(result.failed) == {UNKNOWN, "i-0123456789abcdef1"}
 
 
-# --- status checks ---------------------------------------------------------------------------
+# --- statuses (state and status checks) -----------------------------------------------------
 
 
-def test_status_checks_of_running_and_stopped_instances(aws):  # noqa: ANN001
+def test_statuses_give_the_state_and_checks_of_running_and_stopped_instances(aws):  # noqa: ANN001
+    # Given three instances, one of them stopped
     ids = launch(3)
     client("ec2", REGION).stop_instances(InstanceIds=ids[:1])
-    checks = Ec2Gateway(REGION).status_checks([*ids, ids[1]])
-    assert checks == {ids[0]: ("not-applicable", "not-applicable"), ids[1]: ("ok", "ok"), ids[2]: ("ok", "ok")}
-    assert Ec2Gateway(REGION).status_checks([]) == {}
+    # When their statuses are read (one id twice)
+    statuses = Ec2Gateway(REGION).statuses([*ids, ids[1]])
+    # Then each instance has its state (the stopped one too) and its two checks, once
+    assert statuses == {
+        ids[0]: InstanceStatus(ids[0], "stopped", "not-applicable", "not-applicable"),
+        ids[1]: InstanceStatus(ids[1], "running", "ok", "ok"),
+        ids[2]: InstanceStatus(ids[2], "running", "ok", "ok"),
+    }
+    assert Ec2Gateway(REGION).statuses([]) == {}
 
 
-def test_status_checks_skip_unknown_ids_like_describe(aws):  # noqa: ANN001
+def test_statuses_agree_with_describe_on_every_state(aws):  # noqa: ANN001
+    # Given instances running, stopped and terminated
+    ids = launch(3)
+    ec2 = client("ec2", REGION)
+    ec2.stop_instances(InstanceIds=ids[:1])
+    ec2.terminate_instances(InstanceIds=ids[1:2])
+    gateway = Ec2Gateway(REGION)
+    # Then the statuses' state of each instance they list is the one describe gives
+    statuses = gateway.statuses(ids)
+    described = gateway.describe(ids)
+    assert statuses and {i: s.state for i, s in statuses.items()} == {i: described[i].state for i in statuses}
+    assert {statuses[ids[0]].state, statuses[ids[2]].state} == {"stopped", "running"}
+
+
+def test_statuses_skip_unknown_ids_like_describe(aws):  # noqa: ANN001
     # Given a region where one recorded instance no longer exists in EC2
     ids = launch(3)
-    # When status checks are read for all of them
-    checks = Ec2Gateway(REGION).status_checks([*ids, UNKNOWN])
-    # Then the known instances still get their checks (as describe does, the unknown id is absent)
-    assert checks == {i: ("ok", "ok") for i in ids}
+    calls = count_calls()
+    # When statuses are read for all of them
+    statuses = Ec2Gateway(REGION).statuses([*ids, UNKNOWN])
+    # Then the known instances still get theirs (as describe does, the unknown id is absent),
+    # after one retry without the id EC2 named
+    assert statuses == {i: InstanceStatus(i, "running", "ok", "ok") for i in ids}
+    assert calls["DescribeInstanceStatus"] == 2
 
 
 # --- tags ------------------------------------------------------------------------------------

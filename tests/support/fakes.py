@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import NoReturn
 
 from cmlcm.domain.jobs import MetricSample
-from cmlcm.ports import BulkResult, CmlReader, ImageInfo, InstanceInfo, InstanceUsage, LaunchSpec
+from cmlcm.ports import BulkResult, CmlReader, ImageInfo, InstanceInfo, InstanceStatus, InstanceUsage, LaunchSpec
 
 
 def unexpected(port: str, method: str) -> NoReturn:
@@ -42,8 +42,8 @@ class Ec2Unexpected:
     def enable_detailed_monitoring(self, instance_id: str) -> None:
         unexpected("ec2", "enable_detailed_monitoring")
 
-    def status_checks(self, instance_ids: Iterable[str]) -> dict[str, tuple[str | None, str | None]]:
-        unexpected("ec2", "status_checks")
+    def statuses(self, instance_ids: Iterable[str]) -> dict[str, InstanceStatus]:
+        unexpected("ec2", "statuses")
 
     def launch(self, spec: LaunchSpec) -> InstanceInfo:
         unexpected("ec2", "launch")

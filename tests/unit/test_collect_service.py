@@ -16,9 +16,9 @@ from cmlcm.adapters.operations import InMemorySettingsRepository
 from cmlcm.domain.cml import CmlReading
 from cmlcm.domain.errors import ExternalServiceError, TransientAwsError
 from cmlcm.domain.jobs import MetricSample
-from cmlcm.domain.observation import Observation, observe
+from cmlcm.domain.observation import Observation, describe_turn, observe
 from cmlcm.domain.workers import ServiceStatus, Worker, WorkerError, WorkerStatus
-from cmlcm.ports import BulkResult, CollectPorts, InstanceInfo, InstanceUsage
+from cmlcm.ports import BulkResult, CollectPorts, InstanceInfo, InstanceStatus, InstanceUsage
 from cmlcm.services.collect import COLLECT_GC_THRESHOLD, collect
 from tests.support.fakes import Ec2Unexpected, SamplesUnexpected
 
@@ -30,17 +30,40 @@ class FakeEc2(Ec2Unexpected):
         self.states = states
         self.describe_calls = 0
         self.status_calls = 0
+        #: The ids of each describe call, in order.
+        self.described: list[list[str]] = []
         self.fail_describe = False
+        self.fail_statuses = False
+        #: Private addresses EC2 reports (10.0.0.1 unless set): an Elastic IP moved, say.
+        self.addresses: dict[str, str] = {}
+        #: Ids the status answer leaves out (an instance too new for it) while describe knows them.
+        self.hidden: set[str] = set()
 
     def describe(self, instance_ids: Iterable[str]) -> dict[str, InstanceInfo]:
+        ids = list(instance_ids)
         self.describe_calls += 1
+        self.described.append(ids)
         if self.fail_describe:
             raise TransientAwsError("DescribeInstances: Throttling")
-        return {i: InstanceInfo(i, self.states[i], private_ip="10.0.0.1") for i in instance_ids if i in self.states}
+        return {
+            i: InstanceInfo(i, self.states[i], private_ip=self.addresses.get(i, "10.0.0.1"))
+            for i in ids
+            if i in self.states
+        }
 
-    def status_checks(self, instance_ids: Iterable[str]) -> dict[str, tuple[str | None, str | None]]:
+    def statuses(self, instance_ids: Iterable[str]) -> dict[str, InstanceStatus]:
         self.status_calls += 1
-        return {i: ("ok", "ok") for i in instance_ids if i in self.states}
+        if self.fail_statuses:
+            raise TransientAwsError("DescribeInstanceStatus: RequestLimitExceeded")
+        return {
+            i: InstanceStatus(i, self.states[i], "ok", "ok")
+            for i in instance_ids
+            if i in self.states and i not in self.hidden
+        }
+
+    def last_described(self) -> set[str]:
+        """The ids of the last cycle's describe (none if it made none)."""
+        return set(self.described[-1]) if self.described else set()
 
     def start(self, instance_ids: Sequence[str]) -> BulkResult:
         return BulkResult(list(instance_ids), {})
@@ -319,3 +342,169 @@ def test_collections_run_with_fewer_young_gc_passes_and_restore_the_thresholds_a
         assert gc.get_threshold() == (900, 11, 12)
     finally:
         gc.set_threshold(*before)
+
+
+# --- statuses every cycle, descriptions on change or turn ------------------------------------
+
+#: The default cadence's round (the settings' `cml_facts_every_cycles`): each worker is described
+#: once in it when nothing changes.
+EVERY = InMemorySettingsRepository().get().cml_facts_every_cycles
+CYCLE = timedelta(minutes=InMemorySettingsRepository().get().collect_interval_minutes)
+
+
+def _collected(n: int, **fleet: str) -> tuple[InMemoryWorkerRepository, FakeEc2, FakeCml, CollectPorts, list[str]]:
+    """A fleet after its first cycle (every instance described then: never collected)."""
+    repo, ec2 = _fleet(n, **fleet)
+    cml = FakeCml()
+    ports = _ports(repo, ec2, cml)
+    ids = [f"w-{i:04d}" for i in range(n)]
+    first = asyncio.run(_collect(ports, ids, now=NOW))
+    assert ec2.last_described() == set(ec2.states) and first.described == {"never_collected": n}
+    return repo, ec2, cml, ports, ids
+
+
+def _turns(ids: list[str], at: datetime) -> set[str]:
+    """The instance ids whose describe turn `at` is (`describe_turn`, as the collector uses it)."""
+    return {
+        f"i-{int(worker_id[2:]):017x}"
+        for worker_id in ids
+        if describe_turn(worker_id, now=at, every=EVERY, interval_minutes=CYCLE.seconds // 60)
+    }
+
+
+def _off_turn(worker_id: str, start: datetime) -> datetime:
+    for n in range(1, EVERY + 1):
+        at = start + n * CYCLE
+        if not describe_turn(worker_id, now=at, every=EVERY, interval_minutes=CYCLE.seconds // 60):
+            return at
+    raise AssertionError("every cycle is its turn")
+
+
+def test_an_unchanged_cycle_describes_only_the_turns_share_and_each_worker_once_a_round():
+    # Given 60 workers collected once
+    repo, ec2, cml, ports, ids = _collected(60)
+    # When a round of unchanged cycles runs
+    described: list[str] = []
+    for n in range(1, EVERY + 1):
+        at = NOW + n * CYCLE
+        ec2.described.clear()
+        result = asyncio.run(_collect(ports, ids, now=at))
+        # Then each cycle reads every status but describes only the workers whose turn it is
+        assert ec2.last_described() == _turns(ids, at) and len(ec2.last_described()) < 60
+        assert result.described == ({"turn": len(_turns(ids, at))} if _turns(ids, at) else {})
+        assert result.changed == 0 and result.failed == 0
+        described += ec2.last_described()
+    # And over the round every worker was described exactly once, every one read by CML each cycle
+    assert sorted(described) == sorted(ec2.states)
+    assert ec2.status_calls == 1 + EVERY and cml.calls == 60 * (1 + EVERY)
+
+
+def test_a_moved_state_a_missing_instance_and_an_unreachable_worker_are_described():
+    # Given three workers collected once, one of them with a controller that does not answer
+    repo, ec2, cml, ports, ids = _collected(3)
+    cml.broken = {"w-0002"}
+    asyncio.run(_collect(ports, ids, now=_off_turn("w-0002", NOW) - CYCLE))
+    cml.broken = set()
+    assert repo.get("w-0002").service_status == ServiceStatus.UNREACHABLE
+    # When one instance was stopped and another is gone from EC2, on a cycle that is nobody's turn
+    moved, gone, unreachable = (_instance_id(repo.get(w)) for w in ids)
+    ec2.states[moved] = "stopped"
+    del ec2.states[gone]
+    at = next(t for t in (NOW + n * CYCLE for n in range(2, 40)) if not _turns(ids, t))
+    result = asyncio.run(_collect(ports, ids, now=at))
+    # Then exactly those three are described, each for its reason
+    assert ec2.last_described() == {moved, gone, unreachable}
+    assert result.described == {"state_changed": 1, "missing": 1, "unreachable": 1}
+    assert repo.get("w-0000").status == WorkerStatus.STOPPED
+    gone_error = repo.get("w-0001").last_error
+    assert gone_error is not None and gone_error.kind == "InstanceNotFound"
+    assert repo.get("w-0002").service_status == ServiceStatus.AVAILABLE
+
+
+def test_an_address_changed_outside_the_product_shows_on_the_workers_turn():
+    # Given a collected worker whose Elastic IP is moved with no state change
+    repo, ec2, _, ports, ids = _collected(1)
+    instance_id = _instance_id(repo.get("w-0000"))
+    ec2.addresses[instance_id] = "10.9.9.9"
+    # When cycles run until its turn
+    for n in range(1, EVERY + 1):
+        at = NOW + n * CYCLE
+        asyncio.run(_collect(ports, ids, now=at))
+        turn = bool(_turns(ids, at))
+        # Then the record keeps the old address until that turn, and has the new one from it on
+        assert repo.get("w-0000").private_ip == ("10.9.9.9" if turn else "10.0.0.1")
+        if turn:
+            return
+    raise AssertionError(f"no describe turn in {EVERY} cycles")
+
+
+def test_when_statuses_fail_every_instance_is_described_first_as_before():
+    # Given a collected fleet, then DescribeInstanceStatus failing, one instance stopped meanwhile
+    repo, ec2, cml, ports, ids = _collected(4)
+    ec2.fail_statuses = True
+    ec2.states[_instance_id(repo.get("w-0003"))] = "stopped"
+    calls = cml.calls
+    result = asyncio.run(_collect(ports, ids, now=NOW + CYCLE))
+    # Then every instance is described, states follow the description, the running ones are read,
+    # and the statuses' fault is recorded on each worker
+    assert ec2.last_described() == set(ec2.states) and result.described == {"statuses_failed": 4}
+    assert cml.calls - calls == 3 and repo.get("w-0003").status == WorkerStatus.STOPPED
+    assert result.failed == 4 and result.errors == {"TransientAwsError": 4}
+    recorded = repo.get("w-0000").last_error
+    assert recorded is not None and recorded.source == "ec2" and "DescribeInstanceStatus" in recorded.message
+
+
+def test_when_statuses_and_describe_both_fail_nothing_is_known_and_each_worker_has_the_fault():
+    repo, ec2, cml, ports, ids = _collected(2)
+    ec2.fail_statuses = ec2.fail_describe = True
+    calls = cml.calls
+    result = asyncio.run(_collect(ports, ids, now=NOW + CYCLE))
+    assert result.failed == 2 and cml.calls == calls
+    worker = repo.get("w-0000")
+    assert worker.last_error is not None and "DescribeInstances" in worker.last_error.message
+    assert worker.metrics is not None and worker.metrics.ec2_state is None
+
+
+def test_a_failed_describe_keeps_the_state_from_the_statuses_and_records_the_fault():
+    # Given a collected fleet in which one instance was stopped, and DescribeInstances failing
+    repo, ec2, _, ports, ids = _collected(3)
+    stopped = _instance_id(repo.get("w-0001"))
+    ec2.states[stopped] = "stopped"
+    ec2.fail_describe = True
+    at = next(t for t in (NOW + n * CYCLE for n in range(1, 40)) if not _turns(ids, t))
+    result = asyncio.run(_collect(ports, ids, now=at))
+    # Then the stopped one was asked for, and keeps the state the statuses gave with its recorded
+    # address, with the describe fault recorded on it alone
+    assert ec2.last_described() == {stopped}
+    worker = repo.get("w-0001")
+    assert worker.status == WorkerStatus.STOPPED and worker.metrics is not None
+    assert worker.metrics.ec2_state == "stopped" and worker.private_ip == "10.0.0.1"
+    assert worker.last_error is not None and worker.last_error.source == "ec2"
+    assert "DescribeInstances" in worker.last_error.message
+    assert result.failed == 1 and repo.get("w-0000").last_error is None
+    # And the next cycle describes it again (its last EC2 read failed)
+    ec2.fail_describe = False
+    later = next(t for t in (at + n * CYCLE for n in range(1, 40)) if not _turns(ids, t))
+    asyncio.run(_collect(ports, ids, now=later))
+    assert ec2.last_described() == {stopped} and repo.get("w-0001").last_error is None
+
+
+def test_an_on_demand_refresh_describes_every_instance():
+    repo, ec2, _, ports, ids = _collected(5)
+    result = asyncio.run(collect(ports, ids, now=NOW + CYCLE, full=True, policies=False))
+    assert ec2.last_described() == set(ec2.states) and result.described == {"full": 5}
+
+
+def test_an_instance_the_statuses_leave_out_but_describe_finds_running_is_still_read():
+    # Given a collected worker whose instance the status answer leaves out this cycle
+    repo, ec2, cml, ports, ids = _collected(2)
+    hidden = _instance_id(repo.get("w-0001"))
+    ec2.hidden = {hidden}
+    calls = cml.calls
+    # When a cycle runs
+    result = asyncio.run(_collect(ports, ids, now=NOW + CYCLE))
+    # Then describe found it running, its controller was read after it, and nothing is amiss
+    assert hidden in ec2.last_described() and cml.calls - calls == 2
+    assert "cml_late" in result.phases_ms and result.failed == 0
+    worker = repo.get("w-0001")
+    assert worker.service_status == ServiceStatus.AVAILABLE and worker.last_error is None

@@ -13,7 +13,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from cmlcm.adapters.aws import client, map_client_error
-from cmlcm.ports import BulkResult, ImageInfo, InstanceInfo, LaunchSpec
+from cmlcm.ports import BulkResult, ImageInfo, InstanceInfo, InstanceStatus, LaunchSpec
 
 #: Instance states that still cost money or may come back (everything but terminated).
 LIVE_STATES = ("pending", "running", "stopping", "stopped", "shutting-down")
@@ -39,6 +39,15 @@ def _instance_info(raw: dict[str, Any]) -> InstanceInfo:
         launch_time=raw.get("LaunchTime"),
         tags={t["Key"]: t["Value"] for t in raw.get("Tags", [])},
         monitoring=raw.get("Monitoring", {}).get("State"),
+    )
+
+
+def _instance_status(raw: dict[str, Any]) -> InstanceStatus:
+    return InstanceStatus(
+        instance_id=raw["InstanceId"],
+        state=raw.get("InstanceState", {}).get("Name", "unknown"),
+        system_status=raw.get("SystemStatus", {}).get("Status"),
+        instance_status=raw.get("InstanceStatus", {}).get("Status"),
     )
 
 
@@ -116,24 +125,23 @@ class Ec2Gateway:
         except ClientError as exc:
             raise map_client_error(exc, action="DescribeInstances") from exc
 
-    def status_checks(self, instance_ids: Iterable[str]) -> dict[str, tuple[str | None, str | None]]:
-        """(system status, instance status) per id, e.g. ("ok", "initializing")."""
+    def statuses(self, instance_ids: Iterable[str]) -> dict[str, InstanceStatus]:
+        """State and status checks per id, e.g. ("running", "ok", "initializing"): a collection's
+        every-cycle read (IncludeAllInstances: stopped instances too), a fraction of
+        DescribeInstances' answer for the same instances."""
         ids = sorted(set(instance_ids))
-        result: dict[str, tuple[str | None, str | None]] = {}
+        result: dict[str, InstanceStatus] = {}
         paginator = self._ec2.get_paginator("describe_instance_status")
 
-        def checks(known: list[str]) -> dict[str, tuple[str | None, str | None]]:
+        def read(known: list[str]) -> dict[str, InstanceStatus]:
             return {
-                raw["InstanceId"]: (
-                    raw.get("SystemStatus", {}).get("Status"),
-                    raw.get("InstanceStatus", {}).get("Status"),
-                )
+                raw["InstanceId"]: _instance_status(raw)
                 for page in paginator.paginate(InstanceIds=known, IncludeAllInstances=True)
                 for raw in page.get("InstanceStatuses", [])
             }
 
         for batch in chunks(ids, DESCRIBE_BATCH):
-            result.update(_skipping_unknown("DescribeInstanceStatus", list(batch), checks))
+            result.update(_skipping_unknown("DescribeInstanceStatus", list(batch), read))
         return result
 
     # --- mutations ---

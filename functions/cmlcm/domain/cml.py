@@ -222,10 +222,18 @@ def facts_turn(worker_id: str, *, now: datetime, every: int, interval_minutes: i
     cycles (all of them every cycle with 1); cycles are numbered by `now` over the collection
     interval, and each worker's turns are offset by a hash of its id, so a fleet's slow reads are
     spread evenly over the cycles. With `every` >= 4, at most one fact a cycle."""
+    position = turn_position(worker_id, now=now, every=every, interval_minutes=interval_minutes)
+    return frozenset(fact for index, fact in enumerate(FACTS) if index % max(1, every) == position)
+
+
+def turn_position(worker_id: str, *, now: datetime, every: int, interval_minutes: int) -> int:
+    """Where this cycle falls in the worker's round of `every` cycles (0 to `every` - 1): cycles
+    are numbered by `now` over the collection interval and offset by a hash of the worker's id,
+    so over any `every` consecutive cycles each worker takes each position exactly once and a
+    fleet's workers are spread evenly over the positions."""
     every = max(1, every)
     cycle = int(now.timestamp() // (interval_minutes * 60))
-    position = (cycle + zlib.crc32(worker_id.encode())) % every
-    return frozenset(fact for index, fact in enumerate(FACTS) if index % every == position)
+    return (cycle + zlib.crc32(worker_id.encode())) % every
 
 
 __all__ = [
@@ -243,4 +251,5 @@ __all__ = [
     "SystemHealth",
     "facts_turn",
     "labs_digest",
+    "turn_position",
 ]

@@ -12,6 +12,20 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from cmlcm.domain.jobs import JobOutcome, Metric
+from cmlcm.domain.settings import Settings
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """How a cycle plans its reads: the settings' cadence (`every` cycles of `interval_minutes`:
+    the slow CML facts' turns and DescribeInstances' turns), the idle policy's settings (None: no
+    idle policy runs, so no decision needs the telemetry history), `full` for a read of
+    everything (an on-demand refresh)."""
+
+    every: int
+    interval_minutes: int
+    idle: Settings | None = None
+    full: bool = False
 
 
 @dataclass

@@ -22,6 +22,18 @@ class InstanceInfo:
 
 
 @dataclass(frozen=True)
+class InstanceStatus:
+    """What DescribeInstanceStatus says about one instance: its state (`InstanceState.Name`) and
+    its two status checks (None where EC2 reports none). A collection reads it every cycle: it is
+    a fraction of DescribeInstances' answer to render and parse."""
+
+    instance_id: str
+    state: str
+    system_status: str | None = None
+    instance_status: str | None = None
+
+
+@dataclass(frozen=True)
 class ImageInfo:
     """What EC2 says about one AMI, reduced to what a worker records of it."""
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
-from cmlcm.domain.cml import CmlReading, CmlSystem
-from cmlcm.domain.ec2 import InstanceInfo, InstanceUsage
+from cmlcm.domain.cml import CmlReading, CmlSystem, turn_position
+from cmlcm.domain.collection import Cadence
+from cmlcm.domain.ec2 import InstanceInfo, InstanceStatus, InstanceUsage
 from cmlcm.domain.licences import observed_licence, progress_licence
 from cmlcm.domain.workers import Licence, ServiceStatus, Worker, WorkerError, WorkerMetrics, keep_first_seen
 
@@ -24,6 +26,59 @@ class Observation:
     error: WorkerError | None = None
     #: The fingerprint of the labs now in the labs table, when this cycle synced them.
     labs_digest: str | None = None
+
+
+#: Why a cycle describes an instance (DescribeInstances) beyond its status (DescribeInstanceStatus).
+DescribeReason = Literal["full", "missing", "never_collected", "state_changed", "unreachable", "ec2_fault", "turn"]
+
+
+def needs_description(
+    worker: Worker, status: InstanceStatus | None, cadence: Cadence, *, now: datetime
+) -> DescribeReason | None:
+    """Why this cycle must describe the worker's instance, or None when its status and its record
+    say all an observation uses (state from the status; addresses from the record). Described:
+    on a full read; when the status answer lacks the instance (describe confirms it is gone);
+    never collected; its state differs from the one recorded (a start or stop moves addresses);
+    recorded unreachable (its address may have moved) or with an EC2 fault (the last read of it
+    failed); and otherwise on its turn, once every `cadence.every` cycles, so a change made
+    outside the product without a state change (an Elastic IP) shows within `every` cycles."""
+    metrics = worker.metrics
+    if cadence.full:
+        return "full"
+    if status is None:
+        return "missing"
+    if metrics is None:
+        return "never_collected"
+    if metrics.ec2_state != status.state:
+        return "state_changed"
+    if worker.service_status == ServiceStatus.UNREACHABLE:
+        return "unreachable"
+    if worker.last_error is not None and worker.last_error.source == "ec2":
+        return "ec2_fault"
+    if describe_turn(worker.worker_id, now=now, every=cadence.every, interval_minutes=cadence.interval_minutes):
+        return "turn"
+    return None
+
+
+def describe_turn(worker_id: str, *, now: datetime, every: int, interval_minutes: int) -> bool:
+    """The worker's turn to be described: once every `every` cycles, spread over the fleet as
+    the slow CML facts are (`turn_position`), on the round's last position (at the default
+    cadence, one where no slow fact is read)."""
+    position = turn_position(worker_id, now=now, every=every, interval_minutes=interval_minutes)
+    return position == max(1, every) - 1
+
+
+def instance_from_status(worker: Worker, status: InstanceStatus) -> InstanceInfo:
+    """What the collector knows of an instance it did not describe: the state from its status,
+    the rest as the worker's record has it (last described)."""
+    return InstanceInfo(
+        instance_id=status.instance_id,
+        state=status.state,
+        instance_type=worker.instance_type,
+        image_id=worker.ami_id,
+        public_ip=worker.public_ip,
+        private_ip=worker.private_ip,
+    )
 
 
 def _service_status(observation: Observation) -> ServiceStatus:

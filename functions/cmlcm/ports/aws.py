@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from cmlcm.domain.ec2 import ImageInfo, InstanceInfo, InstanceUsage
+from cmlcm.domain.ec2 import ImageInfo, InstanceInfo, InstanceStatus, InstanceUsage
 from cmlcm.domain.errors import ExternalServiceError
 
 
@@ -49,8 +49,9 @@ class Ec2Port(Protocol):
 
     def enable_detailed_monitoring(self, instance_id: str) -> None: ...
 
-    def status_checks(self, instance_ids: Iterable[str]) -> dict[str, tuple[str | None, str | None]]:
-        """(system status, instance status) per id."""
+    def statuses(self, instance_ids: Iterable[str]) -> dict[str, InstanceStatus]:
+        """State and status checks of the known instances by id (DescribeInstanceStatus with
+        every state included); ids EC2 does not know are simply absent."""
 
     def launch(self, spec: LaunchSpec) -> InstanceInfo: ...
 
@@ -83,6 +84,7 @@ __all__ = [
     "Ec2Port",
     "ImageInfo",
     "InstanceInfo",
+    "InstanceStatus",
     "InstanceUsage",
     "LaunchSpec",
     "WorkflowStarter",

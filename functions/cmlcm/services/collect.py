@@ -1,7 +1,10 @@
 """Fleet metrics collection: ONE service for the scheduled cycle and the on-demand refresh.
 
-For a batch of workers it makes one DescribeInstances + one DescribeInstanceStatus per 1000
-instances and one GetMetricData per 250 instances (500 queries), probes the CML controllers of
+For a batch of workers it makes one DescribeInstanceStatus per 1000 instances (every instance's
+state and checks, every cycle), DescribeInstances only for the instances whose state moved, that
+are missing, never collected, recorded unreachable or with an EC2 fault, or whose turn it is (once
+every `cml_facts_every_cycles` cycles: `needs_description`; the others keep their recorded
+addresses), one GetMetricData per 250 instances (500 queries), probes the CML controllers of
 running workers concurrently (bounded), computes each worker's new state with the pure
 `observe()` (`cmlcm.domain.observation`), and writes only the workers that changed. A fault is
 recorded on its worker only.
@@ -25,17 +28,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Literal
+from typing import Literal, TypeAlias
 
 from cmlcm import aio
 from cmlcm.domain.cml import FACTS, FULL_READ, CmlReading, Fact, ReadPlan, facts_turn, labs_digest
-from cmlcm.domain.collection import BatchCounts
+from cmlcm.domain.collection import BatchCounts, Cadence
 from cmlcm.domain.errors import ConcurrentModification, ExternalServiceError
 from cmlcm.domain.idle import decide_idle
 from cmlcm.domain.jobs import Metric, MetricSample
 from cmlcm.domain.labs import Lab, plan_lab_sync
-from cmlcm.domain.observation import Observation, observe
-from cmlcm.domain.settings import Settings
+from cmlcm.domain.observation import Observation, instance_from_status, needs_description, observe
 from cmlcm.domain.workers import (
     ChangeCause,
     ServiceStatus,
@@ -62,9 +64,12 @@ COLLECTOR = ChangeCause(kind="collector")
 class CollectResult(BatchCounts):
     """What one collection did: the counts a run sums (stored per batch), and what stays with the batch."""
 
-    #: Wall time of each step (records, ec2_describe, ec2_status, cloudwatch, cml, write, pause,
-    #: samples); ec2_status, cloudwatch and cml overlap. Logged per batch, not summed by the Map.
+    #: Wall time of each step (records, ec2_status, ec2_describe, cloudwatch, cml, cml_late, write,
+    #: pause, samples); ec2_describe, cloudwatch and cml overlap. Logged per batch, not summed by the Map.
     phases_ms: dict[str, int] = field(default_factory=dict)
+    #: Instances described (DescribeInstances) this cycle, by why (`needs_description`'s reasons,
+    #: `statuses_failed` for all of a region whose statuses could not be read). Not summed by the Map.
+    described: dict[str, int] = field(default_factory=dict)
     updated: list[Worker] = field(default_factory=list)
     #: The batch's workers by status after this cycle, plus `paused` (stopped by a pause and not
     #: resumed since): EMF metrics for the dashboard's fleet and hours-saved graphs; not summed by the Map.
@@ -99,18 +104,6 @@ def _reobserve(worker: Worker, *, observation: Observation, now: datetime) -> Wo
 def _operation_pending(worker: Worker) -> bool:
     licence = worker.licence
     return licence is not None and licence.operation_state == "pending"
-
-
-@dataclass(frozen=True)
-class Cadence:
-    """How a cycle plans its controller reads: the settings' cadence, the idle policy's settings
-    (None: no idle policy runs, so no decision needs the telemetry history), `full` for a read
-    of everything (an on-demand refresh)."""
-
-    every: int
-    interval_minutes: int
-    idle: Settings | None = None
-    full: bool = False
 
 
 def facts_due(worker: Worker, cadence: Cadence, *, now: datetime) -> frozenset[Fact]:
@@ -178,6 +171,12 @@ async def _probe_all(
         return dict(await asyncio.gather(*(one(w) for w in workers)))
 
 
+#: A region's descriptions (or the fault that stopped them), and the CML reads they led to.
+_Described: TypeAlias = tuple[
+    dict[str, InstanceInfo] | ExternalServiceError, dict[str, CmlReading | ExternalServiceError]
+]
+
+
 async def _observe_region(
     ports: CollectPorts,
     region: str,
@@ -187,24 +186,50 @@ async def _observe_region(
     cml_limit: asyncio.Semaphore,
     cadence: Cadence,
 ) -> dict[str, Observation]:
+    """One region's observations. DescribeInstanceStatus first, for every instance (state and
+    checks); DescribeInstances then only for the instances `needs_description` picks, at the same
+    time as CloudWatch and the CML reads of the workers the statuses show running (a controller is
+    addressed by its record, not by this cycle's describe). The others' addresses are the record's.
+    If the statuses cannot be read, every instance is described first, as before."""
     with_instance = [w for w in workers if w.instance_id]
     ids = [w.instance_id for w in with_instance if w.instance_id]  # (filtered above; narrows the type)
     ec2 = ports.ec2_for(region)
+    #: What is known of each instance before the CML reads: its status with the record's addresses,
+    #: or (statuses failed) its description.
+    known: dict[str, InstanceInfo] = {}
+    checks: dict[str, tuple[str | None, str | None]] | ExternalServiceError
+    to_describe: list[Worker] = []
+    described: dict[str, InstanceInfo] | ExternalServiceError = {}
     try:
-        with result.phase("ec2_describe"):
-            instances = await asyncio.to_thread(ec2.describe, ids)
+        with result.phase("ec2_status"):
+            statuses = await asyncio.to_thread(ec2.statuses, ids)
     except ExternalServiceError as exc:
-        described = WorkerError(source="ec2", kind=exc.code, message=exc.message, at=now)
-        return {w.worker_id: Observation(instance=None, error=described) for w in with_instance}
-    running = [w for w in with_instance if _state(instances, w.instance_id) == "running"]
-    running_ids = [w.instance_id for w in running if w.instance_id]
-
-    async def checks() -> dict[str, tuple[str | None, str | None]] | ExternalServiceError:
+        # Without states nothing can be left undescribed: describe every instance first (the
+        # checks' fault is recorded on each worker), as the collector did before it read statuses.
+        checks = exc
         try:
-            with result.phase("ec2_status"):
-                return await asyncio.to_thread(ec2.status_checks, ids)
-        except ExternalServiceError as exc:
-            return exc
+            with result.phase("ec2_describe"):
+                described = await asyncio.to_thread(ec2.describe, ids)
+        except ExternalServiceError as fault:
+            unread = WorkerError(source="ec2", kind=fault.code, message=fault.message, at=now)
+            return {w.worker_id: Observation(instance=None, error=unread) for w in with_instance}
+        known = dict(described)
+        asked = set(ids)
+        result.described["statuses_failed"] = result.described.get("statuses_failed", 0) + len(asked)
+    else:
+        checks = {iid: (s.system_status, s.instance_status) for iid, s in statuses.items()}
+        for worker in with_instance:
+            status = statuses.get(worker.instance_id or "")
+            if status is not None:
+                known[status.instance_id] = instance_from_status(worker, status)
+            reason = needs_description(worker, status, cadence, now=now)
+            if reason is not None:
+                to_describe.append(worker)
+                result.described[reason] = result.described.get(reason, 0) + 1
+        asked = {w.instance_id for w in to_describe if w.instance_id}
+    running = [w for w in with_instance if _state(known, w.instance_id) == "running"]
+    running_ids = [w.instance_id for w in running if w.instance_id]
+    probed = {w.worker_id for w in running}
 
     async def usage() -> dict[str, InstanceUsage] | ExternalServiceError:
         if not running_ids:
@@ -215,16 +240,44 @@ async def _observe_region(
         except ExternalServiceError as exc:
             return exc
 
-    plans = {w.worker_id: read_plan(w, instances.get(w.instance_id or ""), cadence, now=now) for w in running}
+    plans = {w.worker_id: read_plan(w, known.get(w.instance_id or ""), cadence, now=now) for w in running}
 
     async def probes() -> dict[str, CmlReading | ExternalServiceError]:
         with result.phase("cml"):
             return await _probe_all(ports, running, cml_limit, plans)
 
-    status_map, usage_map, readings = await asyncio.gather(checks(), usage(), probes())
+    async def describe() -> _Described:
+        """The picked instances' descriptions, and the CML reads of those found running that the
+        statuses did not show running (an instance too new for them, say)."""
+        if not to_describe:
+            return {}, {}
+        try:
+            with result.phase("ec2_describe"):
+                found = await asyncio.to_thread(ec2.describe, sorted(asked))
+        except ExternalServiceError as exc:
+            return exc, {}
+        late = [w for w in to_describe if w.worker_id not in probed and _state(found, w.instance_id) == "running"]
+        if not late:
+            return found, {}
+        late_plans = {w.worker_id: read_plan(w, found.get(w.instance_id or ""), cadence, now=now) for w in late}
+        with result.phase("cml_late"):
+            return found, await _probe_all(ports, late, cml_limit, late_plans)
+
+    usage_map, readings, (moved, late_readings) = await asyncio.gather(usage(), probes(), describe())
+    if to_describe:
+        described = moved
+    readings |= late_readings
     observations: dict[str, Observation] = {}
     for worker in with_instance:
-        instance = instances.get(worker.instance_id or "")
+        instance_id = worker.instance_id or ""
+        instance = known.get(instance_id)
+        describe_fault: ExternalServiceError | None = None
+        if instance_id in asked:
+            if isinstance(described, ExternalServiceError):
+                # Never drop the state the statuses gave: keep it with the record's addresses.
+                describe_fault = described
+            else:
+                instance = described.get(instance_id)
         reading = readings.get(worker.worker_id)
         error: WorkerError | None = None
         if isinstance(reading, ExternalServiceError):
@@ -232,7 +285,8 @@ async def _observe_region(
             error = WorkerError(source="cml", kind=kind, message=reading.message, at=now)
             reading = None
         faults: tuple[tuple[Literal["ec2", "cloudwatch"], object], ...] = (
-            ("ec2", status_map),
+            ("ec2", checks),
+            ("ec2", describe_fault),
             ("cloudwatch", usage_map),
         )
         for source, value in faults:
@@ -240,13 +294,10 @@ async def _observe_region(
                 error = WorkerError(source=source, kind=value.code, message=value.message, at=now)
         observations[worker.worker_id] = Observation(
             instance=instance,
-            instance_missing=instance is None,
-            checks=status_map.get(worker.instance_id or "", (None, None))
-            if isinstance(status_map, dict)
-            else (None, None),
-            usage=usage_map.get(worker.instance_id or "", InstanceUsage())
-            if isinstance(usage_map, dict)
-            else InstanceUsage(),
+            # Only a description that left the instance out says it is gone.
+            instance_missing=instance is None and describe_fault is None,
+            checks=checks.get(instance_id, (None, None)) if isinstance(checks, dict) else (None, None),
+            usage=usage_map.get(instance_id, InstanceUsage()) if isinstance(usage_map, dict) else InstanceUsage(),
             reading=reading,
             error=error,
         )
