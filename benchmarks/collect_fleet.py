@@ -193,6 +193,7 @@ class Meter:
         self.calls: Counter[tuple[str, str]] = Counter()
         self.items_written = 0
         self.lab_items_written = 0
+        self.described_ids = 0  # instance ids asked of DescribeInstances
         self.seconds = 0.0  # summed time inside AWS calls (moto's CPU here, AWS latency in real life)
         self.cpu = 0.0  # CPU of the threads inside AWS calls (moto's and botocore's work)
         self._lock = __import__("threading").Lock()
@@ -205,6 +206,8 @@ class Meter:
         def counting(client_self: Any, operation: str, params: dict[str, Any]) -> Any:
             service = client_self.meta.service_model.service_name
             meter.calls[(service, operation)] += 1
+            if service == "ec2" and operation == "DescribeInstances":
+                meter.described_ids += len(params.get("InstanceIds", []))
             if service == "dynamodb" and operation == "BatchWriteItem":
                 for table, requests in params.get("RequestItems", {}).items():
                     meter.items_written += len(requests)
@@ -233,6 +236,7 @@ class Meter:
         self.calls.clear()
         self.items_written = 0
         self.lab_items_written = 0
+        self.described_ids = 0
         self.seconds = 0.0
         self.cpu = 0.0
 
@@ -361,7 +365,11 @@ def measure(label: str, meter: Meter, sim: Any, run: Any, size: int, *, profile:
         "in_aws_calls_s": round(meter.seconds, 2),
         "gc_s": round(GC.seconds, 2),  # garbage collection pauses (all threads), summed
         "ec2_calls": meter.count("ec2"),
-        "ec2_describe_calls": meter.count("ec2", {"DescribeInstances", "DescribeInstanceStatus"}),
+        "ec2_status_calls": meter.count("ec2", {"DescribeInstanceStatus"}),
+        "ec2_describe_calls": meter.count("ec2", {"DescribeInstances"}),
+        # Instances DescribeInstances was asked about: all on cycle 1 (never collected), the turn's
+        # share (about 1 in cml_facts_every_cycles) plus any that moved on later cycles.
+        "ec2_described_ids": meter.described_ids,
         "cloudwatch_calls": meter.count("cloudwatch"),
         "get_metric_data_calls": meter.count("cloudwatch", {"GetMetricData"}),
         # The simulator process's CPU (sim=http only: in-process it is inside cpu_s).
@@ -493,7 +501,9 @@ def run_size(
                 "cpu_s",
                 "in_aws_calls_s",
                 "ec2_calls",
+                "ec2_status_calls",
                 "ec2_describe_calls",
+                "ec2_described_ids",
                 "cloudwatch_calls",
                 "get_metric_data_calls",
                 "cml_requests",
@@ -579,10 +589,10 @@ def main() -> None:
     for row in rows:
         print("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
     print()
-    print("Where the batched cycles' wall time went, seconds (ec2_status, cloudwatch and cml run at the same time;")
-    print("records, ec2_describe, ec2_status, cloudwatch, write and samples are AWS calls, here answered by moto;")
-    print("with several batches, each step's slowest batch):")
-    names = ["records", "ec2_describe", "ec2_status", "cloudwatch", "cml", "labs", "write", "pause", "samples"]
+    print("Where the batched cycles' wall time went, seconds (ec2_status first; then ec2_describe, cloudwatch and cml")
+    print("at the same time; records, ec2_status, ec2_describe, cloudwatch, write and samples are AWS calls, here")
+    print("answered by moto; with several batches, each step's slowest batch):")
+    names = ["records", "ec2_status", "ec2_describe", "cloudwatch", "cml", "labs", "write", "pause", "samples"]
     print("  ".join(["sim".ljust(9), "fleet", "run".ljust(32), *names]))
     for sim_kind, fleet, run, timing in phases:
         cells = [f"{timing.get(n, 0) / 1000:.2f}".ljust(len(n)) for n in names]
