@@ -144,8 +144,9 @@ class Settings(BaseModel):
         default=1000,
         ge=1,
         le=1000,
-        description="Workers per collector task: each batch costs one DescribeInstances, one DescribeInstanceStatus "
-        "and one GetMetricData per 250 workers; smaller batches spread CML reads over parallel collectors",
+        description="Workers per collector task: each batch costs one DescribeInstanceStatus, at most one "
+        "DescribeInstances and one GetMetricData per 250 workers; smaller batches spread CML reads over parallel "
+        "collectors",
     )
     collect_max_concurrency: int = Field(default=10, ge=1, le=40, description="Map state MaxConcurrency")
     cml_facts_every_cycles: int = Field(
@@ -154,7 +155,8 @@ class Settings(BaseModel):
         le=288,
         description="A running worker's slow-changing CML facts (version, licence detail, system health and "
         "compute table) are read every this many collection cycles (1: every cycle), and at once whenever its "
-        "state says they may have changed; the other cycles read usage and labs only",
+        "state says they may have changed; the other cycles read usage and labs only. The same round paces "
+        "DescribeInstances: an instance whose state did not move is described (addresses, type) once a round",
     )
     reconcile_interval_minutes: int = Field(default=15, ge=5, le=1440)
     refresh_min_interval_seconds: int = Field(default=30, ge=5, le=3600, description="On-demand refresh limit")
