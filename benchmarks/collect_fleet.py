@@ -196,6 +196,7 @@ class Meter:
         self.described_ids = 0  # instance ids asked of DescribeInstances
         self.seconds = 0.0  # summed time inside AWS calls (moto's CPU here, AWS latency in real life)
         self.cpu = 0.0  # CPU of the threads inside AWS calls (moto's and botocore's work)
+        self.cpu_by_operation: Counter[str] = Counter()
         self._lock = __import__("threading").Lock()
         self._original = botocore.client.BaseClient._make_api_call
 
@@ -222,7 +223,9 @@ class Meter:
             finally:
                 with meter._lock:
                     meter.seconds += time.perf_counter() - started
-                    meter.cpu += time.thread_time() - cpu
+                    spent = time.thread_time() - cpu
+                    meter.cpu += spent
+                    meter.cpu_by_operation[operation] += spent
                 if paused is not None:
                     paused.enable()
 
@@ -239,6 +242,7 @@ class Meter:
         self.described_ids = 0
         self.seconds = 0.0
         self.cpu = 0.0
+        self.cpu_by_operation.clear()
 
     def count(self, service: str, operations: set[str] | None = None) -> int:
         return sum(n for (s, op), n in self.calls.items() if s == service and (operations is None or op in operations))
@@ -388,6 +392,7 @@ def measure(label: str, meter: Meter, sim: Any, run: Any, size: int, *, profile:
     }
     if "phases_ms" in result:
         row["phases"] = result["phases_ms"]
+    row["aws_cpu_by_operation"] = {op: round(v, 2) for op, v in meter.cpu_by_operation.most_common()}
     return row
 
 
@@ -574,6 +579,7 @@ def main() -> None:
         print(json.dumps(rows, indent=2))
         return
     phases = [(r["sim"], r["fleet"], r["run"], r.pop("phases")) for r in rows if "phases" in r]
+    aws_cpu = [(r["sim"], r["fleet"], r["run"], r.pop("aws_cpu_by_operation")) for r in rows]
     columns = list(rows[0])
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
     print(
@@ -597,6 +603,11 @@ def main() -> None:
     for sim_kind, fleet, run, timing in phases:
         cells = [f"{timing.get(n, 0) / 1000:.2f}".ljust(len(n)) for n in names]
         print("  ".join([sim_kind.ljust(9), str(fleet).ljust(5), run.ljust(32), *cells]))
+    print()
+    print("CPU inside AWS calls by operation, seconds (moto answering and botocore's work: aws_cpu_s split):")
+    for sim_kind, fleet, run, by_operation in aws_cpu:
+        cells = ", ".join(f"{op} {seconds:.2f}" for op, seconds in by_operation.items())
+        print("  ".join([sim_kind.ljust(9), str(fleet).ljust(5), run.ljust(32), cells]))
     targets = [r for r in rows if r["sim"] == "http" and r["run"] == "batched, cycle 2 (no change)"]
     if targets:
         print()

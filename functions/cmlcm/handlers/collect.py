@@ -71,7 +71,10 @@ def collect_batch_handler(event: dict[str, Any], context: LambdaContext) -> dict
     batch = BatchInput.model_validate(event)
     c = current()
     result = collect_batch(c.ports(CollectPorts), batch.worker_ids, run=batch.run, batch=batch.batch, now=c.now())
-    logger.info("batch collected", extra={**result.as_dict(), "phases_ms": result.phases_ms})
+    logger.info(
+        "batch collected",
+        extra={**result.as_dict(), "phases_ms": result.phases_ms, "described": result.described},
+    )
     publish(metrics, result.metrics(), flush=True)
     return result.as_dict()
 
