@@ -30,7 +30,7 @@ import pstats
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -196,7 +196,7 @@ class Meter:
         self.described_ids = 0  # instance ids asked of DescribeInstances
         self.seconds = 0.0  # summed time inside AWS calls (moto's CPU here, AWS latency in real life)
         self.cpu = 0.0  # CPU of the threads inside AWS calls (moto's and botocore's work)
-        self.cpu_by_operation: Counter[str] = Counter()
+        self.cpu_by_operation: defaultdict[str, float] = defaultdict(float)
         self._lock = __import__("threading").Lock()
         self._original = botocore.client.BaseClient._make_api_call
 
@@ -392,7 +392,8 @@ def measure(label: str, meter: Meter, sim: Any, run: Any, size: int, *, profile:
     }
     if "phases_ms" in result:
         row["phases"] = result["phases_ms"]
-    row["aws_cpu_by_operation"] = {op: round(v, 2) for op, v in meter.cpu_by_operation.most_common()}
+    by_operation = sorted(meter.cpu_by_operation.items(), key=lambda item: item[1], reverse=True)
+    row["aws_cpu_by_operation"] = {op: round(seconds, 2) for op, seconds in by_operation}
     return row
 
 
@@ -606,8 +607,8 @@ def main() -> None:
     print()
     print("CPU inside AWS calls by operation, seconds (moto answering and botocore's work: aws_cpu_s split):")
     for sim_kind, fleet, run, by_operation in aws_cpu:
-        cells = ", ".join(f"{op} {seconds:.2f}" for op, seconds in by_operation.items())
-        print("  ".join([sim_kind.ljust(9), str(fleet).ljust(5), run.ljust(32), cells]))
+        split = ", ".join(f"{op} {seconds:.2f}" for op, seconds in by_operation.items())
+        print("  ".join([sim_kind.ljust(9), str(fleet).ljust(5), run.ljust(32), split]))
     targets = [r for r in rows if r["sim"] == "http" and r["run"] == "batched, cycle 2 (no change)"]
     if targets:
         print()
