@@ -209,6 +209,19 @@ def test_statuses_skip_unknown_ids_like_describe(aws):  # noqa: ANN001
     assert calls["DescribeInstanceStatus"] == 2
 
 
+def test_statuses_ask_for_at_most_100_ids_a_call(aws):  # noqa: ANN001
+    # Given 250 instances (DescribeInstanceStatus takes at most 100 explicitly specified ids)
+    ids = launch_in_moto(250)
+    asked: list[int] = []
+    client("ec2", REGION).meta.events.register(
+        "provide-client-params.ec2.DescribeInstanceStatus", lambda params, **_: asked.append(len(params["InstanceIds"]))
+    )
+    # When their statuses are read, then each call asked for at most 100 and every one answered
+    statuses = Ec2Gateway(REGION).statuses(ids)
+    assert sorted(asked) == [50, 100, 100] and set(statuses) == set(ids)
+    assert {s.state for s in statuses.values()} == {"running"}
+
+
 # --- tags ------------------------------------------------------------------------------------
 
 

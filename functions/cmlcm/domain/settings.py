@@ -144,7 +144,7 @@ class Settings(BaseModel):
         default=1000,
         ge=1,
         le=1000,
-        description="Workers per collector task: each batch costs one DescribeInstanceStatus, at most one "
+        description="Workers per collector task: each batch costs one DescribeInstanceStatus per 100 workers, at most one "
         "DescribeInstances and one GetMetricData per 250 workers; smaller batches spread CML reads over parallel "
         "collectors",
     )
