@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -92,19 +94,31 @@ class FakeCml:
 
     def __init__(self, broken: set[str] | None = None) -> None:
         self.broken = broken or set()
+        #: Reads begun / answered (a read cancelled before its answer is begun, not answered).
         self.calls = 0
+        self.answered = 0
+        self.cancelled: list[str] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        #: Controllers that answer only after this many seconds (a stopped instance's address, say).
+        self.slow: dict[str, float] = {}
+        #: Set when the first read begins.
+        self.began = threading.Event()
 
     async def read(self, worker: Worker, plan: object = None) -> CmlReading:
         self.calls += 1
+        self.began.set()
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(self.slow.get(worker.worker_id, 0.01))
             if worker.worker_id in self.broken:
                 raise CmlDown(f"CML on {worker.worker_id} did not answer in time")
+            self.answered += 1
             return CmlReading(version="2.9.0", ready=True, labs_total=2, labs_running=1, nodes_running=5)
+        except asyncio.CancelledError:
+            self.cancelled.append(worker.worker_id)
+            raise
         finally:
             self.in_flight -= 1
 
@@ -443,12 +457,13 @@ def test_when_statuses_fail_every_instance_is_described_first_as_before():
     repo, ec2, cml, ports, ids = _collected(4)
     ec2.fail_statuses = True
     ec2.states[_instance_id(repo.get("w-0003"))] = "stopped"
-    calls = cml.calls
+    answered = cml.answered
     result = asyncio.run(_collect(ports, ids, now=NOW + CYCLE))
-    # Then every instance is described, states follow the description, the running ones are read,
-    # and the statuses' fault is recorded on each worker
+    # Then every instance is described, states follow the description, the running ones are read
+    # (the stopped one's read, begun on its record, is cancelled), and the statuses' fault is
+    # recorded on each worker
     assert ec2.last_described() == set(ec2.states) and result.described == {"statuses_failed": 4}
-    assert cml.calls - calls == 3 and repo.get("w-0003").status == WorkerStatus.STOPPED
+    assert cml.answered - answered == 3 and repo.get("w-0003").status == WorkerStatus.STOPPED
     assert result.failed == 4 and result.errors == {"TransientAwsError": 4}
     recorded = repo.get("w-0000").last_error
     assert recorded is not None and recorded.source == "ec2" and "DescribeInstanceStatus" in recorded.message
@@ -457,9 +472,10 @@ def test_when_statuses_fail_every_instance_is_described_first_as_before():
 def test_when_statuses_and_describe_both_fail_nothing_is_known_and_each_worker_has_the_fault():
     repo, ec2, cml, ports, ids = _collected(2)
     ec2.fail_statuses = ec2.fail_describe = True
-    calls = cml.calls
+    answered = cml.answered
     result = asyncio.run(_collect(ports, ids, now=NOW + CYCLE))
-    assert result.failed == 2 and cml.calls == calls
+    # (the reads begun on the records are cancelled: nothing is known of the instances)
+    assert result.failed == 2 and cml.answered == answered
     worker = repo.get("w-0000")
     assert worker.last_error is not None and "DescribeInstances" in worker.last_error.message
     assert worker.metrics is not None and worker.metrics.ec2_state is None
@@ -503,8 +519,62 @@ def test_an_instance_the_statuses_leave_out_but_describe_finds_running_is_still_
     calls = cml.calls
     # When a cycle runs
     result = asyncio.run(_collect(ports, ids, now=NOW + CYCLE))
-    # Then describe found it running, its controller was read after it, and nothing is amiss
-    assert hidden in ec2.last_described() and cml.calls - calls == 2
+    # Then describe found it running, its controller's read (begun on its record) went on, and
+    # nothing is amiss
+    assert hidden in ec2.last_described() and cml.calls - calls == 2 and not cml.cancelled
     assert "cml_late" in result.phases_ms and result.failed == 0
     worker = repo.get("w-0001")
     assert worker.service_status == ServiceStatus.AVAILABLE and worker.last_error is None
+
+
+def test_reads_of_workers_recorded_running_begin_before_the_statuses_are_in():
+    # Given a collected fleet, and statuses that answer only once a controller read has begun
+    repo, ec2, cml, ports, ids = _collected(3)
+    cml.began.clear()
+    seen: list[bool] = []
+    answer = ec2.statuses
+
+    def statuses_after_a_read(instance_ids: Iterable[str]) -> dict[str, InstanceStatus]:
+        seen.append(cml.began.wait(timeout=5))
+        return answer(instance_ids)
+
+    ec2.statuses = statuses_after_a_read  # type: ignore[method-assign]
+    # When a cycle runs, then the reads had begun while the statuses were asked, and all answered
+    calls, answered = cml.calls, cml.answered
+    result = asyncio.run(_collect(ports, ids, now=NOW + CYCLE))
+    assert seen == [True] and cml.calls - calls == 3 and cml.answered - answered == 3
+    assert result.failed == 0 and not cml.cancelled
+
+
+def test_a_read_begun_on_the_record_of_a_worker_now_stopped_is_cancelled_not_waited_for():
+    # Given a collected fleet in which one instance was stopped outside the product, whose old
+    # address would hold a read for 30 s
+    repo, ec2, cml, ports, ids = _collected(3)
+    stopped = _instance_id(repo.get("w-0002"))
+    ec2.states[stopped] = "stopped"
+    cml.slow["w-0002"] = 30
+    # When a cycle runs
+    started = time.perf_counter()
+    result = asyncio.run(_collect(ports, ids, now=NOW + CYCLE))
+    # Then its read was cancelled once the statuses showed it stopped, the cycle did not wait for
+    # it, and the worker is stopped with no CML fault recorded
+    assert cml.cancelled == ["w-0002"] and time.perf_counter() - started < 10
+    worker = repo.get("w-0002")
+    assert worker.status == WorkerStatus.STOPPED and worker.last_error is None and result.failed == 0
+    assert repo.get("w-0000").service_status == ServiceStatus.AVAILABLE
+
+
+def test_a_worker_newly_running_is_read_once_the_statuses_show_it():
+    # Given a collected fleet with one instance recorded stopped, then started outside the product
+    repo, ec2, cml, ports, ids = _collected(3)
+    instance = _instance_id(repo.get("w-0001"))
+    ec2.states[instance] = "stopped"
+    asyncio.run(_collect(ports, ids, now=NOW + CYCLE))
+    assert repo.get("w-0001").status == WorkerStatus.STOPPED and cml.cancelled == ["w-0001"]
+    ec2.states[instance] = "running"
+    calls = cml.calls
+    cml.cancelled.clear()
+    # When a cycle runs, then it is read too (not on its record, which said stopped)
+    result = asyncio.run(_collect(ports, ids, now=NOW + 2 * CYCLE))
+    assert cml.calls - calls == 3 and result.failed == 0 and not cml.cancelled
+    assert repo.get("w-0001").service_status == ServiceStatus.AVAILABLE

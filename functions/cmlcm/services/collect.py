@@ -1,6 +1,6 @@
 """Fleet metrics collection: ONE service for the scheduled cycle and the on-demand refresh.
 
-For a batch of workers it makes one DescribeInstanceStatus per 1000 instances (every instance's
+For a batch of workers it makes one DescribeInstanceStatus per 100 instances (every instance's
 state and checks, every cycle), DescribeInstances only for the instances whose state moved, that
 are missing, never collected, recorded unreachable or with an EC2 fault, or whose turn it is (once
 every `cml_facts_every_cycles` cycles: `needs_description`; the others keep their recorded
@@ -23,8 +23,8 @@ import gc
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -33,6 +33,7 @@ from typing import Literal, TypeAlias
 from cmlcm import aio
 from cmlcm.domain.cml import FACTS, FULL_READ, CmlReading, Fact, ReadPlan, facts_turn, labs_digest
 from cmlcm.domain.collection import BatchCounts, Cadence
+from cmlcm.domain.ec2 import InstanceStatus
 from cmlcm.domain.errors import ConcurrentModification, ExternalServiceError
 from cmlcm.domain.idle import decide_idle
 from cmlcm.domain.jobs import Metric, MetricSample
@@ -46,6 +47,7 @@ from cmlcm.domain.workers import (
     WorkerStatus,
 )
 from cmlcm.ports import (
+    CmlReader,
     CollectPorts,
     InstanceInfo,
     InstanceUsage,
@@ -149,26 +151,63 @@ def read_plan(worker: Worker, instance: InstanceInfo | None, cadence: Cadence, *
     )
 
 
-async def _probe_all(
-    ports: CollectPorts,
-    workers: Sequence[Worker],
-    limit: asyncio.Semaphore,
-    plans: dict[str, ReadPlan],
-) -> dict[str, CmlReading | ExternalServiceError]:
-    """`limit` is the whole collection's (every region's), so the controllers read at once, and
-    the sockets they hold, stay within `cml_concurrency` however the batch spans regions."""
-    if not workers:
-        return {}
-    async with ports.cml.session() as reader:
+class _CmlReads:
+    """One region's controller reads, on one session. A read starts as soon as its worker is
+    known to run: from its record, before this cycle's statuses are in (their wait, and EC2's,
+    overlaps the controllers' answers), or when the statuses or descriptions show it running. A
+    read started on the record is cancelled when they show the worker not running (a stopped
+    instance's address would only hold a slot until the deadline). `limit` is the whole
+    collection's (every region's), so the controllers read at once, and the sockets they hold,
+    stay within `cml_concurrency` however the batch spans regions."""
 
-        async def one(worker: Worker) -> tuple[str, CmlReading | ExternalServiceError]:
-            async with limit:
-                try:
-                    return worker.worker_id, await reader.read(worker, plans[worker.worker_id])
-                except ExternalServiceError as exc:  # recorded on this worker, never raised past it
-                    return worker.worker_id, exc
+    def __init__(self, ports: CollectPorts, limit: asyncio.Semaphore) -> None:
+        self._ports = ports
+        self._limit = limit
+        self._session: AsyncExitStack | None = None
+        self._reader: CmlReader | None = None
+        self._tasks: dict[str, asyncio.Task[CmlReading | ExternalServiceError]] = {}
+        self._cancelled: list[asyncio.Task[CmlReading | ExternalServiceError]] = []
+        self.started_at: float | None = None
 
-        return dict(await asyncio.gather(*(one(w) for w in workers)))
+    def __contains__(self, worker_id: str) -> bool:
+        return worker_id in self._tasks
+
+    async def start(self, workers: Sequence[Worker], plans: dict[str, ReadPlan]) -> None:
+        if not workers:
+            return
+        if self._reader is None:
+            self._session = AsyncExitStack()
+            self._reader = await self._session.enter_async_context(self._ports.cml.session())
+            self.started_at = time.perf_counter()
+        for worker in workers:
+            self._tasks[worker.worker_id] = asyncio.create_task(self._read(worker, plans[worker.worker_id]))
+
+    async def _read(self, worker: Worker, plan: ReadPlan) -> CmlReading | ExternalServiceError:
+        assert self._reader is not None  # (started above)
+        async with self._limit:
+            try:
+                return await self._reader.read(worker, plan)
+            except ExternalServiceError as exc:  # recorded on this worker, never raised past it
+                return exc
+
+    def keep_only(self, worker_ids: set[str]) -> None:
+        """Cancel the reads of workers not in `worker_ids`."""
+        for worker_id in [w for w in self._tasks if w not in worker_ids]:
+            task = self._tasks.pop(worker_id)
+            task.cancel()
+            self._cancelled.append(task)
+
+    async def results(self, worker_ids: Iterable[str]) -> dict[str, CmlReading | ExternalServiceError]:
+        tasks = {w: self._tasks[w] for w in worker_ids if w in self._tasks}
+        return dict(zip(tasks, await asyncio.gather(*tasks.values()), strict=True))
+
+    async def aclose(self) -> None:
+        """Cancel what is left (a region EC2 could not read), let every read end, close the session."""
+        self.keep_only(set())
+        if self._cancelled:
+            await asyncio.gather(*self._cancelled, return_exceptions=True)
+        if self._session is not None:
+            await self._session.aclose()
 
 
 #: A region's descriptions (or the fault that stopped them), and the CML reads they led to.
@@ -188,10 +227,41 @@ async def _observe_region(
 ) -> dict[str, Observation]:
     """One region's observations. DescribeInstanceStatus first, for every instance (state and
     checks); DescribeInstances then only for the instances `needs_description` picks, at the same
-    time as CloudWatch and the CML reads of the workers the statuses show running (a controller is
-    addressed by its record, not by this cycle's describe). The others' addresses are the record's.
-    If the statuses cannot be read, every instance is described first, as before."""
+    time as CloudWatch. The CML reads of the workers recorded running start before the statuses
+    (a controller is addressed by its record, not by this cycle's EC2 reads); those the statuses
+    show stopped are cancelled, those they show newly running are read then. The others'
+    addresses are the record's. If the statuses cannot be read, every instance is described first,
+    as before."""
+    reads = _CmlReads(ports, cml_limit)
+    try:
+        return await _observe_region_reading(ports, region, workers, now, result, reads, cadence)
+    finally:
+        await reads.aclose()
+        if reads.started_at is not None:
+            took = int((time.perf_counter() - reads.started_at) * 1000)
+            result.phases_ms["cml"] = result.phases_ms.get("cml", 0) + took
+
+
+def _recorded_running(worker: Worker) -> InstanceInfo | None:
+    """The instance as the worker's record has it, if the record says it runs."""
+    if worker.instance_id is None or worker.metrics is None or worker.metrics.ec2_state != "running":
+        return None
+    return instance_from_status(worker, InstanceStatus(worker.instance_id, "running", None, None))
+
+
+async def _observe_region_reading(
+    ports: CollectPorts,
+    region: str,
+    workers: Sequence[Worker],
+    now: datetime,
+    result: CollectResult,
+    reads: _CmlReads,
+    cadence: Cadence,
+) -> dict[str, Observation]:
     with_instance = [w for w in workers if w.instance_id]
+    recorded = {w.worker_id: info for w in with_instance if (info := _recorded_running(w)) is not None}
+    early = [w for w in with_instance if w.worker_id in recorded]
+    await reads.start(early, {w.worker_id: read_plan(w, recorded[w.worker_id], cadence, now=now) for w in early})
     ids = [w.instance_id for w in with_instance if w.instance_id]  # (filtered above; narrows the type)
     ec2 = ports.ec2_for(region)
     #: What is known of each instance before the CML reads: its status with the record's addresses,
@@ -230,6 +300,15 @@ async def _observe_region(
     running = [w for w in with_instance if _state(known, w.instance_id) == "running"]
     running_ids = [w.instance_id for w in running if w.instance_id]
     probed = {w.worker_id for w in running}
+    # The reads started on the record go on for the workers found running and for those whose
+    # state is known only once described (left out of the statuses); the others are cancelled.
+    undecided = {w.worker_id for w in to_describe if (w.instance_id or "") not in known}
+    reads.keep_only(probed | undecided)
+    newly_running = [w for w in running if w.worker_id not in reads]
+    await reads.start(
+        newly_running,
+        {w.worker_id: read_plan(w, known.get(w.instance_id or ""), cadence, now=now) for w in newly_running},
+    )
 
     async def usage() -> dict[str, InstanceUsage] | ExternalServiceError:
         if not running_ids:
@@ -240,11 +319,8 @@ async def _observe_region(
         except ExternalServiceError as exc:
             return exc
 
-    plans = {w.worker_id: read_plan(w, known.get(w.instance_id or ""), cadence, now=now) for w in running}
-
     async def probes() -> dict[str, CmlReading | ExternalServiceError]:
-        with result.phase("cml"):
-            return await _probe_all(ports, running, cml_limit, plans)
+        return await reads.results(probed)
 
     async def describe() -> _Described:
         """The picked instances' descriptions, and the CML reads of those found running that the
@@ -255,13 +331,17 @@ async def _observe_region(
             with result.phase("ec2_describe"):
                 found = await asyncio.to_thread(ec2.describe, sorted(asked))
         except ExternalServiceError as exc:
+            reads.keep_only(probed)
             return exc, {}
         late = [w for w in to_describe if w.worker_id not in probed and _state(found, w.instance_id) == "running"]
+        reads.keep_only(probed | {w.worker_id for w in late})
         if not late:
             return found, {}
-        late_plans = {w.worker_id: read_plan(w, found.get(w.instance_id or ""), cadence, now=now) for w in late}
+        unread = [w for w in late if w.worker_id not in reads]
+        late_plans = {w.worker_id: read_plan(w, found.get(w.instance_id or ""), cadence, now=now) for w in unread}
         with result.phase("cml_late"):
-            return found, await _probe_all(ports, late, cml_limit, late_plans)
+            await reads.start(unread, late_plans)
+            return found, await reads.results(w.worker_id for w in late)
 
     usage_map, readings, (moved, late_readings) = await asyncio.gather(usage(), probes(), describe())
     if to_describe:
