@@ -425,6 +425,12 @@ def run_size(
         ports, ids = build(size, latency, sim)
 
         def cycle(worker_ids: list[str], at: datetime):  # noqa: ANN202
+            # Each cycle finds this period's CPU and memory datapoints, as EC2 and the agent would
+            # have published them (local mode's scheduler seeds them each cycle too): the same
+            # values as the fleet's first ones, so an unchanged cycle stays unchanged. Without
+            # them a cycle 20 minutes on found none in its window, and every worker changed.
+            seed_cloudwatch("us-east-1", now=at - timedelta(minutes=1), rng=__import__("random").Random(1))
+
             def run() -> dict[str, Any]:
                 # As the state machine does: batches of `batch_size` (States.ArrayPartition), each
                 # one collector task; here they run at once on one event loop (the Map's branches

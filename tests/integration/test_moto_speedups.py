@@ -117,6 +117,8 @@ def _seed_metrics(now: datetime, rng: random.Random) -> list[str]:
         burst = rng.randint(2, 30)
         stamps = [now - timedelta(minutes=m, seconds=rng.randint(0, 59)) for m in rng.sample(range(1, 40), 6)]
         stamps += [now - timedelta(minutes=burst, seconds=s) for s in rng.sample(range(1, 59), 5)]
+        # And some outside the tests' 45-minute window, and on both of its bounds (start kept, end not)
+        stamps += [now - timedelta(minutes=90), now - timedelta(minutes=45), now, now + timedelta(minutes=2)]
         for stamp in stamps:
             one = [{"Name": "InstanceId", "Value": instance}]
             two = [{"Name": "AutoScalingGroupName", "Value": "fleet"}, {"Name": "InstanceId", "Value": instance}]
