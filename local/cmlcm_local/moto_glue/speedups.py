@@ -9,8 +9,9 @@ implementation by tests/integration/test_moto_speedups.py.
 
 - CloudWatch GetMetricData: moto compares every stored datapoint with every MetricStat query and
   period (500 queries x 5 periods x 2000 datapoints = 5 million comparisons a call). Here each
-  MetricStat query is answered by moto's own code over only the datapoints it could select (its
-  metric and dimension, within the period asked).
+  MetricStat query is answered over only the datapoints it could select (its metric and
+  dimension, within the period asked), each put in its period once (moto filters every datapoint
+  again for every period of every query), with moto's own filters and `Statistics`.
 - EC2 tags of one resource: for every instance it describes, moto runs DescribeTags filtered by
   resource id, scanning every tag in the account. Here they are read from moto's tag store.
 - DynamoDB and DynamoDB Streams responses: moto's generic serializer walks each AttributeValue
@@ -65,11 +66,12 @@ import copy
 import re
 from collections import defaultdict
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any, cast
 
 import xmltodict  # type: ignore[import-untyped]  # moto's XML writer; no stubs
 from botocore.utils import merge_dicts
-from moto.cloudwatch.models import CloudWatchBackend
+from moto.cloudwatch.models import CloudWatchBackend, Dimension, Statistics
 from moto.core import responses as core_responses
 from moto.core.serialize import (
     DEFAULT_ALIAS_PROVIDERS,
@@ -153,8 +155,49 @@ def _get_metric_data(
         else:
             candidates = by_name.get(name, [])
         datapoints = [datum for _, datum in candidates]
-        results += own(_Scoped(self, datapoints), [query], start_time, end_time, scan_by)
+        if start >= end or int(query["MetricStat"]["Period"]) <= 0:
+            results += own(_Scoped(self, datapoints), [query], start_time, end_time, scan_by)  # moto's errors
+        else:
+            results += _metric_stat(query, datapoints, start, end, scan_by)
     return results
+
+
+def _metric_stat(query: dict[str, Any], candidates: list[Any], start: Any, end: Any, scan_by: str) -> list[Any]:
+    """moto's answer to one MetricStat query (its `get_metric_data` loop, same filters, same
+    order, moto's own `Statistics`), over datapoints already within [start, end): each datapoint
+    falls in exactly one period, so it is put in its period once, instead of every period
+    filtering every datapoint again (moto's loop: periods x datapoints, for each query)."""
+    metric_stat = query["MetricStat"]
+    query_ns = metric_stat["Metric"]["Namespace"]
+    query_name = metric_stat["Metric"]["MetricName"]
+    delta = timedelta(seconds=int(metric_stat["Period"]))
+    dimensions = [Dimension(name=d["Name"], value=d["Value"]) for d in metric_stat["Metric"].get("Dimensions", [])]
+    unit = metric_stat.get("Unit")
+    stat = metric_stat["Stat"]
+    if dimensions:
+        wanted = sorted(dimensions)
+        matching = [md for md in candidates if sorted(md.dimensions) == wanted and md.name == query_name]
+    else:
+        matching = [md for md in candidates if md.namespace == query_ns and md.name == query_name]
+    if unit:
+        matching = [md for md in matching if md.unit == unit]
+    periods: dict[int, list[Any]] = defaultdict(list)
+    for md in matching:
+        periods[(md.timestamp - start) // delta].append(md)
+    values: list[Any] = []
+    timestamps: list[Any] = []
+    for index in sorted(periods):
+        stats = Statistics([stat], start + index * delta)
+        stats.metric_data = periods[index]
+        values.append(stats.get_statistics_for_type(stat))
+        timestamps.append(stats.timestamp)
+    if scan_by == "TimestampDescending" and timestamps:
+        timestamps.reverse()
+        values.reverse()
+    if not query.get("ReturnData", True):
+        return []
+    label = query.get("Label") or f"{query_name} {stat}"
+    return [{"id": query["Id"], "label": label, "values": values, "timestamps": timestamps, "status_code": "Complete"}]
 
 
 def _get_tags(self: Any) -> list[dict[str, str]]:
