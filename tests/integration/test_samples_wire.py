@@ -4,8 +4,10 @@ model instance per sample): the items it stores must be the ones `MetricSampleIt
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from pynamodb.exceptions import PutError
 
 from cmlcm.adapters.aws import client
 from cmlcm.adapters.samples import DynamoSampleRepository, MetricSampleItem
@@ -73,3 +75,49 @@ def test_many_pages_are_all_written_and_read_back(repo: DynamoSampleRepository) 
             (s.at.replace(microsecond=0), s.cpu_percent, s.labs_running) for s in mine
         ]
     assert repo.put_many([]) == 0
+
+
+class _Throttled:
+    """A connection whose BatchWriteItem leaves the last `left` items of each request unprocessed
+    (as DynamoDB does under throttling), `times` times."""
+
+    def __init__(self, table: str, left: int, times: int) -> None:
+        self.table, self.left, self.times = table, left, times
+        self.sent: list[list[str]] = []
+
+    def batch_write_item(self, put_items: list[dict[str, Any]]) -> dict[str, Any]:
+        self.sent.append([item["worker_id"]["S"] for item in put_items])
+        if self.times == 0:
+            return {"UnprocessedItems": {}}
+        self.times -= 1
+        kept = put_items[-self.left :]
+        return {"UnprocessedItems": {self.table: [{"PutRequest": {"Item": item}} for item in kept]}}
+
+
+class _ThrottledRepository(DynamoSampleRepository):
+    def __init__(self, connection: _Throttled) -> None:
+        config = get_config()
+        super().__init__(config.metrics_table, config.aws_region, ttl=TTL)
+        self.throttled = connection
+
+    def _connection(self) -> Any:
+        return self.throttled
+
+
+def test_unprocessed_items_are_sent_again_until_none_are_left() -> None:
+    # Given DynamoDB leaving 2 of 4 items unprocessed, twice
+    connection = _Throttled(get_config().metrics_table, left=2, times=2)
+    repo = _ThrottledRepository(connection)
+    # When 4 samples are written, then the leftovers alone are sent again until all are in
+    assert repo.put_many(SAMPLES) == 4
+    assert connection.sent == [["w-1", "w-2", "w-3", "w-4"], ["w-3", "w-4"], ["w-3", "w-4"]]
+
+
+def test_items_still_unprocessed_after_the_retries_fail_the_write() -> None:
+    # Given DynamoDB leaving items unprocessed every time
+    connection = _Throttled(get_config().metrics_table, left=1, times=99)
+    repo = _ThrottledRepository(connection)
+    # When written, then after PynamoDB's retry count (3 requests) the write fails, naming how many
+    with pytest.raises(PutError, match="1 unprocessed"):
+        repo.put_many(SAMPLES)
+    assert len(connection.sent) == 3

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import calendar
 import json
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -37,6 +39,8 @@ class MetricSampleItem(Model):
 
 #: BatchWriteItem requests of one `put_many` in flight at once.
 _WRITE_THREADS = 4
+#: The first wait before unprocessed items are sent again (doubled each time).
+_RESEND_BACKOFF_SECONDS = 0.05
 
 
 class DynamoSampleRepository:
@@ -47,7 +51,7 @@ class DynamoSampleRepository:
     def put_many(self, samples: Sequence[MetricSample]) -> int:
         """BatchWriteItem, 25 items a request, a few requests at a time (a collection writes one
         sample per running worker: 40 requests per 1000); unprocessed items are sent again, up to
-        PynamoDB's retry count, as its `batch_write` does. Items are built in DynamoDB's wire form,
+        PynamoDB's retry count, after a short backoff. Items are built in DynamoDB's wire form,
         as `MetricSampleItem` serializes them (tested against it), without a model instance each."""
         items = [self._wire(sample) for sample in samples]
         pages = [items[i : i + BATCH_WRITE_PAGE_LIMIT] for i in range(0, len(items), BATCH_WRITE_PAGE_LIMIT)]
@@ -59,11 +63,15 @@ class DynamoSampleRepository:
                 list(pool.map(self._write_page, pages))
         return len(samples)
 
+    def _connection(self) -> Any:
+        """PynamoDB's connection to the table (its client, retries and settings)."""
+        return self._model._get_connection()
+
     def _wire(self, sample: MetricSample) -> dict[str, Any]:
         item: dict[str, Any] = {
             "worker_id": {"S": sample.worker_id},
             "ts": {"N": str(int(sample.at.timestamp()))},
-            "expires_at": {"N": str(int((sample.at + self._ttl).timestamp()))},
+            "expires_at": {"N": str(calendar.timegm((sample.at + self._ttl).utctimetuple()))},  # as TTLAttribute
         }
         for name in ("cpu_percent", "memory_percent", "labs_running", "nodes_running"):
             value = getattr(sample, name)
@@ -72,10 +80,12 @@ class DynamoSampleRepository:
         return item
 
     def _write_page(self, page: list[dict[str, Any]]) -> None:
-        connection = self._model._get_connection()
+        connection = self._connection()
         table = self._model.Meta.table_name
         pending: list[dict[str, Any]] = page
-        for _ in range(get_settings_value("max_retry_attempts")):
+        for attempt in range(get_settings_value("max_retry_attempts")):
+            if attempt:
+                time.sleep(_RESEND_BACKOFF_SECONDS * 2 ** (attempt - 1))  # throttled: back off, as AWS advises
             data = connection.batch_write_item(put_items=pending)
             unprocessed = data.get("UnprocessedItems", {}).get(table, [])
             if not unprocessed:
