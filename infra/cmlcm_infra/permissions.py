@@ -20,7 +20,14 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from cmlcm_infra.nag import acknowledge, arn_finding
 
 #: Read-only EC2 calls; EC2 Describe* actions support no resource-level permissions.
-EC2_DESCRIBE_ACTIONS = ("ec2:DescribeInstances", "ec2:DescribeInstanceStatus", "ec2:DescribeImages")
+EC2_DESCRIBE_ACTIONS = (
+    "ec2:DescribeInstances",
+    "ec2:DescribeInstanceStatus",
+    "ec2:DescribeImages",
+    "ec2:DescribeAddresses",
+)
+#: What the fleet-control API reads of EC2 (no Elastic IPs: only a scheduled collection reads them).
+FLEET_CONTROL_DESCRIBE_ACTIONS = ("ec2:DescribeInstances", "ec2:DescribeInstanceStatus", "ec2:DescribeImages")
 #: Lifecycle and tagging calls on existing instances (workers and imported instances).
 EC2_INSTANCE_ACTIONS = (
     "ec2:StartInstances",
@@ -50,7 +57,8 @@ RESOURCE_WILDCARD_ACTIONS = frozenset(
 RESOURCE_WILDCARD_REASON = (
     "Resource '*' is granted only for actions that support no resource-level permissions: X-Ray "
     "PutTraceSegments/PutTelemetryRecords (Tracing.ACTIVE) and, where a grant adds them, the "
-    "read-only ec2:DescribeInstances, ec2:DescribeInstanceStatus, ec2:DescribeImages, cloudwatch:GetMetricData "
+    "read-only ec2:DescribeInstances, ec2:DescribeInstanceStatus, ec2:DescribeImages, ec2:DescribeAddresses, "
+    "cloudwatch:GetMetricData "
     "and dynamodb:ListStreams (a stream event source mapping's). "
     "tests/infra checks that no other action is granted on '*'."
 )
@@ -117,7 +125,7 @@ def grant_instance_actions(function: lambda_.IFunction, actions: Sequence[str]) 
 
 def grant_fleet_control(function: lambda_.IFunction) -> None:
     """Describe every instance; start/stop/terminate/tag/monitor instances of this account."""
-    grant_ec2_describe(function)
+    grant_ec2_describe(function, FLEET_CONTROL_DESCRIBE_ACTIONS)
     grant_instance_actions(function, EC2_INSTANCE_ACTIONS)
 
 

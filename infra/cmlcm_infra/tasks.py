@@ -109,7 +109,9 @@ class TaskFunctions(Construct):
             "run time), in the collect-runs bucket only.",
             findings=[arn_finding(data.collect_runs, "/runs/*/results/*")],
         )
-        grant_ec2_describe(self.collect_batch, ["ec2:DescribeInstances", "ec2:DescribeInstanceStatus"])
+        grant_ec2_describe(
+            self.collect_batch, ["ec2:DescribeInstances", "ec2:DescribeInstanceStatus", "ec2:DescribeAddresses"]
+        )
         grant_instance_actions(self.collect_batch, ["ec2:StopInstances", "ec2:StartInstances"])
         grant_metrics_read(self.collect_batch)
         grant_secret_value(self.collect_batch, credentials)

@@ -21,7 +21,7 @@ from cmlcm.config import FunctionConfig
 from cmlcm.domain.cml import FACTS
 from cmlcm.domain.settings import Settings
 from cmlcm.domain.workers import ServiceStatus, Worker, WorkerStatus
-from cmlcm.ports import BulkResult, CollectPorts, InstanceInfo, InstanceStatus, InstanceUsage
+from cmlcm.ports import BulkResult, CollectPorts, ElasticIps, InstanceInfo, InstanceStatus, InstanceUsage
 from cmlcm.services.collect import collect
 from cmlsim import SimulatedFleet, build_app
 from cmlsim.fleet import Controller
@@ -37,6 +37,9 @@ class RunningEc2:
 
     def describe(self, ids):  # noqa: ANN001, ANN201
         return {i: InstanceInfo(i, "running", private_ip="10.0.0.1") for i in ids if i in self.ids}
+
+    def elastic_ips(self):  # noqa: ANN201
+        return ElasticIps()
 
     def statuses(self, ids):  # noqa: ANN001, ANN201
         return {i: InstanceStatus(i, "running", "ok", "ok") for i in ids if i in self.ids}

@@ -40,6 +40,7 @@ EXPECTED_ACTIONS = {
     BATCH: {
         "ec2:DescribeInstances",
         "ec2:DescribeInstanceStatus",
+        "ec2:DescribeAddresses",  # Elastic IPs moved outside the product, each cycle
         "ec2:StopInstances",
         "ec2:StartInstances",
         "cloudwatch:GetMetricData",

@@ -222,6 +222,24 @@ def test_statuses_ask_for_at_most_100_ids_a_call(aws):  # noqa: ANN001
     assert {s.state for s in statuses.values()} == {"running"}
 
 
+def test_elastic_ips_name_each_address_and_its_instance(aws):  # noqa: ANN001
+    # Given two instances, an Elastic IP on one, another allocated but unassociated
+    ids = launch(2)
+    ec2 = client("ec2", REGION)
+    on = ec2.allocate_address(Domain="vpc")
+    spare = ec2.allocate_address(Domain="vpc")
+    ec2.associate_address(AllocationId=on["AllocationId"], InstanceId=ids[0])
+    calls = count_calls()
+    # When read, then one DescribeAddresses names both addresses and the association
+    eips = Ec2Gateway(REGION).elastic_ips()
+    assert calls["DescribeAddresses"] == 1
+    assert eips.by_instance == {ids[0]: on["PublicIp"]}
+    assert eips.addresses == {on["PublicIp"], spare["PublicIp"]}
+    # And describe agrees on the instance's public address
+    assert Ec2Gateway(REGION).describe([ids[0]])[ids[0]].public_ip == on["PublicIp"]
+    assert not eips.moved(ids[0], on["PublicIp"]) and eips.moved(ids[1], spare["PublicIp"])
+
+
 # --- tags ------------------------------------------------------------------------------------
 
 

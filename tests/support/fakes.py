@@ -13,7 +13,16 @@ from datetime import datetime
 from typing import NoReturn
 
 from cmlcm.domain.jobs import MetricSample
-from cmlcm.ports import BulkResult, CmlReader, ImageInfo, InstanceInfo, InstanceStatus, InstanceUsage, LaunchSpec
+from cmlcm.ports import (
+    BulkResult,
+    CmlReader,
+    ElasticIps,
+    ImageInfo,
+    InstanceInfo,
+    InstanceStatus,
+    InstanceUsage,
+    LaunchSpec,
+)
 
 
 def unexpected(port: str, method: str) -> NoReturn:
@@ -44,6 +53,9 @@ class Ec2Unexpected:
 
     def statuses(self, instance_ids: Iterable[str]) -> dict[str, InstanceStatus]:
         unexpected("ec2", "statuses")
+
+    def elastic_ips(self) -> ElasticIps:
+        unexpected("ec2", "elastic_ips")
 
     def launch(self, spec: LaunchSpec) -> InstanceInfo:
         unexpected("ec2", "launch")

@@ -20,7 +20,7 @@ from cmlcm.domain.errors import ExternalServiceError, TransientAwsError
 from cmlcm.domain.jobs import MetricSample
 from cmlcm.domain.observation import Observation, describe_turn, observe
 from cmlcm.domain.workers import ServiceStatus, Worker, WorkerError, WorkerStatus
-from cmlcm.ports import BulkResult, CollectPorts, InstanceInfo, InstanceStatus, InstanceUsage
+from cmlcm.ports import BulkResult, CollectPorts, ElasticIps, InstanceInfo, InstanceStatus, InstanceUsage
 from cmlcm.services.collect import COLLECT_GC_THRESHOLD, collect
 from tests.support.fakes import Ec2Unexpected, SamplesUnexpected
 
@@ -40,6 +40,8 @@ class FakeEc2(Ec2Unexpected):
         self.addresses: dict[str, str] = {}
         #: Ids the status answer leaves out (an instance too new for it) while describe knows them.
         self.hidden: set[str] = set()
+        #: The region's Elastic IPs: (address, associated instance or None); None: DescribeAddresses fails.
+        self.elastic: list[tuple[str, str | None]] | None = []
 
     def describe(self, instance_ids: Iterable[str]) -> dict[str, InstanceInfo]:
         ids = list(instance_ids)
@@ -47,11 +49,19 @@ class FakeEc2(Ec2Unexpected):
         self.described.append(ids)
         if self.fail_describe:
             raise TransientAwsError("DescribeInstances: Throttling")
+        associated = {instance: ip for ip, instance in self.elastic or [] if instance}
         return {
-            i: InstanceInfo(i, self.states[i], private_ip=self.addresses.get(i, "10.0.0.1"))
+            i: InstanceInfo(
+                i, self.states[i], private_ip=self.addresses.get(i, "10.0.0.1"), public_ip=associated.get(i)
+            )
             for i in ids
             if i in self.states
         }
+
+    def elastic_ips(self) -> ElasticIps:
+        if self.elastic is None:
+            raise TransientAwsError("DescribeAddresses: RequestLimitExceeded")
+        return ElasticIps.of(self.elastic)
 
     def statuses(self, instance_ids: Iterable[str]) -> dict[str, InstanceStatus]:
         self.status_calls += 1
@@ -394,9 +404,42 @@ def _off_turn(worker_id: str, start: datetime) -> datetime:
     raise AssertionError("every cycle is its turn")
 
 
-def test_an_unchanged_cycle_describes_only_the_turns_share_and_each_worker_once_a_round():
-    # Given 60 workers collected once
+def test_an_unchanged_cycle_with_the_elastic_ips_read_describes_no_instance():
+    # Given 60 workers collected once, none with an Elastic IP moved
     repo, ec2, cml, ports, ids = _collected(60)
+    # When a round of unchanged cycles runs, then each reads every status and describes nothing
+    for n in range(1, EVERY + 1):
+        ec2.described.clear()
+        result = asyncio.run(_collect(ports, ids, now=NOW + n * CYCLE))
+        assert ec2.last_described() == set() and result.described == {}
+        assert result.changed == 0 and result.failed == 0
+    assert ec2.status_calls == 1 + EVERY and cml.calls == 60 * (1 + EVERY)
+
+
+def test_an_elastic_ip_moved_outside_the_product_shows_on_the_next_cycle():
+    # Given a collected worker, then an Elastic IP associated with its instance outside the product
+    repo, ec2, _, ports, ids = _collected(2)
+    instance_id = _instance_id(repo.get("w-0001"))
+    ec2.elastic = [("3.3.3.3", instance_id), ("4.4.4.4", None)]
+    # When the next cycle runs, then that instance alone is described, and the address recorded
+    result = asyncio.run(_collect(ports, ids, now=NOW + CYCLE))
+    assert ec2.last_described() == {instance_id} and result.described == {"elastic_ip": 1}
+    assert repo.get("w-0001").public_ip == "3.3.3.3" and repo.get("w-0000").public_ip is None
+    # And once recorded, it is not described again
+    ec2.described.clear()
+    result = asyncio.run(_collect(ports, ids, now=NOW + 2 * CYCLE))
+    assert ec2.last_described() == set() and result.described == {}
+    # And when the Elastic IP leaves it (still allocated, now unassociated), it is described again
+    ec2.elastic = [("3.3.3.3", None)]
+    result = asyncio.run(_collect(ports, ids, now=NOW + 3 * CYCLE))
+    assert ec2.last_described() == {instance_id} and result.described == {"elastic_ip": 1}
+    assert repo.get("w-0001").public_ip is None
+
+
+def test_without_the_elastic_ips_an_unchanged_cycle_describes_the_turns_share_and_each_once_a_round():
+    # Given 60 workers collected once, and DescribeAddresses failing from now on
+    repo, ec2, cml, ports, ids = _collected(60)
+    ec2.elastic = None
     # When a round of unchanged cycles runs
     described: list[str] = []
     for n in range(1, EVERY + 1):
@@ -405,7 +448,8 @@ def test_an_unchanged_cycle_describes_only_the_turns_share_and_each_worker_once_
         result = asyncio.run(_collect(ports, ids, now=at))
         # Then each cycle reads every status but describes only the workers whose turn it is
         assert ec2.last_described() == _turns(ids, at) and len(ec2.last_described()) < 60
-        assert result.described == ({"turn": len(_turns(ids, at))} if _turns(ids, at) else {})
+        turns = {"turn": len(_turns(ids, at))} if _turns(ids, at) else {}
+        assert result.described == {**turns, "elastic_ips_unread": 1}
         assert result.changed == 0 and result.failed == 0
         described += ec2.last_described()
     # And over the round every worker was described exactly once, every one read by CML each cycle
@@ -435,9 +479,10 @@ def test_a_moved_state_a_missing_instance_and_an_unreachable_worker_are_describe
     assert repo.get("w-0002").service_status == ServiceStatus.AVAILABLE
 
 
-def test_an_address_changed_outside_the_product_shows_on_the_workers_turn():
-    # Given a collected worker whose Elastic IP is moved with no state change
+def test_without_the_elastic_ips_an_address_changed_outside_the_product_shows_on_the_workers_turn():
+    # Given a collected worker whose address moves with no state change, and DescribeAddresses failing
     repo, ec2, _, ports, ids = _collected(1)
+    ec2.elastic = None
     instance_id = _instance_id(repo.get("w-0000"))
     ec2.addresses[instance_id] = "10.9.9.9"
     # When cycles run until its turn

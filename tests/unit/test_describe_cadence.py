@@ -11,7 +11,7 @@ import pytest
 
 from cmlcm.domain.cml import facts_turn
 from cmlcm.domain.collection import Cadence
-from cmlcm.domain.ec2 import InstanceStatus
+from cmlcm.domain.ec2 import ElasticIps, InstanceStatus
 from cmlcm.domain.observation import describe_turn, instance_from_status, needs_description
 from cmlcm.domain.settings import Settings
 from cmlcm.domain.workers import ServiceStatus, Worker, WorkerError, WorkerMetrics, WorkerStatus
@@ -145,3 +145,39 @@ def test_an_undescribed_instance_is_its_status_with_the_records_addresses():
         "m5.2xlarge",
         "ami-0123",
     )
+
+
+# --- Elastic IPs: read every cycle, they replace the turns -----------------------------------
+
+INSTANCE = "i-00000000000000001"
+
+
+@pytest.mark.parametrize(
+    ("case", "pairs", "moved"),
+    [
+        ("no Elastic IP anywhere", [], False),
+        ("the recorded address is the instance's Elastic IP", [("203.0.113.7", INSTANCE)], False),
+        ("an Elastic IP now on the instance", [("198.51.100.1", INSTANCE)], True),
+        ("the recorded Elastic IP now unassociated", [("203.0.113.7", None)], True),
+        ("the recorded Elastic IP now on another instance", [("203.0.113.7", "i-0999")], True),
+        ("other instances' Elastic IPs only", [("198.51.100.2", "i-0999"), ("198.51.100.3", None)], False),
+    ],
+)
+def test_an_elastic_ip_moved_outside_the_product_is_described_on_any_cycle(case, pairs, moved):  # noqa: ANN001
+    worker = collected()
+    eips = ElasticIps.of(pairs)
+    # On every cycle of a round (turn or not), the Elastic IPs alone decide
+    for n in range(CADENCE.every):
+        at = NOW + n * INTERVAL
+        reason = needs_description(worker, status(), CADENCE, now=at, elastic_ips=eips)
+        assert reason == ("elastic_ip" if moved else None), case
+
+
+def test_with_the_elastic_ips_read_the_other_reasons_still_come_first():
+    eips = ElasticIps.of([])
+    assert needs_description(collected(), status("stopped"), CADENCE, now=NOW, elastic_ips=eips) == "state_changed"
+    assert needs_description(collected(), None, CADENCE, now=NOW, elastic_ips=eips) == "missing"
+    unreachable = collected(service_status=ServiceStatus.UNREACHABLE)
+    assert needs_description(unreachable, status(), CADENCE, now=NOW, elastic_ips=eips) == "unreachable"
+    full = Cadence(every=CADENCE.every, interval_minutes=CADENCE.interval_minutes, full=True)
+    assert needs_description(collected(), status(), full, now=NOW, elastic_ips=eips) == "full"

@@ -14,7 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from cmlcm.adapters.aws import client, map_client_error
-from cmlcm.ports import BulkResult, ImageInfo, InstanceInfo, InstanceStatus, LaunchSpec
+from cmlcm.ports import BulkResult, ElasticIps, ImageInfo, InstanceInfo, InstanceStatus, LaunchSpec
 
 #: Instance states that still cost money or may come back (everything but terminated).
 LIVE_STATES = ("pending", "running", "stopping", "stopped", "shutting-down")
@@ -155,6 +155,17 @@ class Ec2Gateway:
             for found in pool.map(lambda batch: _skipping_unknown("DescribeInstanceStatus", batch, read), batches):
                 result.update(found)
         return result
+
+    def elastic_ips(self) -> ElasticIps:
+        """The region's Elastic IP addresses (one DescribeAddresses: it answers all of them at
+        once, with the instance each is associated with)."""
+        try:
+            answer = self._ec2.describe_addresses()
+        except ClientError as exc:
+            raise map_client_error(exc, action="DescribeAddresses") from exc
+        return ElasticIps.of(
+            (raw["PublicIp"], raw.get("InstanceId")) for raw in answer.get("Addresses", []) if raw.get("PublicIp")
+        )
 
     # --- mutations ---
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -31,6 +32,34 @@ class InstanceStatus:
     state: str
     system_status: str | None = None
     instance_status: str | None = None
+
+
+@dataclass(frozen=True)
+class ElasticIps:
+    """A region's Elastic IP addresses (DescribeAddresses): each address, and the instance it is
+    associated with. On a running instance, only an Elastic IP moves the public address without a
+    state change (a stop and start gives a new one; the private address never moves)."""
+
+    by_instance: dict[str, str] = field(default_factory=dict)
+    addresses: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, pairs: Iterable[tuple[str, str | None]]) -> ElasticIps:
+        """From (public address, associated instance id or None) pairs."""
+        pairs = list(pairs)
+        return cls(
+            by_instance={instance: ip for ip, instance in pairs if instance},
+            addresses=frozenset(ip for ip, _ in pairs),
+        )
+
+    def moved(self, instance_id: str, recorded_public_ip: str | None) -> bool:
+        """Whether the instance's public address differs from the one recorded because of an
+        Elastic IP: one is associated with it now and is not the recorded one, or the recorded one
+        is an Elastic IP no longer associated with it."""
+        now = self.by_instance.get(instance_id)
+        if now is not None:
+            return now != recorded_public_ip
+        return recorded_public_ip is not None and recorded_public_ip in self.addresses
 
 
 @dataclass(frozen=True)

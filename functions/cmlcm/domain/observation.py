@@ -9,7 +9,7 @@ from typing import Literal
 
 from cmlcm.domain.cml import CmlReading, CmlSystem, turn_position
 from cmlcm.domain.collection import Cadence
-from cmlcm.domain.ec2 import InstanceInfo, InstanceStatus, InstanceUsage
+from cmlcm.domain.ec2 import ElasticIps, InstanceInfo, InstanceStatus, InstanceUsage
 from cmlcm.domain.licences import observed_licence, progress_licence
 from cmlcm.domain.workers import Licence, ServiceStatus, Worker, WorkerError, WorkerMetrics, keep_first_seen
 
@@ -29,19 +29,28 @@ class Observation:
 
 
 #: Why a cycle describes an instance (DescribeInstances) beyond its status (DescribeInstanceStatus).
-DescribeReason = Literal["full", "missing", "never_collected", "state_changed", "unreachable", "ec2_fault", "turn"]
+DescribeReason = Literal[
+    "full", "missing", "never_collected", "state_changed", "unreachable", "ec2_fault", "elastic_ip", "turn"
+]
 
 
 def needs_description(
-    worker: Worker, status: InstanceStatus | None, cadence: Cadence, *, now: datetime
+    worker: Worker,
+    status: InstanceStatus | None,
+    cadence: Cadence,
+    *,
+    now: datetime,
+    elastic_ips: ElasticIps | None = None,
 ) -> DescribeReason | None:
     """Why this cycle must describe the worker's instance, or None when its status and its record
     say all an observation uses (state from the status; addresses from the record). Described:
     on a full read; when the status answer lacks the instance (describe confirms it is gone);
     never collected; its state differs from the one recorded (a start or stop moves addresses);
     recorded unreachable (its address may have moved) or with an EC2 fault (the last read of it
-    failed); and otherwise on its turn, once every `cadence.every` cycles, so a change made
-    outside the product without a state change (an Elastic IP) shows within `every` cycles."""
+    failed); when the region's Elastic IPs (`elastic_ips`, read this cycle) show its public
+    address moved (the one change outside the product that moves it without a state change); and,
+    only when they could not be read, on its turn, once every `cadence.every` cycles, so such a
+    change still shows within `every` cycles."""
     metrics = worker.metrics
     if cadence.full:
         return "full"
@@ -55,6 +64,8 @@ def needs_description(
         return "unreachable"
     if worker.last_error is not None and worker.last_error.source == "ec2":
         return "ec2_fault"
+    if elastic_ips is not None:
+        return "elastic_ip" if elastic_ips.moved(status.instance_id, worker.public_ip) else None
     if describe_turn(worker.worker_id, now=now, every=cadence.every, interval_minutes=cadence.interval_minutes):
         return "turn"
     return None

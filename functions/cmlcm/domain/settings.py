@@ -155,8 +155,9 @@ class Settings(BaseModel):
         le=288,
         description="A running worker's slow-changing CML facts (version, licence detail, system health and "
         "compute table) are read every this many collection cycles (1: every cycle), and at once whenever its "
-        "state says they may have changed; the other cycles read usage and labs only. The same round paces "
-        "DescribeInstances: an instance whose state did not move is described (addresses, type) once a round",
+        "state says they may have changed; the other cycles read usage and labs only. When a region's Elastic "
+        "IPs cannot be read, the same round paces DescribeInstances: an instance whose state did not move is "
+        "then described (addresses, type) once a round",
     )
     reconcile_interval_minutes: int = Field(default=15, ge=5, le=1440)
     refresh_min_interval_seconds: int = Field(default=30, ge=5, le=3600, description="On-demand refresh limit")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from cmlcm.domain.ec2 import ImageInfo, InstanceInfo, InstanceStatus, InstanceUsage
+from cmlcm.domain.ec2 import ElasticIps, ImageInfo, InstanceInfo, InstanceStatus, InstanceUsage
 from cmlcm.domain.errors import ExternalServiceError
 
 
@@ -53,6 +53,10 @@ class Ec2Port(Protocol):
         """State and status checks of the known instances by id (DescribeInstanceStatus with
         every state included); ids EC2 does not know are simply absent."""
 
+    def elastic_ips(self) -> ElasticIps:
+        """The region's Elastic IP addresses and the instances they are associated with
+        (DescribeAddresses)."""
+
     def launch(self, spec: LaunchSpec) -> InstanceInfo: ...
 
     def find_by_tag(self, key: str, value: str, *, include_terminated: bool = False) -> list[InstanceInfo]: ...
@@ -84,6 +88,7 @@ __all__ = [
     "Ec2Port",
     "ImageInfo",
     "InstanceInfo",
+    "ElasticIps",
     "InstanceStatus",
     "InstanceUsage",
     "LaunchSpec",

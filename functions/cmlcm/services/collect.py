@@ -1,10 +1,11 @@
 """Fleet metrics collection: ONE service for the scheduled cycle and the on-demand refresh.
 
 For a batch of workers it makes one DescribeInstanceStatus per 100 instances (every instance's
-state and checks, every cycle), DescribeInstances only for the instances whose state moved, that
-are missing, never collected, recorded unreachable or with an EC2 fault, or whose turn it is (once
-every `cml_facts_every_cycles` cycles: `needs_description`; the others keep their recorded
-addresses), one GetMetricData per 250 instances (500 queries), probes the CML controllers of
+state and checks, every cycle), one DescribeAddresses a region (the Elastic IPs), DescribeInstances
+only for the instances whose state moved, that are missing, never collected, recorded unreachable
+or with an EC2 fault, or whose public address an Elastic IP moved (`needs_description`; without the
+Elastic IPs, each on its turn once every `cml_facts_every_cycles` cycles; the others keep their
+recorded addresses), one GetMetricData per 250 instances (500 queries), probes the CML controllers of
 running workers concurrently (bounded), computes each worker's new state with the pure
 `observe()` (`cmlcm.domain.observation`), and writes only the workers that changed. A fault is
 recorded on its worker only.
@@ -33,7 +34,7 @@ from typing import Literal, TypeAlias
 from cmlcm import aio
 from cmlcm.domain.cml import FACTS, FULL_READ, CmlReading, Fact, ReadPlan, facts_turn, labs_digest
 from cmlcm.domain.collection import BatchCounts, Cadence
-from cmlcm.domain.ec2 import InstanceStatus
+from cmlcm.domain.ec2 import ElasticIps, InstanceStatus
 from cmlcm.domain.errors import ConcurrentModification, ExternalServiceError
 from cmlcm.domain.idle import decide_idle
 from cmlcm.domain.jobs import Metric, MetricSample
@@ -270,10 +271,25 @@ async def _observe_region_reading(
     checks: dict[str, tuple[str | None, str | None]] | ExternalServiceError
     to_describe: list[Worker] = []
     described: dict[str, InstanceInfo] | ExternalServiceError = {}
+
+    async def elastic_ips() -> ElasticIps | None:
+        """The region's Elastic IPs, beside the statuses; None when they need not or cannot be
+        read (a full read describes everything; without them each worker is described on its turn)."""
+        if cadence.full or not ids:
+            return None
+        try:
+            return await asyncio.to_thread(ec2.elastic_ips)
+        except ExternalServiceError:
+            # Named in the batch's log line with the reasons instances were described.
+            result.described["elastic_ips_unread"] = result.described.get("elastic_ips_unread", 0) + 1
+            return None
+
+    eips = asyncio.ensure_future(elastic_ips())
     try:
         with result.phase("ec2_status"):
             statuses = await asyncio.to_thread(ec2.statuses, ids)
     except ExternalServiceError as exc:
+        await eips
         # Without states nothing can be left undescribed: describe every instance first (the
         # checks' fault is recorded on each worker), as the collector did before it read statuses.
         checks = exc
@@ -288,11 +304,12 @@ async def _observe_region_reading(
         result.described["statuses_failed"] = result.described.get("statuses_failed", 0) + len(asked)
     else:
         checks = {iid: (s.system_status, s.instance_status) for iid, s in statuses.items()}
+        region_eips = await eips
         for worker in with_instance:
             status = statuses.get(worker.instance_id or "")
             if status is not None:
                 known[status.instance_id] = instance_from_status(worker, status)
-            reason = needs_description(worker, status, cadence, now=now)
+            reason = needs_description(worker, status, cadence, now=now, elastic_ips=region_eips)
             if reason is not None:
                 to_describe.append(worker)
                 result.described[reason] = result.described.get(reason, 0) + 1
