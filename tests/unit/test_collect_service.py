@@ -18,7 +18,7 @@ from cmlcm.adapters.operations import InMemorySettingsRepository
 from cmlcm.domain.cml import CmlReading
 from cmlcm.domain.errors import ExternalServiceError, TransientAwsError
 from cmlcm.domain.jobs import MetricSample
-from cmlcm.domain.observation import Observation, describe_turn, observe
+from cmlcm.domain.observation import ELASTIC_IP_TURN_ROUNDS, Observation, describe_turn, observe
 from cmlcm.domain.workers import ServiceStatus, Worker, WorkerError, WorkerStatus
 from cmlcm.ports import BulkResult, CollectPorts, ElasticIps, InstanceInfo, InstanceStatus, InstanceUsage
 from cmlcm.services.collect import COLLECT_GC_THRESHOLD, collect
@@ -404,14 +404,28 @@ def _off_turn(worker_id: str, start: datetime) -> datetime:
     raise AssertionError("every cycle is its turn")
 
 
-def test_an_unchanged_cycle_with_the_elastic_ips_read_describes_no_instance():
+def _rare_turns(ids: list[str], at: datetime) -> set[str]:
+    """The instance ids whose safety turn `at` is, with the Elastic IPs read."""
+    every = EVERY * ELASTIC_IP_TURN_ROUNDS
+    return {
+        f"i-{int(worker_id[2:]):017x}"
+        for worker_id in ids
+        if describe_turn(worker_id, now=at, every=every, interval_minutes=CYCLE.seconds // 60)
+    }
+
+
+def test_an_unchanged_cycle_with_the_elastic_ips_read_describes_only_the_rare_safety_turns():
     # Given 60 workers collected once, none with an Elastic IP moved
     repo, ec2, cml, ports, ids = _collected(60)
-    # When a round of unchanged cycles runs, then each reads every status and describes nothing
+    # When a round of unchanged cycles runs, then each reads every status and describes only the
+    # workers whose rare turn it is (once in 12 rounds: about one worker of 60 a cycle)
     for n in range(1, EVERY + 1):
+        at = NOW + n * CYCLE
         ec2.described.clear()
-        result = asyncio.run(_collect(ports, ids, now=NOW + n * CYCLE))
-        assert ec2.last_described() == set() and result.described == {}
+        result = asyncio.run(_collect(ports, ids, now=at))
+        rare = _rare_turns(ids, at)
+        assert ec2.last_described() == rare and len(rare) < 5
+        assert result.described == ({"turn": len(rare)} if rare else {})
         assert result.changed == 0 and result.failed == 0
     assert ec2.status_calls == 1 + EVERY and cml.calls == 60 * (1 + EVERY)
 
@@ -423,16 +437,18 @@ def test_an_elastic_ip_moved_outside_the_product_shows_on_the_next_cycle():
     ec2.elastic = [("3.3.3.3", instance_id), ("4.4.4.4", None)]
     # When the next cycle runs, then that instance alone is described, and the address recorded
     result = asyncio.run(_collect(ports, ids, now=NOW + CYCLE))
-    assert ec2.last_described() == {instance_id} and result.described == {"elastic_ip": 1}
+    assert ec2.last_described() - _rare_turns(ids, NOW + CYCLE) == {instance_id}
+    assert result.described.get("elastic_ip") == 1
     assert repo.get("w-0001").public_ip == "3.3.3.3" and repo.get("w-0000").public_ip is None
-    # And once recorded, it is not described again
+    # And once recorded, it is not described again (but on a rare safety turn)
     ec2.described.clear()
     result = asyncio.run(_collect(ports, ids, now=NOW + 2 * CYCLE))
-    assert ec2.last_described() == set() and result.described == {}
+    assert ec2.last_described() == _rare_turns(ids, NOW + 2 * CYCLE) and "elastic_ip" not in result.described
     # And when the Elastic IP leaves it (still allocated, now unassociated), it is described again
     ec2.elastic = [("3.3.3.3", None)]
     result = asyncio.run(_collect(ports, ids, now=NOW + 3 * CYCLE))
-    assert ec2.last_described() == {instance_id} and result.described == {"elastic_ip": 1}
+    assert ec2.last_described() - _rare_turns(ids, NOW + 3 * CYCLE) == {instance_id}
+    assert result.described.get("elastic_ip") == 1
     assert repo.get("w-0001").public_ip is None
 
 

@@ -12,7 +12,7 @@ import pytest
 from cmlcm.domain.cml import facts_turn
 from cmlcm.domain.collection import Cadence
 from cmlcm.domain.ec2 import ElasticIps, InstanceStatus
-from cmlcm.domain.observation import describe_turn, instance_from_status, needs_description
+from cmlcm.domain.observation import ELASTIC_IP_TURN_ROUNDS, describe_turn, instance_from_status, needs_description
 from cmlcm.domain.settings import Settings
 from cmlcm.domain.workers import ServiceStatus, Worker, WorkerError, WorkerMetrics, WorkerStatus
 
@@ -166,11 +166,28 @@ INSTANCE = "i-00000000000000001"
 def test_an_elastic_ip_moved_outside_the_product_is_described_on_any_cycle(case, pairs, moved):  # noqa: ANN001
     worker = collected()
     eips = ElasticIps.of(pairs)
-    # On every cycle of a round (turn or not), the Elastic IPs alone decide
+    # On every cycle of a round, the Elastic IPs decide (unless it is the worker's rare safety turn)
+    rare = CADENCE.every * ELASTIC_IP_TURN_ROUNDS
     for n in range(CADENCE.every):
         at = NOW + n * INTERVAL
         reason = needs_description(worker, status(), CADENCE, now=at, elastic_ips=eips)
-        assert reason == ("elastic_ip" if moved else None), case
+        safety = describe_turn(worker.worker_id, now=at, every=rare, interval_minutes=CADENCE.interval_minutes)
+        assert reason == ("elastic_ip" if moved else ("turn" if safety else None)), case
+
+
+def test_with_the_elastic_ips_read_each_worker_is_still_described_once_in_12_rounds():
+    # Given workers whose Elastic IPs did not move (a released one would leave no trace)
+    eips = ElasticIps.of([])
+    workers = [collected(f"w-{i:04d}") for i in range(50)]
+    rare = CADENCE.every * ELASTIC_IP_TURN_ROUNDS
+    # Over 12 rounds (72 cycles, 6 hours at the defaults) each is described exactly once, on its turn
+    counts: Counter[str] = Counter()
+    for n in range(rare):
+        at = NOW + n * INTERVAL
+        for worker in workers:
+            if needs_description(worker, status(), CADENCE, now=at, elastic_ips=eips) == "turn":
+                counts[worker.worker_id] += 1
+    assert counts == {w.worker_id: 1 for w in workers}
 
 
 def test_with_the_elastic_ips_read_the_other_reasons_still_come_first():

@@ -48,9 +48,9 @@ def needs_description(
     never collected; its state differs from the one recorded (a start or stop moves addresses);
     recorded unreachable (its address may have moved) or with an EC2 fault (the last read of it
     failed); when the region's Elastic IPs (`elastic_ips`, read this cycle) show its public
-    address moved (the one change outside the product that moves it without a state change); and,
-    only when they could not be read, on its turn, once every `cadence.every` cycles, so such a
-    change still shows within `every` cycles."""
+    address moved (the one change outside the product that moves it without a state change); and
+    on its turn: once every `cadence.every` cycles when the Elastic IPs could not be read, so such
+    a change still shows within `every` cycles, else once every `ELASTIC_IP_TURN_ROUNDS` rounds."""
     metrics = worker.metrics
     if cadence.full:
         return "full"
@@ -64,11 +64,21 @@ def needs_description(
         return "unreachable"
     if worker.last_error is not None and worker.last_error.source == "ec2":
         return "ec2_fault"
+    every = cadence.every
     if elastic_ips is not None:
-        return "elastic_ip" if elastic_ips.moved(status.instance_id, worker.public_ip) else None
-    if describe_turn(worker.worker_id, now=now, every=cadence.every, interval_minutes=cadence.interval_minutes):
+        if elastic_ips.moved(status.instance_id, worker.public_ip):
+            return "elastic_ip"
+        # A safety net, rarely: an Elastic IP disassociated and released leaves no trace in them.
+        every *= ELASTIC_IP_TURN_ROUNDS
+    if describe_turn(worker.worker_id, now=now, every=every, interval_minutes=cadence.interval_minutes):
         return "turn"
     return None
+
+
+#: With the Elastic IPs read, each worker is still described once every this many rounds (72
+#: cycles, 6 hours at the defaults): the recorded address of an instance whose Elastic IP was
+#: disassociated and then released matches none of them, so only a description corrects it.
+ELASTIC_IP_TURN_ROUNDS = 12
 
 
 def describe_turn(worker_id: str, *, now: datetime, every: int, interval_minutes: int) -> bool:
