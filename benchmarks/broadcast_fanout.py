@@ -78,7 +78,7 @@ WORKERS = 100
 FLEET_WATCHERS = 10
 READ_OPS = {"GetItem", "Query", "Scan", "BatchGetItem"}
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-#: Thread-name prefixes of the broadcaster's pools (cmlcm.services.pools.shared_pool names).
+#: Thread-name prefixes of the broadcaster's pools (cmlcm.pools.shared_pool names).
 BROADCASTER_POOLS = ("subscriber-query", "post-to-connection", "publish", "put-events")
 
 

@@ -13,7 +13,6 @@ import json
 import threading
 import zlib
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -36,6 +35,7 @@ from cmlcm.adapters.aws import client, map_client_error
 from cmlcm.adapters.pynamo import bind, decode_token, encode_token, is_condition_failure, plain
 from cmlcm.domain.errors import ConcurrentModification, Conflict, NotFound
 from cmlcm.domain.workers import Worker, WorkerStatus, WorkerSummary, summary_attributes
+from cmlcm.pools import map_all
 from cmlcm.ports import Page, WorkerQuery
 
 #: The sparse active index has one partition; terminated workers drop out of it.
@@ -349,12 +349,11 @@ class DynamoWorkerRepository:
             except (ConcurrentModification, PutError) as exc:
                 return worker, None, exc
 
-        with ThreadPoolExecutor(max_workers=min(_SAVE_THREADS, len(workers))) as pool:
-            for worker, result, error in pool.map(one, workers):
-                if result is not None:
-                    saved.append(result)
-                else:
-                    failed.append((worker, error))  # type: ignore[arg-type]
+        for worker, result, error in map_all("worker-saves", _SAVE_THREADS, one, workers):
+            if result is not None:
+                saved.append(result)
+            else:
+                failed.append((worker, error))  # type: ignore[arg-type]
         return saved, failed
 
     def delete(self, worker_id: str) -> None:

@@ -7,13 +7,13 @@ never fails the other ids of the batch (the batch is split in halves until the c
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from cmlcm.adapters.aws import client, map_client_error
+from cmlcm.pools import map_all
 from cmlcm.ports import BulkResult, ElasticIps, ImageInfo, InstanceInfo, InstanceStatus, LaunchSpec
 
 #: Instance states that still cost money or may come back (everything but terminated).
@@ -147,13 +147,13 @@ class Ec2Gateway:
             }
 
         batches = [list(batch) for batch in chunks(ids, STATUS_BATCH)]
-        if len(batches) <= 1:
-            for batch in batches:
-                result.update(_skipping_unknown("DescribeInstanceStatus", batch, read))
-            return result
-        with ThreadPoolExecutor(max_workers=min(STATUS_THREADS, len(batches))) as pool:
-            for found in pool.map(lambda batch: _skipping_unknown("DescribeInstanceStatus", batch, read), batches):
-                result.update(found)
+        for found in map_all(
+            "ec2-statuses",
+            STATUS_THREADS,
+            lambda batch: _skipping_unknown("DescribeInstanceStatus", batch, read),
+            batches,
+        ):
+            result.update(found)
         return result
 
     def elastic_ips(self) -> ElasticIps:

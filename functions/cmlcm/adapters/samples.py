@@ -7,7 +7,6 @@ import json
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +18,7 @@ from pynamodb.settings import get_settings_value
 
 from cmlcm.adapters.pynamo import bind
 from cmlcm.domain.jobs import MetricSample
+from cmlcm.pools import map_all
 
 
 class MetricSampleItem(Model):
@@ -55,12 +55,7 @@ class DynamoSampleRepository:
         as `MetricSampleItem` serializes them (tested against it), without a model instance each."""
         items = [self._wire(sample) for sample in samples]
         pages = [items[i : i + BATCH_WRITE_PAGE_LIMIT] for i in range(0, len(items), BATCH_WRITE_PAGE_LIMIT)]
-        if len(pages) <= 1:
-            for page in pages:
-                self._write_page(page)
-        else:
-            with ThreadPoolExecutor(max_workers=min(_WRITE_THREADS, len(pages))) as pool:
-                list(pool.map(self._write_page, pages))
+        map_all("sample-writes", _WRITE_THREADS, self._write_page, pages)
         return len(samples)
 
     def _connection(self) -> Any:

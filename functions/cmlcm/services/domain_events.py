@@ -48,7 +48,7 @@ def publish(
     pool: Executor | None = None,
 ) -> PublishReport:
     """Put `entries` on the bus; never raises for a refused entry. The calls run on `pool` (a
-    long-lived one, see services/pools.py) or on threads of their own."""
+    long-lived one, see cmlcm/pools.py) or on threads of their own."""
     report = PublishReport(entries=len(entries))
     calls, too_large = pack(entries)
     for entry in too_large:

@@ -45,13 +45,13 @@ from cmlcm.domain.events import (
     parse_topics,
     topic_worker_id,
 )
+from cmlcm.pools import shared_pool
 from cmlcm.ports import (
     ConnectionStore,
     RealtimePorts,
     SnapshotPorts,
 )
 from cmlcm.services.domain_events import PUT_CONCURRENCY, PublishReport, publish
-from cmlcm.services.pools import shared_pool
 
 #: API Gateway's WebSocket message limit is 128 KB; a snapshot part stays well under it.
 MAX_MESSAGE_BYTES = 96 * 1024
