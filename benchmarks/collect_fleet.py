@@ -28,6 +28,7 @@ import gc
 import json
 import os
 import pstats
+import random
 import statistics
 import sys
 import threading
@@ -323,7 +324,7 @@ def build(size: int, latency: float, sim: Any) -> tuple[CollectPorts, list[str]]
     settings = fresh_backend()
     repo = DynamoWorkerRepository(settings.workers_table, settings.aws_region)
     workers = seed_fleet(repo, region="us-east-1", count=size, now=datetime.now(UTC))
-    seed_cloudwatch("us-east-1", now=datetime.now(UTC) - timedelta(minutes=1), rng=__import__("random").Random(1))
+    seed_cloudwatch("us-east-1", now=datetime.now(UTC) - timedelta(minutes=1), rng=random.Random(1))
     sim.add([w.instance_id for w in workers], latency)
     probe = FleetProbe(settings, FixedCredentials(sim.password), transport=sim.transport)  # type: ignore[arg-type]  # same interface as the secret reader
     ports = CollectPorts(
@@ -429,7 +430,7 @@ def run_size(
             # have published them (local mode's scheduler seeds them each cycle too): the same
             # values as the fleet's first ones, so an unchanged cycle stays unchanged. Without
             # them a cycle 20 minutes on found none in its window, and every worker changed.
-            seed_cloudwatch("us-east-1", now=at - timedelta(minutes=1), rng=__import__("random").Random(1))
+            seed_cloudwatch("us-east-1", now=at - timedelta(minutes=1), rng=random.Random(1))
 
             def run() -> dict[str, Any]:
                 # As the state machine does: batches of `batch_size` (States.ArrayPartition), each

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pynamodb.attributes import (
     DESERIALIZE_CLASS_MAP,
     BinaryAttribute,
@@ -204,15 +204,23 @@ _WORKER_FIELDS = tuple(name for name in Worker.model_fields if name != "version"
 _SUMMARY_ATTRIBUTES = summary_attributes()
 #: What the fleet snapshot reads of each worker: its stored summary, the summary's schema, the version.
 _STORED_SUMMARY_ATTRIBUTES = ["worker_id", "summary", "summary_schema", "version"]
+
+
 #: Fingerprint of `WorkerSummary`'s JSON schema: a stored summary written under another one (an
 #: older release, a changed field) is not trusted; the worker's summary is then read from its attributes.
-SUMMARY_SCHEMA = hashlib.sha256(json.dumps(WorkerSummary.model_json_schema(), sort_keys=True).encode()).hexdigest()[:16]
+def schema_fingerprint(model: type[BaseModel]) -> str:
+    """A short fingerprint of a model's JSON schema: a stored form written under another one is
+    not trusted (an older release, a changed field)."""
+    return hashlib.sha256(json.dumps(model.model_json_schema(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+SUMMARY_SCHEMA = schema_fingerprint(WorkerSummary)
 
 
 #: What a collection reads of each worker (`get_many`): the packed worker, its schema, the version.
 _PACKED_ATTRIBUTES = ["worker_id", "packed", "packed_schema", "version"]
 #: Fingerprint of `Worker`'s JSON schema, as `SUMMARY_SCHEMA` is the summary's.
-WORKER_SCHEMA = hashlib.sha256(json.dumps(Worker.model_json_schema(), sort_keys=True).encode()).hexdigest()[:16]
+WORKER_SCHEMA = schema_fingerprint(Worker)
 
 
 def packed_worker(item: dict[str, Any]) -> Worker | None:

@@ -72,7 +72,7 @@ class CollectResult(BatchCounts):
     phases_ms: dict[str, int] = field(default_factory=dict)
     #: Instances described (DescribeInstances) this cycle, by why (`needs_description`'s reasons,
     #: `statuses_failed` for all of a region whose statuses could not be read). Not summed by the Map.
-    described: dict[str, int] = field(default_factory=dict)
+    described: Counter[str] = field(default_factory=Counter)
     updated: list[Worker] = field(default_factory=list)
     #: The batch's workers by status after this cycle, plus `paused` (stopped by a pause and not
     #: resumed since): EMF metrics for the dashboard's fleet and hours-saved graphs; not summed by the Map.
@@ -281,7 +281,7 @@ async def _observe_region_reading(
             return await asyncio.to_thread(ec2.elastic_ips)
         except ExternalServiceError:
             # Named in the batch's log line with the reasons instances were described.
-            result.described["elastic_ips_unread"] = result.described.get("elastic_ips_unread", 0) + 1
+            result.described["elastic_ips_unread"] += 1
             return None
 
     eips = asyncio.ensure_future(elastic_ips())
@@ -301,7 +301,7 @@ async def _observe_region_reading(
             return {w.worker_id: Observation(instance=None, error=unread) for w in with_instance}
         known = dict(described)
         asked = set(ids)
-        result.described["statuses_failed"] = result.described.get("statuses_failed", 0) + len(asked)
+        result.described["statuses_failed"] += len(asked)
     else:
         checks = {iid: (s.system_status, s.instance_status) for iid, s in statuses.items()}
         region_eips = await eips
@@ -312,7 +312,7 @@ async def _observe_region_reading(
             reason = needs_description(worker, status, cadence, now=now, elastic_ips=region_eips)
             if reason is not None:
                 to_describe.append(worker)
-                result.described[reason] = result.described.get(reason, 0) + 1
+                result.described[reason] += 1
         asked = {w.instance_id for w in to_describe if w.instance_id}
     running = [w for w in with_instance if _state(known, w.instance_id) == "running"]
     running_ids = [w.instance_id for w in running if w.instance_id]
